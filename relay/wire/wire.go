@@ -1,0 +1,249 @@
+// Package wire holds the JSON shapes of the agent-facing, relay-facing and
+// collector protocols. It is a leaf package so that agents (agentsim) can
+// speak the protocol without importing the relay server.
+package wire
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Paths served by every relay listener.
+const (
+	PathEnrol     = "/v1/enrol"
+	PathCheckin   = "/v1/checkin"
+	PathEvents    = "/v1/events"
+	PathManifest  = "/v1/update/manifest"
+	PathPackage   = "/v1/update/package/" // + version
+	PathHealth    = "/healthz"
+	PathMetrics   = "/metrics"
+	PathJoin      = "/v1/relay/join"
+	PathHeartbeat = "/v1/relay/heartbeat"
+	PathIngest    = "/v1/ingest" // collector
+	PathCollStats = "/v1/stats"  // collector per-agent counts
+)
+
+// HeaderVia is set by a joined relay when it forwards an agent call to the
+// management host, so the store records which proxy the agent came through.
+const HeaderVia = "X-Outpost-Via"
+
+// Host describes a machine as the agent sees it; it is sent at enrolment and
+// with every inventory.
+type Host struct {
+	Hostname    string   `json:"hostname"`
+	IPs         []string `json:"ips,omitempty"`
+	OS          string   `json:"os"`                // linux, windows
+	OSName      string   `json:"os_name,omitempty"` // PRETTY_NAME from os-release
+	Arch        string   `json:"arch"`
+	Provider    string   `json:"provider,omitempty"`
+	Region      string   `json:"region,omitempty"`
+	Fingerprint string   `json:"fingerprint"` // machine identity (machine-id, boot id...)
+	Version     string   `json:"version"`     // agent version
+}
+
+// Inventory is the "online data" an agent sends on its inventory interval.
+type Inventory struct {
+	Processes       int      `json:"processes"`
+	ListeningPorts  []int    `json:"listening_ports,omitempty"`
+	Ports           int      `json:"ports"`
+	RootAccounts    int      `json:"root_accounts"`
+	Accounts        int      `json:"accounts"`
+	Vulnerabilities int      `json:"vulnerabilities"`
+	BaselineRisks   int      `json:"baseline_risks"`
+	Alerts          int      `json:"alerts"`
+	Tags            []string `json:"tags,omitempty"`
+	Group           string   `json:"group,omitempty"`
+}
+
+// EnrolRequest exchanges an install key for agent credentials.
+type EnrolRequest struct {
+	Key       string     `json:"key"`
+	Host      Host       `json:"host"`
+	Inventory *Inventory `json:"inventory,omitempty"`
+}
+
+// Settings are pushed to agents at enrolment and on every check-in so that
+// the operator can change timing centrally.
+type Settings struct {
+	InventoryInterval time.Duration `json:"inventory_interval"`
+	OfflineAfter      time.Duration `json:"offline_after"`
+	PollTimeout       time.Duration `json:"poll_timeout"`
+	MaxBatch          int           `json:"max_batch"`
+}
+
+// EnrolResponse carries the agent's identity; the secret is shown only once.
+type EnrolResponse struct {
+	AgentID  string   `json:"agent_id"`
+	Secret   string   `json:"secret"`
+	Account  string   `json:"account"`
+	Cluster  string   `json:"cluster,omitempty"`
+	Proxies  []string `json:"proxies,omitempty"`
+	Settings Settings `json:"settings"`
+}
+
+// CheckinRequest is held open by the relay until a command is queued for the
+// agent or Wait elapses.
+type CheckinRequest struct {
+	Host      *Host      `json:"host,omitempty"`
+	Inventory *Inventory `json:"inventory,omitempty"`
+	Acked     []int64    `json:"acked,omitempty"` // command ids carried out
+	Wait      Duration   `json:"wait,omitempty"`
+	CPU       float64    `json:"cpu,omitempty"`
+	Mem       float64    `json:"mem,omitempty"`
+}
+
+// Command types delivered to agents and relays.
+const (
+	CmdBind        = "bind"         // switch to the cluster's proxies
+	CmdUnbind      = "unbind"       // back to direct connection
+	CmdUninstall   = "uninstall"    // stop and remove the agent
+	CmdDeployProxy = "deploy-proxy" // quick deployment: start a relay here
+	CmdUpgrade     = "upgrade"      // relay: fetch and run a newer release
+	CmdPolicy      = "policy"       // relay: apply the cluster policy
+)
+
+// Command is one instruction for an agent or relay.
+type Command struct {
+	ID      int64           `json:"id"`
+	Type    string          `json:"type"`
+	Cluster string          `json:"cluster,omitempty"`
+	Proxies []string        `json:"proxies,omitempty"`
+	Args    json.RawMessage `json:"args,omitempty"`
+}
+
+// CheckinResponse answers a check-in.
+type CheckinResponse struct {
+	Commands      []Command `json:"commands,omitempty"`
+	Settings      Settings  `json:"settings"`
+	InventoryDue  bool      `json:"inventory_due,omitempty"`
+	DuplicateID   bool      `json:"duplicate_identity,omitempty"`
+	ServerTimeUTC time.Time `json:"server_time"`
+}
+
+// Record is one event with the agent's own, strictly increasing sequence
+// number; (agent, seq) identifies it end to end so duplicates can be counted.
+type Record struct {
+	Agent string          `json:"agent,omitempty"` // set by the relay, never trusted from the agent
+	Seq   uint64          `json:"seq"`
+	Time  time.Time       `json:"time"`
+	Type  string          `json:"type"`
+	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+// EventBatch is sent by an agent to /v1/events.
+type EventBatch struct {
+	Records []Record `json:"records"`
+}
+
+// EventAck lists the sequence numbers made durable; the agent drops only
+// those and retries the rest.
+type EventAck struct {
+	Acked []uint64 `json:"acked"`
+}
+
+// IngestBatch is what a relay sends upstream to a collector.
+type IngestBatch struct {
+	Relay   string   `json:"relay,omitempty"`
+	Records []Record `json:"records"`
+}
+
+// IngestAck is the collector's answer once the batch is durable.
+type IngestAck struct {
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
+}
+
+// CollectorStats is the collector's per-agent view for loss checks.
+type CollectorStats struct {
+	Received   map[string]uint64 `json:"received"` // distinct records per agent
+	Duplicates uint64            `json:"duplicates"`
+	Total      uint64            `json:"total"`
+}
+
+// Manifest lists the releases a relay serves to agents.
+type Manifest struct {
+	Latest   string    `json:"latest"`
+	Releases []Release `json:"releases"`
+}
+
+// Release is one downloadable version.
+type Release struct {
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
+	URL     string `json:"url"`
+}
+
+// JoinRequest is sent once by a relay on another host.
+type JoinRequest struct {
+	Token    string   `json:"token"`
+	Hostname string   `json:"hostname"`
+	IP       string   `json:"ip"`
+	Version  string   `json:"version"`
+	Listen   []string `json:"listen,omitempty"`
+}
+
+// JoinResponse gives the relay its own credentials.
+type JoinResponse struct {
+	ProxyID int64  `json:"proxy_id"`
+	Secret  string `json:"secret"`
+	Cluster string `json:"cluster"`
+	Policy  Policy `json:"policy"`
+}
+
+// Policy is the cluster's transmission policy as a relay applies it.
+type Policy struct {
+	Mode         string `json:"mode"`                   // forward | cache
+	BandwidthBps int64  `json:"bandwidth_bps"`          // 0 = unlimited
+	FrequencyRPS int64  `json:"frequency_rps"`          // 0 = unlimited
+	CacheDir     string `json:"cache_dir,omitempty"`    // cache mode
+	CacheMax     int64  `json:"cache_max,omitempty"`    // bytes
+	Upstream     string `json:"upstream,omitempty"`     // forward mode target
+}
+
+// HeartbeatRequest is a relay's periodic report.
+type HeartbeatRequest struct {
+	Version   string  `json:"version"`
+	Load      float64 `json:"load"`
+	Agents    int     `json:"agents"`
+	SpoolSize int64   `json:"spool_bytes"`
+	Acked     []int64 `json:"acked,omitempty"`
+}
+
+// HeartbeatResponse carries commands for the relay and its current policy.
+type HeartbeatResponse struct {
+	Commands []Command `json:"commands,omitempty"`
+	Policy   Policy    `json:"policy"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"error"`
+}
+
+// Duration marshals as a Go duration string ("30s").
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON accepts "30s" or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*d = Duration(n)
+	return nil
+}

@@ -1,0 +1,40 @@
+// Package store is Outpost's management store: the domain types, the rules
+// of the two reference documents, and their SQLite persistence.
+//
+// Mechanics (see DESIGN.md "Store mechanics"):
+//   - One file, WAL mode, foreign keys on, busy_timeout 5 s. Writes go
+//     through a single writer connection whose transactions are BEGIN
+//     IMMEDIATE (modernc.org/sqlite's _txlock=immediate), so a transaction
+//     that reads then writes never fails with SQLITE_BUSY half-way; reads use
+//     a separate query_only pool. The file is created 0600.
+//   - Schema changes are embedded, ordered migration/*.sql files, each run
+//     once in its own transaction and recorded in the migrations table.
+//   - Every exported method is BeginTx -> defer Rollback -> helpers taking
+//     *Tx -> Commit, so a refusal leaves no half-written row. Operator
+//     changes write their audit entry inside the same transaction.
+//   - Times are Unix milliseconds; "now" comes from the injectable Clock and
+//     is fixed per transaction.
+//   - Secrets (verification keys, install keys, agent and relay secrets,
+//     join tokens) are random, shown once, and stored only as SHA-256.
+//   - Errors carry a code (ENotFound, EConflict, EInvalid, EForbidden,
+//     ELimit, EUnauthorized); the CLI maps them to exit 1 with the message,
+//     the relay to HTTP statuses.
+//
+// Rules and where they live: cluster name/address immutability (a trigger
+// in the schema plus the absence of any API that changes them), one proxy per
+// IP-address cluster (CreateJoinToken and JoinProxy), deletion order
+// (DeleteCluster, DeleteProxy), bind batches (Bind: 500 hosts, one batch per
+// BindBatchGap per cluster; Enrol: install-command enrolments into a cluster
+// are admitted at most 500 per gap), install keys (Enrol), policy limits and
+// warnings (NormalizePolicy, Warnings), upgrade (UpgradeProxy), duplicate
+// identity (RecordCheckins), uninstall only when online (Uninstall).
+//
+// Choices the documents leave open:
+//   - Binding an agent that is bound to another cluster moves it.
+//   - A duplicate-identity flag is sticky until the clone re-enrols.
+//   - An agent is online while its last check-in is younger than
+//     OfflineAfter; it is Protected while online and, after an uninstall,
+//     until UninstallGrace has passed.
+//   - Enrolments are not audited (they are agent actions, not operator
+//     changes); the agent row records when and with which install command.
+package store

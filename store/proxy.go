@@ -1,0 +1,390 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Proxy deployment modes (seed 000, step 2).
+const (
+	DeployQuick  = "quick"  // onto an online Linux asset that runs the agent
+	DeployManual = "manual" // the operator runs a generated command
+)
+
+// DefaultJoinTTL is how long a deploy command stays valid.
+const DefaultJoinTTL = time.Hour
+
+// CreateJoinToken starts a proxy deployment. Manual deployment returns a
+// one-time token for the generated command; quick deployment also queues a
+// deploy-proxy command for the chosen asset (an online Linux agent of the
+// cluster's account). An IP-address cluster that already has its one proxy
+// server is refused here so the operator learns early.
+func (db *DB) CreateJoinToken(ctx context.Context, clusterID int64, deploy, assetID string, ttl time.Duration) (JoinToken, error) {
+	if ttl <= 0 {
+		ttl = DefaultJoinTTL
+	}
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return JoinToken{}, err
+	}
+	defer tx.Rollback()
+	c, err := getCluster(tx, clusterID)
+	if err != nil {
+		return JoinToken{}, err
+	}
+	if c.AddressKind == "ip" && c.Proxies > 0 {
+		return JoinToken{}, Errorf(ELimit, "cluster %q uses an IP address and already has its one proxy server; use a domain-name cluster for several", c.Name)
+	}
+	var asset any
+	switch deploy {
+	case DeployManual:
+		if assetID != "" {
+			return JoinToken{}, Errorf(EInvalid, "manual deployment takes no asset")
+		}
+	case DeployQuick:
+		a, err := getAgent(tx, assetID)
+		if err != nil {
+			return JoinToken{}, err
+		}
+		if a.AccountID != c.AccountID {
+			return JoinToken{}, Errorf(EForbidden, "asset %s belongs to another account than cluster %q", a.Hostname, c.Name)
+		}
+		if !a.Online {
+			return JoinToken{}, Errorf(EConflict, "asset %s is offline: quick deployment needs an online agent (use --manual otherwise)", a.Hostname)
+		}
+		if a.OS != "linux" {
+			return JoinToken{}, Errorf(EInvalid, "asset %s runs %s: quick deployment needs a Linux server", a.Hostname, a.OS)
+		}
+		asset = a.ID
+	default:
+		return JoinToken{}, Errorf(EInvalid, "deploy mode %q: want quick or manual", deploy)
+	}
+	token := NewSecret("jt_")
+	res, err := tx.exec(`INSERT INTO join_tokens (cluster_id, token_hash, deploy, asset_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		clusterID, HashSecret(token), deploy, asset, ms(tx.now.Add(ttl)), ms(tx.now))
+	if err != nil {
+		return JoinToken{}, err
+	}
+	id, _ := res.LastInsertId()
+	jt := JoinToken{ID: id, ClusterID: clusterID, Cluster: c.Name, Token: token, Deploy: deploy, AssetID: assetID, ExpiresAt: tx.now.Add(ttl)}
+	if deploy == DeployQuick {
+		payload, _ := json.Marshal(map[string]string{"token": token, "cluster": c.Name})
+		if err := enqueue(tx, "agent", assetID, "deploy-proxy", string(payload)); err != nil {
+			return JoinToken{}, err
+		}
+	}
+	if err := tx.audit("proxy.deploy", "cluster/"+c.Name, "mode=%s asset=%s expires=%s", deploy, assetID, jt.ExpiresAt.Format(time.RFC3339)); err != nil {
+		return JoinToken{}, err
+	}
+	return jt, tx.Commit()
+}
+
+// JoinInput is what a relay reports when it joins.
+type JoinInput struct {
+	Token    string
+	Hostname string
+	IP       string
+	Version  string
+	URLs     []string
+}
+
+// JoinProxy redeems a one-time join token and registers the relay as a
+// proxy server; it returns the relay's own secret (shown once).
+func (db *DB) JoinProxy(ctx context.Context, in JoinInput) (Proxy, string, error) {
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return Proxy{}, "", err
+	}
+	defer tx.Rollback()
+	var id, clusterID, expires, used int64
+	var deploy string
+	var asset sql.NullString
+	err = tx.queryRow(`SELECT id, cluster_id, deploy, asset_id, expires_at, used_at FROM join_tokens WHERE token_hash = ?`, HashSecret(in.Token)).
+		Scan(&id, &clusterID, &deploy, &asset, &expires, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Proxy{}, "", Errorf(EUnauthorized, "join token not recognised")
+	} else if err != nil {
+		return Proxy{}, "", err
+	}
+	if used != 0 {
+		return Proxy{}, "", Errorf(EUnauthorized, "join token was already used")
+	}
+	if ms(tx.now) >= expires {
+		return Proxy{}, "", Errorf(EUnauthorized, "join token expired at %s", fromMS(expires).Format(time.RFC3339))
+	}
+	if strings.TrimSpace(in.Hostname) == "" {
+		return Proxy{}, "", Errorf(EInvalid, "hostname is required")
+	}
+	c, err := getCluster(tx, clusterID)
+	if err != nil {
+		return Proxy{}, "", err
+	}
+	if c.AddressKind == "ip" && c.Proxies > 0 {
+		return Proxy{}, "", Errorf(ELimit, "cluster %q uses an IP address and already has its one proxy server", c.Name)
+	}
+	secret := NewSecret("rs_")
+	res, err := tx.exec(`INSERT INTO proxies (cluster_id, hostname, ip, version, deploy, asset_id, secret_hash, urls, created_at, last_seen)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, clusterID, in.Hostname, in.IP, in.Version, deploy, asset, HashSecret(secret),
+		strings.Join(in.URLs, ","), ms(tx.now), ms(tx.now))
+	if err != nil {
+		return Proxy{}, "", err
+	}
+	pid, _ := res.LastInsertId()
+	if _, err := tx.exec(`UPDATE join_tokens SET used_at = ?, proxy_id = ? WHERE id = ?`, ms(tx.now), pid, id); err != nil {
+		return Proxy{}, "", err
+	}
+	if err := tx.audit("proxy.join", "cluster/"+c.Name, "proxy=%d host=%s ip=%s version=%s", pid, in.Hostname, in.IP, in.Version); err != nil {
+		return Proxy{}, "", err
+	}
+	p, err := getProxy(tx, pid)
+	if err != nil {
+		return Proxy{}, "", err
+	}
+	return p, secret, tx.Commit()
+}
+
+const proxyCols = `p.id, p.cluster_id, c.name, p.hostname, p.ip, p.version, p.deploy, COALESCE(p.asset_id, ''), p.urls,
+	p.created_at, p.last_seen, p.agents, p.load`
+
+func scanProxy(tx *Tx, sc interface{ Scan(...any) error }, latest string) (Proxy, error) {
+	var p Proxy
+	var created, seen int64
+	var urls string
+	if err := sc.Scan(&p.ID, &p.ClusterID, &p.Cluster, &p.Hostname, &p.IP, &p.Version, &p.Deploy, &p.AssetID, &urls,
+		&created, &seen, &p.Agents, &p.Load); err != nil {
+		return p, err
+	}
+	if urls != "" {
+		p.URLs = strings.Split(urls, ",")
+	}
+	p.CreatedAt, p.LastSeen = fromMS(created), fromMS(seen)
+	p.Status = StatusOffline
+	if !p.LastSeen.IsZero() && tx.now.Sub(p.LastSeen) <= tx.db.Settings().ProxyOfflineAfter {
+		p.Status = StatusOnline
+	}
+	p.Protected = p.AssetID != ""
+	p.Upgrade = p.Status == StatusOnline && latest != "" && CompareVersions(p.Version, latest) < 0
+	return p, nil
+}
+
+func getProxy(tx *Tx, id int64) (Proxy, error) {
+	latest, err := latestVersion(tx)
+	if err != nil {
+		return Proxy{}, err
+	}
+	p, err := scanProxy(tx, tx.queryRow(`SELECT `+proxyCols+` FROM proxies p JOIN clusters c ON c.id = p.cluster_id WHERE p.id = ?`, id), latest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, Errorf(ENotFound, "proxy server %d not found", id)
+	}
+	return p, err
+}
+
+// GetProxy returns one proxy server.
+func (db *DB) GetProxy(ctx context.Context, id int64) (Proxy, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return Proxy{}, err
+	}
+	defer tx.Rollback()
+	return getProxy(tx, id)
+}
+
+// ListProxies lists proxy servers; clusterID 0 lists all.
+func (db *DB) ListProxies(ctx context.Context, clusterID int64) ([]Proxy, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	latest, err := latestVersion(tx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.query(`SELECT `+proxyCols+` FROM proxies p JOIN clusters c ON c.id = p.cluster_id
+		WHERE (? = 0 OR p.cluster_id = ?) ORDER BY c.name, p.id`, clusterID, clusterID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Proxy
+	for rows.Next() {
+		p, err := scanProxy(tx, rows, latest)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// AuthProxy checks a relay's credentials in constant time.
+func (db *DB) AuthProxy(ctx context.Context, id int64, secret string) (Proxy, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return Proxy{}, err
+	}
+	defer tx.Rollback()
+	var hash string
+	err = tx.queryRow(`SELECT secret_hash FROM proxies WHERE id = ?`, id).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !SecretMatches(secret, hash)) {
+		return Proxy{}, Errorf(EUnauthorized, "relay credentials not recognised")
+	} else if err != nil {
+		return Proxy{}, err
+	}
+	return getProxy(tx, id)
+}
+
+// Heartbeat records that a relay is alive, with its version and load.
+func (db *DB) Heartbeat(ctx context.Context, id int64, version string, load float64, agents int) error {
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.exec(`UPDATE proxies SET last_seen = ?, version = ?, load = ?, agents = ? WHERE id = ?`, ms(tx.now), version, load, agents, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Errorf(ENotFound, "proxy server %d not found", id)
+	}
+	return tx.Commit()
+}
+
+// DeleteProxy removes a proxy server. Only an offline proxy can be deleted
+// (seed 000): the operator stops the relay process first.
+func (db *DB) DeleteProxy(ctx context.Context, id int64) error {
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	p, err := getProxy(tx, id)
+	if err != nil {
+		return err
+	}
+	if p.Status == StatusOnline {
+		return Errorf(EConflict, "proxy server %d (%s) is online: stop its relay process first (kill the outpost relay PID), then delete it", p.ID, p.Hostname)
+	}
+	sid := strconv.FormatInt(id, 10)
+	if _, err := tx.exec(`DELETE FROM commands WHERE target_kind = 'proxy' AND target_id = ?`, sid); err != nil {
+		return err
+	}
+	if _, err := tx.exec(`DELETE FROM proxies WHERE id = ?`, id); err != nil {
+		return sqlErr(err, "proxy server "+sid)
+	}
+	if err := tx.audit("proxy.delete", "proxy/"+sid, "cluster=%s host=%s", p.Cluster, p.Hostname); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// UpgradeProxy queues an upgrade to the latest release. Possible only when
+// the proxy is online and older than the latest release (seed 000).
+func (db *DB) UpgradeProxy(ctx context.Context, id int64) (string, error) {
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback()
+	p, err := getProxy(tx, id)
+	if err != nil {
+		return "", err
+	}
+	latest, err := latestVersion(tx)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case p.Status != StatusOnline:
+		return "", Errorf(EConflict, "proxy server %d (%s) is offline: bring it online before upgrading", p.ID, p.Hostname)
+	case latest == "":
+		return "", Errorf(EConflict, "no release is published")
+	case CompareVersions(p.Version, latest) >= 0:
+		return "", Errorf(EConflict, "proxy server %d (%s) already runs %s, the latest release", p.ID, p.Hostname, p.Version)
+	}
+	payload, _ := json.Marshal(map[string]string{"version": latest})
+	if err := enqueue(tx, "proxy", strconv.FormatInt(id, 10), "upgrade", string(payload)); err != nil {
+		return "", err
+	}
+	if err := tx.audit("proxy.upgrade", fmt.Sprintf("proxy/%d", id), "from=%s to=%s", p.Version, latest); err != nil {
+		return "", err
+	}
+	return latest, tx.Commit()
+}
+
+// ProxyURLs returns the URLs of a cluster's proxies that agents should use,
+// online ones first.
+func (db *DB) ProxyURLs(ctx context.Context, clusterID int64) ([]string, error) {
+	ps, err := db.ListProxies(ctx, clusterID)
+	if err != nil {
+		return nil, err
+	}
+	var online, offline []string
+	for _, p := range ps {
+		if p.Status == StatusOnline {
+			online = append(online, p.URLs...)
+		} else {
+			offline = append(offline, p.URLs...)
+		}
+	}
+	return append(online, offline...), nil
+}
+
+// AddRelease publishes a release the proxies can upgrade to.
+func (db *DB) AddRelease(ctx context.Context, r Release) error {
+	if len(versionParts(r.Version)) == 0 || strings.TrimSpace(r.Version) == "" {
+		return Errorf(EInvalid, "release version is required")
+	}
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if r.PublishedAt.IsZero() {
+		r.PublishedAt = tx.now
+	}
+	if _, err := tx.exec(`INSERT INTO releases (version, sha256, notes, published_at) VALUES (?, ?, ?, ?)`,
+		r.Version, r.SHA256, r.Notes, ms(r.PublishedAt)); err != nil {
+		return sqlErr(err, "release "+r.Version+" already exists")
+	}
+	if err := tx.audit("release.add", "release/"+r.Version, ""); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// LatestRelease returns the newest published version, "" when none.
+func (db *DB) LatestRelease(ctx context.Context) (string, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback()
+	return latestVersion(tx)
+}
+
+func latestVersion(tx *Tx) (string, error) {
+	rows, err := tx.query(`SELECT version FROM releases`)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	latest := ""
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return "", err
+		}
+		if latest == "" || CompareVersions(v, latest) > 0 {
+			latest = v
+		}
+	}
+	return latest, rows.Err()
+}

@@ -1,0 +1,203 @@
+package store
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// ParseBandwidth reads an upstream bandwidth limit and returns bytes/s;
+// "unlimited" (or "0") is 0. Bit units (bit, Kbit, Mbit, Gbit, also "bps"
+// forms) are per second and decimal; byte units (B, KB, MB, GB, KiB, MiB,
+// GiB, optionally "/s") are bytes per second.
+func ParseBandwidth(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" || strings.EqualFold(t, "unlimited") || t == "0" {
+		return 0, nil
+	}
+	num, unit := splitNumber(t)
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, Errorf(EInvalid, "bandwidth %q: want a number with a unit such as 2Mbit, 500KB or unlimited", s)
+	}
+	u := strings.TrimSuffix(unit, "/s")
+	lower := strings.ToLower(u)
+	prefix := map[string]float64{"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
+	switch {
+	case strings.HasSuffix(lower, "bit") || strings.HasSuffix(lower, "bps"):
+		if m, ok := prefix[lower[:len(lower)-3]]; ok {
+			return int64(math.Ceil(v * m / 8)), nil
+		}
+	case u == "" || strings.HasSuffix(u, "B"): // capital B: bytes
+		bin := map[string]float64{"ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30}
+		p := strings.TrimSuffix(lower, "b")
+		if m, ok := prefix[p]; ok {
+			return int64(v * m), nil
+		}
+		if m, ok := bin[p]; ok {
+			return int64(v * m), nil
+		}
+	}
+	return 0, Errorf(EInvalid, "bandwidth %q: unknown unit %q (use bit, Kbit, Mbit, Gbit, B, KB, MB, GB or unlimited)", s, unit)
+}
+
+// ParseFrequency reads an upstream request rate; "unlimited" is 0.
+func ParseFrequency(s string) (int64, error) {
+	t := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "/s"))
+	if t == "" || strings.EqualFold(t, "unlimited") {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 {
+		return 0, Errorf(EInvalid, "frequency %q: want requests per second (a whole number) or unlimited", s)
+	}
+	return v, nil
+}
+
+// ParseSize reads a byte size such as 10GB, 512MiB or 1048576. Decimal
+// units are powers of 1000 (the seed's "10 GB"), binary ones powers of 1024.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	num, unit := splitNumber(t)
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, Errorf(EInvalid, "size %q: want a number with a unit such as 512MB or 10GB", s)
+	}
+	mult := map[string]float64{"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+		"k": 1e3, "m": 1e6, "g": 1e9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+	m, ok := mult[strings.ToLower(unit)]
+	if !ok {
+		return 0, Errorf(EInvalid, "size %q: unknown unit %q (use B, KB, MB, GB, KiB, MiB or GiB)", s, unit)
+	}
+	f := v * m
+	if f > math.MaxInt64/2 {
+		return 0, Errorf(EInvalid, "size %q is too large", s)
+	}
+	return int64(f), nil
+}
+
+func splitNumber(s string) (num, unit string) {
+	i := 0
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
+		i++
+	}
+	return s[:i], strings.TrimSpace(s[i:])
+}
+
+// FormatBytes renders a byte count the way the seed writes sizes (10 GB).
+func FormatBytes(n int64) string {
+	units := []string{"B", "KB", "MB", "GB", "TB"}
+	f := float64(n)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	if f == math.Trunc(f) {
+		return fmt.Sprintf("%.0f %s", f, units[i])
+	}
+	return fmt.Sprintf("%.1f %s", f, units[i])
+}
+
+// FormatBandwidth renders bytes/s as bits per second, "unlimited" for 0.
+func FormatBandwidth(bps int64) string {
+	if bps == 0 {
+		return "unlimited"
+	}
+	return formatBits(bps * 8)
+}
+
+func formatBits(bits int64) string {
+	units := []string{"bit/s", "Kbit/s", "Mbit/s", "Gbit/s"}
+	f := float64(bits)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	if f == math.Trunc(f) {
+		return fmt.Sprintf("%.0f %s", f, units[i])
+	}
+	return fmt.Sprintf("%.1f %s", f, units[i])
+}
+
+// AddressKind classifies a cluster address: "ip" or "domain"; anything else
+// is refused, because agents must be able to dial it.
+func AddressKind(addr string) (string, error) {
+	a := strings.TrimSpace(addr)
+	if a == "" {
+		return "", Errorf(EInvalid, "address is required: an IP address or a domain name")
+	}
+	if ip := net.ParseIP(a); ip != nil {
+		if ip.IsUnspecified() || ip.IsMulticast() {
+			return "", Errorf(EInvalid, "address %q: not a reachable unicast IP address", addr)
+		}
+		return "ip", nil
+	}
+	if a != addr || len(a) > 253 {
+		return "", Errorf(EInvalid, "address %q is not a valid IP address or domain name", addr)
+	}
+	labels := strings.Split(strings.TrimSuffix(a, "."), ".")
+	allNumeric := true
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return "", Errorf(EInvalid, "address %q is not a valid IP address or domain name", addr)
+		}
+		for _, c := range l {
+			ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
+			if !ok {
+				return "", Errorf(EInvalid, "address %q is not a valid IP address or domain name", addr)
+			}
+			if c < '0' || c > '9' {
+				allNumeric = false
+			}
+		}
+	}
+	// "10.0.0.256" or "10.0.0" are malformed IPs, not domain names.
+	if allNumeric || isNumeric(labels[len(labels)-1]) {
+		return "", Errorf(EInvalid, "address %q is not a valid IP address or domain name", addr)
+	}
+	return "domain", nil
+}
+
+func isNumeric(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
+}
+
+// CompareVersions compares dotted numeric versions ("1.2.10" > "1.2.9");
+// a leading "v" and any "-suffix" are ignored.
+func CompareVersions(a, b string) int {
+	pa, pb := versionParts(a), versionParts(b)
+	for i := 0; i < len(pa) || i < len(pb); i++ {
+		var x, y int
+		if i < len(pa) {
+			x = pa[i]
+		}
+		if i < len(pb) {
+			y = pb[i]
+		}
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+func versionParts(v string) []int {
+	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
+	if i := strings.IndexAny(v, "-+ "); i >= 0 {
+		v = v[:i]
+	}
+	var out []int
+	for _, p := range strings.Split(v, ".") {
+		n, _ := strconv.Atoi(p)
+		out = append(out, n)
+	}
+	return out
+}
