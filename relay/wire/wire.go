@@ -21,7 +21,12 @@ const (
 	PathHeartbeat = "/v1/relay/heartbeat"
 	PathIngest    = "/v1/ingest" // collector
 	PathCollStats = "/v1/stats"  // collector per-agent counts
+	PathAuth      = "/v1/relay/auth"
 )
+
+// HeaderRelay carries a joined relay's own credentials ("id:secret") when it
+// forwards an agent call; the agent's Authorization header is kept as is.
+const HeaderRelay = "X-Outpost-Relay"
 
 // HeaderVia is set by a joined relay when it forwards an agent call to the
 // management host, so the store records which proxy the agent came through.
@@ -84,12 +89,13 @@ type EnrolResponse struct {
 // CheckinRequest is held open by the relay until a command is queued for the
 // agent or Wait elapses.
 type CheckinRequest struct {
-	Host      *Host      `json:"host,omitempty"`
-	Inventory *Inventory `json:"inventory,omitempty"`
-	Acked     []int64    `json:"acked,omitempty"` // command ids carried out
-	Wait      Duration   `json:"wait,omitempty"`
-	CPU       float64    `json:"cpu,omitempty"`
-	Mem       float64    `json:"mem,omitempty"`
+	Fingerprint string     `json:"fingerprint"` // machine identity, every time: clones are caught
+	Host        *Host      `json:"host,omitempty"`
+	Inventory   *Inventory `json:"inventory,omitempty"`
+	Acked       []int64    `json:"acked,omitempty"` // command ids carried out
+	Wait        Duration   `json:"wait,omitempty"`
+	CPU         float64    `json:"cpu,omitempty"`
+	Mem         float64    `json:"mem,omitempty"`
 }
 
 // Command types delivered to agents and relays.
@@ -182,22 +188,43 @@ type JoinRequest struct {
 	Listen   []string `json:"listen,omitempty"`
 }
 
-// JoinResponse gives the relay its own credentials.
+// JoinResponse gives the relay its own credentials and a server
+// certificate signed by the management host's CA, so agents that pin the CA
+// fingerprint trust every relay of the fleet.
 type JoinResponse struct {
-	ProxyID int64  `json:"proxy_id"`
-	Secret  string `json:"secret"`
-	Cluster string `json:"cluster"`
-	Policy  Policy `json:"policy"`
+	ProxyID int64    `json:"proxy_id"`
+	Secret  string   `json:"secret"`
+	Cluster string   `json:"cluster"`
+	Policy  Policy   `json:"policy"`
+	CACert  string   `json:"ca_cert"` // PEM
+	Cert    string   `json:"cert"`    // PEM, leaf then CA
+	Key     string   `json:"key"`     // PEM
+	Direct  []string `json:"direct"`  // management host URLs (unbind target)
+}
+
+// AuthRequest lets a joined relay check an agent's credentials with the
+// management host (which alone holds the hashes); it caches the answer.
+type AuthRequest struct {
+	Agent  string `json:"agent"`
+	Secret string `json:"secret"`
+}
+
+// AuthResponse tells a joined relay who the agent is.
+type AuthResponse struct {
+	Agent     string `json:"agent"`
+	Account   int64  `json:"account"`
+	Cluster   int64  `json:"cluster"`
+	Duplicate bool   `json:"duplicate,omitempty"`
 }
 
 // Policy is the cluster's transmission policy as a relay applies it.
 type Policy struct {
-	Mode         string `json:"mode"`                   // forward | cache
-	BandwidthBps int64  `json:"bandwidth_bps"`          // 0 = unlimited
-	FrequencyRPS int64  `json:"frequency_rps"`          // 0 = unlimited
-	CacheDir     string `json:"cache_dir,omitempty"`    // cache mode
-	CacheMax     int64  `json:"cache_max,omitempty"`    // bytes
-	Upstream     string `json:"upstream,omitempty"`     // forward mode target
+	Mode         string `json:"mode"`                // forward | cache
+	BandwidthBps int64  `json:"bandwidth_bps"`       // 0 = unlimited
+	FrequencyRPS int64  `json:"frequency_rps"`       // 0 = unlimited
+	CacheDir     string `json:"cache_dir,omitempty"` // cache mode
+	CacheMax     int64  `json:"cache_max,omitempty"` // bytes
+	Upstream     string `json:"upstream,omitempty"`  // forward mode target
 }
 
 // HeartbeatRequest is a relay's periodic report.

@@ -1,0 +1,279 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"outpost/relay/wire"
+	"outpost/store"
+)
+
+func hostFacts(h wire.Host, inv *wire.Inventory) store.HostFacts {
+	f := store.HostFacts{Hostname: h.Hostname, IPs: h.IPs, OS: h.OS, OSName: h.OSName, Arch: h.Arch, Provider: h.Provider,
+		Region: h.Region, Fingerprint: h.Fingerprint, Version: h.Version}
+	if inv != nil {
+		f.Group, f.Tags = inv.Group, inv.Tags
+	}
+	return f
+}
+
+func inventory(i *wire.Inventory) *store.Inventory {
+	if i == nil {
+		return nil
+	}
+	return &store.Inventory{Processes: i.Processes, Ports: i.Ports, RootAccounts: i.RootAccounts, Accounts: i.Accounts,
+		Vulns: i.Vulnerabilities, BaselineRisks: i.BaselineRisks, Alerts: i.Alerts}
+}
+
+func (s *Server) settings() wire.Settings {
+	st := s.db.Settings()
+	poll := min(st.PollTimeout, s.cfg.PollTimeout)
+	return wire.Settings{InventoryInterval: st.InventoryInterval, OfflineAfter: st.OfflineAfter, PollTimeout: poll, MaxBatch: 500}
+}
+
+// via returns the proxy a forwarded call came through (0 = direct) and
+// refuses forged or foreign relays.
+func (s *Server) via(r *http.Request) (relayAuth, *authError) {
+	ra, _, e := s.authRelay(r.Context(), r)
+	return ra, e
+}
+
+func (s *Server) handleEnrol(w http.ResponseWriter, r *http.Request) {
+	s.m.enrols.Add(1)
+	if e := s.requireTLS(r); e != nil {
+		e.write(w)
+		return
+	}
+	ra, e := s.via(r)
+	if e != nil {
+		e.write(w)
+		return
+	}
+	var req wire.EnrolRequest
+	if err := readJSON(w, r, maxControlBody, &req); err != nil {
+		bodyErr(w, err)
+		return
+	}
+	if req.Key == "" {
+		writeErr(w, http.StatusUnauthorized, store.EUnauthorized, "install key is required")
+		return
+	}
+	en, err := s.db.Enrol(r.Context(), store.EnrolInput{Key: req.Key, Host: hostFacts(req.Host, req.Inventory),
+		Inventory: inventory(req.Inventory), ViaProxyID: ra.ProxyID})
+	if err != nil {
+		s.m.enrolFail.Add(1)
+		s.storeErr(w, err)
+		return
+	}
+	proxies := en.Proxies
+	if len(proxies) == 0 {
+		proxies = s.publicURLs()
+	}
+	writeJSON(w, http.StatusOK, wire.EnrolResponse{AgentID: en.Agent.ID, Secret: en.Secret, Cluster: en.Agent.Cluster,
+		Proxies: proxies, Settings: s.settings()})
+}
+
+func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
+	a, e := s.authAgent(r.Context(), r)
+	if e != nil {
+		e.write(w)
+		return
+	}
+	ra, e := s.via(r)
+	if e != nil {
+		e.write(w)
+		return
+	}
+	if ra.ProxyID != 0 && ra.AccountID != a.AccountID {
+		writeErr(w, http.StatusForbidden, store.EForbidden, "this proxy belongs to another account: an agent can only use its own account's clusters")
+		return
+	}
+	var req wire.CheckinRequest
+	if err := readJSON(w, r, maxControlBody, &req); err != nil {
+		bodyErr(w, err)
+		return
+	}
+	s.m.checkins.Add(1)
+	if len(req.Acked) > 0 {
+		if err := s.db.AckCommands(r.Context(), store.TargetAgent, a.ID, req.Acked); err != nil {
+			s.storeErr(w, err)
+			return
+		}
+	}
+	c := store.Checkin{AgentID: a.ID, At: time.Now(), ViaProxyID: ra.ProxyID, Fingerprint: req.Fingerprint,
+		Inventory: inventory(req.Inventory), CPU: req.CPU, Mem: req.Mem}
+	if req.Host != nil {
+		h := hostFacts(*req.Host, nil)
+		c.Host = &h
+	}
+	s.batcher.Add(c)
+	dup := a.Duplicate || (req.Fingerprint != "" && a.Fingerprint != "" && req.Fingerprint != a.Fingerprint)
+	wait := min(time.Duration(req.Wait), s.settings().PollTimeout)
+	s.m.held.Add(1)
+	cmds, err := s.hub.wait(r.Context(), s.db, a.ID, wait)
+	s.m.held.Add(-1)
+	if err != nil {
+		s.storeErr(w, err)
+		return
+	}
+	resp := wire.CheckinResponse{Settings: s.settings(), DuplicateID: dup, ServerTimeUTC: time.Now().UTC()}
+	for _, c := range cmds {
+		resp.Commands = append(resp.Commands, s.wireCommand(c))
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// wireCommand turns a stored command into what the agent acts on; unbind
+// points the agent back at the management host.
+func (s *Server) wireCommand(c store.Command) wire.Command {
+	wc := wire.Command{ID: c.ID, Type: c.Type, Args: json.RawMessage(c.Payload)}
+	var p struct {
+		Cluster string   `json:"cluster"`
+		Proxies []string `json:"proxies"`
+	}
+	json.Unmarshal([]byte(c.Payload), &p)
+	wc.Cluster, wc.Proxies = p.Cluster, p.Proxies
+	if c.Type == wire.CmdUnbind {
+		wc.Proxies = s.publicURLs()
+	}
+	return wc
+}
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	a, e := s.authAgent(r.Context(), r)
+	if e != nil {
+		e.write(w)
+		return
+	}
+	if !s.sink.admit() {
+		s.m.throttled.Add(1)
+		w.Header().Set("Retry-After", "1")
+		writeErr(w, http.StatusTooManyRequests, store.ELimit, "frequency limit reached: retry later")
+		return
+	}
+	var batch wire.EventBatch
+	if err := readJSON(w, r, maxEventBody, &batch); err != nil {
+		bodyErr(w, err)
+		return
+	}
+	if len(batch.Records) == 0 || len(batch.Records) > maxRecords {
+		writeErr(w, http.StatusBadRequest, store.EInvalid, fmt.Sprintf("a batch holds 1 to %d records", maxRecords))
+		return
+	}
+	lines := make([][]byte, 0, len(batch.Records))
+	acked := make([]uint64, 0, len(batch.Records))
+	for _, rec := range batch.Records {
+		if rec.Seq == 0 {
+			writeErr(w, http.StatusBadRequest, store.EInvalid, "record sequence numbers start at 1")
+			return
+		}
+		rec.Agent = a.ID // never trusted from the body
+		b, err := json.Marshal(rec)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, store.EInvalid, "record data is not valid JSON")
+			return
+		}
+		lines = append(lines, b)
+		acked = append(acked, rec.Seq)
+	}
+	if err := s.sink.append(lines); err != nil {
+		if isFull(err) {
+			s.m.throttled.Add(1)
+			w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
+			writeErr(w, http.StatusTooManyRequests, store.ELimit, "relay buffer is full: keep the data and retry later")
+			return
+		}
+		s.logf("relay: sink: %v", err)
+		writeErr(w, http.StatusServiceUnavailable, "unavailable", "relay cannot store data right now: retry later")
+		return
+	}
+	s.m.events.Add(int64(len(lines)))
+	writeJSON(w, http.StatusOK, wire.EventAck{Acked: acked})
+}
+
+// forward relays an agent call that needs the store to the management host,
+// adding this relay's credentials so the store records the proxy the agent
+// came through (and refuses agents of other accounts).
+func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == wire.PathEnrol || r.URL.Path == wire.PathCheckin {
+		if e := s.requireTLS(r); e != nil {
+			e.write(w)
+			return
+		}
+	}
+	if r.URL.Path == wire.PathCheckin {
+		s.m.checkins.Add(1)
+		s.m.held.Add(1)
+		defer s.m.held.Add(-1)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
+	if err != nil {
+		writeErr(w, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, strings.TrimRight(s.cfg.Manager, "/")+r.URL.Path, bytes.NewReader(body))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, store.EInvalid, "bad request")
+		return
+	}
+	for _, h := range []string{"Authorization", "Content-Type", "Content-Encoding", "Accept-Encoding"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	req.Header.Set(wire.HeaderRelay, fmt.Sprintf("%d:%s", s.ident.ProxyID, s.ident.Secret))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.m.upstreamErr.Add(1)
+		writeErr(w, http.StatusBadGateway, "unavailable", "management host unreachable")
+		return
+	}
+	defer resp.Body.Close()
+	for _, h := range []string{"Content-Type", "Content-Encoding", "Retry-After"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {
+	latest, err := s.db.LatestRelease(r.Context())
+	if err != nil {
+		s.storeErr(w, err)
+		return
+	}
+	m := wire.Manifest{Latest: latest}
+	if latest != "" {
+		m.Releases = append(m.Releases, wire.Release{Version: latest, URL: wire.PathPackage + latest})
+		if sum, err := os.ReadFile(filepath.Join(s.cfg.DataDir, "releases", latest+".sha256")); err == nil {
+			m.Releases[0].SHA256 = strings.TrimSpace(string(sum))
+		}
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+// handlePackage serves DATA/releases/VERSION, the package a release ships.
+func (s *Server) handlePackage(w http.ResponseWriter, r *http.Request) {
+	v := r.PathValue("version")
+	if v == "" || strings.ContainsAny(v, `/\`) || strings.HasPrefix(v, ".") {
+		writeErr(w, http.StatusBadRequest, store.EInvalid, "bad version")
+		return
+	}
+	p := filepath.Join(s.cfg.DataDir, "releases", v)
+	if _, err := os.Stat(p); err != nil {
+		writeErr(w, http.StatusNotFound, store.ENotFound, "no package for version "+v)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeFile(w, r, p)
+}

@@ -1,0 +1,36 @@
+// Package cachering keeps a relay's events on the proxy host when the
+// cluster policy is "cache": a capped ring of NDJSON segment files that a
+// SIEM shipper tails.
+//
+// Maintainer note.
+//
+// File layout (one ring per directory, one process per ring):
+//
+//	DIR/export.log          live file, opened O_APPEND; `tail -F export.log` follows it
+//	DIR/export.log.000001   rotated segments, oldest = lowest number
+//	DIR/export.log.000002   ...
+//
+// The live file is renamed to the next number once the next line would take
+// it past Options.SegmentBytes, then a new live file is created. Other files
+// in DIR are ignored.
+//
+// Guarantees:
+//   - Append returns only after its lines are fsynced (concurrent Appends
+//     share one fsync), so the relay may acknowledge the agent afterwards.
+//   - Every file holds whole lines, each one JSON value; a torn last line
+//     left by a crash is cut off when the ring is reopened.
+//   - After each Append (and at Open and SetMax) the oldest rotated
+//     segments are deleted until the total is <= MaxBytes. The live file is
+//     not deleted (SetMax rotates it first if it alone exceeds the new cap)
+//     and is at most SegmentBytes <= MaxBytes, so the total
+//     stays within the cap; only a single line longer than a segment (it
+//     gets a segment of its own) can push it over, by less than that line.
+//     A failed delete is logged and retried on the next Append.
+//   - Reopening continues the numbering (after the highest segment still on
+//     disk) and the byte accounting; Stats.Dropped counts only what this
+//     process deleted.
+//   - Files are created 0640 in a 0750 directory: run the shipper as the
+//     relay's user or group.
+//   - At-least-once: an Append that fails part-way may have written some of
+//     its lines; the caller retries and readers dedup by (agent, seq).
+package cachering

@@ -1,0 +1,528 @@
+package cachering
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Limits on Options; MaxCap is the largest cache a policy may ask for.
+const (
+	MaxCap          int64 = 10 * 1000 * 1000 * 1000 // 10 GB
+	MinSegmentBytes int64 = 4 << 10
+	DefaultFileName       = "export.log"
+)
+
+// Errors returned by the ring; test them with errors.Is.
+var (
+	ErrClosed      = errors.New("cachering: ring is closed")
+	ErrCapTooLarge = errors.New("cachering: cache size above the 10 GB limit")
+	ErrInvalidLine = errors.New("cachering: invalid line")
+)
+
+// Options configure a Ring; the zero value gives a 10 GB ring.
+type Options struct {
+	// MaxBytes caps the total size of all files (default and maximum MaxCap).
+	MaxBytes int64
+	// SegmentBytes is the size at which the live file is rotated (default
+	// MaxBytes/20, at least MinSegmentBytes, at most MaxBytes). Smaller
+	// segments mean finer-grained overwriting of old data.
+	SegmentBytes int64
+	// FileName of the live file (default "export.log"); it is what the
+	// SIEM shipper is configured to tail.
+	FileName string
+	// SyncEach makes every Append fsync on its own under the ring lock
+	// instead of sharing an fsync with concurrent Appends. Durability is the
+	// same; only throughput under concurrency differs.
+	SyncEach bool
+	// Logf receives rare operational messages (repairs, failed deletes).
+	Logf func(string, ...any)
+}
+
+// Stats describe what is on disk.
+type Stats struct {
+	Bytes    int64 // total size of all segments, live file included
+	Segments int   // number of files, live file included
+	Dropped  int64 // bytes deleted by this process to respect the cap
+}
+
+type segment struct {
+	num  uint64
+	size int64
+}
+
+// group is a set of Appends waiting for the same fsync.
+type group struct {
+	done chan struct{}
+	err  error
+}
+
+func (g *group) finish(err error) {
+	g.err = err
+	close(g.done)
+}
+
+// Ring is a capped, rotating NDJSON file set. It is safe for concurrent use.
+type Ring struct {
+	dir, name string
+	logf      func(string, ...any)
+	syncEach  bool
+	userSeg   int64 // Options.SegmentBytes as given (0 = derive from max)
+
+	syncMu sync.Mutex // one fsync leader at a time
+
+	mu      sync.Mutex
+	f       *os.File // live file; nil once closed or if reopening failed
+	closed  bool
+	live    int64 // size of the live file
+	segs    []segment
+	rotated int64 // sum of segs sizes
+	next    uint64
+	max     int64
+	seg     int64
+	dropped int64
+	pending *group   // Appends written since the last fsync started
+	syncing *os.File // file the fsync leader is syncing
+	retire  *os.File // rotated file to close once the leader is done
+}
+
+// Open opens or creates the ring in dir, repairing a torn last line and
+// trimming to the cap.
+func Open(dir string, opts Options) (*Ring, error) {
+	if opts.FileName == "" {
+		opts.FileName = DefaultFileName
+	}
+	if opts.FileName != filepath.Base(opts.FileName) || opts.FileName == "." || opts.FileName == ".." {
+		return nil, fmt.Errorf("cachering: FileName %q must be a plain file name", opts.FileName)
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	capBytes, err := checkMax(opts.MaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	if opts.SegmentBytes < 0 {
+		return nil, fmt.Errorf("cachering: negative SegmentBytes %d", opts.SegmentBytes)
+	}
+	r := &Ring{
+		dir:      dir,
+		name:     opts.FileName,
+		logf:     opts.Logf,
+		syncEach: opts.SyncEach,
+		userSeg:  opts.SegmentBytes,
+		max:      capBytes,
+		next:     1,
+	}
+	r.seg = r.segFor(capBytes)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("cachering: %w", err)
+	}
+	if err := r.scan(); err != nil {
+		return nil, err
+	}
+	livePath := filepath.Join(dir, r.name)
+	if err := repairTail(livePath, r.logf); err != nil {
+		return nil, err
+	}
+	if err := r.openLive(); err != nil {
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		r.f.Close()
+		return nil, fmt.Errorf("cachering: %w", err)
+	}
+	r.mu.Lock()
+	r.trim()
+	r.mu.Unlock()
+	return r, nil
+}
+
+// checkMax applies the default and the 10 GB ceiling.
+func checkMax(n int64) (int64, error) {
+	switch {
+	case n == 0:
+		return MaxCap, nil
+	case n < 0:
+		return 0, fmt.Errorf("cachering: negative MaxBytes %d", n)
+	case n > MaxCap:
+		return 0, fmt.Errorf("%w: %d bytes asked, at most %d (10 GB)", ErrCapTooLarge, n, MaxCap)
+	case n < MinSegmentBytes:
+		return 0, fmt.Errorf("cachering: MaxBytes %d below the minimum %d", n, MinSegmentBytes)
+	}
+	return n, nil
+}
+
+// segFor gives the segment size to use under a cap of capBytes.
+func (r *Ring) segFor(capBytes int64) int64 {
+	s := r.userSeg
+	if s == 0 {
+		s = capBytes / 20
+	}
+	return min(max(s, MinSegmentBytes), capBytes)
+}
+
+// scan loads the rotated segments already in the directory.
+func (r *Ring) scan() error {
+	ents, err := os.ReadDir(r.dir)
+	if err != nil {
+		return fmt.Errorf("cachering: %w", err)
+	}
+	prefix := r.name + "."
+	for _, e := range ents {
+		n, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !e.Type().IsRegular() || !allDigits(n) {
+			continue
+		}
+		num, err := strconv.ParseUint(n, 10, 64)
+		if err != nil {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return fmt.Errorf("cachering: %w", err)
+		}
+		r.segs = append(r.segs, segment{num: num, size: fi.Size()})
+		r.rotated += fi.Size()
+		r.next = max(r.next, num+1)
+	}
+	slices.SortFunc(r.segs, func(a, b segment) int { return cmp.Compare(a.num, b.num) })
+	return nil
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// repairTail cuts an unterminated last line (a write torn by a crash; it
+// was never acknowledged) so the file stays valid NDJSON.
+func repairTail(path string, logf func(string, ...any)) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cachering: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cachering: %w", err)
+	}
+	size := fi.Size()
+	if size == 0 {
+		return nil
+	}
+	keep, err := lastLineEnd(f, size)
+	if err != nil {
+		return fmt.Errorf("cachering: %w", err)
+	}
+	if keep == size {
+		return nil
+	}
+	logf("cachering: %s: cutting %d bytes of torn last line", filepath.Base(path), size-keep)
+	if err := f.Truncate(keep); err != nil {
+		return fmt.Errorf("cachering: %w", err)
+	}
+	return f.Sync()
+}
+
+// lastLineEnd returns the offset just after the last '\n' in f (0 if none).
+func lastLineEnd(f io.ReaderAt, size int64) (int64, error) {
+	buf := make([]byte, 64<<10)
+	end := size
+	for end > 0 {
+		start := max(0, end-int64(len(buf)))
+		b := buf[:end-start]
+		if _, err := f.ReadAt(b, start); err != nil && err != io.EOF {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
+	}
+	return 0, nil
+}
+
+// openLive opens (or creates) the live file for appending.
+func (r *Ring) openLive() error {
+	f, err := os.OpenFile(filepath.Join(r.dir, r.name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("cachering: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("cachering: %w", err)
+	}
+	r.f, r.live = f, fi.Size()
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Append writes each line (one JSON value; a trailing newline is optional)
+// and returns once they are fsynced. Lines are validated first: on
+// ErrInvalidLine nothing is written.
+func (r *Ring) Append(lines ...[]byte) error {
+	for i, l := range lines {
+		if err := checkLine(l); err != nil {
+			return fmt.Errorf("%w %d: %v", ErrInvalidLine, i, err)
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	if r.f == nil {
+		if err := r.openLive(); err != nil {
+			r.mu.Unlock()
+			return err
+		}
+	}
+	err := r.write(lines)
+	if err == nil && r.syncEach {
+		err = r.f.Sync()
+	}
+	if err != nil || r.syncEach {
+		r.trim()
+		r.mu.Unlock()
+		return err
+	}
+	if r.pending == nil {
+		r.pending = &group{done: make(chan struct{})}
+	}
+	g := r.pending
+	r.trim()
+	r.mu.Unlock()
+	return r.wait(g)
+}
+
+func checkLine(l []byte) error {
+	l = bytes.TrimSuffix(l, []byte{'\n'})
+	if len(l) == 0 {
+		return errors.New("empty")
+	}
+	if bytes.IndexByte(l, '\n') >= 0 {
+		return errors.New("contains a newline")
+	}
+	if !json.Valid(l) {
+		return errors.New("not JSON")
+	}
+	return nil
+}
+
+// write appends lines to the live file, rotating at segment boundaries.
+// Data written before a rotation is fsynced by the rotation itself.
+func (r *Ring) write(lines [][]byte) error {
+	var buf []byte
+	for _, l := range lines {
+		n := int64(len(l))
+		if l[len(l)-1] != '\n' {
+			n++
+		}
+		if r.live+int64(len(buf)) > 0 && r.live+int64(len(buf))+n > r.seg {
+			if err := r.flush(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+			if err := r.rotate(); err != nil {
+				return err
+			}
+		}
+		buf = append(buf, l...)
+		if l[len(l)-1] != '\n' {
+			buf = append(buf, '\n')
+		}
+	}
+	return r.flush(buf)
+}
+
+// flush writes buf to the live file; on failure it cuts the file back so it
+// never ends in a partial line.
+func (r *Ring) flush(buf []byte) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	n, err := r.f.Write(buf)
+	if err == nil {
+		r.live += int64(n)
+		return nil
+	}
+	if n > 0 {
+		if terr := r.f.Truncate(r.live); terr != nil {
+			r.logf("cachering: cannot cut partial write: %v", terr)
+			if fi, serr := r.f.Stat(); serr == nil {
+				r.live = fi.Size()
+			}
+		}
+	}
+	return fmt.Errorf("cachering: write: %w", err)
+}
+
+// rotate renames the live file to the next segment number and starts a new
+// one. The old file is fsynced first and waiting Appends get that result.
+// If the new live file cannot be opened, r.f stays nil and the next Append
+// tries again.
+func (r *Ring) rotate() error {
+	err := r.release()
+	path := filepath.Join(r.dir, r.name)
+	seg := filepath.Join(r.dir, fmt.Sprintf("%s.%06d", r.name, r.next))
+	if rerr := os.Rename(path, seg); rerr != nil {
+		// Keep appending under the live name rather than stop caching.
+		r.logf("cachering: rotate: %v", rerr)
+		err = errors.Join(err, fmt.Errorf("cachering: rotate: %w", rerr))
+	} else {
+		r.segs = append(r.segs, segment{num: r.next, size: r.live})
+		r.rotated += r.live
+		r.next++
+		r.live = 0
+		if derr := syncDir(r.dir); derr != nil {
+			r.logf("cachering: sync dir: %v", derr)
+		}
+	}
+	return errors.Join(err, r.openLive())
+}
+
+// release fsyncs and closes the live file (or leaves the close to a running
+// fsync leader) and settles the Appends waiting on it.
+func (r *Ring) release() error {
+	f := r.f
+	err := f.Sync()
+	if err != nil {
+		err = fmt.Errorf("cachering: fsync: %w", err)
+	}
+	if r.pending != nil {
+		r.pending.finish(err)
+		r.pending = nil
+	}
+	if r.syncing == f {
+		r.retire = f
+	} else {
+		f.Close()
+	}
+	r.f = nil
+	return err
+}
+
+// wait returns once g's fsync is done, leading it if nobody else is.
+func (r *Ring) wait(g *group) error {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	r.mu.Lock()
+	select {
+	case <-g.done: // a rotation or an earlier leader synced it
+		r.mu.Unlock()
+		return g.err
+	default:
+	}
+	// Not done and we hold syncMu: g is still the pending group.
+	f := r.f
+	r.pending, r.syncing = nil, f
+	r.mu.Unlock()
+
+	err := f.Sync()
+
+	r.mu.Lock()
+	r.syncing = nil
+	if r.retire == f {
+		r.retire = nil
+		f.Close()
+	}
+	r.mu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("cachering: fsync: %w", err)
+	}
+	g.finish(err)
+	return err
+}
+
+// trim deletes the oldest rotated segments while the total exceeds the cap.
+func (r *Ring) trim() {
+	for len(r.segs) > 0 && r.rotated+r.live > r.max {
+		s := r.segs[0]
+		p := filepath.Join(r.dir, fmt.Sprintf("%s.%06d", r.name, s.num))
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			r.logf("cachering: delete oldest segment: %v", err)
+			return
+		}
+		r.segs = r.segs[1:]
+		r.rotated -= s.size
+		r.dropped += s.size
+	}
+	if len(r.segs) == 0 {
+		r.segs = nil
+	}
+}
+
+// Stats reports the current size of the ring.
+func (r *Ring) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Stats{Bytes: r.rotated + r.live, Segments: len(r.segs) + 1, Dropped: r.dropped}
+}
+
+// SetMax changes the cap while running (a policy change); 0 means the
+// default. Shrinking deletes the oldest data at once, including the live
+// file's content if it alone exceeds the new cap.
+func (r *Ring) SetMax(n int64) error {
+	capBytes, err := checkMax(n)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	r.max = capBytes
+	r.seg = r.segFor(capBytes)
+	if r.live > capBytes && r.f != nil {
+		err = r.rotate()
+	}
+	r.trim()
+	return err
+}
+
+// Close fsyncs and closes the live file.
+func (r *Ring) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	r.closed = true
+	if r.f == nil {
+		return nil
+	}
+	return r.release()
+}

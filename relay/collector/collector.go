@@ -1,0 +1,450 @@
+package collector
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"outpost/relay/wire"
+)
+
+// Limits of the ingest endpoint and the segment files.
+const (
+	MaxBody      = 16 << 20 // request body, before and after gzip
+	SegmentBytes = 64 << 20 // a segment file is closed past this size
+)
+
+// ErrClosed is returned (and served as 503) once Close has been called.
+var ErrClosed = errors.New("collector: closed")
+
+// Collector stores records from relays durably and exactly once per
+// (agent, seq). It is safe for concurrent use.
+type Collector struct {
+	dir      string
+	logf     func(string, ...any)
+	segBytes int64 // rotation size; tests lower it
+
+	syncMu sync.Mutex // one fsync leader at a time
+
+	mu       sync.Mutex
+	f        *os.File // current segment; nil if closed or reopening failed
+	num      uint64   // number of the current segment
+	size     int64    // size of the current segment
+	agents   map[string]*seqSet
+	dups     uint64
+	total    uint64
+	writeGen uint64 // bumped by every write
+	durable  uint64 // writes up to this generation are fsynced
+	failed   error  // sticky: state may claim records not on disk
+	closed   bool
+	syncing  *os.File // file the fsync leader is syncing
+	retire   *os.File // rotated file to close once the leader is done
+}
+
+// New opens the collector's store in dir, rebuilding the per-agent state
+// from the segments already there so that duplicates are still detected
+// after a restart.
+func New(dir string, logf func(string, ...any)) (*Collector, error) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	c := &Collector{dir: dir, logf: logf, segBytes: SegmentBytes, agents: map[string]*seqSet{}}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	nums, err := c.segments()
+	if err != nil {
+		return nil, err
+	}
+	for i, n := range nums {
+		if err := c.load(n, i == len(nums)-1); err != nil {
+			return nil, err
+		}
+	}
+	c.num = 1
+	if len(nums) > 0 {
+		c.num = nums[len(nums)-1]
+	}
+	if err := c.open(); err != nil {
+		return nil, err
+	}
+	if c.size >= c.segBytes {
+		if err := c.rotate(); err != nil {
+			c.f.Close()
+			return nil, err
+		}
+	}
+	if len(nums) > 0 {
+		logf("collector: rebuilt state from %d segment(s): %d agents, %d records", len(nums), len(c.agents), c.total)
+	}
+	return c, nil
+}
+
+func segName(n uint64) string { return fmt.Sprintf("ingest-%06d.ndjson", n) }
+
+// segments lists the segment numbers in dir, oldest first.
+func (c *Collector) segments() ([]uint64, error) {
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	var nums []uint64
+	for _, e := range ents {
+		s, ok := strings.CutPrefix(e.Name(), "ingest-")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		s, ok = strings.CutSuffix(s, ".ndjson")
+		if !ok || s == "" || strings.Trim(s, "0123456789") != "" {
+			continue
+		}
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err == nil && n > 0 {
+			nums = append(nums, n)
+		}
+	}
+	slices.SortFunc(nums, cmp.Compare)
+	return nums, nil
+}
+
+// load replays one segment into the per-agent state. In the newest segment
+// an unterminated last line (a write torn by a crash, never acknowledged)
+// is cut off.
+func (c *Collector) load(num uint64, last bool) error {
+	path := filepath.Join(c.dir, segName(num))
+	flag := os.O_RDONLY
+	if last {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return fmt.Errorf("collector: %w", err)
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 256<<10)
+	var (
+		off, good int64
+		bad       int
+		line      []byte
+	)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			line = append(line, chunk...)
+			continue
+		}
+		if len(line) > 0 {
+			chunk = append(line, chunk...)
+			line = line[:0]
+		}
+		if err == io.EOF {
+			if len(chunk) > 0 { // torn tail
+				if !last {
+					bad++
+					break
+				}
+				c.logf("collector: %s: cutting %d bytes of torn last line", segName(num), len(chunk))
+				if err := f.Truncate(good); err != nil {
+					return fmt.Errorf("collector: %w", err)
+				}
+				if err := f.Sync(); err != nil {
+					return fmt.Errorf("collector: %w", err)
+				}
+			}
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("collector: read %s: %w", segName(num), err)
+		}
+		off += int64(len(chunk))
+		good = off
+		var id struct {
+			Agent string `json:"agent"`
+			Seq   uint64 `json:"seq"`
+		}
+		if json.Unmarshal(chunk, &id) != nil || id.Agent == "" || id.Seq == 0 {
+			bad++
+			continue
+		}
+		c.mark(id.Agent, id.Seq)
+	}
+	if bad > 0 {
+		c.logf("collector: %s: skipped %d unreadable line(s)", segName(num), bad)
+	}
+	return nil
+}
+
+// mark records (agent, seq) as stored; callers hold mu or own c.
+func (c *Collector) mark(agent string, seq uint64) bool {
+	s := c.agents[agent]
+	if s == nil {
+		s = &seqSet{}
+		c.agents[agent] = s
+	}
+	if !s.add(seq) {
+		return false
+	}
+	c.total++
+	return true
+}
+
+func (c *Collector) seen(agent string, seq uint64) bool {
+	s := c.agents[agent]
+	return s != nil && s.has(seq)
+}
+
+// open opens segment c.num for appending.
+func (c *Collector) open() error {
+	f, err := os.OpenFile(filepath.Join(c.dir, segName(c.num)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("collector: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("collector: %w", err)
+	}
+	if err := syncDir(c.dir); err != nil {
+		f.Close()
+		return fmt.Errorf("collector: %w", err)
+	}
+	c.f, c.size = f, fi.Size()
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// release fsyncs and closes the current segment (or leaves the close to a
+// running fsync leader). Callers hold mu.
+func (c *Collector) release() error {
+	f := c.f
+	c.f = nil
+	err := f.Sync()
+	if err != nil {
+		c.fail(fmt.Errorf("collector: fsync: %w", err))
+	} else {
+		c.durable = c.writeGen
+	}
+	if c.syncing == f {
+		c.retire = f
+	} else {
+		f.Close()
+	}
+	return c.failed
+}
+
+// rotate starts the next segment. Callers hold mu.
+func (c *Collector) rotate() error {
+	if err := c.release(); err != nil {
+		return err
+	}
+	c.num++
+	return c.open()
+}
+
+// fail makes the collector refuse all further work: after a failed fsync
+// the in-memory state may count records that are not on disk, and only a
+// restart (which rebuilds from the files) makes it truthful again.
+func (c *Collector) fail(err error) {
+	if c.failed == nil {
+		c.failed = err
+		c.logf("%v; refusing ingest until restart", err)
+	}
+}
+
+// ingest stores the records not seen before and returns once they, and any
+// earlier write they were found duplicate of, are fsynced.
+func (c *Collector) ingest(recs []wire.Record) (wire.IngestAck, error) {
+	var ack wire.IngestAck
+	// Encode outside the lock; ends[i] is where record i's line ends.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	ends := make([]int, len(recs))
+	for i := range recs {
+		if err := enc.Encode(&recs[i]); err != nil {
+			return ack, fmt.Errorf("collector: encode record %d: %w", i, err)
+		}
+		ends[i] = buf.Len()
+	}
+
+	type key struct {
+		agent string
+		seq   uint64
+	}
+	c.mu.Lock()
+	if err := c.usable(); err != nil {
+		c.mu.Unlock()
+		return ack, err
+	}
+	var (
+		fresh   = make([]int, 0, len(recs))
+		inBatch = make(map[key]struct{}, len(recs))
+	)
+	for i, r := range recs {
+		k := key{r.Agent, r.Seq}
+		if _, dup := inBatch[k]; dup || c.seen(r.Agent, r.Seq) {
+			ack.Duplicates++
+			continue
+		}
+		inBatch[k] = struct{}{}
+		fresh = append(fresh, i)
+	}
+	data := buf.Bytes()
+	if len(fresh) != len(recs) {
+		var out []byte
+		for _, i := range fresh {
+			start := 0
+			if i > 0 {
+				start = ends[i-1]
+			}
+			out = append(out, data[start:ends[i]]...)
+		}
+		data = out
+	}
+	if len(data) > 0 {
+		if err := c.write(data); err != nil {
+			c.mu.Unlock()
+			return wire.IngestAck{}, err
+		}
+		for _, i := range fresh {
+			c.mark(recs[i].Agent, recs[i].Seq)
+		}
+		c.writeGen++
+	}
+	ack.Accepted = len(fresh)
+	c.dups += uint64(ack.Duplicates)
+	gen := c.writeGen
+	c.mu.Unlock()
+
+	if err := c.waitDurable(gen); err != nil {
+		return wire.IngestAck{}, err
+	}
+	return ack, nil
+}
+
+// usable reports why ingest cannot proceed. Callers hold mu.
+func (c *Collector) usable() error {
+	switch {
+	case c.closed:
+		return ErrClosed
+	case c.failed != nil:
+		return c.failed
+	case c.f == nil:
+		return c.open() // a rotation could not open the next file
+	}
+	return nil
+}
+
+// write appends data to the current segment, rotating first if needed. On
+// failure the file is cut back so it never ends in a partial line. Callers
+// hold mu.
+func (c *Collector) write(data []byte) error {
+	if c.size > 0 && c.size+int64(len(data)) > c.segBytes {
+		if err := c.rotate(); err != nil {
+			return err
+		}
+	}
+	n, err := c.f.Write(data)
+	if err == nil {
+		c.size += int64(n)
+		return nil
+	}
+	if n > 0 {
+		if terr := c.f.Truncate(c.size); terr != nil {
+			c.fail(fmt.Errorf("collector: cannot cut partial write: %w", terr))
+		}
+	}
+	return fmt.Errorf("collector: write: %w", err)
+}
+
+// waitDurable returns once every write up to gen is fsynced, leading the
+// fsync if nobody else is, so concurrent batches share one fsync.
+func (c *Collector) waitDurable(gen uint64) error {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	c.mu.Lock()
+	if c.failed != nil || c.durable >= gen {
+		err := c.failed
+		c.mu.Unlock()
+		return err
+	}
+	// Not durable, not failed: no release since gen was written, so c.f
+	// is the file holding it.
+	f, target := c.f, c.writeGen
+	c.syncing = f
+	c.mu.Unlock()
+
+	err := f.Sync()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.syncing = nil
+	if c.retire == f {
+		c.retire = nil
+		f.Close()
+	}
+	if err != nil {
+		c.fail(fmt.Errorf("collector: fsync: %w", err))
+		return c.failed
+	}
+	c.durable = max(c.durable, target)
+	return nil
+}
+
+// Stats returns the per-agent counts since the store was created; the
+// duplicate count starts at zero on every restart.
+func (c *Collector) Stats() wire.CollectorStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := wire.CollectorStats{
+		Received:   make(map[string]uint64, len(c.agents)),
+		Duplicates: c.dups,
+		Total:      c.total,
+	}
+	for a, s := range c.agents {
+		st.Received[a] = s.n
+	}
+	return st
+}
+
+// Received returns how many distinct records of agent are stored.
+func (c *Collector) Received(agent string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.agents[agent]; s != nil {
+		return s.n
+	}
+	return 0
+}
+
+// Close fsyncs and closes the current segment; later requests get 503.
+func (c *Collector) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.f == nil {
+		return c.failed
+	}
+	return c.release()
+}

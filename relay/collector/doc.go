@@ -1,0 +1,30 @@
+// Package collector is the management centre's ingest: relays in "forward"
+// mode POST batches of agent records here, and the loss checks read the
+// per-agent counts back.
+//
+// Maintainer note.
+//
+// Endpoints (Collector.Handler): POST wire.PathIngest takes a
+// wire.IngestBatch (optionally gzip, at most MaxBody before and after
+// decompression) and answers wire.IngestAck; GET wire.PathCollStats answers
+// wire.CollectorStats; GET /healthz. Errors are JSON wire.Error: 400
+// malformed batch or a record without agent/seq, 405, 413, 415, and 503
+// when the store cannot be written (the relay keeps the batch and retries).
+//
+// File layout: DIR/ingest-000001.ndjson, ingest-000002.ndjson... one
+// wire.Record per line, in arrival order; a segment is closed once the next
+// batch would take it past SegmentBytes (a batch is never split).
+//
+// Guarantees:
+//   - The ack is sent only after the accepted records are fsynced, and also
+//     after the earlier write of any record reported as a duplicate, so an
+//     acked record is always on disk. Concurrent batches share one fsync.
+//   - Each (agent, seq) is written once. Per agent the state is the highest
+//     contiguous seq plus runs of out-of-order seqs above it, so memory is
+//     per gap, not per record.
+//   - New rebuilds that state by reading every segment; a torn last line of
+//     the newest segment (never acked) is cut off. The duplicate counter is
+//     not persisted and restarts at zero.
+//   - A failed fsync makes the collector refuse work (503) until restarted,
+//     because its state may then count records that are not on disk.
+package collector

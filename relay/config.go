@@ -1,0 +1,103 @@
+package relay
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"outpost/store"
+)
+
+// Config configures a relay. Exactly one of Store (the management host) or
+// Manager (a relay on another host) is set.
+type Config struct {
+	DataDir string
+	Version string
+
+	// Management host: the store is local.
+	Store *store.DB
+	// Collector, when set, is the built-in management-centre ingest mounted
+	// on the same listeners (wire.PathIngest, wire.PathCollStats).
+	Collector http.Handler
+
+	// Joined relay: the management host's URL and, on first start, a join
+	// token; ManagerCA pins the management host's CA (hex SHA-256).
+	Manager   string
+	ManagerCA string
+	JoinToken string
+	// Hostname and IP reported at join (default: this host).
+	Hostname string
+	IP       string
+
+	// PublicURLs are the URLs agents use to reach this relay; they are
+	// handed to agents at bind time and to the store at join.
+	PublicURLs []string
+
+	// AllowPlain permits authenticated agent calls over plain HTTP (the
+	// seed's port 80/8080 use); otherwise they need TLS.
+	AllowPlain bool
+
+	// Upstream is where a forward-mode sink sends data when the policy
+	// names none ("" = the management host's built-in collector).
+	Upstream string
+
+	PollTimeout       time.Duration // longest a check-in is held (also capped by the store setting)
+	HeartbeatInterval time.Duration // joined relay -> management host
+	CommandPoll       time.Duration // how often queued commands are looked for
+	CheckinFlush      time.Duration // check-in batch interval
+	AuthTTL           time.Duration // how long a verified credential is cached
+	SpoolMax          int64         // forward-mode spool cap (bytes)
+	SpoolSync         time.Duration // spool group-commit interval
+	RetryAfter        time.Duration // advice sent with 429
+
+	Logf func(format string, args ...any)
+}
+
+// DefaultConfig returns the defaults; callers set DataDir and a mode.
+func DefaultConfig() Config {
+	return Config{
+		Version:           "dev",
+		PollTimeout:       30 * time.Second,
+		HeartbeatInterval: 10 * time.Second,
+		CommandPoll:       200 * time.Millisecond,
+		CheckinFlush:      500 * time.Millisecond,
+		AuthTTL:           time.Minute,
+		SpoolMax:          1 << 30,
+		SpoolSync:         0, // appends that arrive together share one fsync
+		RetryAfter:        2 * time.Second,
+	}
+}
+
+// Validate names the first bad field.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return fmt.Errorf("data: a data directory is required")
+	case c.Store == nil && c.Manager == "":
+		return fmt.Errorf("manager: either a local store or --manager URL is required")
+	case c.Store != nil && c.Manager != "":
+		return fmt.Errorf("manager: a relay with a local store does not join another manager")
+	case c.PollTimeout <= 0:
+		return fmt.Errorf("poll-timeout: must be positive")
+	case c.HeartbeatInterval <= 0:
+		return fmt.Errorf("heartbeat: must be positive")
+	case c.CommandPoll <= 0 || c.CheckinFlush <= 0 || c.AuthTTL <= 0 || c.RetryAfter <= 0:
+		return fmt.Errorf("intervals: must be positive")
+	case c.SpoolMax < 1<<20:
+		return fmt.Errorf("spool-max: at least 1 MiB")
+	}
+	if c.Manager != "" {
+		u, err := url.Parse(c.Manager)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("manager: %q is not an http(s) URL", c.Manager)
+		}
+	}
+	if c.Upstream != "" {
+		u, err := url.Parse(c.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("upstream: %q is not an http(s) URL", c.Upstream)
+		}
+	}
+	return nil
+}

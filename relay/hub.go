@@ -1,0 +1,139 @@
+package relay
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"outpost/store"
+)
+
+// hub holds agents' long-poll check-ins and wakes the right one when a
+// command is queued for it. Commands are found by polling the store's
+// command table (cheap: by primary key), so commands queued by another
+// process (the CLI, the dashboard) arrive as fast as in-process ones.
+type hub struct {
+	mu       sync.Mutex
+	waiters  map[string]chan struct{}
+	pending  map[string]bool // agents that may have undelivered commands
+	released bool
+}
+
+func newHub() *hub {
+	return &hub{waiters: map[string]chan struct{}{}, pending: map[string]bool{}}
+}
+
+func (h *hub) notify(agent string) {
+	h.mu.Lock()
+	h.pending[agent] = true
+	if ch, ok := h.waiters[agent]; ok {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	h.mu.Unlock()
+}
+
+// releaseAll answers every held check-in now (shutdown).
+func (h *hub) releaseAll() {
+	h.mu.Lock()
+	h.released = true
+	for _, ch := range h.waiters {
+		close(ch)
+	}
+	h.waiters = map[string]chan struct{}{}
+	h.mu.Unlock()
+}
+
+// connected is the number of check-ins held right now.
+func (h *hub) connected() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.waiters)
+}
+
+// wait returns the agent's pending commands, holding the call up to d while
+// there are none. The waiter is registered before the first look so a
+// command queued in between is not missed.
+func (h *hub) wait(ctx context.Context, db *store.DB, agent string, d time.Duration) ([]store.Command, error) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	if h.released {
+		h.mu.Unlock()
+		return nil, nil
+	}
+	if old, ok := h.waiters[agent]; ok {
+		close(old) // a newer check-in of the same agent supersedes
+	}
+	h.waiters[agent] = ch
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		if h.waiters[agent] == ch {
+			delete(h.waiters, agent)
+		}
+		h.mu.Unlock()
+	}()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		h.mu.Lock()
+		maybe := h.pending[agent]
+		h.mu.Unlock()
+		if maybe {
+			cmds, err := db.PendingCommands(ctx, store.TargetAgent, agent)
+			if err != nil {
+				return nil, err
+			}
+			if len(cmds) > 0 {
+				ids := make([]int64, len(cmds))
+				for i, c := range cmds {
+					ids[i] = c.ID
+				}
+				return cmds, db.MarkDelivered(ctx, ids)
+			}
+			h.mu.Lock()
+			delete(h.pending, agent)
+			h.mu.Unlock()
+		}
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return nil, nil
+			}
+		case <-timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+}
+
+// pollCommands wakes agents whose commands were queued since the last look.
+func (s *Server) pollCommands() {
+	defer s.bg.Done()
+	var last int64
+	t := time.NewTicker(s.cfg.CommandPoll)
+	defer t.Stop()
+	for {
+		cmds, err := s.db.CommandsAfter(context.Background(), last, 5000)
+		if err != nil {
+			s.logf("relay: command poll: %v", err)
+		}
+		for _, c := range cmds {
+			last = max(last, c.ID)
+			if c.TargetKind == store.TargetAgent {
+				s.hub.notify(c.TargetID)
+			}
+		}
+		if len(cmds) == 5000 {
+			continue
+		}
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package relay
+
+import (
+	"fmt"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+)
+
+// metrics are plain atomic counters rendered in the Prometheus text format,
+// so the relay needs no metrics dependency.
+type metrics struct {
+	enrols, enrolFail, checkins, events, throttled atomic.Int64
+	forwarded, forwardedBytes, upstreamErr         atomic.Int64
+	authFail, refused                              atomic.Int64
+	held                                           atomic.Int64 // check-ins held open now
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	spoolBytes, pending, cacheBytes := s.sink.stats()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	rows := []struct {
+		name, kind, help string
+		v                int64
+	}{
+		{"outpost_enrolments_total", "counter", "Enrolment requests.", s.m.enrols.Load()},
+		{"outpost_enrolment_failures_total", "counter", "Refused enrolments.", s.m.enrolFail.Load()},
+		{"outpost_checkins_total", "counter", "Agent check-ins.", s.m.checkins.Load()},
+		{"outpost_checkins_held", "gauge", "Check-ins held open now (connected agents).", s.m.held.Load()},
+		{"outpost_events_acked_total", "counter", "Event records made durable and acknowledged.", s.m.events.Load()},
+		{"outpost_throttled_total", "counter", "Requests answered 429.", s.m.throttled.Load()},
+		{"outpost_forwarded_records_total", "counter", "Records acknowledged by the upstream.", s.m.forwarded.Load()},
+		{"outpost_forwarded_bytes_total", "counter", "Bytes sent upstream and acknowledged.", s.m.forwardedBytes.Load()},
+		{"outpost_upstream_errors_total", "counter", "Failed upstream calls.", s.m.upstreamErr.Load()},
+		{"outpost_auth_failures_total", "counter", "Refused credentials.", s.m.authFail.Load()},
+		{"outpost_proxy_refused_total", "counter", "CONNECT or absolute-form requests refused.", s.m.refused.Load()},
+		{"outpost_spool_bytes", "gauge", "Unforwarded bytes in the spool.", spoolBytes},
+		{"outpost_spool_records", "gauge", "Unforwarded records in the spool.", pending},
+		{"outpost_cache_bytes", "gauge", "Bytes in the cache-mode ring.", cacheBytes},
+		{"outpost_go_heap_bytes", "gauge", "Go heap in use.", int64(ms.HeapInuse)},
+		{"outpost_goroutines", "gauge", "Goroutines.", int64(runtime.NumGoroutine())},
+	}
+	for _, m := range rows {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.kind, m.name, m.v)
+	}
+}

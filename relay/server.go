@@ -1,0 +1,383 @@
+package relay
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"outpost/relay/wire"
+	"outpost/store"
+)
+
+// Body limits per endpoint: small for control calls, larger for events.
+const (
+	maxControlBody = 256 << 10
+	maxEventBody   = 4 << 20
+	maxRecords     = 2000
+)
+
+// Server is one relay: the agent-facing and relay-facing protocol on every
+// listener, plus the data path (spool or cache) and, on the management
+// host, the long-poll command hub.
+type Server struct {
+	cfg  Config
+	logf func(string, ...any)
+	pki  *PKI
+	mux  *http.ServeMux
+
+	// management host only
+	db          *store.DB
+	batcher     *store.Batcher
+	hub         *hub
+	relays      *authCache[relayAuth]
+	ingestToken string
+
+	// joined relay only
+	ident  *identity
+	client *http.Client
+
+	agents *authCache[agentAuth]
+	sink   *sinkSet
+	m      metrics
+
+	mu      sync.Mutex
+	servers []*http.Server
+	closing chan struct{}
+	bg      sync.WaitGroup
+	closed  atomic.Bool
+}
+
+// New prepares a relay: loads or creates the PKI, joins the management host
+// when configured so, and opens the data path. Serve it on listeners next.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logf: cfg.Logf, db: cfg.Store, closing: make(chan struct{})}
+	s.agents = newAuthCache[agentAuth](cfg.AuthTTL)
+	s.relays = newAuthCache[relayAuth](cfg.AuthTTL)
+	var policy wire.Policy
+	if s.db != nil {
+		pki, err := LoadOrCreatePKI(filepath.Join(cfg.DataDir, "tls"), nil)
+		if err != nil {
+			return nil, err
+		}
+		s.pki = pki
+		s.batcher = store.NewBatcher(s.db, cfg.CheckinFlush, 2000, s.logf)
+		s.hub = newHub()
+		s.ingestToken = store.NewSecret("it_")
+		policy = wire.Policy{Mode: store.ModeForward, Upstream: cfg.Upstream}
+	} else {
+		s.client = &http.Client{
+			Timeout:   cfg.PollTimeout + 30*time.Second,
+			Transport: &http.Transport{TLSClientConfig: wire.PinnedTLS(cfg.ManagerCA), MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second},
+		}
+		id, err := s.joinOrLoad()
+		if err != nil {
+			return nil, err
+		}
+		s.ident = id
+		policy = id.Policy
+	}
+	sink, err := newSinkSet(s, policy)
+	if err != nil {
+		s.closeStore()
+		return nil, err
+	}
+	s.sink = sink
+	s.mux = s.routes()
+	if s.db != nil {
+		s.bg.Add(1)
+		go s.pollCommands()
+	} else {
+		s.bg.Add(1)
+		go s.heartbeatLoop()
+	}
+	return s, nil
+}
+
+// CAFingerprint is the pin agents use (--ca-sha256).
+func (s *Server) CAFingerprint() string { return s.pki.CAFingerprint() }
+
+// Handler is the relay's HTTP handler, the same on every listener.
+func (s *Server) Handler() http.Handler { return s.guard(s.mux) }
+
+// SetPublicURLs records the URLs agents should use (known once listening).
+func (s *Server) SetPublicURLs(urls []string) {
+	s.mu.Lock()
+	s.cfg.PublicURLs = urls
+	s.mu.Unlock()
+}
+
+func (s *Server) publicURLs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.cfg.PublicURLs...)
+}
+
+// Serve serves ln until Close; useTLS wraps it with the relay certificate
+// (HTTP/2 is negotiated on TLS).
+func (s *Server) Serve(ln net.Listener, useTLS bool) error {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      s.cfg.PollTimeout + 30*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          nil,
+	}
+	if useTLS {
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.pki.Server}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+		ln = tls.NewListener(ln, hs.TLSConfig)
+	}
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.servers = append(s.servers, hs)
+	s.mu.Unlock()
+	err := hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close shuts down gracefully: listeners stop accepting, held check-ins are
+// released at once, in-flight requests finish, pending check-ins are
+// written and the spool is synced. ctx bounds the wait.
+func (s *Server) Close(ctx context.Context) error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.closing)
+	if s.hub != nil {
+		s.hub.releaseAll()
+	}
+	s.mu.Lock()
+	servers := s.servers
+	s.mu.Unlock()
+	var errs []error
+	var wg sync.WaitGroup
+	for _, hs := range servers {
+		wg.Add(1)
+		go func(hs *http.Server) {
+			defer wg.Done()
+			if err := hs.Shutdown(ctx); err != nil {
+				hs.Close()
+			}
+		}(hs)
+	}
+	wg.Wait()
+	s.bg.Wait()
+	if s.sink != nil {
+		errs = append(errs, s.sink.Close())
+	}
+	errs = append(errs, s.closeStore())
+	return errors.Join(errs...)
+}
+
+func (s *Server) closeStore() error {
+	if s.batcher != nil {
+		return s.batcher.Close()
+	}
+	return nil
+}
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+wire.PathHealth, s.handleHealth)
+	mux.HandleFunc("GET "+wire.PathMetrics, s.handleMetrics)
+	mux.HandleFunc("POST "+wire.PathEvents, s.handleEvents)
+	if s.db != nil {
+		mux.HandleFunc("POST "+wire.PathEnrol, s.handleEnrol)
+		mux.HandleFunc("POST "+wire.PathCheckin, s.handleCheckin)
+		mux.HandleFunc("GET "+wire.PathManifest, s.handleManifest)
+		mux.HandleFunc("GET "+wire.PathPackage+"{version}", s.handlePackage)
+		mux.HandleFunc("POST "+wire.PathJoin, s.handleJoin)
+		mux.HandleFunc("POST "+wire.PathHeartbeat, s.handleHeartbeat)
+		mux.HandleFunc("POST "+wire.PathAuth, s.handleAuth)
+		if s.cfg.Collector != nil {
+			mux.Handle("POST "+wire.PathIngest, s.requireIngestAuth(s.cfg.Collector))
+			mux.Handle("GET "+wire.PathCollStats, s.cfg.Collector)
+		}
+	} else {
+		// A joined relay forwards what needs the store to the management host.
+		mux.HandleFunc("POST "+wire.PathEnrol, s.forward)
+		mux.HandleFunc("POST "+wire.PathCheckin, s.forward)
+		mux.HandleFunc("GET "+wire.PathManifest, s.forward)
+		mux.HandleFunc("GET "+wire.PathPackage+"{version}", s.forward)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	return mux
+}
+
+// guard refuses proxy-style use: the relay forwards only to its configured
+// upstream, never to a target named by the client.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect {
+			s.m.refused.Add(1)
+			writeErr(w, http.StatusMethodNotAllowed, "forbidden", "CONNECT is refused: this relay is not an open proxy")
+			return
+		}
+		if r.URL.IsAbs() || (r.URL.Host != "" && r.URL.Host != r.Host) {
+			s.m.refused.Add(1)
+			writeErr(w, http.StatusForbidden, "forbidden", "absolute-form requests are refused: this relay is not an open proxy")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	st := map[string]any{"status": "ok", "version": s.cfg.Version, "mode": s.sink.mode()}
+	if s.ident != nil {
+		st["proxy_id"] = s.ident.ProxyID
+		st["cluster"] = s.ident.Cluster
+	}
+	if s.pki != nil {
+		st["ca_sha256"] = s.pki.CAFingerprint()
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// statusFor maps store error codes to HTTP statuses.
+func statusFor(err error) int {
+	switch store.ErrorCode(err) {
+	case store.ENotFound:
+		return http.StatusNotFound
+	case store.EConflict:
+		return http.StatusConflict
+	case store.EInvalid:
+		return http.StatusBadRequest
+	case store.EForbidden:
+		return http.StatusForbidden
+	case store.ELimit:
+		return http.StatusTooManyRequests
+	case store.EUnauthorized:
+		return http.StatusUnauthorized
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *Server) storeErr(w http.ResponseWriter, err error) {
+	code := statusFor(err)
+	var se *store.Error
+	if errors.As(err, &se) && se.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(se.RetryAfter.Seconds())+1))
+	}
+	if code == http.StatusInternalServerError {
+		s.logf("relay: internal error: %v", err)
+		writeErr(w, code, store.EInternal, "internal error")
+		return
+	}
+	writeErr(w, code, store.ErrorCode(err), store.ErrorMessage(err))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, kind, msg string) {
+	writeJSON(w, code, wire.Error{Code: kind, Message: msg})
+}
+
+// errTooLarge and errBadJSON classify body failures.
+var (
+	errTooLarge = errors.New("request body too large")
+	errBadJSON  = errors.New("malformed JSON")
+)
+
+// readJSON decodes a size-limited (optionally gzip) JSON body into v.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body := io.Reader(http.MaxBytesReader(w, r.Body, limit))
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return errBadJSON
+		}
+		defer zr.Close()
+		body = io.LimitReader(zr, limit+1)
+	}
+	buf, err := io.ReadAll(body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) || int64(len(buf)) > limit {
+		return errTooLarge
+	} else if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	if err := json.Unmarshal(buf, v); err != nil {
+		return errBadJSON
+	}
+	return nil
+}
+
+func bodyErr(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errTooLarge):
+		writeErr(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
+	case errors.Is(err, errBadJSON):
+		writeErr(w, http.StatusBadRequest, store.EInvalid, "malformed JSON body")
+	default:
+		writeErr(w, http.StatusBadRequest, store.EInvalid, err.Error())
+	}
+}
+
+// RunInfo is written to DATA/run/NAME.json so scripts find a running
+// process's addresses.
+type RunInfo struct {
+	PID       int      `json:"pid"`
+	URLs      []string `json:"urls"`
+	CASHA256  string   `json:"ca_sha256,omitempty"`
+	StartedAt string   `json:"started_at"`
+}
+
+// WriteRunFile records a running process's addresses.
+func WriteRunFile(dataDir, name string, info RunInfo) error {
+	dir := filepath.Join(dataDir, "run")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	info.PID = os.Getpid()
+	info.StartedAt = time.Now().UTC().Format(time.RFC3339)
+	b, _ := json.MarshalIndent(info, "", "  ")
+	return writeFile0600(filepath.Join(dir, name+".json"), append(b, '\n'))
+}
+
+// RemoveRunFile deletes it on a clean stop.
+func RemoveRunFile(dataDir, name string) {
+	os.Remove(filepath.Join(dataDir, "run", name+".json"))
+}
+
+// ReadRunFile reads another process's run file.
+func ReadRunFile(dataDir, name string) (RunInfo, error) {
+	var info RunInfo
+	b, err := os.ReadFile(filepath.Join(dataDir, "run", name+".json"))
+	if err != nil {
+		return info, err
+	}
+	return info, json.Unmarshal(b, &info)
+}

@@ -1,0 +1,295 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"outpost/relay/cachering"
+	"outpost/relay/spool"
+	"outpost/relay/wire"
+	"outpost/store"
+)
+
+// sinkSet is the relay's data path. Events are acknowledged to agents only
+// once Append returned, i.e. once they are durable: in forward mode in the
+// on-disk spool (drained upstream under the policy's limits), in cache mode
+// in the cluster's NDJSON ring. The spool stays open in cache mode so that
+// data spooled before a policy change still drains.
+type sinkSet struct {
+	s      *Server
+	spool  *spool.Spool
+	client *http.Client
+
+	mu      sync.RWMutex
+	policy  wire.Policy
+	ring    *cachering.Ring
+	ringDir string
+
+	bw     *rate.Limiter // upstream bytes/s
+	freq   *rate.Limiter // upstream requests/s
+	intake *rate.Limiter // agent event requests/s (same figure: back pressure)
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newSinkSet(s *Server, p wire.Policy) (*sinkSet, error) {
+	sp, err := spool.Open(filepath.Join(s.cfg.DataDir, "spool"), spool.Options{
+		MaxBytes: s.cfg.SpoolMax, SyncInterval: s.cfg.SpoolSync, Logf: s.logf,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open spool: %w", err)
+	}
+	k := &sinkSet{s: s, spool: sp, bw: rate.NewLimiter(rate.Inf, 0), freq: rate.NewLimiter(rate.Inf, 0),
+		intake: rate.NewLimiter(rate.Inf, 0), done: make(chan struct{})}
+	k.client = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: wire.PinnedTLS(s.cfg.ManagerCA), MaxIdleConnsPerHost: 4,
+	}}
+	if s.db != nil && s.cfg.Collector != nil {
+		// The built-in collector is served in-process, not over the network.
+		k.client = &http.Client{Timeout: 60 * time.Second, Transport: handlerTransport{s.requireIngestAuth(s.cfg.Collector)}}
+	}
+	if err := k.apply(p); err != nil {
+		sp.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	k.cancel = cancel
+	go k.forwardLoop(ctx)
+	return k, nil
+}
+
+// apply switches mode and limits live, without a restart.
+func (k *sinkSet) apply(p wire.Policy) error {
+	if p.Mode == "" {
+		p.Mode = store.ModeForward
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if p.Mode == store.ModeCache {
+		dir := p.CacheDir
+		if dir == "" {
+			dir = store.DefaultCacheDir
+		}
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(k.s.cfg.DataDir, dir)
+		}
+		if k.ring != nil && k.ringDir != dir {
+			k.ring.Close()
+			k.ring = nil
+		}
+		if k.ring == nil {
+			r, err := cachering.Open(dir, cachering.Options{MaxBytes: p.CacheMax, Logf: k.s.logf})
+			if err != nil {
+				return fmt.Errorf("open cache %s: %w", dir, err)
+			}
+			k.ring, k.ringDir = r, dir
+		} else if p.CacheMax > 0 {
+			if err := k.ring.SetMax(p.CacheMax); err != nil {
+				return err
+			}
+		}
+	}
+	setLimit(k.bw, p.BandwidthBps, max(min(p.BandwidthBps/10, 1<<20), 512))
+	setLimit(k.freq, p.FrequencyRPS, 1)
+	setLimit(k.intake, p.FrequencyRPS, max(p.FrequencyRPS, 1))
+	if k.policy != p {
+		k.s.logf("relay: policy applied: mode=%s bandwidth=%s frequency=%d", p.Mode, store.FormatBandwidth(p.BandwidthBps), p.FrequencyRPS)
+	}
+	k.policy = p
+	return nil
+}
+
+func setLimit(l *rate.Limiter, perSec int64, burst int64) {
+	if perSec <= 0 {
+		l.SetLimit(rate.Inf)
+		return
+	}
+	l.SetLimit(rate.Limit(perSec))
+	l.SetBurst(int(burst))
+}
+
+func (k *sinkSet) mode() string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.policy.Mode
+}
+
+func (k *sinkSet) admit() bool { return k.intake.Allow() }
+
+func (k *sinkSet) append(lines [][]byte) error {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.policy.Mode == store.ModeCache && k.ring != nil {
+		return k.ring.Append(lines...)
+	}
+	return k.spool.Append(lines...)
+}
+
+func isFull(err error) bool { return errors.Is(err, spool.ErrFull) }
+
+func (k *sinkSet) upstream() string {
+	k.mu.RLock()
+	u := k.policy.Upstream
+	k.mu.RUnlock()
+	switch {
+	case u != "":
+	case k.s.cfg.Upstream != "":
+		u = k.s.cfg.Upstream
+	case k.s.db != nil:
+		u = "http://collector.internal" // served in-process by handlerTransport
+	default:
+		u = strings.TrimRight(k.s.cfg.Manager, "/")
+	}
+	if !strings.HasSuffix(u, wire.PathIngest) {
+		u = strings.TrimRight(u, "/") + wire.PathIngest
+	}
+	return u
+}
+
+// forwardLoop drains the spool upstream. The read cursor advances only
+// after the upstream acknowledged, so a crash or an upstream outage at any
+// point loses nothing (the collector counts the resulting duplicates).
+func (k *sinkSet) forwardLoop(ctx context.Context) {
+	defer close(k.done)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		entries, err := k.spool.Peek(500, 1<<20)
+		if err != nil {
+			k.s.logf("relay: spool read: %v", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if len(entries) == 0 {
+			if err := k.spool.Wait(ctx); err != nil {
+				return
+			}
+			continue
+		}
+		var body bytes.Buffer
+		body.WriteString(`{"records":[`)
+		for i, e := range entries {
+			if i > 0 {
+				body.WriteByte(',')
+			}
+			body.Write(e.Payload)
+		}
+		body.WriteString("]}")
+		if err := k.throttle(ctx, body.Len()); err != nil {
+			return
+		}
+		if err := k.post(ctx, body.Bytes()); err != nil {
+			k.s.m.upstreamErr.Add(1)
+			if ctx.Err() == nil {
+				k.s.logf("relay: upstream: %v (retry in %s)", err, backoff)
+			}
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if err := k.spool.Commit(entries[len(entries)-1].Pos); err != nil {
+			k.s.logf("relay: spool commit: %v", err)
+		}
+		k.s.m.forwarded.Add(int64(len(entries)))
+		k.s.m.forwardedBytes.Add(int64(body.Len()))
+	}
+}
+
+// throttle waits for the frequency and bandwidth budgets; WaitN is called in
+// chunks no larger than the burst, which it requires.
+func (k *sinkSet) throttle(ctx context.Context, n int) error {
+	if err := k.freq.Wait(ctx); err != nil {
+		return err
+	}
+	for n > 0 {
+		if k.bw.Limit() == rate.Inf {
+			return nil
+		}
+		chunk := min(n, k.bw.Burst())
+		if err := k.bw.WaitN(ctx, chunk); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			continue // burst changed under us: retry with the new one
+		}
+		n -= chunk
+	}
+	return nil
+}
+
+func (k *sinkSet) post(ctx context.Context, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.upstream(), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if k.s.db != nil {
+		req.Header.Set("Authorization", "Bearer "+k.s.ingestToken)
+	} else if k.s.ident != nil {
+		req.Header.Set(wire.HeaderRelay, fmt.Sprintf("%d:%s", k.s.ident.ProxyID, k.s.ident.Secret))
+	}
+	resp, err := k.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("upstream answered %s", resp.Status)
+	}
+	return nil
+}
+
+func (k *sinkSet) stats() (spoolBytes, pending int64, cacheBytes int64) {
+	st := k.spool.Stats()
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.ring != nil {
+		cacheBytes = k.ring.Stats().Bytes
+	}
+	return st.Bytes, st.Pending, cacheBytes
+}
+
+// Close stops forwarding and syncs everything acknowledged to disk.
+func (k *sinkSet) Close() error {
+	k.cancel()
+	<-k.done
+	var errs []error
+	errs = append(errs, k.spool.Close())
+	k.mu.Lock()
+	if k.ring != nil {
+		errs = append(errs, k.ring.Close())
+	}
+	k.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// handlerTransport serves HTTP requests with an in-process handler.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}

@@ -1,0 +1,199 @@
+package relay
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"outpost/relay/wire"
+)
+
+// PKI holds the management host's CA and this relay's server certificate.
+// Files live in DATA/tls: ca.pem, ca-key.pem, server.pem (leaf + CA),
+// server-key.pem. An operator who brings their own puts them there first.
+type PKI struct {
+	Dir    string
+	CA     *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+	CAPEM  []byte
+	Server tls.Certificate
+}
+
+// CAFingerprint is what install commands carry and agents pin.
+func (p *PKI) CAFingerprint() string { return wire.Fingerprint(p.CA.Raw) }
+
+// LoadOrCreatePKI loads DATA/tls, creating a CA and a server certificate
+// for hosts on first start. Without the CA key (an operator-provided
+// server certificate) the PKI can serve but not issue relay certificates.
+func LoadOrCreatePKI(dir string, hosts []string) (*PKI, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	p := &PKI{Dir: dir}
+	caPath, caKeyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	if _, err := os.Stat(caPath); errors.Is(err, os.ErrNotExist) {
+		if err := createCA(caPath, caKeyPath); err != nil {
+			return nil, fmt.Errorf("create CA: %w", err)
+		}
+	}
+	caPEM, err := os.ReadFile(caPath)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(caPEM)
+	if blk == nil {
+		return nil, fmt.Errorf("%s: no PEM certificate", caPath)
+	}
+	if p.CA, err = x509.ParseCertificate(blk.Bytes); err != nil {
+		return nil, fmt.Errorf("%s: %w", caPath, err)
+	}
+	p.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.CA.Raw})
+	if keyPEM, err := os.ReadFile(caKeyPath); err == nil {
+		if kb, _ := pem.Decode(keyPEM); kb != nil {
+			if p.caKey, err = x509.ParseECPrivateKey(kb.Bytes); err != nil {
+				return nil, fmt.Errorf("%s: %w", caKeyPath, err)
+			}
+		}
+	}
+	srvPath, srvKeyPath := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	if _, err := os.Stat(srvPath); errors.Is(err, os.ErrNotExist) {
+		if p.caKey == nil {
+			return nil, fmt.Errorf("%s missing and no CA key to issue one", srvPath)
+		}
+		certPEM, keyPEM, err := p.Issue(hosts)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeFile0600(srvKeyPath, keyPEM); err != nil {
+			return nil, err
+		}
+		if err := writeFile0600(srvPath, certPEM); err != nil {
+			return nil, err
+		}
+	}
+	if p.Server, err = tls.LoadX509KeyPair(srvPath, srvKeyPath); err != nil {
+		return nil, fmt.Errorf("server certificate: %w", err)
+	}
+	return p, nil
+}
+
+// InstallPKI stores what a joined relay received from the management host.
+func InstallPKI(dir string, caPEM, certPEM, keyPEM []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{"ca.pem": caPEM, "server.pem": certPEM, "server-key.pem": keyPEM} {
+		if err := writeFile0600(filepath.Join(dir, name), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func createCA(certPath, keyPath string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "Outpost CA " + host, Organization: []string{"Outpost"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().AddDate(10, 0, 0),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := writeFile0600(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})); err != nil {
+		return err
+	}
+	return writeFile0600(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// Issue signs a server certificate for hosts (names and IPs; loopback and
+// this host's name are always included). It returns PEM (leaf then CA) and
+// the key PEM.
+func (p *PKI) Issue(hosts []string) (certPEM, keyPEM []byte, err error) {
+	if p.caKey == nil {
+		return nil, nil, errors.New("no CA key: cannot issue certificates")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: "outpost relay", Organization: []string{"Outpost"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().AddDate(2, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	name, _ := os.Hostname()
+	for _, h := range append([]string{"localhost", "127.0.0.1", "::1", name}, hosts...) {
+		if h == "" {
+			continue
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.CA, &key.PublicKey, p.caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	certPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), p.CAPEM...)
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	return n
+}
+
+// writeFile0600 writes atomically (temp + rename) with owner-only mode.
+func writeFile0600(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
