@@ -1,0 +1,450 @@
+package agentsim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/fnv"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"outpost/relay/wire"
+)
+
+// Identity is what an agent keeps after enrolment.
+type Identity struct {
+	AgentID string   `json:"agent_id"`
+	Secret  string   `json:"secret"`
+	Proxies []string `json:"proxies,omitempty"`
+	Cluster string   `json:"cluster,omitempty"`
+}
+
+// IdentityStore persists the identity: in memory for simulated agents, in
+// the agent's data directory for the reference agent.
+type IdentityStore interface {
+	Load() (Identity, bool, error)
+	Save(Identity) error
+}
+
+// EventBuffer holds events until the relay acknowledged them. The
+// simulator keeps them in memory; the reference agent on disk.
+type EventBuffer interface {
+	Add(wire.Record) error
+	Peek(max int) ([]wire.Record, error)
+	Ack(seqs []uint64) error
+	Len() int
+	NextSeq() uint64
+}
+
+// MemIdentity is an in-memory IdentityStore.
+type MemIdentity struct {
+	mu sync.Mutex
+	id Identity
+	ok bool
+}
+
+// Load implements IdentityStore.
+func (m *MemIdentity) Load() (Identity, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.id, m.ok, nil
+}
+
+// Save implements IdentityStore.
+func (m *MemIdentity) Save(id Identity) error {
+	m.mu.Lock()
+	m.id, m.ok = id, true
+	m.mu.Unlock()
+	return nil
+}
+
+// MemBuffer is an in-memory EventBuffer.
+type MemBuffer struct {
+	mu   sync.Mutex
+	recs []wire.Record
+	next uint64
+}
+
+// Add implements EventBuffer.
+func (b *MemBuffer) Add(r wire.Record) error {
+	b.mu.Lock()
+	b.recs = append(b.recs, r)
+	b.mu.Unlock()
+	return nil
+}
+
+// Peek implements EventBuffer.
+func (b *MemBuffer) Peek(max int) ([]wire.Record, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(max, len(b.recs))
+	return append([]wire.Record(nil), b.recs[:n]...), nil
+}
+
+// Ack implements EventBuffer.
+func (b *MemBuffer) Ack(seqs []uint64) error {
+	done := make(map[uint64]bool, len(seqs))
+	for _, s := range seqs {
+		done[s] = true
+	}
+	b.mu.Lock()
+	kept := b.recs[:0]
+	for _, r := range b.recs {
+		if !done[r.Seq] {
+			kept = append(kept, r)
+		}
+	}
+	b.recs = kept
+	b.mu.Unlock()
+	return nil
+}
+
+// Len implements EventBuffer.
+func (b *MemBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.recs)
+}
+
+// NextSeq implements EventBuffer: sequence numbers start at 1.
+func (b *MemBuffer) NextSeq() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.next++
+	return b.next
+}
+
+// Stats are counters shared by all agents of a process.
+type Stats struct {
+	Enrolled, EnrolFailures      atomic.Int64
+	Checkins, CheckinErrors      atomic.Int64
+	Held                         atomic.Int64 // check-ins in flight now
+	MaxHeld                      atomic.Int64
+	EventsGenerated, EventsAcked atomic.Int64
+	Throttled, SendErrors        atomic.Int64
+	Commands                     atomic.Int64
+	CheckinLatency, EventLatency Samples
+}
+
+// Samples collects latencies for percentiles (bounded reservoir).
+type Samples struct {
+	mu sync.Mutex
+	d  []time.Duration
+	n  int64
+}
+
+const maxSamples = 1 << 20
+
+// Add records one latency.
+func (s *Samples) Add(d time.Duration) {
+	s.mu.Lock()
+	s.n++
+	if len(s.d) < maxSamples {
+		s.d = append(s.d, d)
+	} else {
+		s.d[s.n%maxSamples] = d
+	}
+	s.mu.Unlock()
+}
+
+// ErrUninstalled ends Run after the agent obeyed an uninstall command.
+var ErrUninstalled = errors.New("agent uninstalled by command")
+
+// Agent runs one agent: enrolment, the long-poll check-in with inventory on
+// its interval, commands, and events with at-least-once delivery.
+type Agent struct {
+	Client    *Client
+	Key       string
+	Host      wire.Host
+	Inventory func() wire.Inventory
+	Identity  IdentityStore
+	Buffer    EventBuffer
+	// EventEvery is the gap between generated events (0 = none).
+	EventEvery time.Duration
+	EventData  func(seq uint64) json.RawMessage
+	// Wait is the long-poll hold asked for (the relay caps it).
+	Wait time.Duration
+	// InventoryEvery overrides the interval the relay sends (simulator).
+	InventoryEvery time.Duration
+	// OnCommand is called for commands other than bind/unbind/uninstall.
+	OnCommand func(context.Context, wire.Command) error
+	Stats     *Stats
+	Logf      func(string, ...any)
+
+	kick chan struct{}
+}
+
+// Run enrols if needed and serves until ctx ends or the agent is
+// uninstalled by command.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.Stats == nil {
+		a.Stats = &Stats{}
+	}
+	if a.Logf == nil {
+		a.Logf = func(string, ...any) {}
+	}
+	a.kick = make(chan struct{}, 1)
+	if err := a.ensureIdentity(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if a.EventEvery > 0 {
+		wg.Add(2)
+		go func() { defer wg.Done(); a.generate(ctx) }()
+		go func() { defer wg.Done(); a.send(ctx) }()
+	}
+	err := a.checkinLoop(ctx)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+func (a *Agent) ensureIdentity(ctx context.Context) error {
+	id, ok, err := a.Identity.Load()
+	if err != nil {
+		return err
+	}
+	if ok {
+		a.Client.SetCredentials(id.AgentID, id.Secret)
+		a.Client.SetProxies(id.Proxies)
+		return nil
+	}
+	backoff := time.Second
+	for {
+		inv := a.Inventory()
+		start := time.Now()
+		resp, err := a.Client.Enrol(ctx, a.Key, a.Host, &inv)
+		if err == nil {
+			a.Stats.Enrolled.Add(1)
+			a.Stats.CheckinLatency.Add(time.Since(start))
+			a.Client.SetProxies(Spread(resp.Proxies, a.Host.Fingerprint))
+			return a.Identity.Save(Identity{AgentID: resp.AgentID, Secret: resp.Secret, Proxies: a.Client.Proxies(), Cluster: resp.Cluster})
+		}
+		a.Stats.EnrolFailures.Add(1)
+		var se *StatusError
+		wait := backoff
+		if errors.As(err, &se) {
+			if se.Status != http.StatusTooManyRequests && se.Status < 500 {
+				return err // refused for good: bad, expired or foreign key
+			}
+			wait = max(se.RetryAfter, time.Second)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		a.Logf("agent %s: enrol: %v (retry in %s)", a.Host.Hostname, err, wait)
+		if !sleepCtx(ctx, jitter(wait)) {
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func (a *Agent) checkinLoop(ctx context.Context) error {
+	var acked []int64
+	interval := a.InventoryEvery
+	nextInv := time.Time{} // send inventory on the first check-in
+	backoff := time.Second
+	for ctx.Err() == nil {
+		req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Wait: wire.Duration(a.Wait)}
+		if !time.Now().Before(nextInv) {
+			inv := a.Inventory()
+			h := a.Host
+			req.Inventory, req.Host, req.Wait = &inv, &h, 0
+		}
+		start := time.Now()
+		a.Stats.Held.Add(1)
+		if h := a.Stats.Held.Load(); h > a.Stats.MaxHeld.Load() {
+			a.Stats.MaxHeld.Store(h)
+		}
+		resp, err := a.Client.Checkin(ctx, req)
+		a.Stats.Held.Add(-1)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			a.Stats.CheckinErrors.Add(1)
+			var se *StatusError
+			if errors.As(err, &se) && se.Status == http.StatusUnauthorized {
+				return err // identity no longer valid: re-enrol needed
+			}
+			if !sleepCtx(ctx, jitter(backoff)) {
+				return nil
+			}
+			backoff = min(backoff*2, 15*time.Second)
+			continue
+		}
+		backoff = time.Second
+		a.Stats.Checkins.Add(1)
+		if req.Wait == 0 {
+			a.Stats.CheckinLatency.Add(time.Since(start))
+		}
+		if req.Inventory != nil {
+			if interval == 0 {
+				interval = resp.Settings.InventoryInterval
+			}
+			if interval <= 0 {
+				interval = 5 * time.Hour
+			}
+			nextInv = time.Now().Add(interval)
+		}
+		if resp.DuplicateID {
+			a.Logf("agent %s: the management host reports a duplicate identity: re-install the agent on clones", a.Host.Hostname)
+		}
+		acked = nil
+		for _, c := range resp.Commands {
+			a.Stats.Commands.Add(1)
+			switch c.Type {
+			case wire.CmdBind, wire.CmdUnbind:
+				a.Client.SetProxies(Spread(c.Proxies, a.Host.Fingerprint))
+				if id, ok, _ := a.Identity.Load(); ok {
+					id.Proxies, id.Cluster = a.Client.Proxies(), c.Cluster
+					a.Identity.Save(id)
+				}
+			case wire.CmdUninstall:
+				// Acknowledge before stopping so the command is not re-sent.
+				a.Client.Checkin(ctx, wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: append(acked, c.ID)})
+				return ErrUninstalled
+			default:
+				if a.OnCommand != nil {
+					if err := a.OnCommand(ctx, c); err != nil {
+						a.Logf("agent %s: command %s: %v", a.Host.Hostname, c.Type, err)
+					}
+				}
+			}
+			acked = append(acked, c.ID)
+		}
+	}
+	return nil
+}
+
+func (a *Agent) generate(ctx context.Context) {
+	t := time.NewTicker(a.EventEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		seq := a.Buffer.NextSeq()
+		var data json.RawMessage
+		if a.EventData != nil {
+			data = a.EventData(seq)
+		}
+		if err := a.Buffer.Add(wire.Record{Seq: seq, Time: time.Now().UTC(), Type: "event", Data: data}); err != nil {
+			a.Logf("agent %s: buffer: %v", a.Host.Hostname, err)
+			continue
+		}
+		a.Stats.EventsGenerated.Add(1)
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// send delivers buffered events; only acknowledged ones leave the buffer,
+// so a relay restart or a 429 loses nothing.
+func (a *Agent) send(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for {
+		recs, err := a.Buffer.Peek(500)
+		if err != nil {
+			a.Logf("agent %s: buffer: %v", a.Host.Hostname, err)
+		}
+		if len(recs) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.kick:
+			}
+			continue
+		}
+		start := time.Now()
+		acked, err := a.Client.SendEvents(ctx, recs)
+		if err == nil {
+			a.Stats.EventLatency.Add(time.Since(start))
+			a.Stats.EventsAcked.Add(int64(len(acked)))
+			a.Buffer.Ack(acked)
+			backoff = 500 * time.Millisecond
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		wait := backoff
+		var se *StatusError
+		if errors.As(err, &se) && se.Status == http.StatusTooManyRequests {
+			a.Stats.Throttled.Add(1)
+			wait = max(se.RetryAfter, 200*time.Millisecond)
+		} else {
+			a.Stats.SendErrors.Add(1)
+			backoff = min(backoff*2, 10*time.Second)
+		}
+		if !sleepCtx(ctx, jitter(wait)) {
+			return
+		}
+	}
+}
+
+// Drain sends what is buffered until empty or ctx ends (end of a run).
+func (a *Agent) Drain(ctx context.Context) {
+	a.kick = make(chan struct{}, 1)
+	if a.Stats == nil {
+		a.Stats = &Stats{}
+	}
+	for a.Buffer.Len() > 0 && ctx.Err() == nil {
+		recs, _ := a.Buffer.Peek(500)
+		acked, err := a.Client.SendEvents(ctx, recs)
+		if err != nil {
+			var se *StatusError
+			wait := 500 * time.Millisecond
+			if errors.As(err, &se) && se.RetryAfter > 0 {
+				wait = se.RetryAfter
+			}
+			sleepCtx(ctx, jitter(wait))
+			continue
+		}
+		a.Stats.EventsAcked.Add(int64(len(acked)))
+		a.Buffer.Ack(acked)
+	}
+}
+
+// Spread rotates a cluster's relay list by a hash of the agent's identity,
+// so the agents of a domain cluster spread over its proxies instead of all
+// starting on the first one (the others stay as failover, in order).
+func Spread(urls []string, key string) []string {
+	if len(urls) < 2 {
+		return urls
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	k := int(h.Sum32() % uint32(len(urls)))
+	return append(append([]string(nil), urls[k:]...), urls[:k]...)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+var jitterSeq atomic.Uint64
+
+// jitter spreads retries of many agents over +-25 % so they do not
+// stampede a relay that comes back.
+func jitter(d time.Duration) time.Duration {
+	n := jitterSeq.Add(0x9E3779B97F4A7C15)
+	f := 0.75 + float64(n%1000)/2000
+	return time.Duration(float64(d) * f)
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"outpost/agentsim"
+)
+
+func init() { register("", newAgentsimCmd) }
+
+func newAgentsimCmd(a *app) *cobra.Command {
+	var cfg agentsim.SimConfig
+	var proxies string
+	cmd := &cobra.Command{
+		Use:   "agentsim",
+		Short: "Run N simulated agents through relays and report load and loss",
+		Long: "Run N simulated agents in this process, sharing the reference agent's client code:\n" +
+			"varied inventories, events with per-agent sequence numbers, compressed timing and churn.\n" +
+			"At the end it prints a report (--json for one JSON document); with --collector it\n" +
+			"checks that every acknowledged event reached the collector.",
+		Args: nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Proxies = splitList(proxies)
+			if len(cfg.Proxies) == 0 {
+				return usageErrorf("--proxy URL[,URL] is required")
+			}
+			if cfg.Key == "" {
+				return usageErrorf("--key KEY is required")
+			}
+			if cfg.Agents <= 0 {
+				return usageErrorf("--agents must be positive")
+			}
+			if cfg.Churn < 0 || cfg.Churn > 1 {
+				return usageErrorf("--churn must be between 0 and 1")
+			}
+			cfg.Version = version
+			if !a.jsonOut {
+				cfg.Logf = nil
+			}
+			rep, err := agentsim.RunSim(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				if err := a.printJSON(rep); err != nil {
+					return err
+				}
+			} else {
+				a.printf("%s", rep.String())
+			}
+			if rep.Lost > 0 {
+				return failf("%d acknowledged events did not reach the collector", rep.Lost)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&proxies, "proxy", "", "relay URL(s), comma-separated; agents fail over in order")
+	f.StringVar(&cfg.Key, "key", "", "install key (or account verification key)")
+	f.StringVar(&cfg.CASHA256, "ca-sha256", "", "pinned CA fingerprint for https relays")
+	f.IntVar(&cfg.Agents, "agents", 100, "number of simulated agents")
+	f.Float64Var(&cfg.EventsPerSec, "events-per-sec", 1, "events per second per agent (0 = none)")
+	f.DurationVar(&cfg.Duration, "duration", time.Minute, "how long to run (0 = until interrupted)")
+	f.Int64Var(&cfg.Seed, "seed", 1, "seed for host names and inventories")
+	f.DurationVar(&cfg.Wait, "wait", 30*time.Second, "long-poll hold asked for")
+	f.DurationVar(&cfg.InventoryEvery, "inventory-every", 20*time.Second, "inventory interval (compressed from 5 h)")
+	f.Float64Var(&cfg.Churn, "churn", 0, "fraction of agents that go away and come back during the run")
+	f.IntVar(&cfg.SourceIPs, "source-ips", 0, "spread connections over this many 127.0.0.x source addresses (0 = automatic)")
+	f.StringVar(&cfg.CollectorURL, "collector", "", "collector URL for the loss check (a relay with the built-in collector, or outpost center)")
+	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "longest wait for buffered events at the end")
+	f.Float64Var(&cfg.EnrolRate, "enrol-rate", 500, "enrolments per second")
+	return cmd
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

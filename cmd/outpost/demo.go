@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"outpost/agentsim"
+	"outpost/relay"
+	"outpost/store"
+)
+
+// demoCluster is one cluster of the demo fleet and the relays that serve it
+// (each on its own loopback port, as if on another host).
+type demoCluster struct {
+	name, address, region string
+	policy                store.Policy
+	relays                []int // fixed loopback ports
+}
+
+var demoClusters = []demoCluster{
+	{name: "beijing-idc", address: "127.0.0.1", region: "China (Beijing)", relays: []int{18443}},
+	{name: "hangzhou-vpc", address: "relay.hangzhou.example", region: "China (Hangzhou)", relays: []int{18444, 18445},
+		policy: store.Policy{Mode: store.ModeForward, BandwidthBps: 250_000, FrequencyRPS: 200, LinkBps: 100_000_000}},
+	{name: "shanghai-cache", address: "relay.shanghai.example", region: "China (Shanghai)", relays: []int{18446},
+		policy: store.Policy{Mode: store.ModeCache, CacheMax: 50_000_000}},
+}
+
+// startDemo builds the demo fleet on the running management host: an
+// account, three clusters (an IP-address one, a domain one with two relays,
+// a cache-mode one), their relays in this process on other loopback ports,
+// and simulated agents spread over direct and proxied connection. Timing is
+// compressed (minutes, not hours) in this data directory only.
+func startDemo(ctx context.Context, a *app, r *relayRun, agents int) (func(), error) {
+	db, err := a.store()
+	if err != nil {
+		return nil, err
+	}
+	actx := store.WithActor(ctx, "demo")
+	st := db.Settings()
+	st.OfflineAfter, st.InventoryInterval, st.UninstallGrace = 2*time.Minute, 20*time.Second, time.Minute
+	st.PollTimeout, st.BindBatchGap = 20*time.Second, 5*time.Second
+	if err := db.SetSettings(actx, st); err != nil {
+		return nil, err
+	}
+	acct, err := db.FindAccount(actx, "demo")
+	if store.ErrorCode(err) == store.ENotFound {
+		acct, _, err = db.CreateAccount(actx, "demo")
+	}
+	if err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(a.stderr, time.Now().Format("15:04:05 ")+"demo: "+format+"\n", args...)
+	}
+	var relays []*relay.Server
+	stop := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, s := range relays {
+			s.Close(cctx)
+		}
+	}
+	managerTLS := ""
+	for _, u := range r.urls {
+		if len(u) > 8 && u[:8] == "https://" {
+			managerTLS = u
+			break
+		}
+	}
+	if managerTLS == "" {
+		return nil, fmt.Errorf("demo: the management host needs an https listener")
+	}
+	pin := r.srv.CAFingerprint()
+	type fleet struct {
+		key     string
+		proxies []string
+	}
+	direct, err := db.CreateInstallCommand(actx, store.InstallInput{AccountID: acct.ID, TTL: 24 * time.Hour, Group: "direct"})
+	if err != nil {
+		return nil, err
+	}
+	fleets := []fleet{{direct.Key, []string{managerTLS}}}
+	for _, dc := range demoClusters {
+		c, err := db.FindCluster(actx, acct.ID, dc.name)
+		if store.ErrorCode(err) == store.ENotFound {
+			c, err = db.CreateCluster(actx, store.ClusterInput{AccountID: acct.ID, Name: dc.name, Address: dc.address, Region: dc.region, Remark: "demo"})
+			if err == nil && dc.policy.Mode != "" {
+				p := dc.policy
+				if p.Mode == store.ModeCache {
+					p.CacheDir = filepath.Join(a.dataDir(), "cache", dc.name)
+				}
+				c, err = db.SetPolicy(actx, c.ID, p)
+			}
+		}
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		var urls []string
+		for i, port := range dc.relays {
+			dir := filepath.Join(a.dataDir(), "demo-relays", fmt.Sprintf("%s-%d", dc.name, i+1))
+			srv, url, err := startDemoRelay(actx, db, c, dir, port, managerTLS, pin, fmt.Sprintf("%s-proxy-%d", dc.name, i+1), logf)
+			if err != nil {
+				stop()
+				return nil, fmt.Errorf("demo relay for %s: %w", dc.name, err)
+			}
+			relays = append(relays, srv)
+			urls = append(urls, url)
+		}
+		ic, err := db.CreateInstallCommand(actx, store.InstallInput{AccountID: acct.ID, ClusterID: c.ID, TTL: 24 * time.Hour, Group: dc.name})
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		fleets = append(fleets, fleet{ic.Key, urls})
+	}
+	simCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	per := max(agents/len(fleets), 1)
+	for i, f := range fleets {
+		wg.Add(1)
+		go func(i int, f fleet) {
+			defer wg.Done()
+			_, err := agentsim.RunSim(simCtx, agentsim.SimConfig{
+				Proxies: f.proxies, CASHA256: pin, Key: f.key, Agents: per, FirstIndex: i * per, Seed: 42,
+				EventsPerSec: 0.2, Wait: 20 * time.Second, InventoryEvery: 20 * time.Second, Churn: 0.1,
+				Version: version, EnrolRate: 50, DrainTimeout: 2 * time.Second,
+			})
+			if err != nil && simCtx.Err() == nil {
+				logf("fleet %d: %v", i, err)
+			}
+		}(i, f)
+	}
+	logf("%d simulated agents: %d direct, the rest through %d relays of 3 clusters", per*len(fleets), per, len(relays))
+	return func() {
+		cancel()
+		wg.Wait()
+		stop()
+	}, nil
+}
+
+// startDemoRelay starts (or restarts, reusing its identity) one joined relay
+// of cluster c on 127.0.0.1:port.
+func startDemoRelay(ctx context.Context, db *store.DB, c store.Cluster, dir string, port int, manager, pin, hostname string,
+	logf func(string, ...any)) (*relay.Server, string, error) {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return nil, "", fmt.Errorf("port %d is in use: stop what holds it or run without --demo", port)
+	}
+	url := fmt.Sprintf("https://127.0.0.1:%d", port)
+	cfg := relay.DefaultConfig()
+	cfg.DataDir, cfg.Version, cfg.Manager, cfg.ManagerCA = dir, version, manager, pin
+	cfg.PublicURLs, cfg.Hostname, cfg.IP = []string{url}, hostname, "127.0.0.1"
+	cfg.HeartbeatInterval = 5 * time.Second
+	cfg.Logf = func(string, ...any) {}
+	if _, err := os.Stat(filepath.Join(dir, "relay.json")); errors.Is(err, os.ErrNotExist) {
+		jt, err := db.CreateJoinToken(ctx, c.ID, store.DeployManual, "", time.Hour)
+		if err != nil {
+			ln.Close()
+			return nil, "", err
+		}
+		cfg.JoinToken = jt.Token
+	}
+	srv, err := relay.New(cfg)
+	if err != nil {
+		ln.Close()
+		return nil, "", err
+	}
+	go srv.Serve(ln, true)
+	logf("relay %s serving cluster %s on %s", hostname, c.Name, url)
+	return srv, url, nil
+}

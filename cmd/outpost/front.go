@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"outpost/store"
+)
+
+// runFront shows the fleet while `up` runs. The dashboard is not part of
+// this build yet, so a terminal gets the same live summary as --no-tui: one
+// block every few seconds with clusters, proxies and agents.
+func runFront(ctx context.Context, a *app, r *relayRun, noTUI bool) error {
+	db, err := a.store()
+	if err != nil {
+		return err
+	}
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		summary, err := fleetSummary(ctx, db)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			fmt.Fprintf(a.stderr, "summary: %v\n", err)
+			continue
+		}
+		if r.col != nil {
+			st := r.col.Stats()
+			summary += fmt.Sprintf("collector: %d records received, %d duplicates\n", st.Total, st.Duplicates)
+		}
+		fmt.Fprint(a.stdout, summary)
+	}
+}
+
+// fleetSummary renders clusters, proxies and agent counts as plain text.
+func fleetSummary(ctx context.Context, db *store.DB) (string, error) {
+	clusters, err := db.ListClusters(ctx, 0)
+	if err != nil {
+		return "", err
+	}
+	proxies, err := db.ListProxies(ctx, 0)
+	if err != nil {
+		return "", err
+	}
+	counts, err := db.CountAgents(ctx, 0)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n== outpost %s  %s ==\n", version, time.Now().Format("15:04:05"))
+	fmt.Fprintf(&b, "agents: %d enrolled, %d online, %d direct, %d at risk, %d duplicate identities\n",
+		counts.Total, counts.Online, counts.Direct, counts.AtRisk, counts.Duplicates)
+	for _, c := range clusters {
+		fmt.Fprintf(&b, "cluster %-16s %-7s %-24s mode=%-7s proxies %d/%d online  agents %d/%d online\n",
+			c.Name, c.Status, c.Address, c.Policy.Mode, c.ProxiesOnline, c.Proxies, c.AgentsOnline, c.Agents)
+		for _, w := range c.Warnings {
+			fmt.Fprintf(&b, "  warning: %s\n", w)
+		}
+	}
+	for _, p := range proxies {
+		fmt.Fprintf(&b, "  proxy %-3d %-10s %-18s %-7s v%-10s connected %d\n", p.ID, p.Cluster, p.Hostname, p.Status, p.Version, p.Agents)
+	}
+	return b.String(), nil
+}

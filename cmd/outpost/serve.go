@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"outpost/relay"
+	"outpost/relay/collector"
+	"outpost/relay/wire"
+	"outpost/store"
+)
+
+func init() {
+	register("", newRelayCmd)
+	register("", newUpCmd)
+	register("", newCenterCmd)
+}
+
+// listenSpec is one --listen value: "https://HOST:PORT", "http://HOST:PORT"
+// or a bare "HOST:PORT" (plain HTTP on ports 80 and 8080, TLS otherwise).
+type listenSpec struct {
+	addr string
+	tls  bool
+}
+
+func parseListen(v string) (listenSpec, error) {
+	switch {
+	case strings.HasPrefix(v, "https://"):
+		return listenSpec{strings.TrimPrefix(v, "https://"), true}, nil
+	case strings.HasPrefix(v, "http://"):
+		return listenSpec{strings.TrimPrefix(v, "http://"), false}, nil
+	}
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return listenSpec{}, usageErrorf("invalid --listen %q: want [http://|https://]HOST:PORT", v)
+	}
+	return listenSpec{v, port != "80" && port != "8080"}, nil
+}
+
+// relayRun is the shared body of `relay` and `up`: ParseFlags fills it,
+// Run serves until the context ends, Close shuts down gracefully.
+type relayRun struct {
+	a          *app
+	listen     []string
+	public     []string
+	allowPlain bool
+	manager    string
+	join       string
+	caPin      string
+	upstream   string
+	poll       time.Duration
+	spoolMax   string
+	hostname   string
+
+	srv       *relay.Server
+	col       *collector.Collector
+	urls      []string
+	runName   string
+	listeners []net.Listener
+}
+
+func (r *relayRun) flags(cmd *cobra.Command, defaults []string) {
+	f := cmd.Flags()
+	f.StringArrayVar(&r.listen, "listen", defaults, "listener, repeatable: https://HOST:PORT or http://HOST:PORT")
+	f.StringArrayVar(&r.public, "public", nil, "URL agents use to reach this relay, repeatable (default: from --listen)")
+	f.BoolVar(&r.allowPlain, "allow-plain", false, "accept authenticated agent calls on plain HTTP listeners")
+	f.StringVar(&r.upstream, "upstream", "", "forward-mode upstream URL (default: the built-in collector)")
+	f.DurationVar(&r.poll, "poll-timeout", 30*time.Second, "longest a check-in is held open")
+	f.StringVar(&r.spoolMax, "spool-max", "1GiB", "forward-mode spool cap; agents get 429 beyond it")
+}
+
+func (r *relayRun) config() (relay.Config, error) {
+	cfg := relay.DefaultConfig()
+	cfg.DataDir = r.a.dataDir()
+	cfg.Version = version
+	cfg.AllowPlain = r.allowPlain
+	cfg.Upstream = r.upstream
+	cfg.PollTimeout = r.poll
+	cfg.Hostname = r.hostname
+	cfg.Logf = func(format string, args ...any) {
+		fmt.Fprintf(r.a.stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+	}
+	n, err := store.ParseSize(r.spoolMax)
+	if err != nil {
+		return cfg, usageErrorf("--spool-max: %s", store.ErrorMessage(err))
+	}
+	cfg.SpoolMax = n
+	return cfg, nil
+}
+
+// open binds every listener first, so the relay knows its URLs before it
+// joins (a joined relay reports them to the management host).
+func (r *relayRun) open() error {
+	host, _ := os.Hostname()
+	for _, v := range r.listen {
+		spec, err := parseListen(v)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", spec.addr)
+		if err != nil {
+			r.closeListeners()
+			return fmt.Errorf("listen %s: %w", spec.addr, err)
+		}
+		r.listeners = append(r.listeners, tlsListener{ln, spec.tls})
+		a := ln.Addr().(*net.TCPAddr)
+		h := a.IP.String()
+		if a.IP.IsUnspecified() {
+			h = host
+		}
+		scheme := "http"
+		if spec.tls {
+			scheme = "https"
+		}
+		r.urls = append(r.urls, scheme+"://"+net.JoinHostPort(h, fmt.Sprint(a.Port)))
+	}
+	if len(r.public) > 0 {
+		r.urls = r.public
+	}
+	return nil
+}
+
+type tlsListener struct {
+	net.Listener
+	tls bool
+}
+
+func (r *relayRun) closeListeners() {
+	for _, ln := range r.listeners {
+		ln.Close()
+	}
+}
+
+// startLocal runs the relay on the management host: store, relay and the
+// built-in collector in this process.
+func (r *relayRun) startLocal(cmd *cobra.Command) error {
+	cfg, err := r.config()
+	if err != nil {
+		return err
+	}
+	if err := r.open(); err != nil {
+		return err
+	}
+	db, err := r.a.store()
+	if err != nil {
+		r.closeListeners()
+		return err
+	}
+	col, err := collector.New(filepath.Join(cfg.DataDir, "collector"), cfg.Logf)
+	if err != nil {
+		r.closeListeners()
+		return err
+	}
+	r.col = col
+	cfg.Store = db
+	cfg.Collector = col.Handler()
+	cfg.PublicURLs = r.urls
+	return r.start(cfg)
+}
+
+// startJoined runs a relay on another host that joined the management host.
+func (r *relayRun) startJoined(cmd *cobra.Command) error {
+	cfg, err := r.config()
+	if err != nil {
+		return err
+	}
+	cfg.Manager, cfg.JoinToken, cfg.ManagerCA = r.manager, r.join, r.caPin
+	if err := r.open(); err != nil {
+		return err
+	}
+	cfg.PublicURLs = r.urls
+	return r.start(cfg)
+}
+
+func (r *relayRun) start(cfg relay.Config) error {
+	srv, err := relay.New(cfg)
+	if err != nil {
+		r.closeListeners()
+		if r.col != nil {
+			r.col.Close()
+		}
+		return err
+	}
+	r.srv = srv
+	for _, ln := range r.listeners {
+		tl := ln.(tlsListener)
+		go func() {
+			if err := srv.Serve(tl.Listener, tl.tls); err != nil {
+				cfg.Logf("relay: serve %s: %v", tl.Addr(), err)
+			}
+		}()
+	}
+	if err := relay.WriteRunFile(cfg.DataDir, r.runName, relay.RunInfo{URLs: r.urls, CASHA256: srv.CAFingerprint()}); err != nil {
+		cfg.Logf("relay: run file: %v", err)
+	}
+	cfg.Logf("relay listening on %s (CA sha256 %s)", strings.Join(r.urls, ", "), srv.CAFingerprint())
+	return nil
+}
+
+// Close shuts the relay down gracefully within 20 s; a second signal (the
+// default handler is restored after the first) exits at once.
+func (r *relayRun) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var errs []error
+	if r.srv != nil {
+		errs = append(errs, r.srv.Close(ctx))
+	}
+	if r.col != nil {
+		errs = append(errs, r.col.Close())
+	}
+	relay.RemoveRunFile(r.a.dataDir(), r.runName)
+	return errors.Join(errs...)
+}
+
+func newRelayCmd(a *app) *cobra.Command {
+	r := &relayRun{a: a, runName: "relay"}
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Run the relay headless (on the management host, or joined with --manager/--join)",
+		Long: "Run the relay headless. On the management host it serves agents with the local store and\n" +
+			"the built-in collector. On another proxy host, --manager URL --join TOKEN (from\n" +
+			"'outpost proxy deploy --manual') registers it as a proxy server of a cluster; later starts\n" +
+			"reuse the identity kept in the data directory.",
+		Args: nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if r.manager != "" {
+				err = r.startJoined(cmd)
+			} else {
+				if r.join != "" {
+					return usageErrorf("--join needs --manager URL")
+				}
+				err = r.startLocal(cmd)
+			}
+			if err != nil {
+				return err
+			}
+			<-cmd.Context().Done()
+			return r.Close()
+		},
+	}
+	r.flags(cmd, []string{"https://:8443", "http://:8080"})
+	cmd.Flags().StringVar(&r.manager, "manager", "", "management host URL (relay on another host)")
+	cmd.Flags().StringVar(&r.join, "join", "", "one-time join token (first start of a joined relay)")
+	cmd.Flags().StringVar(&r.caPin, "ca-sha256", "", "management host CA fingerprint to pin")
+	cmd.Flags().StringVar(&r.hostname, "hostname", "", "host name reported at join (default: this host's)")
+	return cmd
+}
+
+func newUpCmd(a *app) *cobra.Command {
+	r := &relayRun{a: a, runName: "relay"}
+	var demo, noTUI bool
+	var demoAgents int
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "All-in-one: store, relay and collector (+ dashboard on a terminal, + demo fleet)",
+		Args:  nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if demo {
+				r.allowPlain = true
+			}
+			if err := r.startLocal(cmd); err != nil {
+				return err
+			}
+			defer r.Close()
+			ctx := cmd.Context()
+			if demo {
+				stop, err := startDemo(ctx, a, r, demoAgents)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			return runFront(ctx, a, r, noTUI)
+		},
+	}
+	r.flags(cmd, []string{"https://:8443", "http://:8080"})
+	cmd.Flags().BoolVar(&demo, "demo", false, "create a demo fleet with live simulated agents")
+	cmd.Flags().IntVar(&demoAgents, "demo-agents", 300, "simulated agents in the demo fleet")
+	cmd.Flags().BoolVar(&noTUI, "no-tui", false, "print a live summary instead of the dashboard")
+	return cmd
+}
+
+func newCenterCmd(a *app) *cobra.Command {
+	var listen, out string
+	cmd := &cobra.Command{
+		Use:   "center",
+		Short: "Run a standalone collector (the management centre's ingest)",
+		Args:  nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				out = filepath.Join(a.dataDir(), "center")
+			}
+			logf := func(format string, args ...any) {
+				fmt.Fprintf(a.stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+			}
+			col, err := collector.New(out, logf)
+			if err != nil {
+				return err
+			}
+			defer col.Close()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen %s: %w", listen, err)
+			}
+			hs := &http.Server{Handler: col.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+				WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+			url := "http://" + ln.Addr().String()
+			relay.WriteRunFile(a.dataDir(), "center", relay.RunInfo{URLs: []string{url + wire.PathIngest}})
+			defer relay.RemoveRunFile(a.dataDir(), "center")
+			logf("collector listening on %s, writing to %s", url, out)
+			go hs.Serve(ln)
+			<-cmd.Context().Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			return hs.Shutdown(ctx)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9090", "listen address")
+	cmd.Flags().StringVar(&out, "out", "", "directory for NDJSON segments (default DATA/center)")
+	return cmd
+}
