@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/outpost
 DATA    ?= .outpost-demo
 
-.PHONY: build run test lint bench clean
+.PHONY: build run test lint bench load clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/outpost
@@ -20,6 +20,13 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./store/ ./relay/...
+
+# Fleet load harness: 10,000 simulated agents through one relay process for
+# 60 s at 1 event/s each, the relay killed with SIGKILL mid-run; prints the
+# report and fails on any lost event. Tune with OUTPOST_LOAD_AGENTS,
+# OUTPOST_LOAD_DURATION, OUTPOST_LOAD_KILL=0.
+load:
+	OUTPOST_LOAD=1 $(GO) test -run '^TestLoad$$' -count=1 -v -timeout 30m ./agentsim/
 
 clean:
 	rm -rf bin $(DATA)

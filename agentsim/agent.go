@@ -164,6 +164,9 @@ type Agent struct {
 	// EventEvery is the gap between generated events (0 = none).
 	EventEvery time.Duration
 	EventData  func(seq uint64) json.RawMessage
+	// Linger is the pause after each delivered batch so events accumulate
+	// into fewer, larger requests (0 = send as soon as generated).
+	Linger time.Duration
 	// Wait is the long-poll hold asked for (the relay caps it).
 	Wait time.Duration
 	// InventoryEvery overrides the interval the relay sends (simulator).
@@ -229,6 +232,7 @@ func (a *Agent) ensureIdentity(ctx context.Context) error {
 		wait := backoff
 		if errors.As(err, &se) {
 			if se.Status != http.StatusTooManyRequests && se.Status < 500 {
+				a.Logf("agent %s: enrol refused: %v", a.Host.Hostname, err)
 				return err // refused for good: bad, expired or foreign key
 			}
 			wait = max(se.RetryAfter, time.Second)
@@ -372,6 +376,9 @@ func (a *Agent) send(ctx context.Context) {
 			a.Stats.EventsAcked.Add(int64(len(acked)))
 			a.Buffer.Ack(acked)
 			backoff = 500 * time.Millisecond
+			if a.Linger > 0 && !sleepCtx(ctx, a.Linger) {
+				return
+			}
 			continue
 		}
 		if ctx.Err() != nil {

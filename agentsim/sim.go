@@ -19,9 +19,12 @@ import (
 
 // SimConfig configures a fleet of simulated agents in one process.
 type SimConfig struct {
-	Proxies      []string
-	CASHA256     string
-	Key          string
+	Proxies  []string
+	CASHA256 string
+	Key      string
+	// WindowsKey enrols the simulated Windows hosts (install commands are
+	// per OS); "" uses Key for them too.
+	WindowsKey   string
 	Agents       int
 	FirstIndex   int           // offset of host numbering, so several fleets do not collide
 	EventsPerSec float64       // per agent
@@ -44,6 +47,9 @@ type SimConfig struct {
 	CollectorURL string
 	// DrainTimeout bounds the end-of-run delivery of buffered events.
 	DrainTimeout time.Duration
+	// Linger batches each agent's events: at most one events request per
+	// Linger (0 = 2 s).
+	Linger time.Duration
 	// EnrolRate paces enrolments (per second, 0 = 500).
 	EnrolRate float64
 	Logf      func(string, ...any)
@@ -160,6 +166,9 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 60 * time.Second
 	}
+	if cfg.Linger == 0 {
+		cfg.Linger = 2 * time.Second
+	}
 	if cfg.EnrolRate == 0 {
 		cfg.EnrolRate = 500
 	}
@@ -195,19 +204,23 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 7))
 	for i := range agents {
 		h, inv := FakeHost(cfg.Seed, cfg.FirstIndex+i, cfg.Version)
+		key := cfg.Key
+		if h.OS == "windows" && cfg.WindowsKey != "" {
+			key = cfg.WindowsKey
+		}
 		cur := inv
 		r := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
 		var mu sync.Mutex
 		agents[i] = &Agent{
 			Client: NewClient(ClientOptions{Proxies: cfg.Proxies, Transport: transports[i%len(transports)]}),
-			Key:    cfg.Key, Host: h, Identity: &MemIdentity{}, Buffer: &MemBuffer{},
+			Key:    key, Host: h, Identity: &MemIdentity{}, Buffer: &MemBuffer{},
 			Inventory: func() wire.Inventory {
 				mu.Lock()
 				defer mu.Unlock()
 				cur = FakeInventoryDrift(cur, r)
 				return cur
 			},
-			EventEvery: every, Wait: cfg.Wait, InventoryEvery: cfg.InventoryEvery, Stats: stats, Logf: cfg.Logf,
+			EventEvery: every, Linger: cfg.Linger, Wait: cfg.Wait, InventoryEvery: cfg.InventoryEvery, Stats: stats, Logf: cfg.Logf,
 			EventData: func(seq uint64) json.RawMessage {
 				return json.RawMessage(fmt.Sprintf(`{"kind":"process_start","host":%q,"pid":%d}`, h.Hostname, 1000+seq%30000))
 			},

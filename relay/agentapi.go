@@ -75,7 +75,7 @@ func (s *Server) handleEnrol(w http.ResponseWriter, r *http.Request) {
 	}
 	proxies := en.Proxies
 	if len(proxies) == 0 {
-		proxies = s.publicURLs()
+		proxies = s.directURLs(r)
 	}
 	writeJSON(w, http.StatusOK, wire.EnrolResponse{AgentID: en.Agent.ID, Secret: en.Secret, Cluster: en.Agent.Cluster,
 		Proxies: proxies, Settings: s.settings()})
@@ -126,14 +126,34 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := wire.CheckinResponse{Settings: s.settings(), DuplicateID: dup, ServerTimeUTC: time.Now().UTC()}
 	for _, c := range cmds {
-		resp.Commands = append(resp.Commands, s.wireCommand(c))
+		resp.Commands = append(resp.Commands, s.wireCommand(r, c))
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// directURLs are this host's URLs for a direct agent: those of the scheme
+// the agent already uses (it holds a CA pin for https, maybe none for http).
+func (s *Server) directURLs(r *http.Request) []string {
+	scheme := "http://"
+	if r.TLS != nil || r.Header.Get(wire.HeaderRelay) != "" {
+		scheme = "https://"
+	}
+	all := s.publicURLs()
+	var out []string
+	for _, u := range all {
+		if strings.HasPrefix(u, scheme) {
+			out = append(out, u)
+		}
+	}
+	if len(out) == 0 {
+		return all
+	}
+	return out
+}
+
 // wireCommand turns a stored command into what the agent acts on; unbind
 // points the agent back at the management host.
-func (s *Server) wireCommand(c store.Command) wire.Command {
+func (s *Server) wireCommand(r *http.Request, c store.Command) wire.Command {
 	wc := wire.Command{ID: c.ID, Type: c.Type, Args: json.RawMessage(c.Payload)}
 	var p struct {
 		Cluster string   `json:"cluster"`
@@ -142,7 +162,7 @@ func (s *Server) wireCommand(c store.Command) wire.Command {
 	json.Unmarshal([]byte(c.Payload), &p)
 	wc.Cluster, wc.Proxies = p.Cluster, p.Proxies
 	if c.Type == wire.CmdUnbind {
-		wc.Proxies = s.publicURLs()
+		wc.Proxies = s.directURLs(r)
 	}
 	return wc
 }

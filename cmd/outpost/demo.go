@@ -78,14 +78,26 @@ func startDemo(ctx context.Context, a *app, r *relayRun, agents int) (func(), er
 	}
 	pin := r.srv.CAFingerprint()
 	type fleet struct {
-		key     string
-		proxies []string
+		key, winKey string
+		proxies     []string
 	}
-	direct, err := db.CreateInstallCommand(actx, store.InstallInput{AccountID: acct.ID, TTL: 24 * time.Hour, Group: "direct"})
+	// Install commands are per OS: one for the Linux hosts, one for Windows.
+	keys := func(clusterID int64, group string) (string, string, error) {
+		var out [2]string
+		for i, os := range []string{"linux", "windows"} {
+			ic, err := db.CreateInstallCommand(actx, store.InstallInput{AccountID: acct.ID, ClusterID: clusterID, TTL: 24 * time.Hour, Group: group, OS: os})
+			if err != nil {
+				return "", "", err
+			}
+			out[i] = ic.Key
+		}
+		return out[0], out[1], nil
+	}
+	lk, wk, err := keys(0, "direct")
 	if err != nil {
 		return nil, err
 	}
-	fleets := []fleet{{direct.Key, []string{managerTLS}}}
+	fleets := []fleet{{lk, wk, []string{managerTLS}}}
 	for _, dc := range demoClusters {
 		c, err := db.FindCluster(actx, acct.ID, dc.name)
 		if store.ErrorCode(err) == store.ENotFound {
@@ -113,12 +125,12 @@ func startDemo(ctx context.Context, a *app, r *relayRun, agents int) (func(), er
 			relays = append(relays, srv)
 			urls = append(urls, url)
 		}
-		ic, err := db.CreateInstallCommand(actx, store.InstallInput{AccountID: acct.ID, ClusterID: c.ID, TTL: 24 * time.Hour, Group: dc.name})
+		lk, wk, err := keys(c.ID, dc.name)
 		if err != nil {
 			stop()
 			return nil, err
 		}
-		fleets = append(fleets, fleet{ic.Key, urls})
+		fleets = append(fleets, fleet{lk, wk, urls})
 	}
 	simCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -128,7 +140,7 @@ func startDemo(ctx context.Context, a *app, r *relayRun, agents int) (func(), er
 		go func(i int, f fleet) {
 			defer wg.Done()
 			_, err := agentsim.RunSim(simCtx, agentsim.SimConfig{
-				Proxies: f.proxies, CASHA256: pin, Key: f.key, Agents: per, FirstIndex: i * per, Seed: 42,
+				Proxies: f.proxies, CASHA256: pin, Key: f.key, WindowsKey: f.winKey, Agents: per, FirstIndex: i * per, Seed: 42,
 				EventsPerSec: 0.2, Wait: 20 * time.Second, InventoryEvery: 20 * time.Second, Churn: 0.1,
 				Version: version, EnrolRate: 50, DrainTimeout: 2 * time.Second,
 			})
