@@ -19,7 +19,6 @@ import (
 	"outpost/store"
 )
 
-
 // TestLoad is the fleet load harness (`make load`): N simulated agents
 // (default 10,000) enrol and hold check-ins through one relay process for a
 // run (default 60 s at 1 event/s per agent); halfway the relay is killed
