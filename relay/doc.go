@@ -1,0 +1,48 @@
+// Package relay is Outpost's relay: the agent-facing and relay-facing HTTP
+// protocol (shapes in relay/wire), the data path, and the long-poll command
+// hub. New returns a Server whose Handler is the same on every listener
+// (TLS and plain); Serve runs it on a listener; Close shuts down gracefully.
+//
+// Two modes, chosen by Config:
+//   - Management host (Config.Store set): enrolment, check-ins and the
+//     relay-facing API (join, heartbeat, agent auth) are answered from the
+//     local store; the built-in collector (Config.Collector) is mounted at
+//     /v1/ingest and /v1/stats and is the default upstream, reached
+//     in-process. Check-ins are written through store.Batcher (one
+//     transaction per batch). A goroutine polls the store's command table
+//     by id (Config.CommandPoll, 200 ms) and wakes the held check-in of the
+//     agent a command is for, so commands queued by another process (CLI)
+//     arrive within a second.
+//   - Joined relay on another host (Config.Manager set): the first start
+//     redeems a one-time join token for its own credentials and a server
+//     certificate signed by the management host's CA, kept in DATA/relay.json
+//     and DATA/tls (0600). Enrolment and check-ins are forwarded to the
+//     management host with the relay's credentials in X-Outpost-Relay, so
+//     the store records which proxy an agent came through and refuses agents
+//     of another account; agent credentials for events are verified once
+//     with the management host and cached (hash only, AuthTTL). A heartbeat
+//     (HeartbeatInterval) reports version and load and brings back the
+//     cluster policy and relay commands (policy, upgrade).
+//
+// Data path (sink.go): an events batch is acknowledged only once durable.
+// Forward mode appends to relay/spool (CRC-framed segments, group-committed
+// fsync) and a forwarder drains it to the upstream under the policy's
+// bandwidth (bytes/s, golang.org/x/time/rate, WaitN chunked to the burst)
+// and frequency (requests/s) limits; the spool cursor advances only on the
+// upstream's acknowledgement, so a crash or an outage loses nothing and the
+// collector counts the duplicates. A full spool answers 429 + Retry-After.
+// Cache mode appends NDJSON to relay/cachering in the cluster's cache
+// directory (export.log live, capped, oldest segment dropped first). A
+// policy change switches mode and limits live; the spool keeps draining.
+//
+// Choices: the frequency limit also caps agent event requests per second at
+// the relay (excess answered 429 + Retry-After: 1), because a store-and-
+// forward relay would otherwise hide the limit from agents until its spool
+// filled; agents keep unacknowledged data and retry, so nothing is lost.
+// Authenticated agent calls (and enrolment, which carries a key) need TLS
+// unless Config.AllowPlain. The relay is never an open proxy: CONNECT and
+// absolute-form requests are refused, only known paths are served, bodies
+// are limited (256 KiB control, 4 MiB events -> 413) and the server sets
+// header, read, write and idle timeouts. Secrets are compared as SHA-256
+// hashes in constant time.
+package relay
