@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -161,8 +162,22 @@ func (s *Server) wireCommand(r *http.Request, c store.Command) wire.Command {
 	}
 	json.Unmarshal([]byte(c.Payload), &p)
 	wc.Cluster, wc.Proxies = p.Cluster, p.Proxies
-	if c.Type == wire.CmdUnbind {
+	switch c.Type {
+	case wire.CmdUnbind:
 		wc.Proxies = s.directURLs(r)
+	case wire.CmdDeployProxy:
+		// The join token's secret is made now, on delivery; the store keeps
+		// only its hash.
+		var d struct {
+			JoinToken int64  `json:"join_token"`
+			Cluster   string `json:"cluster"`
+		}
+		json.Unmarshal([]byte(c.Payload), &d)
+		token, err := s.db.IssueJoinToken(r.Context(), d.JoinToken)
+		if err != nil {
+			s.logf("relay: deploy-proxy command %d: %v", c.ID, err)
+		}
+		wc.Args, _ = json.Marshal(map[string]string{"token": token, "cluster": d.Cluster})
 	}
 	return wc
 }
@@ -239,7 +254,19 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, strings.TrimRight(s.cfg.Manager, "/")+r.URL.Path, bytes.NewReader(body))
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	if r.URL.Path == wire.PathCheckin {
+		// Close releases held check-ins at once, as on the management host.
+		go func() {
+			select {
+			case <-s.closing:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, strings.TrimRight(s.cfg.Manager, "/")+r.URL.Path, bytes.NewReader(body))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, store.EInvalid, "bad request")
 		return
@@ -252,6 +279,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	req.Header.Set(wire.HeaderRelay, fmt.Sprintf("%d:%s", s.ident.ProxyID, s.ident.Secret))
 	resp, err := s.client.Do(req)
 	if err != nil {
+		if s.closed.Load() && r.Context().Err() == nil {
+			w.Header().Set("Retry-After", "1")
+			writeErr(w, http.StatusServiceUnavailable, "unavailable", "relay is shutting down: retry")
+			return
+		}
 		s.m.upstreamErr.Add(1)
 		writeErr(w, http.StatusBadGateway, "unavailable", "management host unreachable")
 		return

@@ -108,6 +108,9 @@ func validName(what, name string) error {
 	if name == "" {
 		return Errorf(EInvalid, "%s name is required", what)
 	}
+	if name == "." || name == ".." {
+		return Errorf(EInvalid, "%s name %q is reserved", what, name)
+	}
 	if len(name) > 64 {
 		return Errorf(EInvalid, "%s name %q is longer than 64 characters", what, name)
 	}

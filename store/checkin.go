@@ -32,13 +32,16 @@ func (db *DB) RecordCheckins(ctx context.Context, batch []Checkin) error {
 		return err
 	}
 	defer tx.Rollback()
+	// A clone (fingerprint differs) only raises the duplicate flag: the
+	// original's connection, load and inventory are not overwritten by it.
 	seen, err := tx.PrepareContext(ctx, `UPDATE agents SET
-		last_checkin = MAX(last_checkin, ?),
-		via_proxy_id = (SELECT id FROM proxies WHERE id = ?),
-		cpu = ?, mem = ?,
-		dup_fingerprint = CASE WHEN ? != '' AND ? != fingerprint THEN ? ELSE dup_fingerprint END,
-		dup_at = CASE WHEN ? != '' AND ? != fingerprint AND dup_at = 0 THEN ? ELSE dup_at END
-		WHERE id = ?`)
+		last_checkin = CASE WHEN ?1 = '' OR ?1 = fingerprint THEN MAX(last_checkin, ?2) ELSE last_checkin END,
+		via_proxy_id = CASE WHEN ?1 = '' OR ?1 = fingerprint THEN (SELECT id FROM proxies WHERE id = ?3) ELSE via_proxy_id END,
+		cpu = CASE WHEN ?1 = '' OR ?1 = fingerprint THEN ?4 ELSE cpu END,
+		mem = CASE WHEN ?1 = '' OR ?1 = fingerprint THEN ?5 ELSE mem END,
+		dup_fingerprint = CASE WHEN ?1 != '' AND ?1 != fingerprint THEN ?1 ELSE dup_fingerprint END,
+		dup_at = CASE WHEN ?1 != '' AND ?1 != fingerprint AND dup_at = 0 THEN ?2 ELSE dup_at END
+		WHERE id = ?6`)
 	if err != nil {
 		return err
 	}
@@ -50,7 +53,7 @@ func (db *DB) RecordCheckins(ctx context.Context, batch []Checkin) error {
 			at = ms(tx.now)
 		}
 		fp := c.Fingerprint
-		if _, err := seen.ExecContext(ctx, at, c.ViaProxyID, c.CPU, c.Mem, fp, fp, fp, fp, fp, at, c.AgentID); err != nil {
+		if _, err := seen.ExecContext(ctx, fp, at, c.ViaProxyID, c.CPU, c.Mem, c.AgentID); err != nil {
 			return err
 		}
 		if h := c.Host; h != nil && fp != "" {
@@ -70,12 +73,12 @@ func (db *DB) RecordCheckins(ctx context.Context, batch []Checkin) error {
 		if i := c.Inventory; i != nil {
 			if inv == nil {
 				if inv, err = tx.PrepareContext(ctx, `UPDATE agents SET processes = ?, ports = ?, root_users = ?, users = ?, vulns = ?,
-					baseline_risks = ?, alerts = ?, last_inventory = ? WHERE id = ?`); err != nil {
+					baseline_risks = ?, alerts = ?, last_inventory = ? WHERE id = ? AND (? = '' OR fingerprint = ?)`); err != nil {
 					return err
 				}
 				defer inv.Close()
 			}
-			if _, err := inv.ExecContext(ctx, i.Processes, i.Ports, i.RootAccounts, i.Accounts, i.Vulns, i.BaselineRisks, i.Alerts, at, c.AgentID); err != nil {
+			if _, err := inv.ExecContext(ctx, i.Processes, i.Ports, i.RootAccounts, i.Accounts, i.Vulns, i.BaselineRisks, i.Alerts, at, c.AgentID, fp, fp); err != nil {
 				return err
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -89,7 +90,8 @@ func (db *DB) RenameCluster(ctx context.Context, id int64, name, address string)
 	if err != nil {
 		return sqlErr(err, "cluster")
 	}
-	return tx.Commit()
+	// The trigger only fires on an actual change; the rule still refuses.
+	return Errorf(EInvalid, "cluster name and address cannot be changed after creation")
 }
 
 const clusterCols = `c.id, c.account_id, a.name, c.name, c.address, c.address_kind, c.region, c.remark, c.created_at,
@@ -97,7 +99,7 @@ const clusterCols = `c.id, c.account_id, a.name, c.name, c.address, c.address_ki
 	(SELECT COUNT(*) FROM proxies p WHERE p.cluster_id = c.id),
 	(SELECT COUNT(*) FROM proxies p WHERE p.cluster_id = c.id AND p.last_seen >= ?),
 	(SELECT COUNT(*) FROM agents g WHERE g.cluster_id = c.id),
-	(SELECT COUNT(*) FROM agents g WHERE g.cluster_id = c.id AND g.last_checkin >= ?)`
+	(SELECT COUNT(*) FROM agents g WHERE g.cluster_id = c.id AND g.last_checkin > ?)`
 
 func scanCluster(tx *Tx, sc interface{ Scan(...any) error }) (Cluster, error) {
 	var c Cluster
@@ -268,9 +270,10 @@ func NormalizePolicy(p Policy, clusterName string) (Policy, error) {
 		if p.CacheDir == "" {
 			p.CacheDir = filepath.Join(DefaultCacheDir, clusterName)
 		}
-		if strings.ContainsRune(p.CacheDir, 0) || strings.Contains(filepath.ToSlash(p.CacheDir), "../") {
-			return p, Errorf(EInvalid, "cache-dir %q is not a clean path", p.CacheDir)
+		if strings.ContainsRune(p.CacheDir, 0) || slices.Contains(strings.Split(filepath.ToSlash(p.CacheDir), "/"), "..") {
+			return p, Errorf(EInvalid, "cache-dir %q must not contain '..'", p.CacheDir)
 		}
+		p.CacheDir = filepath.Clean(p.CacheDir)
 		p.BandwidthBps, p.FrequencyRPS, p.Upstream = 0, 0, ""
 	default:
 		return p, Errorf(EInvalid, "policy mode %q: want forward or cache", p.Mode)

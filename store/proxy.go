@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,8 @@ const (
 	DeployQuick  = "quick"  // onto an online Linux asset that runs the agent
 	DeployManual = "manual" // the operator runs a generated command
 )
+
+var versionRE = regexp.MustCompile(`^v?[0-9]+(\.[0-9]+)*(-[0-9A-Za-z.]+)?$`)
 
 // DefaultJoinTTL is how long a deploy command stays valid.
 const DefaultJoinTTL = time.Hour
@@ -74,15 +77,39 @@ func (db *DB) CreateJoinToken(ctx context.Context, clusterID int64, deploy, asse
 	id, _ := res.LastInsertId()
 	jt := JoinToken{ID: id, ClusterID: clusterID, Cluster: c.Name, Token: token, Deploy: deploy, AssetID: assetID, ExpiresAt: tx.now.Add(ttl)}
 	if deploy == DeployQuick {
-		payload, _ := json.Marshal(map[string]string{"token": token, "cluster": c.Name})
-		if err := enqueue(tx, "agent", assetID, "deploy-proxy", string(payload)); err != nil {
+		// The command names the token, never holds it: the relay issues a
+		// fresh secret when it delivers the command (IssueJoinToken), so no
+		// plain token is ever stored.
+		payload, _ := json.Marshal(map[string]any{"join_token": id, "cluster": c.Name})
+		if err := enqueue(tx, TargetAgent, assetID, "deploy-proxy", string(payload)); err != nil {
 			return JoinToken{}, err
 		}
+		jt.Token = ""
 	}
 	if err := tx.audit("proxy.deploy", "cluster/"+c.Name, "mode=%s asset=%s expires=%s", deploy, assetID, jt.ExpiresAt.Format(time.RFC3339)); err != nil {
 		return JoinToken{}, err
 	}
 	return jt, tx.Commit()
+}
+
+// IssueJoinToken gives a quick-deployment join token a new secret and
+// returns it, at the moment its deploy-proxy command is delivered to the
+// asset; a redelivery replaces the previous secret.
+func (db *DB) IssueJoinToken(ctx context.Context, id int64) (string, error) {
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback()
+	token := NewSecret("jt_")
+	res, err := tx.exec(`UPDATE join_tokens SET token_hash = ? WHERE id = ? AND used_at = 0 AND expires_at > ?`, HashSecret(token), id, ms(tx.now))
+	if err != nil {
+		return "", err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return "", Errorf(EConflict, "join token %d was used or has expired: deploy again", id)
+	}
+	return token, tx.Commit()
 }
 
 // JoinInput is what a relay reports when it joins.
@@ -339,8 +366,8 @@ func (db *DB) ProxyURLs(ctx context.Context, clusterID int64) ([]string, error) 
 
 // AddRelease publishes a release the proxies can upgrade to.
 func (db *DB) AddRelease(ctx context.Context, r Release) error {
-	if len(versionParts(r.Version)) == 0 || strings.TrimSpace(r.Version) == "" {
-		return Errorf(EInvalid, "release version is required")
+	if !versionRE.MatchString(r.Version) {
+		return Errorf(EInvalid, "release version %q: want numbers separated by dots, such as 1.2.0", r.Version)
 	}
 	tx, err := db.BeginTx(ctx)
 	if err != nil {
