@@ -1,0 +1,254 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"outpost/store"
+)
+
+func init() { register("", newAgentCmd) }
+
+func newAgentCmd(a *app) *cobra.Command {
+	cmd := group("agent", "Bind, unbind, list, show and uninstall agents")
+	cmd.AddCommand(newAgentBindCmd(a), newAgentUnbindCmd(a), newAgentListCmd(a), newAgentShowCmd(a), newAgentUninstallCmd(a))
+	return cmd
+}
+
+func newAgentUnbindCmd(a *app) *cobra.Command {
+	var cluster, account string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "unbind --cluster N (HOST... | --all)",
+		Short: "Return agents to direct connection (does not uninstall them)",
+		Args:  nargs(0, -1, "HOST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return usageErrorf("give HOST... or --all (not both)")
+			}
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			c, err := a.resolveCluster(cmd, account, cluster)
+			if err != nil {
+				return err
+			}
+			ids, err := db.Unbind(ctx(cmd), c.ID, args, all)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"cluster": c.Name, "unbound": len(ids), "agents": nonNil(ids)})
+			}
+			a.printf("%d agent(s) unbound from cluster %s: they connect directly again\n", len(ids), clean(c.Name))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster to unbind from")
+	cmd.Flags().BoolVar(&all, "all", false, "unbind every agent of the cluster")
+	cmd.Flags().StringVar(&account, "account", "", "account of the cluster")
+	cmd.MarkFlagRequired("cluster")
+	return cmd
+}
+
+func newAgentListCmd(a *app) *cobra.Command {
+	var cluster, account string
+	var direct bool
+	var f store.AgentFilter
+	cmd := &cobra.Command{
+		Use:   "list [--cluster N | --direct] [--status online|offline] [--query Q] [--sort S] [--limit N] [--offset N]",
+		Short: "List agents (assets), one page at a time",
+		Args:  nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case direct && cluster != "":
+				return usageErrorf("give --cluster or --direct, not both")
+			case f.Limit <= 0 || f.Limit > 1000:
+				return usageErrorf("invalid --limit %d: want 1 to 1000", f.Limit)
+			case f.Offset < 0:
+				return usageErrorf("invalid --offset %d: must not be negative", f.Offset)
+			case f.Status != "" && f.Status != store.StatusOnline && f.Status != store.StatusOffline:
+				return usageErrorf("invalid --status %q: want online or offline", f.Status)
+			}
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			if f.AccountID, err = a.accountID(cmd, account); err != nil {
+				return err
+			}
+			if direct {
+				f.ClusterID = -1
+			} else if cluster != "" {
+				c, err := a.resolveCluster(cmd, account, cluster)
+				if err != nil {
+					return err
+				}
+				f.ClusterID = c.ID
+			}
+			page, err := db.ListAgents(ctx(cmd), f)
+			if store.ErrorCode(err) == store.EInvalid {
+				return usageErrorf("%s", store.ErrorMessage(err)) // a bad --sort value
+			} else if err != nil {
+				return err
+			}
+			page.Agents = nonNil(page.Agents)
+			if a.jsonOut {
+				return a.printJSON(page)
+			}
+			if len(page.Agents) == 0 {
+				if page.Total > 0 {
+					a.notef("no agents at offset %d (%d match)", f.Offset, page.Total)
+				} else {
+					a.notef("no agents match")
+				}
+				return nil
+			}
+			var rows [][]string
+			for _, g := range page.Agents {
+				cl := g.Cluster
+				if g.ClusterID == 0 {
+					cl = "(direct)"
+				}
+				status := store.StatusOffline
+				if g.Online {
+					status = store.StatusOnline
+				}
+				if g.Duplicate {
+					status += " DUPLICATE"
+				}
+				rows = append(rows, []string{g.Hostname, strings.Join(g.IPs, ","), g.OS, cl, status, g.SecurityStatus, g.RiskStatus,
+					fmtAgo(g.LastCheckin), orDash(g.Version), g.ID})
+			}
+			a.printTable([]string{"HOST", "IP", "OS", "CLUSTER", "STATUS", "SECURITY", "RISK", "LAST CHECK-IN", "VERSION", "ID"}, rows)
+			if shown := len(page.Agents); shown < page.Total {
+				a.notef("showing %d-%d of %d agents (--limit, --offset)", f.Offset+1, f.Offset+shown, page.Total)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cluster, "cluster", "", "only agents bound to this cluster")
+	fl.BoolVar(&direct, "direct", false, "only agents that connect directly (no cluster)")
+	fl.StringVar(&f.Status, "status", "", "online or offline")
+	fl.StringVar(&f.Query, "query", "", "substring of host name or IP, or an agent id")
+	fl.StringVar(&f.OS, "os", "", "only this OS (linux, windows)")
+	fl.StringVar(&f.Group, "group", "", "only this asset group")
+	fl.BoolVar(&f.Duplicate, "duplicate", false, "only agents flagged as a duplicate identity")
+	fl.BoolVar(&f.AtRisk, "at-risk", false, "only agents with vulnerabilities, baseline risks or alerts")
+	fl.StringVar(&f.Sort, "sort", "hostname", "hostname, last_checkin, enrolled, risk, cluster or os")
+	fl.BoolVar(&f.Desc, "desc", false, "sort in descending order")
+	fl.IntVar(&f.Limit, "limit", 50, "page size, at most 1000")
+	fl.IntVar(&f.Offset, "offset", 0, "skip this many agents")
+	fl.StringVar(&account, "account", "", "only this account's agents")
+	return cmd
+}
+
+func newAgentShowCmd(a *app) *cobra.Command {
+	var account string
+	cmd := &cobra.Command{
+		Use:   "show HOST",
+		Short: "Show one agent (agent id, host name or IP)",
+		Args:  nargs(1, 1, "HOST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			id, err := a.accountID(cmd, account)
+			if err != nil {
+				return err
+			}
+			g, err := db.FindAgent(ctx(cmd), id, args[0])
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(g)
+			}
+			cl := "(direct connection)"
+			if g.ClusterID != 0 {
+				cl = g.Cluster
+			}
+			via := "-"
+			if g.ViaProxyID != 0 {
+				via = fmt.Sprintf("proxy server %d", g.ViaProxyID)
+			}
+			status := store.StatusOffline
+			if g.Online {
+				status = store.StatusOnline
+			}
+			osName := g.OS
+			if g.OSName != "" {
+				osName += " (" + g.OSName + ")"
+			}
+			fields := [][2]string{
+				{"Host", g.Hostname},
+				{"ID", g.ID},
+				{"IPs", orDash(strings.Join(g.IPs, ", "))},
+				{"OS", osName + " " + g.Arch},
+				{"Provider", orDash(g.Provider)},
+				{"Region", orDash(g.Region)},
+				{"Group", orDash(g.Group)},
+				{"Tags", orDash(strings.Join(g.Tags, ", "))},
+				{"Version", orDash(g.Version)},
+				{"Cluster", cl},
+				{"Via", via},
+				{"Status", fmt.Sprintf("%s, %s, %s", status, g.SecurityStatus, g.RiskStatus)},
+				{"Enrolled", fmtTime(g.EnrolledAt)},
+				{"Last check-in", fmtTime(g.LastCheckin) + " (" + fmtAgo(g.LastCheckin) + ")"},
+				{"Last inventory", fmtTime(g.LastInventory)},
+				{"Inventory", fmt.Sprintf("%d processes, %d listening ports, %d root / %d accounts", g.Processes, g.Ports, g.RootAccounts, g.Accounts)},
+				{"Risks", fmt.Sprintf("%d vulnerabilities, %d baseline risks, %d alerts", g.Vulns, g.BaselineRisks, g.Alerts)},
+				{"Load", fmt.Sprintf("cpu %.0f%%, mem %.0f%%", g.CPU, g.Mem)},
+			}
+			if !g.UninstallAt.IsZero() {
+				fields = append(fields, [2]string{"Uninstall", "requested " + fmtTime(g.UninstallAt)})
+			}
+			if g.Duplicate {
+				fields = append(fields, [2]string{"DUPLICATE", "this identity is used by two machines: " + g.DuplicateFix})
+			}
+			a.printFields(fields)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&account, "account", "", "account of the agent")
+	return cmd
+}
+
+func newAgentUninstallCmd(a *app) *cobra.Command {
+	var account string
+	cmd := &cobra.Command{
+		Use:   "uninstall HOST...",
+		Short: "Send the uninstall command to online agents",
+		Long: `Send the uninstall command. Only an online agent can receive it; every
+host is checked first and nothing is sent if one cannot receive it. The asset
+turns Unprotected after the uninstall grace period (settings: uninstall_grace).`,
+		Args: nargs(1, -1, "HOST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			id, err := a.accountID(cmd, account)
+			if err != nil {
+				return err
+			}
+			ids, err := db.Uninstall(ctx(cmd), id, args)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"uninstall_queued": len(ids), "agents": nonNil(ids)})
+			}
+			a.printf("uninstall command queued for %d agent(s); they turn Unprotected after the grace period (%s)\n",
+				len(ids), fmtDuration(db.Settings().UninstallGrace))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&account, "account", "", "account of the agents")
+	return cmd
+}

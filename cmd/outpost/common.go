@@ -1,0 +1,631 @@
+package main
+
+// Shared plumbing for every subcommand: the registry of commands, the data
+// directory and the store, the audit actor, exit codes, JSON and table
+// output, and the values that generated commands carry (manager URL, CA pin).
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/mattn/go-runewidth"
+	"github.com/spf13/cobra"
+
+	"outpost/store"
+)
+
+// Exit codes (DESIGN.md "Command line").
+const (
+	exitOK      = 0
+	exitFailed  = 1 // a refused or failed action
+	exitUsage   = 2 // bad usage: unknown command or flag, missing argument, bad value
+	dbFileName  = "outpost.db"
+	defaultDir  = "/var/lib/outpost"
+	homeDirName = ".outpost"
+)
+
+// app is what every command shares: global flags, output streams and the
+// store, opened on first use and closed when the command returns.
+type app struct {
+	stdout, stderr io.Writer
+
+	dataFlag string // --data
+	jsonOut  bool   // --json
+
+	db *store.DB
+}
+
+// ---------------------------------------------------------------------------
+// Command registry
+
+type registration struct {
+	parent string // "" = root, else a space-separated path such as "agent"
+	build  func(*app) *cobra.Command
+}
+
+var registry []registration
+
+// register adds a subcommand built by build under parent ("" for the root,
+// "agent" for `outpost agent ...`). Call it from an init function of the
+// file that implements the command.
+func register(parent string, build func(*app) *cobra.Command) {
+	registry = append(registry, registration{parent: parent, build: build})
+}
+
+// group returns a command that only holds subcommands: run without one, or
+// with an unknown one, it is a usage error (exit 2) rather than help text
+// with exit 0.
+func group(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return unknownCommand(cmd, args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var names []string
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() && c.Name() != "help" && c.Name() != "completion" {
+					names = append(names, c.Name())
+				}
+			}
+			return usageErrorf("missing command: want %s (see '%s --help')", strings.Join(names, ", "), cmd.CommandPath())
+		},
+	}
+}
+
+func unknownCommand(cmd *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q", name)
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+	}
+	return usageErrorf("%s", msg)
+}
+
+// ---------------------------------------------------------------------------
+// Errors and exit codes
+
+// usageError is bad usage: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// exitError carries an explicit exit status; RunE errors that are not usage
+// errors are wrapped in one with status 1 (see wrapRunE).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// failf is a refused or failed action the CLI itself detects: exit 1.
+func failf(format string, args ...any) error {
+	return &exitError{code: exitFailed, err: fmt.Errorf(format, args...)}
+}
+
+// wrapRunE marks every error a command's RunE (and its pre- and post-run
+// hooks) returns as exit 1 unless it is already a usage or exit error.
+// Errors cobra raises itself (unknown flag, bad flag value, required flag)
+// are not wrapped and therefore map to exit 2.
+func wrapRunE(c *cobra.Command) {
+	for _, fn := range []*func(*cobra.Command, []string) error{
+		&c.PersistentPreRunE, &c.PreRunE, &c.RunE, &c.PostRunE, &c.PersistentPostRunE,
+	} {
+		if run := *fn; run != nil {
+			*fn = func(cmd *cobra.Command, args []string) error {
+				err := run(cmd, args)
+				if err == nil {
+					return nil
+				}
+				var ue *usageError
+				var ee *exitError
+				if errors.As(err, &ue) || errors.As(err, &ee) {
+					return err
+				}
+				return &exitError{code: exitFailed, err: err}
+			}
+		}
+	}
+	for _, sub := range c.Commands() {
+		wrapRunE(sub)
+	}
+}
+
+// exitCode maps an error returned by Execute to the process status.
+func exitCode(err error) int {
+	var ue *usageError
+	var ee *exitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ee):
+		return ee.code
+	}
+	return exitUsage // raised by cobra while parsing the command line
+}
+
+// errorLine renders err as the one line printed after "outpost: ". Usage
+// errors are prefixed with the command ("cluster show: missing NAME").
+func errorLine(cmd *cobra.Command, err error) string {
+	msg := store.ErrorMessage(err)
+	if exitCode(err) == exitUsage && cmd != nil && cmd.HasParent() {
+		name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+		if !strings.HasPrefix(msg, name+":") {
+			msg = name + ": " + msg
+		}
+	}
+	// cobra's "Did you mean this?" block and any other multi-line text.
+	if i := strings.Index(msg, "\n\nDid you mean this?"); i >= 0 {
+		var s []string
+		for _, l := range strings.Split(msg[i:], "\n")[3:] {
+			if l = strings.TrimSpace(l); l != "" {
+				s = append(s, l)
+			}
+		}
+		msg = msg[:i]
+		if len(s) > 0 {
+			msg += " (did you mean " + strings.Join(s, " or ") + "?)"
+		}
+	}
+	var parts []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return clean(strings.Join(parts, "; "))
+}
+
+// ---------------------------------------------------------------------------
+// Data directory and store
+
+// dataDir resolves the data directory: --data, then $OUTPOST_DATA, then
+// /var/lib/outpost when it is (or can be created) writable, then
+// $HOME/.outpost, then ./outpost-data.
+func (a *app) dataDir() string {
+	if a.dataFlag != "" {
+		return a.dataFlag
+	}
+	if v := os.Getenv("OUTPOST_DATA"); v != "" {
+		return v
+	}
+	if st, err := os.Stat(defaultDir); err == nil {
+		if st.IsDir() && writable(defaultDir) {
+			return defaultDir
+		}
+	} else if errors.Is(err, os.ErrNotExist) && writable(filepath.Dir(defaultDir)) {
+		return defaultDir
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, homeDirName)
+	}
+	return "outpost-data"
+}
+
+// store opens DATA/outpost.db on first use (creating the directory and the
+// database if needed).
+func (a *app) store() (*store.DB, error) {
+	if a.db != nil {
+		return a.db, nil
+	}
+	path := filepath.Join(a.dataDir(), dbFileName)
+	db, err := store.Open(path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	a.db = db
+	return db, nil
+}
+
+func (a *app) close() {
+	if a.db != nil {
+		a.db.Close()
+		a.db = nil
+	}
+}
+
+// actor names the operator in the audit log: $SUDO_USER or $USER, "@cli".
+func actor() string {
+	u := os.Getenv("SUDO_USER")
+	if u == "" {
+		u = os.Getenv("USER")
+	}
+	if u == "" {
+		u = "operator"
+	}
+	return u + "@cli"
+}
+
+// ctx is the context for store calls: the command's (cancelled by SIGINT or
+// SIGTERM) with the audit actor.
+func ctx(cmd *cobra.Command) context.Context {
+	return store.WithActor(cmd.Context(), actor())
+}
+
+// resolveAccount returns the --account account; an empty name picks the
+// only account.
+func (a *app) resolveAccount(cmd *cobra.Command, name string) (store.Account, error) {
+	db, err := a.store()
+	if err != nil {
+		return store.Account{}, err
+	}
+	return db.FindAccount(ctx(cmd), name)
+}
+
+// accountID is 0 (every account) when name is empty.
+func (a *app) accountID(cmd *cobra.Command, name string) (int64, error) {
+	if name == "" {
+		return 0, nil
+	}
+	acct, err := a.resolveAccount(cmd, name)
+	return acct.ID, err
+}
+
+// resolveCluster finds a cluster by name, inside --account when given;
+// without it a name that is unique across accounts is enough.
+func (a *app) resolveCluster(cmd *cobra.Command, account, name string) (store.Cluster, error) {
+	db, err := a.store()
+	if err != nil {
+		return store.Cluster{}, err
+	}
+	id, err := a.accountID(cmd, account)
+	if err != nil {
+		return store.Cluster{}, err
+	}
+	return db.FindCluster(ctx(cmd), id, name)
+}
+
+// ---------------------------------------------------------------------------
+// Argument and flag helpers
+
+// nargs returns an Args validator for commands taking between min and max
+// positional arguments (max < 0: no upper bound); what names them.
+func nargs(min, max int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) < min:
+			return usageErrorf("missing %s", what)
+		case max >= 0 && len(args) > max:
+			if max == 0 {
+				return usageErrorf("takes no arguments, got %q", args[0])
+			}
+			return usageErrorf("too many arguments: want %s, got %d", what, len(args))
+		}
+		return nil
+	}
+}
+
+// durationValue reads Go duration syntax (90s, 1h30m) or whole days (7d).
+func durationValue(s string) (time.Duration, bool) {
+	t := strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(t, "d"); ok {
+		days, err := strconv.ParseInt(n, 10, 32)
+		return time.Duration(days) * 24 * time.Hour, err == nil
+	}
+	d, err := time.ParseDuration(t)
+	return d, err == nil
+}
+
+// parseDuration reads a positive flag duration (see durationValue).
+func parseDuration(flag, s string) (time.Duration, error) {
+	d, ok := durationValue(s)
+	if !ok {
+		return 0, usageErrorf("invalid --%s %q: want a duration such as 30m, 24h or 7d", flag, s)
+	}
+	if d <= 0 {
+		return 0, usageErrorf("invalid --%s %q: must be positive", flag, s)
+	}
+	return d, nil
+}
+
+// parseID reads a numeric id argument.
+func parseID(what, s string) (int64, error) {
+	id, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usageErrorf("invalid %s %q: want a number", what, s)
+	}
+	return id, nil
+}
+
+// asUsage turns the coded error of a pure parser (store.ParseBandwidth and
+// friends) into a usage error naming the flag.
+func asUsage(flag string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return usageErrorf("invalid --%s: %s", flag, store.ErrorMessage(err))
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+// printJSON writes v as one JSON document on stdout.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printf writes human output on stdout.
+func (a *app) printf(format string, args ...any) {
+	fmt.Fprintf(a.stdout, format, args...)
+}
+
+// notef writes a note or warning line on stderr.
+func (a *app) notef(format string, args ...any) {
+	fmt.Fprintf(a.stderr, format+"\n", args...)
+}
+
+// nonNil makes an empty list marshal as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// clean makes untrusted text (host names come from agents) safe to print
+// on a terminal: control characters and bidirectional overrides become '?'.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t':
+			return ' '
+		case unicode.IsControl(r), r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0xfeff:
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// width is the display width of s in terminal cells (CJK characters take
+// two), which text/tabwriter does not know about.
+func width(s string) int { return runewidth.StringWidth(s) }
+
+func pad(s string, w int) string {
+	if n := width(s); n < w {
+		return s + strings.Repeat(" ", w-n)
+	}
+	return s
+}
+
+// printTable writes rows under head with columns aligned by display width,
+// two spaces apart, no trailing spaces. Cells are plain text.
+func (a *app) printTable(head []string, rows [][]string) { a.printTableIndent("", head, rows) }
+
+// printTableIndent is printTable with every line prefixed by indent.
+func (a *app) printTableIndent(indent string, head []string, rows [][]string) {
+	widths := make([]int, len(head))
+	all := make([][]string, 0, len(rows)+1)
+	for _, r := range append([][]string{head}, rows...) {
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = clean(c)
+			if i < len(widths) {
+				widths[i] = max(widths[i], width(cells[i]))
+			}
+		}
+		all = append(all, cells)
+	}
+	var b strings.Builder
+	for _, r := range all {
+		line := ""
+		for i, c := range r {
+			if i == len(r)-1 {
+				line += c
+			} else {
+				line += pad(c, widths[i]) + "  "
+			}
+		}
+		b.WriteString(indent + strings.TrimRight(line, " "))
+		b.WriteByte('\n')
+	}
+	io.WriteString(a.stdout, b.String())
+}
+
+// printFields writes "Label  value" lines with the values aligned.
+func (a *app) printFields(fields [][2]string) {
+	w := 0
+	for _, f := range fields {
+		w = max(w, width(f[0]))
+	}
+	for _, f := range fields {
+		fmt.Fprintf(a.stdout, "%s  %s\n", pad(f[0], w), clean(f[1]))
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Formatting
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+// fmtAgo renders a past time relative to now: "12s ago", "3h ago", "never".
+func fmtAgo(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := time.Since(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+// fmtDuration renders a duration without zero units: 12h, 1m30s, 500ms.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func fmtFrequency(rps int64) string {
+	if rps == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%d req/s", rps)
+}
+
+func fmtBits(bps int64) string {
+	if bps == 0 {
+		return "unknown"
+	}
+	// store.FormatBandwidth takes bytes/s; links are given in bits/s.
+	if bps%8 == 0 {
+		return store.FormatBandwidth(bps / 8)
+	}
+	return fmt.Sprintf("%d bit/s", bps)
+}
+
+// policyText is a cluster policy in human terms.
+func policyText(p store.Policy) string {
+	var parts []string
+	switch p.Mode {
+	case store.ModeCache:
+		parts = append(parts, "cache in "+p.CacheDir+" capped at "+store.FormatBytes(p.CacheMax)+" (oldest data overwritten)")
+	default:
+		up := p.Upstream
+		if up == "" {
+			up = "the built-in collector"
+		}
+		parts = append(parts, "forward to "+up, "bandwidth "+store.FormatBandwidth(p.BandwidthBps), "frequency "+fmtFrequency(p.FrequencyRPS))
+	}
+	if p.LinkBps > 0 {
+		parts = append(parts, "link "+fmtBits(p.LinkBps))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// ---------------------------------------------------------------------------
+// Generated commands: manager URL and CA pin
+
+// relayRunFile is what a running relay writes to DATA/run/relay.json.
+type relayRunFile struct {
+	PID  int      `json:"pid"`
+	URLs []string `json:"urls"`
+}
+
+// managerURL is the URL remote relays and direct agents use to reach the
+// management host: --manager, else the first https URL of a running relay
+// (DATA/run/relay.json), else https://HOSTNAME:8443.
+func (a *app) managerURL(flag string) (string, error) {
+	if flag != "" {
+		u, err := url.Parse(flag)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return "", usageErrorf("invalid --manager %q: want an https:// URL", flag)
+		}
+		return strings.TrimRight(flag, "/"), nil
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	if buf, err := os.ReadFile(filepath.Join(a.dataDir(), "run", "relay.json")); err == nil {
+		var rf relayRunFile
+		if json.Unmarshal(buf, &rf) == nil {
+			for _, s := range rf.URLs {
+				u, err := url.Parse(s)
+				if err != nil || u.Scheme != "https" || u.Host == "" {
+					continue
+				}
+				// A relay listening on every address reports it as such;
+				// remote hosts need a name.
+				if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsUnspecified()) || u.Hostname() == "" {
+					u.Host = net.JoinHostPort(host, u.Port())
+				}
+				return strings.TrimRight(u.String(), "/"), nil
+			}
+		}
+	}
+	return "https://" + net.JoinHostPort(host, "8443"), nil
+}
+
+// caPin returns the hex SHA-256 of the first certificate in DATA/tls/ca.pem,
+// "" when there is none.
+func (a *app) caPin() (string, error) {
+	path := filepath.Join(a.dataDir(), "tls", "ca.pem")
+	buf, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	} else if err != nil {
+		return "", err
+	}
+	for {
+		var b *pem.Block
+		b, buf = pem.Decode(buf)
+		if b == nil {
+			return "", fmt.Errorf("%s holds no PEM certificate", path)
+		}
+		if b.Type == "CERTIFICATE" {
+			sum := sha256.Sum256(b.Bytes)
+			return hex.EncodeToString(sum[:]), nil
+		}
+	}
+}
+
+// withPin appends " --ca-sha256 H" when the CA is known.
+func withPin(command, pin string) string {
+	if pin != "" {
+		command += " --ca-sha256 " + pin
+	}
+	return command
+}

@@ -1,0 +1,79 @@
+// Command outpost is the single Outpost binary: the management store's
+// command line, the relay, the collector, the dashboard and the agent.
+//
+// # Layout
+//
+//	main.go        main(), signal handling, building the cobra tree from the registry
+//	common.go      shared plumbing: registry, data directory and store, audit actor,
+//	               exit codes, JSON and table output, manager URL and CA pin
+//	account.go     outpost account create|list
+//	cluster.go     outpost cluster create|list|show|delete|policy
+//	proxy.go       outpost proxy deploy|list|upgrade|delete
+//	agent.go       outpost agent unbind|list|show|uninstall (the "agent" group)
+//	bind.go        outpost agent bind: paced batches, progress, SIGINT between batches
+//	installcmd.go  outpost installcmd create|list|revoke
+//	settings.go    outpost settings show|set
+//	audit.go       outpost audit
+//	release.go     outpost release add|list
+//	version.go     outpost version (and the version variable, set with -ldflags "-X main.version=...")
+//
+// The services (up, relay, center, tui, agentsim, doctor, agent run) live in
+// their own files and register themselves the same way.
+//
+// # Exit codes
+//
+//	0  success; stderr carries only notes and "warning: ..." lines
+//	1  a refused or failed action: one line "outpost: MESSAGE" on stderr,
+//	   MESSAGE being store.ErrorMessage of the error (the store's coded
+//	   errors all map here); interrupted runs (agent bind) also exit 1
+//	2  bad usage: unknown command or flag, missing argument, malformed value;
+//	   one line "outpost: COMMAND: PROBLEM"
+//
+// Any error a command's RunE (or pre/post-run hook) returns exits 1 unless
+// it is a usage error (usageErrorf) or carries its own status (exitError).
+// Errors cobra raises while parsing (unknown flag, bad flag value, required
+// flag not set) exit 2. Parse every flag value before the first write, so
+// that bad input changes nothing: store writes are single transactions, and
+// a command must not chain several writes when an early refusal is
+// possible (proxy upgrade checks every ID first; agent bind --file resolves
+// every host first).
+//
+// # Data directory
+//
+// dataDir resolves, in order: --data DIR, $OUTPOST_DATA, /var/lib/outpost
+// when it is writable (or can be created, i.e. as root), $HOME/.outpost,
+// ./outpost-data. The database is DATA/outpost.db (app.store opens it on
+// first use; the caller does not close it). A running relay writes its
+// addresses to DATA/run/relay.json ({"pid":N,"urls":[...]}) and its CA to
+// DATA/tls/ca.pem; generated commands (proxy deploy --manual, installcmd
+// create) read both.
+//
+// # Adding a subcommand
+//
+// In a new file, register a constructor from init:
+//
+//	func init() { register("", newDoctorCmd) }        // outpost doctor
+//	func init() { register("agent", newAgentRunCmd) } // outpost agent run
+//
+//	func newDoctorCmd(a *app) *cobra.Command {
+//		return &cobra.Command{
+//			Use:   "doctor [--proxy URL]",
+//			Short: "...",
+//			Args:  nargs(0, 0, ""),
+//			RunE: func(cmd *cobra.Command, args []string) error {
+//				db, err := a.store()  // only if it needs the store
+//				...
+//				return usageErrorf("invalid --proxy %q: ...", v) // exit 2
+//				return err                                       // exit 1
+//			},
+//		}
+//	}
+//
+// Use cmd.Context() for long-running work: it is cancelled by the first
+// SIGINT or SIGTERM (a second one kills the process). For store calls use
+// ctx(cmd), which adds the audit actor ($SUDO_USER or $USER, "@cli").
+// Honour a.jsonOut (--json, a persistent flag) by printing exactly one
+// document with a.printJSON; print tables with a.printTable (display-width
+// aligned, safe for CJK host names) and notes with a.notef (stderr).
+// group(use, short) makes a command that only holds subcommands.
+package main

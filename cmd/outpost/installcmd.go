@@ -1,0 +1,196 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"outpost/store"
+)
+
+func init() { register("", newInstallCmd) }
+
+func newInstallCmd(a *app) *cobra.Command {
+	cmd := group("installcmd", "Create, list and revoke agent install commands")
+	cmd.AddCommand(newInstallCreateCmd(a), newInstallListCmd(a), newInstallRevokeCmd(a))
+	return cmd
+}
+
+func newInstallCreateCmd(a *app) *cobra.Command {
+	var in store.InstallInput
+	var cluster, account, expires, manager string
+	cmd := &cobra.Command{
+		Use:   "create [--cluster N] [--expires 24h] [--os linux|windows] [--group G] [--provider P] [--image]",
+		Short: "Create an install command (the key is shown once)",
+		Long: `Create an install command: a key that enrols agents into the account and,
+with --cluster, straight into that cluster. It prints the command to run on
+each host:
+
+  outpost agent run --proxy URL[,URL] --key KEY [--ca-sha256 H]
+
+URL is the cluster's proxy server URLs (or https://ADDRESS:8443 while it has
+none); without --cluster the agents connect directly to the management host
+(--manager, else the running relay's https URL, else https://HOSTNAME:8443).
+An expired or revoked key enrols nothing.`,
+		Args: nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if in.TTL, err = parseDuration("expires", expires); err != nil {
+				return err
+			}
+			if in.OS != "linux" && in.OS != "windows" {
+				return usageErrorf("invalid --os %q: want linux or windows", in.OS)
+			}
+			if cluster != "" && manager != "" {
+				return usageErrorf("--manager applies to direct agents (no --cluster) only")
+			}
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			var urls []string
+			if cluster != "" {
+				c, err := a.resolveCluster(cmd, account, cluster)
+				if err != nil {
+					return err
+				}
+				in.AccountID, in.ClusterID = c.AccountID, c.ID
+				if urls, err = db.ProxyURLs(ctx(cmd), c.ID); err != nil {
+					return err
+				}
+				if len(urls) == 0 {
+					urls = []string{"https://" + net.JoinHostPort(c.Address, "8443")}
+					a.notef("note: cluster %s has no proxy server yet; the command uses the cluster address %s", clean(c.Name), urls[0])
+				}
+			} else {
+				acct, err := a.resolveAccount(cmd, account)
+				if err != nil {
+					return err
+				}
+				in.AccountID = acct.ID
+				u, err := a.managerURL(manager)
+				if err != nil {
+					return err
+				}
+				urls = []string{u}
+			}
+			pin, err := a.caPin()
+			if err != nil {
+				return err
+			}
+			ic, err := db.CreateInstallCommand(ctx(cmd), in)
+			if err != nil {
+				return err
+			}
+			command := withPin("outpost agent run --proxy "+strings.Join(urls, ",")+" --key "+ic.Key, pin)
+			if a.jsonOut {
+				return a.printJSON(struct {
+					store.InstallCommand
+					Command string `json:"command"`
+				}{ic, command})
+			}
+			target := "direct connection"
+			if ic.Cluster != "" {
+				target = "cluster " + clean(ic.Cluster)
+			}
+			a.printf("install command %d for %s (%s, expires at %s); run on each host:\n\n  %s\n\n", ic.ID, target, ic.OS, fmtTime(ic.ExpiresAt), command)
+			a.printf("the key is shown only now; revoke it with: outpost installcmd revoke %d\n", ic.ID)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cluster, "cluster", "", "enrol agents into this cluster (default: direct connection)")
+	f.StringVar(&expires, "expires", "24h", "how long the key stays valid")
+	f.StringVar(&in.OS, "os", "linux", "linux or windows")
+	f.StringVar(&in.Group, "group", "", "default asset group")
+	f.StringVar(&in.Provider, "provider", "", "service provider label")
+	f.BoolVar(&in.ImageMode, "image", false, "image mode: for baking into a machine image")
+	f.StringVar(&manager, "manager", "", "URL direct agents use to reach the management host")
+	f.StringVar(&account, "account", "", "account (default: the cluster's, or the only account)")
+	return cmd
+}
+
+func newInstallListCmd(a *app) *cobra.Command {
+	var account string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List install commands, newest first",
+		Args:  nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			id, err := a.accountID(cmd, account)
+			if err != nil {
+				return err
+			}
+			ics, err := db.ListInstallCommands(ctx(cmd), id)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(nonNil(ics))
+			}
+			if len(ics) == 0 {
+				a.notef("no install command yet: create one with 'outpost installcmd create --cluster N'")
+				return nil
+			}
+			var rows [][]string
+			for _, ic := range ics {
+				state := "active"
+				switch {
+				case ic.Revoked:
+					state = "revoked"
+				case ic.Expired:
+					state = "expired"
+				}
+				cl := ic.Cluster
+				if ic.ClusterID == 0 {
+					cl = "(direct)"
+				}
+				rows = append(rows, []string{fmt.Sprint(ic.ID), cl, ic.KeyPrefix + "…", ic.OS, orDash(ic.Group), orDash(ic.Provider),
+					yesNo(ic.ImageMode), fmt.Sprint(ic.Uses), fmtTime(ic.ExpiresAt), state})
+			}
+			a.printTable([]string{"ID", "CLUSTER", "KEY", "OS", "GROUP", "PROVIDER", "IMAGE", "USES", "EXPIRES", "STATE"}, rows)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&account, "account", "", "only this account's install commands")
+	return cmd
+}
+
+func newInstallRevokeCmd(a *app) *cobra.Command {
+	var account string
+	cmd := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an install command; agents it enrolled keep working",
+		Args:  nargs(1, 1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID("install command id", args[0])
+			if err != nil {
+				return err
+			}
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			acct, err := a.accountID(cmd, account)
+			if err != nil {
+				return err
+			}
+			if err := db.RevokeInstallCommand(ctx(cmd), acct, id); err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"revoked": "installcmd", "id": id})
+			}
+			a.printf("install command %d revoked\n", id)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&account, "account", "", "account of the install command")
+	return cmd
+}

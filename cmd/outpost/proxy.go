@@ -1,0 +1,301 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"outpost/store"
+)
+
+func init() { register("", newProxyCmd) }
+
+func newProxyCmd(a *app) *cobra.Command {
+	cmd := group("proxy", "Deploy, list, upgrade and delete proxy servers")
+	cmd.AddCommand(newProxyDeployCmd(a), newProxyListCmd(a), newProxyUpgradeCmd(a), newProxyDeleteCmd(a))
+	return cmd
+}
+
+var proxyHead = []string{"ID", "CLUSTER", "HOST", "IP", "VERSION", "DEPLOY", "STATUS", "LAST SEEN", "AGENTS", "LOAD", "SECURITY", "UPGRADE"}
+
+func proxyRows(ps []store.Proxy) [][]string {
+	rows := make([][]string, 0, len(ps))
+	for _, p := range ps {
+		prot := store.Unprotected // proxy only, no agent on the host
+		if p.Protected {
+			prot = store.Protected
+		}
+		up := "-"
+		if p.Upgrade {
+			up = "available"
+		}
+		rows = append(rows, []string{fmt.Sprint(p.ID), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, p.Status,
+			fmtAgo(p.LastSeen), fmt.Sprint(p.Agents), fmt.Sprintf("%.2f", p.Load), prot, up})
+	}
+	return rows
+}
+
+func newProxyDeployCmd(a *app) *cobra.Command {
+	var cluster, account, asset, expires, manager string
+	var manual bool
+	cmd := &cobra.Command{
+		Use:   "deploy --cluster N (--asset HOST | --manual) [--expires 1h] [--manager URL]",
+		Short: "Deploy a proxy server: onto an online Linux asset, or with a one-time command",
+		Long: `Deploy a proxy server into a cluster.
+
+--asset HOST   quick deployment: queue the deploy command for an online Linux
+               asset that runs the agent; the agent starts the relay.
+--manual       print a one-time, expiring command to run on the proxy host:
+               outpost relay --manager URL --join TOKEN [--ca-sha256 H]
+               URL is --manager, else the first https URL of the relay running
+               on this host (DATA/run/relay.json), else https://HOSTNAME:8443.`,
+		Args: nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if manual == (asset != "") {
+				return usageErrorf("give exactly one of --asset HOST or --manual")
+			}
+			if asset != "" && manager != "" {
+				return usageErrorf("--manager applies to --manual only")
+			}
+			ttl := store.DefaultJoinTTL
+			if cmd.Flags().Changed("expires") {
+				var err error
+				if ttl, err = parseDuration("expires", expires); err != nil {
+					return err
+				}
+			}
+			var command, pin string
+			if manual {
+				url, err := a.managerURL(manager)
+				if err != nil {
+					return err
+				}
+				if pin, err = a.caPin(); err != nil {
+					return err
+				}
+				command = "outpost relay --manager " + url + " --join "
+			}
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			c, err := a.resolveCluster(cmd, account, cluster)
+			if err != nil {
+				return err
+			}
+			var agent store.Agent
+			if asset != "" {
+				if agent, err = db.FindAgent(ctx(cmd), c.AccountID, asset); err != nil {
+					return err
+				}
+				jt, err := db.CreateJoinToken(ctx(cmd), c.ID, store.DeployQuick, agent.ID, ttl)
+				if err != nil {
+					return err
+				}
+				if a.jsonOut {
+					jt.Token = "" // travels to the asset only
+					return a.printJSON(struct {
+						store.JoinToken
+						Hostname string `json:"hostname"`
+					}{jt, agent.Hostname})
+				}
+				a.printf("deploy command queued for asset %s (%s): its agent starts the relay at its next check-in\n", clean(agent.Hostname), agent.ID)
+				a.printf("the join token expires at %s; watch it come online: outpost proxy list --cluster %s\n", fmtTime(jt.ExpiresAt), shellQuote(c.Name))
+				return nil
+			}
+			jt, err := db.CreateJoinToken(ctx(cmd), c.ID, store.DeployManual, "", ttl)
+			if err != nil {
+				return err
+			}
+			command = withPin(command+jt.Token, pin)
+			if a.jsonOut {
+				return a.printJSON(struct {
+					store.JoinToken
+					Command string `json:"command"`
+				}{jt, command})
+			}
+			a.printf("Run this on the proxy host of cluster %s (one use, expires at %s, in %s):\n\n  %s\n\n",
+				clean(c.Name), fmtTime(jt.ExpiresAt), fmtDuration(ttl), command)
+			a.printf("Then watch it come online: outpost proxy list --cluster %s\n", shellQuote(c.Name))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cluster, "cluster", "", "cluster to deploy into")
+	f.StringVar(&asset, "asset", "", "quick deployment onto this online Linux asset (agent id, host name or IP)")
+	f.BoolVar(&manual, "manual", false, "print a one-time command to run on the proxy host")
+	f.StringVar(&expires, "expires", "1h", "how long the join token stays valid")
+	f.StringVar(&manager, "manager", "", "URL the relay uses to reach this management host (manual deployment)")
+	f.StringVar(&account, "account", "", "account of the cluster")
+	cmd.MarkFlagRequired("cluster")
+	return cmd
+}
+
+func newProxyListCmd(a *app) *cobra.Command {
+	var cluster, account string
+	cmd := &cobra.Command{
+		Use:   "list [--cluster N]",
+		Short: "List proxy servers",
+		Args:  nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			var ps []store.Proxy
+			if cluster != "" {
+				c, err := a.resolveCluster(cmd, account, cluster)
+				if err != nil {
+					return err
+				}
+				if ps, err = db.ListProxies(ctx(cmd), c.ID); err != nil {
+					return err
+				}
+			} else {
+				if ps, err = db.ListProxies(ctx(cmd), 0); err != nil {
+					return err
+				}
+				if account != "" {
+					acct, err := a.resolveAccount(cmd, account)
+					if err != nil {
+						return err
+					}
+					ps, err = filterProxies(cmd, a, ps, acct.ID)
+					if err != nil {
+						return err
+					}
+				}
+			}
+			if a.jsonOut {
+				return a.printJSON(nonNil(ps))
+			}
+			if len(ps) == 0 {
+				a.notef("no proxy server yet: deploy one with 'outpost proxy deploy --cluster N --manual'")
+				return nil
+			}
+			a.printTable(proxyHead, proxyRows(ps))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster's proxy servers")
+	cmd.Flags().StringVar(&account, "account", "", "only this account's proxy servers")
+	return cmd
+}
+
+// filterProxies keeps the proxies of one account's clusters.
+func filterProxies(cmd *cobra.Command, a *app, ps []store.Proxy, accountID int64) ([]store.Proxy, error) {
+	db, err := a.store()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := db.ListClusters(ctx(cmd), accountID)
+	if err != nil {
+		return nil, err
+	}
+	mine := map[int64]bool{}
+	for _, c := range cs {
+		mine[c.ID] = true
+	}
+	var out []store.Proxy
+	for _, p := range ps {
+		if mine[p.ClusterID] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func newProxyUpgradeCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "upgrade ID...",
+		Short: "Upgrade online proxy servers to the latest release",
+		Long: `Queue an upgrade to the latest published release (outpost release add).
+Only an online proxy server older than the latest release can be upgraded.
+Every ID is checked first: if one cannot be upgraded, none is.`,
+		Args: nargs(1, -1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ids []int64
+			for _, s := range args {
+				id, err := parseID("proxy id", s)
+				if err != nil {
+					return err
+				}
+				ids = append(ids, id)
+			}
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			// Check all first so that one refusal leaves every proxy as it
+			// was. A proxy that is not upgradable is handed to UpgradeProxy
+			// anyway: it refuses (changing nothing) with the reason.
+			type done struct {
+				ID       int64  `json:"id"`
+				Hostname string `json:"hostname"`
+				From     string `json:"from"`
+				To       string `json:"to"`
+			}
+			var out []done
+			var todo []store.Proxy
+			for _, id := range ids {
+				p, err := db.GetProxy(ctx(cmd), id)
+				if err != nil {
+					return err
+				}
+				if !p.Upgrade {
+					to, err := db.UpgradeProxy(ctx(cmd), id)
+					if err != nil {
+						return err
+					}
+					out = append(out, done{p.ID, p.Hostname, p.Version, to}) // became upgradable meanwhile
+					continue
+				}
+				todo = append(todo, p)
+			}
+			for _, p := range todo {
+				to, err := db.UpgradeProxy(ctx(cmd), p.ID)
+				if err != nil {
+					return failf("proxy server %d: %s (upgrades queued before it: %d)", p.ID, store.ErrorMessage(err), len(out))
+				}
+				out = append(out, done{p.ID, p.Hostname, p.Version, to})
+			}
+			if a.jsonOut {
+				return a.printJSON(out)
+			}
+			for _, d := range out {
+				a.printf("proxy server %d (%s): upgrade %s -> %s queued\n", d.ID, clean(d.Hostname), d.From, d.To)
+			}
+			return nil
+		},
+	}
+}
+
+func newProxyDeleteCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete an offline proxy server (stop its relay first)",
+		Args:  nargs(1, 1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID("proxy id", args[0])
+			if err != nil {
+				return err
+			}
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			p, err := db.GetProxy(ctx(cmd), id)
+			if err != nil {
+				return err
+			}
+			if err := db.DeleteProxy(ctx(cmd), id); err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"deleted": "proxy", "id": id, "hostname": p.Hostname, "cluster": p.Cluster})
+			}
+			a.printf("proxy server %d (%s) deleted from cluster %s\n", id, clean(p.Hostname), clean(p.Cluster))
+			return nil
+		},
+	}
+}
