@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -385,6 +386,32 @@ func (db *DB) AddRelease(ctx context.Context, r Release) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// ListReleases returns the published releases, newest version first.
+func (db *DB) ListReleases(ctx context.Context) ([]Release, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.query(`SELECT version, sha256, notes, published_at FROM releases`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Release
+	for rows.Next() {
+		var r Release
+		var at int64
+		if err := rows.Scan(&r.Version, &r.SHA256, &r.Notes, &at); err != nil {
+			return nil, err
+		}
+		r.PublishedAt = fromMS(at)
+		out = append(out, r)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return CompareVersions(out[i].Version, out[j].Version) > 0 })
+	return out, rows.Err()
 }
 
 // LatestRelease returns the newest published version, "" when none.

@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
-	"net/url"
-	"slices"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -82,34 +78,6 @@ func newReleaseCmd(a *app) *cobra.Command {
 // listReleases reads the releases table directly (read-only), newest
 // version first.
 //
-// TODO: replace with a store.DB.ListReleases method; the store API has only
-// AddRelease and LatestRelease, so this is the one place the CLI knows the
-// schema.
 func listReleases(ctx context.Context, db *store.DB) ([]store.Release, error) {
-	ro, err := sql.Open("sqlite", "file:"+(&url.URL{Path: db.Path}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		return nil, err
-	}
-	defer ro.Close()
-	rows, err := ro.QueryContext(ctx, `SELECT version, sha256, notes, published_at FROM releases`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Release
-	for rows.Next() {
-		var r store.Release
-		var at int64
-		if err := rows.Scan(&r.Version, &r.SHA256, &r.Notes, &at); err != nil {
-			return nil, err
-		}
-		r.PublishedAt = time.UnixMilli(at).UTC()
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	// Newest first by version, as LatestRelease orders them.
-	slices.SortStableFunc(out, func(x, y store.Release) int { return store.CompareVersions(y.Version, x.Version) })
-	return out, nil
+	return db.ListReleases(ctx)
 }
