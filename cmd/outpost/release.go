@@ -77,7 +77,6 @@ func newReleaseCmd(a *app) *cobra.Command {
 
 // listReleases reads the releases table directly (read-only), newest
 // version first.
-//
 func listReleases(ctx context.Context, db *store.DB) ([]store.Release, error) {
 	return db.ListReleases(ctx)
 }
