@@ -171,6 +171,9 @@ type Agent struct {
 	Wait time.Duration
 	// InventoryEvery overrides the interval the relay sends (simulator).
 	InventoryEvery time.Duration
+	// Load reports CPU and memory use in percent with each check-in (nil =
+	// not reported); the doctor's 95 % rule reads it.
+	Load func() (cpu, mem float64)
 	// OnCommand is called for commands other than bind/unbind/uninstall.
 	OnCommand func(context.Context, wire.Command) error
 	Stats     *Stats
@@ -232,8 +235,7 @@ func (a *Agent) ensureIdentity(ctx context.Context) error {
 		wait := backoff
 		if errors.As(err, &se) {
 			if se.Status != http.StatusTooManyRequests && se.Status < 500 {
-				a.Logf("agent %s: enrol refused: %v", a.Host.Hostname, err)
-				return err // refused for good: bad, expired or foreign key
+				return err // refused for good (bad, expired or foreign key): the caller reports it
 			}
 			wait = max(se.RetryAfter, time.Second)
 		}
@@ -255,6 +257,9 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Wait: wire.Duration(a.Wait)}
+		if a.Load != nil {
+			req.CPU, req.Mem = a.Load()
+		}
 		if !time.Now().Before(nextInv) {
 			inv := a.Inventory()
 			h := a.Host

@@ -288,7 +288,9 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 // (its connections closed) and comes back with the same identity.
 func runAgent(ctx context.Context, a *Agent, churn bool, cfg SimConfig) {
 	if !churn || cfg.Duration <= 0 {
-		a.Run(ctx)
+		if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+			cfg.Logf("agent %s: %v", a.Host.Hostname, err)
+		}
 		return
 	}
 	away := cfg.Duration / 4

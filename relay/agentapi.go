@@ -121,6 +121,9 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 	s.m.held.Add(1)
 	cmds, err := s.hub.wait(r.Context(), s.db, a.ID, wait)
 	s.m.held.Add(-1)
+	if r.Context().Err() != nil {
+		return // the agent went away while held
+	}
 	if err != nil {
 		s.storeErr(w, err)
 		return

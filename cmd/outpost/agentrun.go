@@ -1,0 +1,529 @@
+package main
+
+// `outpost agent run`: the reference agent. It enrols once with an install
+// key, keeps its identity and its undelivered events in its own directory,
+// holds the long-poll check-in through the relays it is given, reports the
+// real facts of this machine, and obeys the management host's commands
+// (bind, unbind, uninstall, deploy-proxy).
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"outpost/agentsim"
+	"outpost/relay"
+	"outpost/relay/wire"
+)
+
+func init() { register("agent", newAgentRunCmd) }
+
+const (
+	agentDefaultDir  = "/var/lib/outpost-agent"
+	agentHomeDirName = ".outpost-agent"
+	agentBufferDir   = "buffer"
+	agentRelayDir    = "relay"
+)
+
+// agentRun holds the flags of `agent run`.
+type agentRun struct {
+	a *app
+
+	proxies        []string
+	key            string
+	caPin          string
+	dir            string
+	machineIDFile  string
+	inventoryEvery time.Duration
+	eventEvery     time.Duration
+	pollWait       time.Duration
+	deployListen   []string
+
+	logMu sync.Mutex
+}
+
+func newAgentRunCmd(a *app) *cobra.Command {
+	r := &agentRun{a: a}
+	cmd := &cobra.Command{
+		Use:   "run --proxy URL[,URL] --key KEY [--ca-sha256 H] [--dir DIR]",
+		Short: "Run the reference agent on this machine",
+		Long: `Run the reference agent on this machine (seed 002: install with a verification key).
+
+Enrolment. On first start the agent enrols with the install key (from
+'outpost installcmd create') through the first --proxy URL that answers,
+and keeps the identity it gets (agent id and secret) in DIR/identity.json
+(0600). Later starts reuse it: the key is not sent again and the agent keeps
+its id. An unknown, expired or revoked key is refused on the first start:
+"install key not recognised" (exit 1). Copying DIR to another machine (or
+baking it into an image) copies the identity: the management host sees one
+agent id from two machine fingerprints (the sha256 of /etc/machine-id) and
+flags a duplicate identity; delete DIR on the clone and install again.
+
+Connection. The agent holds a long-poll check-in open through a relay so
+commands reach it within seconds, and sends its full inventory ("online
+data": host name, IPs, OS from os-release, arch, process count, listening
+TCP/UDP ports, root and all accounts) on the interval the management host
+sets (5 hours by default). When a relay is down it tries the next URL of
+the list in turn; the --proxy URLs stay at the end of the list as a last
+resort after a bind.
+
+Commands. bind / unbind switch the agent to a cluster's proxies or back to
+direct connection; the new list is saved in DIR/identity.json. uninstall
+removes the identity and the event buffer from DIR, prints "uninstalled by
+the management host" and exits 0. deploy-proxy (quick deployment of a proxy
+server onto this asset) starts 'outpost relay --manager URL --join TOKEN
+--ca-sha256 PIN --data DIR/relay' as a detached process (log in
+DIR/relay/relay.log); it keeps running when the agent stops, and a later
+'outpost relay --manager URL --data DIR/relay' reuses its joined identity.
+
+Events. Every --event-every (60s) the agent records a small status event
+(load averages, uptime, memory) with its own sequence number. Events are
+appended to DIR/buffer on disk (fsynced) and leave it only once a relay
+acknowledged them, so a relay that is down, a restart or a crash loses
+nothing and sequence numbers are never reused.
+
+DIR is --dir, else $OUTPOST_AGENT_DIR, else /var/lib/outpost-agent when
+writable, else ~/.outpost-agent. Logs go to stderr with timestamps.
+SIGINT or SIGTERM stops the agent cleanly.`,
+		Args: nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error { return r.run(cmd) },
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&r.proxies, "proxy", nil, "relay URL(s), comma-separated or repeated, tried in turn")
+	f.StringVar(&r.key, "key", "", "install key (verification key) for the first enrolment")
+	f.StringVar(&r.caPin, "ca-sha256", "", "SHA-256 fingerprint of the management host's CA to pin")
+	f.StringVar(&r.dir, "dir", "", "agent directory (default $OUTPOST_AGENT_DIR, else /var/lib/outpost-agent if writable, else ~/.outpost-agent)")
+	// Test and simulation knobs.
+	f.StringVar(&r.machineIDFile, "machine-id-file", "", "read the machine id from this file instead of /etc/machine-id (env OUTPOST_MACHINE_ID_FILE)")
+	f.DurationVar(&r.inventoryEvery, "inventory-every", 0, "inventory interval (0 = the management host's setting)")
+	f.DurationVar(&r.eventEvery, "event-every", time.Minute, "gap between status events (0 = none)")
+	f.DurationVar(&r.pollWait, "poll-wait", 30*time.Second, "long-poll hold asked for (the relay caps it)")
+	f.StringArrayVar(&r.deployListen, "deploy-listen", nil, "--listen values for a relay started by deploy-proxy (default the relay's)")
+	for _, name := range []string{"machine-id-file", "inventory-every", "event-every", "poll-wait", "deploy-listen"} {
+		f.MarkHidden(name)
+	}
+	return cmd
+}
+
+// agentDir resolves the agent directory: --dir, $OUTPOST_AGENT_DIR,
+// /var/lib/outpost-agent when writable, ~/.outpost-agent.
+func agentDir(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if v := os.Getenv("OUTPOST_AGENT_DIR"); v != "" {
+		return v
+	}
+	if st, err := os.Stat(agentDefaultDir); err == nil {
+		if st.IsDir() && writable(agentDefaultDir) {
+			return agentDefaultDir
+		}
+	} else if errors.Is(err, os.ErrNotExist) && writable(filepath.Dir(agentDefaultDir)) {
+		return agentDefaultDir
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, agentHomeDirName)
+	}
+	return "outpost-agent"
+}
+
+// logf writes one timestamped line on stderr.
+func (r *agentRun) logf(format string, args ...any) {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	fmt.Fprintf(r.a.stderr, time.Now().Format("2006-01-02 15:04:05 ")+format+"\n", args...)
+}
+
+// proxyList validates --proxy.
+func (r *agentRun) proxyList() ([]string, error) {
+	var out []string
+	for _, p := range r.proxies {
+		p = strings.TrimRight(strings.TrimSpace(p), "/")
+		if p == "" {
+			continue
+		}
+		u, err := url.Parse(p)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, usageErrorf("invalid --proxy %q: want an https:// or http:// URL", p)
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, usageErrorf("missing --proxy URL")
+	}
+	return out, nil
+}
+
+func (r *agentRun) run(cmd *cobra.Command) error {
+	proxies, err := r.proxyList()
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(r.key) == "" {
+		return usageErrorf("missing --key KEY (the install key from 'outpost installcmd create')")
+	}
+	switch {
+	case r.inventoryEvery < 0:
+		return usageErrorf("invalid --inventory-every %s: must not be negative", r.inventoryEvery)
+	case r.eventEvery < 0:
+		return usageErrorf("invalid --event-every %s: must not be negative", r.eventEvery)
+	case r.pollWait <= 0:
+		return usageErrorf("invalid --poll-wait %s: must be positive", r.pollWait)
+	}
+	if r.machineIDFile == "" {
+		r.machineIDFile = os.Getenv("OUTPOST_MACHINE_ID_FILE")
+	}
+	dir := agentDir(r.dir)
+
+	host, err := agentsim.HostFS{}.Host(version)
+	if err != nil {
+		return err
+	}
+	if r.machineIDFile != "" {
+		fp, err := fingerprintFromFile(r.machineIDFile)
+		if err != nil {
+			return err
+		}
+		host.Fingerprint = fp
+	}
+
+	ids, err := agentsim.OpenDiskIdentity(dir)
+	if err != nil {
+		return err
+	}
+	buf, err := agentsim.OpenDiskBuffer(filepath.Join(dir, agentBufferDir))
+	if err != nil {
+		return err
+	}
+	closeBuf := sync.OnceValue(buf.Close)
+	defer closeBuf()
+
+	client := agentsim.NewClient(agentsim.ClientOptions{Proxies: proxies, CASHA256: r.caPin})
+	store := &agentIdentity{DiskIdentity: ids, fallback: proxies, logf: r.logf}
+	ag := &agentsim.Agent{
+		Client:         client,
+		Key:            r.key,
+		Host:           host,
+		Inventory:      r.inventory,
+		Identity:       store,
+		Buffer:         buf,
+		EventEvery:     r.eventEvery,
+		EventData:      statusEvent,
+		Wait:           r.pollWait,
+		InventoryEvery: r.inventoryEvery,
+		Stats:          &agentsim.Stats{},
+		Logf:           r.logf,
+		Load:           agentsim.HostFS{}.Load,
+	}
+	ag.OnCommand = func(ctx context.Context, c wire.Command) error { return r.command(ctx, client, dir, c) }
+
+	// A first start stays quiet until it enrolled, so a refused key is the
+	// one error line.
+	if id, ok, err := ids.Load(); err != nil {
+		return err
+	} else if ok {
+		r.logf("agent %s starting as %s from %s (%d undelivered events on disk)", host.Hostname, id.AgentID, dir, buf.Len())
+	}
+
+	ctx := cmd.Context()
+	mctx, stopMonitor := context.WithCancel(ctx)
+	var mwg sync.WaitGroup
+	mwg.Add(1)
+	go func() { defer mwg.Done(); r.monitor(mctx, ag, client, buf) }()
+	defer func() { stopMonitor(); mwg.Wait() }()
+
+	for reenrolled := false; ; {
+		_, hadID, _ := ids.Load()
+		err = ag.Run(ctx)
+		var se *agentsim.StatusError
+		switch {
+		case err == nil || ctx.Err() != nil:
+			r.logf("agent stopped (%d undelivered events kept on disk)", buf.Len())
+			return closeBuf()
+		case errors.Is(err, agentsim.ErrUninstalled):
+			return r.uninstall(ids, buf, closeBuf, dir)
+		case errors.As(err, &se) && hadID && se.Status == http.StatusUnauthorized && !reenrolled:
+			// The management host no longer knows this identity (the
+			// asset was deleted): enrol again with the install key.
+			r.logf("the management host refused this agent's identity (%s): enrolling again with the install key", se.Message)
+			if err := ids.Remove(); err != nil {
+				return err
+			}
+			reenrolled = true
+			continue
+		case errors.As(err, &se):
+			return failf("%s", se.Message)
+		}
+		return err
+	}
+}
+
+// uninstall removes the identity and the buffer (the deployed relay, if
+// any, is a proxy server of its own and stays).
+func (r *agentRun) uninstall(ids *agentsim.DiskIdentity, buf *agentsim.DiskBuffer, closeBuf func() error, dir string) error {
+	closeBuf()
+	err := errors.Join(ids.Remove(), os.RemoveAll(buf.Dir()))
+	os.Remove(dir) // only when nothing else is left in it
+	if err != nil {
+		return fmt.Errorf("uninstall: %w", err)
+	}
+	r.logf("uninstalled by the management host: identity and event buffer removed from %s", dir)
+	r.a.printf("uninstalled by the management host\n")
+	return nil
+}
+
+// inventory reads this machine's online data.
+func (r *agentRun) inventory() wire.Inventory {
+	inv, err := agentsim.HostFS{}.Inventory()
+	if err != nil {
+		r.logf("inventory: %v", err)
+	}
+	return inv
+}
+
+// fingerprintFromFile is the machine fingerprint HostFS derives from
+// /etc/machine-id (hex SHA-256 of the trimmed id), read from another file
+// so a test can play a second machine.
+func fingerprintFromFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("machine id: %w", err)
+	}
+	id := strings.TrimSpace(string(b))
+	if id == "" || id == "uninitialized" {
+		return "", fmt.Errorf("machine id file %s holds no machine id", path)
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// statusEvent is the reference agent's periodic event: real, small data
+// from /proc so the data path carries something meaningful.
+func statusEvent(seq uint64) json.RawMessage {
+	ev := map[string]any{"kind": "status", "seq": seq}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		f := strings.Fields(string(b))
+		for i, k := range []string{"load1", "load5", "load15"} {
+			if i < len(f) {
+				if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+					ev[k] = v
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/uptime"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+				ev["uptime_s"] = int64(v)
+			}
+		}
+	}
+	if f, err := os.Open("/proc/meminfo"); err == nil {
+		kv := map[string]float64{}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			k, rest, ok := strings.Cut(sc.Text(), ":")
+			if fs := strings.Fields(rest); ok && len(fs) > 0 {
+				if v, err := strconv.ParseFloat(fs[0], 64); err == nil {
+					kv[k] = v
+				}
+			}
+		}
+		f.Close()
+		if total, avail := kv["MemTotal"], kv["MemAvailable"]; total > 0 && avail > 0 {
+			ev["mem_used_pct"] = float64(int(1000*(total-avail)/total)) / 10
+		}
+	}
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+// monitor logs connection changes (relay unreachable, connected again,
+// failover to another relay) and the events waiting on disk.
+func (r *agentRun) monitor(ctx context.Context, ag *agentsim.Agent, client *agentsim.Client, buf *agentsim.DiskBuffer) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var lastOK, lastErr, lastSendErr int64
+	const unknown, up, down = 0, 1, 2
+	state, current := unknown, ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ok, cerr := ag.Stats.Checkins.Load(), ag.Stats.CheckinErrors.Load()
+		serr := ag.Stats.SendErrors.Load()
+		via := ""
+		if p := client.Proxies(); len(p) > 0 {
+			via = p[0]
+		}
+		switch {
+		case ok > lastOK && (state != up || via != current):
+			r.logf("connected through %s (%d undelivered events on disk)", via, buf.Len())
+			state, current = up, via
+		case cerr > lastErr && ok == lastOK && state != down:
+			r.logf("no relay reachable (%s): retrying; events are kept on disk (%d undelivered)", strings.Join(client.Proxies(), ", "), buf.Len())
+			state = down
+		case serr > lastSendErr+10:
+			r.logf("events not delivered yet: %d waiting on disk", buf.Len())
+			lastSendErr = serr
+		}
+		lastOK, lastErr = ok, cerr
+	}
+}
+
+// agentIdentity is the disk identity with logging and the --proxy URLs
+// kept at the end of the relay list as a last resort.
+type agentIdentity struct {
+	*agentsim.DiskIdentity
+	fallback []string
+	logf     func(string, ...any)
+}
+
+func (s *agentIdentity) Load() (agentsim.Identity, bool, error) {
+	id, ok, err := s.DiskIdentity.Load()
+	if ok {
+		for _, p := range s.fallback {
+			if !slices.Contains(id.Proxies, p) {
+				id.Proxies = append(id.Proxies, p)
+			}
+		}
+	}
+	return id, ok, err
+}
+
+func (s *agentIdentity) Save(id agentsim.Identity) error {
+	old, had, _ := s.DiskIdentity.Load()
+	if err := s.DiskIdentity.Save(id); err != nil {
+		return err
+	}
+	cluster := id.Cluster
+	if cluster == "" {
+		cluster = "direct connection"
+	} else {
+		cluster = "cluster " + cluster
+	}
+	switch {
+	case !had:
+		s.logf("enrolled as agent %s (%s); relays %s; identity saved in %s", id.AgentID, cluster, strings.Join(id.Proxies, ", "), s.Path())
+	case !slices.Equal(old.Proxies, id.Proxies) || old.Cluster != id.Cluster:
+		s.logf("relays changed by the management host (%s): %s", cluster, strings.Join(id.Proxies, ", "))
+	}
+	return nil
+}
+
+// command carries out commands the Agent does not handle itself.
+func (r *agentRun) command(ctx context.Context, client *agentsim.Client, dir string, c wire.Command) error {
+	switch c.Type {
+	case wire.CmdDeployProxy:
+		return r.deployProxy(client, dir, c)
+	}
+	r.logf("command %d %q is not supported by this agent: ignored", c.ID, c.Type)
+	return nil
+}
+
+// deployProxy is the quick deployment of a proxy server onto this asset:
+// a relay that joins the management host with the one-time token.
+func (r *agentRun) deployProxy(client *agentsim.Client, dir string, c wire.Command) error {
+	var args struct {
+		Token   string `json:"token"`
+		Cluster string `json:"cluster"`
+	}
+	if err := json.Unmarshal(c.Args, &args); err != nil || args.Token == "" {
+		return fmt.Errorf("deploy-proxy: no join token in the command")
+	}
+	data := filepath.Join(dir, agentRelayDir)
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return fmt.Errorf("deploy-proxy: %w", err)
+	}
+	if info, err := relay.ReadRunFile(data, "relay"); err == nil && processAlive(info.PID) {
+		r.logf("deploy-proxy for cluster %s: a relay already runs from %s (pid %d): nothing to do", args.Cluster, data, info.PID)
+		return nil
+	}
+	manager := ""
+	if p := client.Proxies(); len(p) > 0 {
+		manager = p[0]
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("deploy-proxy: %w", err)
+	}
+	argv := []string{"relay", "--data", data, "--manager", manager, "--join", args.Token}
+	if r.caPin != "" {
+		argv = append(argv, "--ca-sha256", r.caPin)
+	}
+	for _, l := range r.deployListen {
+		argv = append(argv, "--listen", l)
+	}
+	logPath := filepath.Join(data, "relay.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("deploy-proxy: %w", err)
+	}
+	defer logFile.Close()
+	proc := exec.Command(exe, argv...)
+	proc.Dir = data
+	proc.Stdout, proc.Stderr = logFile, logFile
+	detach(proc)
+	if err := proc.Start(); err != nil {
+		return fmt.Errorf("deploy-proxy: start relay: %w", err)
+	}
+	r.logf("deploy-proxy: started relay (pid %d) for cluster %s, joining %s; data %s, log %s", proc.Process.Pid, args.Cluster, manager, data, logPath)
+	go func() {
+		// Reap the child if it ends while the agent runs.
+		err := proc.Wait()
+		r.logf("deploy-proxy: relay (pid %d) exited: %v (see %s)", proc.Process.Pid, exitText(err), logPath)
+	}()
+	return nil
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// detach starts the child in its own session where the platform has
+// sessions, so stopping the agent (or a terminal's Ctrl-C) leaves the relay
+// running.
+func detach(cmd *exec.Cmd) {
+	attr := &syscall.SysProcAttr{}
+	if f := reflect.ValueOf(attr).Elem().FieldByName("Setsid"); f.IsValid() && f.Kind() == reflect.Bool {
+		f.SetBool(true)
+	}
+	cmd.SysProcAttr = attr
+}
+
+// processAlive reports whether pid names a running process.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	return p.Signal(syscall.Signal(0)) == nil
+}

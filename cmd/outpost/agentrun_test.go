@@ -1,0 +1,738 @@
+package main
+
+// `outpost agent run` is tested as it runs on a host: the built binary is
+// started as a real process against a management host (store, built-in
+// collector, relay) running in the test process, and what the management
+// host sees is compared with what the operating system says.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"outpost/agentsim"
+	"outpost/relay"
+	"outpost/relay/collector"
+	"outpost/store"
+)
+
+// arManager is an in-process management host.
+type arManager struct {
+	DB      *store.DB
+	Col     *collector.Collector
+	Srv     *relay.Server
+	URL     string // the relay's own TLS listener
+	Pin     string
+	Account store.Account
+	Key     string
+}
+
+// arLogger forwards to t.Logf until the test ends (the relay may log from
+// goroutines that outlive it by a moment).
+type arLogger struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (l *arLogger) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.done {
+		l.t.Logf("manager: "+format, args...)
+	}
+}
+
+func (l *arLogger) stop() {
+	l.mu.Lock()
+	l.done = true
+	l.mu.Unlock()
+}
+
+// arStartManager starts store, collector and relay on a TLS listener on
+// 127.0.0.1:0, with one account and one install key. public, when set, is
+// the URL handed to agents instead of the listener's.
+func arStartManager(t *testing.T, public string) *arManager {
+	t.Helper()
+	dir := t.TempDir()
+	lg := &arLogger{t: t}
+	db, err := store.Open(filepath.Join(dir, "outpost.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := collector.New(filepath.Join(dir, "collector"), lg.logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := relay.DefaultConfig()
+	cfg.DataDir = dir
+	cfg.Store = db
+	cfg.Collector = col.Handler()
+	cfg.Logf = lg.logf
+	cfg.PollTimeout = 2 * time.Second
+	cfg.CommandPoll = 50 * time.Millisecond
+	cfg.CheckinFlush = 50 * time.Millisecond
+	cfg.HeartbeatInterval = 200 * time.Millisecond
+	srv, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln, true)
+	m := &arManager{DB: db, Col: col, Srv: srv, URL: "https://" + ln.Addr().String(), Pin: srv.CAFingerprint()}
+	if public == "" {
+		public = m.URL
+	}
+	srv.SetPublicURLs([]string{public})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+		col.Close()
+		db.Close()
+		lg.stop()
+	})
+	ctx := context.Background()
+	if m.Account, _, err = db.CreateAccount(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	ic, err := db.CreateInstallCommand(ctx, store.InstallInput{AccountID: m.Account.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Key = ic.Key
+	return m
+}
+
+// arBuffer is a goroutine-safe output sink.
+type arBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *arBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *arBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// arAgent is one `outpost agent run` process.
+type arAgent struct {
+	t              *testing.T
+	dir            string
+	cmd            *exec.Cmd
+	stdout, stderr *arBuffer
+	done           chan struct{}
+	code           int
+}
+
+func arEnv(t *testing.T) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "OUTPOST_DATA", "OUTPOST_AGENT_DIR", "OUTPOST_MACHINE_ID_FILE", "HOME":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "HOME="+t.TempDir())
+}
+
+// arStartAgent runs `outpost agent run` on dir against m with fast test
+// timing; extra flags come last (a later --proxy replaces the default).
+func arStartAgent(t *testing.T, m *arManager, dir string, extra ...string) *arAgent {
+	t.Helper()
+	args := []string{"agent", "run", "--key", m.Key, "--ca-sha256", m.Pin, "--dir", dir,
+		"--inventory-every", "1s", "--event-every", "200ms", "--poll-wait", "2s"}
+	hasProxy := false
+	for _, e := range extra {
+		if e == "--proxy" || strings.HasPrefix(e, "--proxy=") {
+			hasProxy = true
+		}
+	}
+	if !hasProxy {
+		args = append(args, "--proxy", m.URL)
+	}
+	args = append(args, extra...)
+	p := &arAgent{t: t, dir: dir, stdout: &arBuffer{}, stderr: &arBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(outpostBin, args...)
+	p.cmd.Env = arEnv(t)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee):
+			p.code = ee.ExitCode()
+		default:
+			p.code = -1
+		}
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("agent in %s, stderr:\n%s", filepath.Base(dir), p.stderr.String())
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and expects a clean exit 0. It first waits for the
+// agent's first log line, so the signal handler is surely installed.
+func (p *arAgent) stop() {
+	p.t.Helper()
+	arWait(p.t, p, 10*time.Second, "the agent's first log line", func() bool { return p.stderr.String() != "" || p.exited() })
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.t.Fatalf("agent did not stop within 15s of SIGTERM; stderr:\n%s", p.stderr.String())
+	}
+	if p.code != 0 {
+		p.t.Fatalf("agent exited %d after SIGTERM; stderr:\n%s", p.code, p.stderr.String())
+	}
+}
+
+func (p *arAgent) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// arWait polls cond every 50 ms until it holds; the agent's stderr is
+// shown on a timeout.
+func arWait(t *testing.T, p *arAgent, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			msg := ""
+			if p != nil {
+				msg = fmt.Sprintf("; agent exited=%v, stderr:\n%s", p.exited(), p.stderr.String())
+			}
+			t.Fatalf("timed out after %s waiting for %s%s", d, what, msg)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// arAgentID waits for the agent's identity file and returns its id.
+func arAgentID(t *testing.T, p *arAgent) string {
+	t.Helper()
+	var id string
+	arWait(t, p, 15*time.Second, "enrolment (identity file)", func() bool {
+		got, ok, err := (&agentsim.DiskIdentity{Dir: p.dir}).Load()
+		if ok && err == nil {
+			id = got.AgentID
+		}
+		return id != ""
+	})
+	return id
+}
+
+func arGetAgent(t *testing.T, m *arManager, id string) store.Agent {
+	t.Helper()
+	g, err := m.DB.GetAgent(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// arFreePort reserves a loopback port and releases it.
+func arFreePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestAgentRunUsageAndBadKey(t *testing.T) {
+	t.Parallel()
+	m := arStartManager(t, "")
+	c := newCLI(t)
+	dir := t.TempDir()
+	c.fails(2, "--proxy", "agent", "run", "--key", m.Key, "--dir", dir)
+	c.fails(2, "--key", "agent", "run", "--proxy", m.URL, "--dir", dir)
+	c.fails(2, "--proxy", "agent", "run", "--proxy", "ftp://x", "--key", m.Key, "--dir", dir)
+
+	r := c.run("agent", "run", "--proxy", m.URL, "--ca-sha256", m.Pin, "--key", "ik_not_a_real_key", "--dir", dir)
+	if r.code != 1 || r.stderr != "outpost: install key not recognised\n" {
+		t.Fatalf("bad key: want exit 1 and one line, got %s", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, agentsim.IdentityFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("identity file left after a refused enrolment: %v", err)
+	}
+	if r := c.run("agent", "run", "--help"); r.code != 0 || !strings.Contains(r.stdout, "duplicate identity") {
+		t.Errorf("agent run --help: %s", r)
+	}
+}
+
+// arOSCounts is what the operating system says about this host.
+type arOSCounts struct {
+	procs, ports, accounts, roots int
+	haveProcs, havePorts, haveAcc bool
+}
+
+func arOS(t *testing.T) arOSCounts {
+	var c arOSCounts
+	if out, err := exec.Command("ps", "-e", "--no-headers").Output(); err == nil {
+		c.procs, c.haveProcs = len(strings.Split(strings.TrimSpace(string(out)), "\n")), true
+	}
+	ports := map[int]bool{}
+	c.havePorts = true
+	for _, args := range [][]string{{"-Hltn"}, {"-Hlun"}} {
+		out, err := exec.Command("ss", args...).Output()
+		if err != nil {
+			c.havePorts = false
+			break
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 5 {
+				continue
+			}
+			local := f[3]
+			if n, err := strconv.Atoi(local[strings.LastIndex(local, ":")+1:]); err == nil && n > 0 {
+				ports[n] = true
+			}
+		}
+	}
+	c.ports = len(ports)
+	if out, err := exec.Command("getent", "passwd").Output(); err == nil {
+		c.haveAcc = true
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			c.accounts++
+			if f := strings.Split(line, ":"); len(f) > 2 && f[2] == "0" {
+				c.roots++
+			}
+		}
+	}
+	return c
+}
+
+func arAbs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// TestAgentRunLifecycle: enrolment with real host facts and inventory
+// checked against ps, ss and getent; a restart keeps the identity; the
+// directory copied to "another machine" is flagged as a duplicate
+// identity; uninstall by command removes the identity and exits 0.
+func TestAgentRunLifecycle(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the reference agent reads Linux host facts")
+	}
+	t.Parallel()
+	m := arStartManager(t, "")
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "agent")
+	a := arStartAgent(t, m, dir)
+	id := arAgentID(t, a)
+
+	// a) real host facts and inventory, as the OS reports them.
+	arWait(t, a, 15*time.Second, "first inventory", func() bool { return !arGetAgent(t, m, id).LastInventory.IsZero() })
+	g := arGetAgent(t, m, id)
+	host, _ := os.Hostname()
+	if g.Hostname != host || g.OS != "linux" || g.Arch != runtime.GOARCH || g.Version != version {
+		t.Errorf("host facts %q %q %q %q, want %q linux %q %q", g.Hostname, g.OS, g.Arch, g.Version, host, runtime.GOARCH, version)
+	}
+	if want, _ := (agentsim.HostFS{}).Host(version); g.OSName != want.OSName || g.Fingerprint != want.Fingerprint {
+		t.Errorf("os name %q fingerprint %q, want %q %q", g.OSName, g.Fingerprint, want.OSName, want.Fingerprint)
+	}
+	if !g.Online || g.SecurityStatus != "Protected" {
+		t.Errorf("agent online=%v security=%q, want online and Protected", g.Online, g.SecurityStatus)
+	}
+	// Processes and ports move; compare snapshots taken close together and
+	// retry while the inventory (sent every second) catches up.
+	var last string
+	okProcs, okPorts := false, false
+	for try := 0; try < 20 && !(okProcs && okPorts); try++ {
+		if try > 0 {
+			time.Sleep(500 * time.Millisecond)
+		}
+		g = arGetAgent(t, m, id)
+		osc := arOS(t)
+		okProcs = !osc.haveProcs || arAbs(g.Processes-osc.procs) <= 10
+		okPorts = !osc.havePorts || arAbs(g.Ports-osc.ports) <= 3
+		last = fmt.Sprintf("agent: %d processes, %d ports; OS: %d processes (ps -e), %d ports (ss -ltn, ss -lun)", g.Processes, g.Ports, osc.procs, osc.ports)
+		if try == 0 {
+			if !osc.haveProcs || !osc.havePorts {
+				t.Logf("ps or ss missing: that comparison is skipped")
+			}
+			if osc.haveAcc {
+				if g.Accounts != osc.accounts || g.RootAccounts != osc.roots {
+					t.Errorf("accounts: agent %d root / %d all, getent passwd %d root / %d all", g.RootAccounts, g.Accounts, osc.roots, osc.accounts)
+				}
+			} else {
+				t.Logf("getent missing: account comparison skipped")
+			}
+		}
+	}
+	if !okProcs || !okPorts {
+		t.Errorf("inventory does not match the OS: %s", last)
+	} else {
+		t.Logf("inventory matches the OS: %s; accounts %d root / %d all", last, g.RootAccounts, g.Accounts)
+	}
+	if g.Processes <= 0 || g.Accounts <= 0 {
+		t.Errorf("empty inventory: %+v", g.Inventory)
+	}
+	arWait(t, a, 10*time.Second, "events at the collector", func() bool { return m.Col.Received(id) > 0 })
+
+	// b) restart keeps the identity.
+	a.stop()
+	if !strings.Contains(a.stderr.String(), "enrolled as agent "+id) {
+		t.Errorf("no enrolment line in the log:\n%s", a.stderr.String())
+	}
+	clone := filepath.Join(t.TempDir(), "clone")
+	if err := os.CopyFS(clone, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	before := arGetAgent(t, m, id).LastCheckin
+	a = arStartAgent(t, m, dir)
+	arWait(t, a, 10*time.Second, "check-in after restart", func() bool { return arGetAgent(t, m, id).LastCheckin.After(before) })
+	if got := arAgentID(t, a); got != id {
+		t.Fatalf("restart changed the agent id: %s -> %s", id, got)
+	}
+	page, err := m.DB.ListAgents(ctx, store.AgentFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Total != 1 {
+		t.Fatalf("store holds %d agents after a restart, want 1", page.Total)
+	}
+	if !strings.Contains(a.stderr.String(), "starting as "+id) {
+		t.Errorf("restart log does not name the kept identity:\n%s", a.stderr.String())
+	}
+	if arGetAgent(t, m, id).Duplicate {
+		t.Fatal("flagged as duplicate before any copy ran")
+	}
+
+	// c) the directory copied to another machine: same id, other
+	// fingerprint -> duplicate identity on the management host.
+	midFile := filepath.Join(t.TempDir(), "machine-id")
+	os.WriteFile(midFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o644)
+	c := arStartAgent(t, m, clone, "--machine-id-file", midFile)
+	arWait(t, c, 15*time.Second, "duplicate identity flag", func() bool { return arGetAgent(t, m, id).Duplicate })
+	g = arGetAgent(t, m, id)
+	if g.DuplicateFix == "" {
+		t.Error("duplicate without the fix text")
+	}
+	if want, _ := (agentsim.HostFS{}).Host(version); g.Fingerprint != want.Fingerprint {
+		t.Errorf("the clone overwrote the enrolled fingerprint: %s", g.Fingerprint)
+	}
+	arWait(t, c, 10*time.Second, "the clone told about the duplicate", func() bool {
+		return strings.Contains(c.stderr.String(), "duplicate identity")
+	})
+	c.stop()
+
+	// e) uninstall by command: exit 0, identity and buffer gone.
+	if _, err := m.DB.Uninstall(store.WithActor(ctx, "tester@test"), m.Account.ID, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("agent still running 10s after the uninstall command; stderr:\n%s", a.stderr.String())
+	}
+	if a.code != 0 || !strings.Contains(a.stdout.String(), "uninstalled by the management host") {
+		t.Fatalf("after uninstall: exit %d stdout %q stderr:\n%s", a.code, a.stdout.String(), a.stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, agentsim.IdentityFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("identity file still there after uninstall: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "buffer")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("event buffer still there after uninstall: %v", err)
+	}
+}
+
+// d) The first --proxy is down: the agent fails over to the next one and
+// its events reach the collector.
+func TestAgentRunFailover(t *testing.T) {
+	t.Parallel()
+	m := arStartManager(t, "")
+	dead := "https://" + arFreePort(t)
+	a := arStartAgent(t, m, filepath.Join(t.TempDir(), "agent"), "--proxy", dead+","+m.URL)
+	id := arAgentID(t, a)
+	arWait(t, a, 15*time.Second, "events at the collector", func() bool { return m.Col.Received(id) >= 3 })
+	a.stop()
+}
+
+// arForwarder is a TCP forwarder that plays a relay which goes down and
+// comes back on the same address: stop closes the listener and every
+// connection.
+type arForwarder struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        map[net.Conn]bool
+}
+
+func (f *arForwarder) start(t *testing.T) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for try := 0; try < 50; try++ {
+		if ln, err = net.Listen("tcp", f.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("forwarder: %v", err)
+	}
+	f.mu.Lock()
+	f.ln, f.conns = ln, map[net.Conn]bool{}
+	f.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go f.pipe(c)
+		}
+	}()
+}
+
+func (f *arForwarder) track(cs ...net.Conn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conns == nil {
+		return false
+	}
+	for _, c := range cs {
+		f.conns[c] = true
+	}
+	return true
+}
+
+func (f *arForwarder) pipe(c net.Conn) {
+	up, err := net.Dial("tcp", f.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	if !f.track(c, up) {
+		c.Close()
+		up.Close()
+		return
+	}
+	go func() { io.Copy(up, c); up.Close() }()
+	io.Copy(c, up)
+	c.Close()
+}
+
+func (f *arForwarder) stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ln != nil {
+		f.ln.Close()
+	}
+	for c := range f.conns {
+		c.Close()
+	}
+	f.conns = nil
+}
+
+func arReadSeq(dir string) uint64 {
+	b, _ := os.ReadFile(filepath.Join(dir, "buffer", "seq"))
+	n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+// d) The only relay is down for a while (and the agent restarts meanwhile):
+// events are kept on disk and all arrive once it is back, without a gap.
+func TestAgentRunBuffersWhileRelayDown(t *testing.T) {
+	t.Parallel()
+	addr := arFreePort(t)
+	m := arStartManager(t, "https://"+addr)
+	fwd := &arForwarder{addr: addr, target: strings.TrimPrefix(m.URL, "https://")}
+	fwd.start(t)
+	t.Cleanup(fwd.stop)
+	dir := filepath.Join(t.TempDir(), "agent")
+	a := arStartAgent(t, m, dir, "--proxy", "https://"+addr)
+	id := arAgentID(t, a)
+	arWait(t, a, 15*time.Second, "first events at the collector", func() bool { return m.Col.Received(id) > 0 })
+
+	// The relay goes away; events pile up on disk, across a restart.
+	fwd.stop()
+	down := m.Col.Received(id)
+	time.Sleep(1500 * time.Millisecond)
+	a.stop()
+	buf, err := agentsim.OpenDiskBuffer(filepath.Join(dir, "buffer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting, issued := buf.Len(), buf.LastSeq()
+	buf.Close()
+	if waiting < 3 {
+		t.Fatalf("%d events buffered on disk after 1.5s without a relay (seq %d), want several", waiting, issued)
+	}
+	a = arStartAgent(t, m, dir, "--proxy", "https://"+addr)
+	arWait(t, a, 10*time.Second, "events generated after the restart", func() bool { return arReadSeq(dir) >= issued+3 })
+	arWait(t, a, 10*time.Second, "the outage logged", func() bool { return strings.Contains(a.stderr.String(), "no relay reachable") })
+	if got := m.Col.Received(id); got != down {
+		t.Fatalf("collector received %d events while the relay was down (had %d)", got, down)
+	}
+
+	// The relay is back on the same address.
+	fwd.start(t)
+	arWait(t, a, 20*time.Second, "buffered events delivered", func() bool { return m.Col.Received(id) >= issued+3 })
+	if !strings.Contains(a.stderr.String(), "undelivered events on disk") {
+		t.Errorf("the restart log does not mention the events on disk:\n%s", a.stderr.String())
+	}
+	a.stop()
+
+	// Drain what is left without generating more: the collector then
+	// holds exactly seqs 1..last, each once.
+	buf, err = agentsim.OpenDiskBuffer(filepath.Join(dir, "buffer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := buf.LastSeq()
+	buf.Close()
+	a = arStartAgent(t, m, dir, "--proxy", "https://"+addr, "--event-every", "1h")
+	arWait(t, a, 10*time.Second, "the drain run connected", func() bool { return strings.Contains(a.stderr.String(), "connected through") })
+	arWait(t, a, 20*time.Second, fmt.Sprintf("all %d events at the collector", last), func() bool { return m.Col.Received(id) >= last })
+	a.stop()
+	if got := m.Col.Received(id); got != last {
+		t.Fatalf("collector holds %d distinct events, agent issued %d", got, last)
+	}
+	buf, err = agentsim.OpenDiskBuffer(filepath.Join(dir, "buffer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	if buf.Len() != 0 || buf.LastSeq() != last {
+		t.Errorf("after delivery: %d on disk, last seq %d (want 0 and %d)", buf.Len(), buf.LastSeq(), last)
+	}
+}
+
+// Quick deployment (seed 000): the deploy-proxy command makes the agent
+// start a relay that joins the management host as a proxy server of the
+// cluster, on this asset.
+func TestAgentRunDeployProxy(t *testing.T) {
+	t.Parallel()
+	m := arStartManager(t, "")
+	ctx := store.WithActor(context.Background(), "tester@test")
+	dir := filepath.Join(t.TempDir(), "agent")
+	a := arStartAgent(t, m, dir, "--deploy-listen", "https://127.0.0.1:0")
+	id := arAgentID(t, a)
+	arWait(t, a, 10*time.Second, "agent online", func() bool { return arGetAgent(t, m, id).Online })
+	c, err := m.DB.CreateCluster(ctx, store.ClusterInput{AccountID: m.Account.ID, Name: "edge", Address: "edge.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.DB.CreateJoinToken(ctx, c.ID, store.DeployQuick, id, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	pidRe := regexp.MustCompile(`started relay \(pid (\d+)\)`)
+	var pid int
+	arWait(t, a, 10*time.Second, "relay started by the agent", func() bool {
+		if mm := pidRe.FindStringSubmatch(a.stderr.String()); mm != nil {
+			pid, _ = strconv.Atoi(mm[1])
+		}
+		return pid > 0
+	})
+	t.Cleanup(func() {
+		// The relay is detached from the agent: stop it by its pid.
+		if p, err := os.FindProcess(pid); err == nil {
+			p.Signal(syscall.SIGTERM)
+			deadline := time.Now().Add(10 * time.Second)
+			for processAlive(pid) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			p.Kill()
+		}
+	})
+	var proxies []store.Proxy
+	arWait(t, a, 20*time.Second, "the deployed relay registered as a proxy server", func() bool {
+		proxies, err = m.DB.ListProxies(ctx, c.ID)
+		return err == nil && len(proxies) == 1
+	})
+	p := proxies[0]
+	if p.Deploy != store.DeployQuick || p.AssetID != id || len(p.URLs) == 0 {
+		t.Errorf("proxy %+v: want quick deployment on asset %s with URLs", p, id)
+	}
+
+	// Bind the agent to the cluster: it moves to the new proxy server,
+	// keeps the list in its identity file, and its data flows through it.
+	arWait(t, a, 10*time.Second, "proxy online", func() bool {
+		proxies, err = m.DB.ListProxies(ctx, c.ID)
+		return err == nil && len(proxies) == 1 && proxies[0].Status == "online"
+	})
+	if _, err := m.DB.Bind(ctx, c.ID, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	idents := &agentsim.DiskIdentity{Dir: dir}
+	arWait(t, a, 15*time.Second, "bound agent checking in through the proxy server", func() bool {
+		got, _, _ := idents.Load()
+		return got.Cluster == "edge" && len(got.Proxies) > 0 && got.Proxies[0] == p.URLs[0] && arGetAgent(t, m, id).ViaProxyID == p.ID
+	})
+	n := m.Col.Received(id)
+	arWait(t, a, 15*time.Second, "events through the proxy server", func() bool { return m.Col.Received(id) > n+2 })
+	if _, err := m.DB.Unbind(ctx, c.ID, []string{id}, false); err != nil {
+		t.Fatal(err)
+	}
+	arWait(t, a, 15*time.Second, "unbound agent back on direct connection", func() bool {
+		got, _, _ := idents.Load()
+		return got.Cluster == "" && len(got.Proxies) > 0 && got.Proxies[0] != p.URLs[0]
+	})
+	if !strings.Contains(a.stderr.String(), "relays changed by the management host (cluster edge)") {
+		t.Errorf("bind not logged:\n%s", a.stderr.String())
+	}
+
+	// The relay outlives the agent.
+	a.stop()
+	if !processAlive(pid) {
+		logb, _ := os.ReadFile(filepath.Join(dir, "relay", "relay.log"))
+		t.Fatalf("the deployed relay stopped with the agent; relay log:\n%s", logb)
+	}
+}
