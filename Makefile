@@ -9,7 +9,8 @@ build:
 
 # The all-in-one main job on the embedded defaults with a live demo fleet.
 run: build
-	./$(BIN) up --demo --data $(DATA)
+	rm -rf $(DATA)
+	./$(BIN) up --demo --data $(DATA) --listen https://127.0.0.1:8443 --listen http://127.0.0.1:8080
 
 test:
 	$(GO) test -race ./...
@@ -19,7 +20,7 @@ lint:
 	$(GO) vet ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./store/ ./relay/...
+	$(GO) test -run '^$$' -bench . -benchtime 20x -benchmem ./store/ ./relay/...
 
 # Fleet load harness: 10,000 simulated agents through one relay process for
 # 60 s at 1 event/s each, the relay killed with SIGKILL mid-run; prints the
