@@ -58,6 +58,11 @@ type Server struct {
 	closing chan struct{}
 	bg      sync.WaitGroup
 	closed  atomic.Bool
+
+	// Connections that have not sent a request yet (an agent's spare
+	// keep-alive connection): Shutdown would wait 5 s for each.
+	connMu sync.Mutex
+	fresh  map[net.Conn]struct{}
 }
 
 // New prepares a relay: loads or creates the PKI, joins the management host
@@ -142,6 +147,7 @@ func (s *Server) Serve(ln net.Listener, useTLS bool) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          nil,
+		ConnState:         s.trackConn,
 	}
 	if useTLS {
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.pki.Server}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
@@ -186,13 +192,43 @@ func (s *Server) Close(ctx context.Context) error {
 			}
 		}(hs)
 	}
+	s.closeFresh()
 	wg.Wait()
 	s.bg.Wait()
 	if s.sink != nil {
 		errs = append(errs, s.sink.Close())
 	}
+	if s.client != nil {
+		s.client.CloseIdleConnections()
+	}
 	errs = append(errs, s.closeStore())
 	return errors.Join(errs...)
+}
+
+func (s *Server) trackConn(c net.Conn, st http.ConnState) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if st == http.StateNew {
+		if s.fresh == nil {
+			s.fresh = map[net.Conn]struct{}{}
+		}
+		s.fresh[c] = struct{}{}
+		if s.closed.Load() {
+			c.Close()
+		}
+		return
+	}
+	delete(s.fresh, c)
+}
+
+// closeFresh closes the connections that never carried a request; there
+// is nothing in flight on them to finish.
+func (s *Server) closeFresh() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for c := range s.fresh {
+		c.Close()
+	}
 }
 
 func (s *Server) closeStore() error {

@@ -30,6 +30,7 @@ type sinkSet struct {
 	s      *Server
 	spool  *spool.Spool
 	client *http.Client
+	local  bool // client serves the built-in collector in-process
 
 	mu      sync.RWMutex
 	policy  wire.Policy
@@ -56,9 +57,11 @@ func newSinkSet(s *Server, p wire.Policy) (*sinkSet, error) {
 	k.client = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: wire.PinnedTLS(s.cfg.ManagerCA), MaxIdleConnsPerHost: 4,
 	}}
-	if s.db != nil && s.cfg.Collector != nil {
-		// The built-in collector is served in-process, not over the network.
+	if s.db != nil && s.cfg.Collector != nil && s.cfg.Upstream == "" {
+		// The built-in collector is served in-process, not over the network
+		// (unless the operator named another upstream).
 		k.client = &http.Client{Timeout: 60 * time.Second, Transport: handlerTransport{s.requireIngestAuth(s.cfg.Collector)}}
+		k.local = true
 	}
 	if err := k.apply(p); err != nil {
 		sp.Close()
@@ -165,7 +168,7 @@ func (k *sinkSet) forwardLoop(ctx context.Context) {
 	defer close(k.done)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		entries, err := k.spool.Peek(500, 1<<20)
+		entries, err := k.spool.Peek(500, k.batchBytes())
 		if err != nil {
 			k.s.logf("relay: spool read: %v", err)
 			sleep(ctx, time.Second)
@@ -207,6 +210,25 @@ func (k *sinkSet) forwardLoop(ctx context.Context) {
 	}
 }
 
+// batchBytes caps one upstream request. Under a bandwidth limit a request
+// carries about a tenth of a second's budget (or one request's share under
+// a frequency limit), so the upstream sees a steady rate instead of a large
+// burst after a long wait.
+func (k *sinkSet) batchBytes() int {
+	k.mu.RLock()
+	p := k.policy
+	k.mu.RUnlock()
+	n := int64(1 << 20)
+	if p.BandwidthBps > 0 {
+		per := p.BandwidthBps / 10
+		if p.FrequencyRPS > 0 {
+			per = max(per, p.BandwidthBps/p.FrequencyRPS)
+		}
+		n = min(n, max(per, 4<<10))
+	}
+	return int(n)
+}
+
 // throttle waits for the frequency and bandwidth budgets; WaitN is called in
 // chunks no larger than the burst, which it requires.
 func (k *sinkSet) throttle(ctx context.Context, n int) error {
@@ -235,7 +257,7 @@ func (k *sinkSet) post(ctx context.Context, body []byte) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if k.s.db != nil {
+	if k.local {
 		req.Header.Set("Authorization", "Bearer "+k.s.ingestToken)
 	} else if k.s.ident != nil {
 		req.Header.Set(wire.HeaderRelay, fmt.Sprintf("%d:%s", k.s.ident.ProxyID, k.s.ident.Secret))
@@ -266,6 +288,7 @@ func (k *sinkSet) stats() (spoolBytes, pending int64, cacheBytes int64) {
 func (k *sinkSet) Close() error {
 	k.cancel()
 	<-k.done
+	k.client.CloseIdleConnections()
 	var errs []error
 	errs = append(errs, k.spool.Close())
 	k.mu.Lock()

@@ -1,0 +1,245 @@
+package relay_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"outpost/agentsim"
+	"outpost/relay"
+	"outpost/relay/wire"
+	"outpost/store"
+)
+
+// BenchmarkHeldCheckins measures how many long-poll check-ins one relay
+// holds at once and what each connected agent costs it. N agents
+// (OUTPOST_BENCH_AGENTS, default 2000) are enrolled, then all hold a
+// check-in open on the plain listener. The agents run in a child process
+// (TestHelperBenchClients) so the figures are the relay's alone: heap and
+// goroutine-stack growth per held check-in, and goroutines per agent.
+//
+//	ulimit -n 65536
+//	OUTPOST_BENCH_AGENTS=10000 go test -run '^$' -bench HeldCheckins -benchtime 1x ./relay/
+func BenchmarkHeldCheckins(b *testing.B) {
+	n := 2000
+	if v := os.Getenv("OUTPOST_BENCH_AGENTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			b.Fatalf("OUTPOST_BENCH_AGENTS=%q: want a positive number", v)
+		}
+	}
+	raiseNoFile(b, uint64(n)+4096)
+	ctx := context.Background()
+	dir := b.TempDir()
+	db, err := store.Open(filepath.Join(dir, "outpost.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := db.Settings()
+	st.PollTimeout = 5 * time.Minute
+	if err := db.SetSettings(ctx, st); err != nil {
+		b.Fatal(err)
+	}
+	acct, _, err := db.CreateAccount(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ic, err := db.CreateInstallCommand(ctx, store.InstallInput{AccountID: acct.ID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var agents []benchAgent
+	for i := range n {
+		h, _ := linuxHost(i + 1)
+		en, err := db.Enrol(ctx, store.EnrolInput{Key: ic.Key, Host: store.HostFacts{Hostname: h.Hostname, OS: h.OS, Arch: h.Arch, Fingerprint: h.Fingerprint}})
+		if err != nil {
+			b.Fatalf("enrol %d: %v", i, err)
+		}
+		agents = append(agents, benchAgent{ID: en.Agent.ID, Secret: en.Secret, Fingerprint: h.Fingerprint})
+	}
+
+	cfg := relay.DefaultConfig()
+	cfg.DataDir = dir
+	cfg.Store = db
+	cfg.AllowPlain = true
+	cfg.PollTimeout = 5 * time.Minute
+	cfg.Logf = b.Logf
+	srv, err := relay.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln, false)
+	url := "http://" + ln.Addr().String()
+	b.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Close(cctx)
+		db.Close()
+	})
+	hc := &http.Client{Timeout: 10 * time.Second}
+	defer hc.CloseIdleConnections()
+
+	spec, _ := json.Marshal(benchSpec{URL: url, Agents: agents})
+	specPath := filepath.Join(b.TempDir(), "agents.json")
+	if err := os.WriteFile(specPath, spec, 0o600); err != nil {
+		b.Fatal(err)
+	}
+
+	before := relayMem()
+	b.ResetTimer()
+	start := time.Now()
+	child := exec.Command(os.Args[0], "-test.run=^TestHelperBenchClients$", "-test.count=1")
+	child.Env = append(os.Environ(), envBenchClients+"="+specPath)
+	child.Stderr = os.Stderr
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { child.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			child.Process.Kill()
+			<-done
+		}
+	})
+	deadline := time.Now().Add(max(2*time.Minute, time.Duration(n)*20*time.Millisecond))
+	held := int64(0)
+	for held < int64(n) {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d check-ins held after %s", held, n, time.Since(start).Round(time.Second))
+		}
+		time.Sleep(200 * time.Millisecond)
+		held = metric(b, hc, url, "outpost_checkins_held")
+	}
+	connect := time.Since(start)
+	b.StopTimer()
+	time.Sleep(time.Second) // let the check-in batches settle
+	after := relayMem()
+	if h := metric(b, hc, url, "outpost_checkins_held"); h != int64(n) {
+		b.Fatalf("held check-ins dropped to %d of %d while measuring", h, n)
+	}
+
+	per := func(x, y uint64) float64 { return (float64(x) - float64(y)) / float64(n) }
+	b.ReportMetric(float64(n), "held")
+	b.ReportMetric(per(after.heap+after.stack, before.heap+before.stack), "bytes/agent")
+	b.ReportMetric(per(after.heap, before.heap), "heap-B/agent")
+	b.ReportMetric(per(after.stack, before.stack), "stack-B/agent")
+	b.ReportMetric(per(after.goroutines, before.goroutines), "goroutines/agent")
+	b.ReportMetric(connect.Seconds(), "s-to-hold-all")
+	b.Logf("%d check-ins held by one relay after %s: heap %+.1f MiB, stacks %+.1f MiB, goroutines %d -> %d, sys %.0f MiB",
+		n, connect.Round(time.Millisecond), per(after.heap, before.heap)*float64(n)/(1<<20),
+		per(after.stack, before.stack)*float64(n)/(1<<20), before.goroutines, after.goroutines, float64(after.sys)/(1<<20))
+}
+
+type benchAgent struct {
+	ID, Secret, Fingerprint string
+}
+
+type benchSpec struct {
+	URL    string
+	Agents []benchAgent
+}
+
+const envBenchClients = "OUTPOST_BENCH_CLIENTS"
+
+type memFigures struct{ heap, stack, sys, goroutines uint64 }
+
+func relayMem() memFigures {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memFigures{heap: ms.HeapInuse, stack: ms.StackInuse, sys: ms.Sys, goroutines: uint64(runtime.NumGoroutine())}
+}
+
+// raiseNoFile lifts the soft open-files limit towards need (up to the hard
+// limit): every held check-in is one connection.
+func raiseNoFile(tb testing.TB, need uint64) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		tb.Logf("getrlimit: %v", err)
+		return
+	}
+	if rl.Cur >= need {
+		return
+	}
+	rl.Cur = min(max(need, rl.Cur), rl.Max)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		tb.Logf("setrlimit: %v", err)
+	}
+	if rl.Cur < need {
+		tb.Logf("open-files limit %d is below the %d needed: raise it (ulimit -n)", rl.Cur, need)
+	}
+}
+
+// TestHelperBenchClients is not a test: run as a child by
+// BenchmarkHeldCheckins, it keeps one long-poll check-in open per agent
+// listed in the file named by OUTPOST_BENCH_CLIENTS until its stdin closes.
+// Agents are spread over 127.0.0.x source addresses, 250 per address and
+// one shared transport each, so large N does not run out of ports.
+func TestHelperBenchClients(t *testing.T) {
+	path := os.Getenv(envBenchClients)
+	if path == "" {
+		return
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	var spec benchSpec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	raiseNoFile(t, uint64(len(spec.Agents))+1024)
+	ctx, cancel := context.WithCancel(context.Background())
+	const perIP = 250
+	var tr *http.Transport
+	for i, a := range spec.Agents {
+		if i%perIP == 0 {
+			ip := net.IPv4(127, 0, byte(1+i/perIP/250), byte(2+(i/perIP)%250))
+			tr = agentsim.NewTransport(agentsim.ClientOptions{LocalIP: ip})
+		}
+		c := agentsim.NewClient(agentsim.ClientOptions{Proxies: []string{spec.URL}, Transport: tr, Timeout: 30 * time.Second})
+		c.SetCredentials(a.ID, a.Secret)
+		go func() {
+			for ctx.Err() == nil {
+				_, err := c.Checkin(ctx, wire.CheckinRequest{Fingerprint: a.Fingerprint, Wait: wire.Duration(5 * time.Minute)})
+				if err != nil && ctx.Err() == nil {
+					if !strings.Contains(err.Error(), "shutting down") {
+						fmt.Fprintf(os.Stderr, "bench client %s: %v\n", a.ID, err)
+					}
+					time.Sleep(time.Second)
+				}
+			}
+		}()
+	}
+	io.Copy(io.Discard, bufio.NewReader(os.Stdin))
+	cancel()
+	os.Exit(0)
+}
