@@ -38,9 +38,11 @@ func NewTransport(o ClientOptions) *http.Transport {
 		d.LocalAddr = &net.TCPAddr{IP: o.LocalIP}
 	}
 	return &http.Transport{
-		DialContext:         d.DialContext,
-		TLSClientConfig:     PinnedTLS(o.CASHA256),
-		ForceAttemptHTTP2:   false,
+		DialContext:     d.DialContext,
+		TLSClientConfig: PinnedTLS(o.CASHA256),
+		// On TLS an agent speaks HTTP/2: its held check-in and its event
+		// posts share one connection, so a relay needs one socket per agent.
+		ForceAttemptHTTP2:   true,
 		MaxIdleConns:        0,
 		MaxIdleConnsPerHost: 100000,
 		IdleConnTimeout:     90 * time.Second,

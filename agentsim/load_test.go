@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"outpost/agentsim"
+	"outpost/relay"
 	"outpost/store"
 )
 
@@ -44,11 +45,14 @@ func TestLoad(t *testing.T) {
 	}
 	data := filepath.Join(dir, "data")
 	key := seedAccount(t, data)
-	port := freePort(t)
+	port, tlsPort := freePort(t), freePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 
-	relay := startRelayProc(t, bin, data, port)
+	relay := startRelayProc(t, bin, data, port, tlsPort)
 	baseRSS := rss(relay.Process.Pid)
+	// Agents use TLS (HTTP/2, one connection each) with the relay's CA pinned.
+	pin := caPin(t, data)
+	agentURL := fmt.Sprintf("https://127.0.0.1:%d", tlsPort)
 
 	logf := func(string, ...any) {}
 	if os.Getenv("OUTPOST_LOAD_VERBOSE") != "" {
@@ -63,7 +67,7 @@ func TestLoad(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		rep, err := agentsim.RunSim(ctx, agentsim.SimConfig{
-			Proxies: []string{url}, Key: key, Agents: agents, EventsPerSec: 1, Duration: dur, Seed: 7,
+			Proxies: []string{agentURL}, CASHA256: pin, Key: key, Agents: agents, EventsPerSec: 1, Duration: dur, Seed: 7,
 			Version: "1.0.0", Wait: 30 * time.Second, InventoryEvery: 20 * time.Second, CollectorURL: url,
 			DrainTimeout: 3 * time.Minute, EnrolRate: 1000, Linger: 2 * time.Second, Logf: logf,
 		})
@@ -82,7 +86,7 @@ func TestLoad(t *testing.T) {
 		t.Logf("kill -9 relay pid %d mid-run", relay.Process.Pid)
 		relay.Process.Signal(syscall.SIGKILL)
 		relay.Wait()
-		relay = startRelayProc(t, bin, data, port)
+		relay = startRelayProc(t, bin, data, port, tlsPort)
 	}
 	r := <-done
 	if r.err != nil {
@@ -120,10 +124,10 @@ func seedAccount(t *testing.T, data string) string {
 	return key
 }
 
-func startRelayProc(t *testing.T, bin, data string, port int) *exec.Cmd {
+func startRelayProc(t *testing.T, bin, data string, port, tlsPort int) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "relay", "--data", data, "--allow-plain", "--listen", fmt.Sprintf("http://127.0.0.1:%d", port),
-		"--listen", "https://127.0.0.1:0")
+	cmd := exec.Command(bin, "relay", "--data", data, "--listen", fmt.Sprintf("http://127.0.0.1:%d", port),
+		"--listen", fmt.Sprintf("https://127.0.0.1:%d", tlsPort))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -139,6 +143,16 @@ func startRelayProc(t *testing.T, bin, data string, port int) *exec.Cmd {
 	}
 	t.Fatalf("relay did not start on port %d", port)
 	return nil
+}
+
+// caPin reads the CA fingerprint the relay wrote to its run file.
+func caPin(t *testing.T, data string) string {
+	t.Helper()
+	info, err := relay.ReadRunFile(data, "relay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.CASHA256
 }
 
 func freePort(t *testing.T) int {

@@ -177,13 +177,26 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 	if nIPs == 0 && loopbackTarget(cfg.Proxies) {
 		nIPs = cfg.Agents/10000 + 1
 	}
-	transports := make([]*http.Transport, max(nIPs, 1))
-	for i := range transports {
-		o := ClientOptions{Proxies: cfg.Proxies, CASHA256: cfg.CASHA256}
-		if nIPs > 0 {
-			o.LocalIP = net.IPv4(127, 0, byte(i/250), byte(i%250+2))
+	// Over TLS each agent has its own transport (one HTTP/2 connection, as
+	// a real agent); over plain HTTP agents share one transport per source
+	// address (HTTP/1.1: a held check-in and event posts use two sockets).
+	perAgent := false
+	for _, u := range cfg.Proxies {
+		perAgent = perAgent || strings.HasPrefix(u, "https://")
+	}
+	sourceIP := func(i int) net.IP {
+		if nIPs == 0 {
+			return nil
 		}
-		transports[i] = NewTransport(o)
+		k := i % nIPs
+		return net.IPv4(127, 0, byte(k/250), byte(k%250+2))
+	}
+	transports := make([]*http.Transport, max(nIPs, 1))
+	if perAgent {
+		transports = make([]*http.Transport, cfg.Agents)
+	}
+	for i := range transports {
+		transports[i] = NewTransport(ClientOptions{Proxies: cfg.Proxies, CASHA256: cfg.CASHA256, LocalIP: sourceIP(i)})
 	}
 	stats := &Stats{}
 	start := time.Now()

@@ -69,12 +69,8 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
-	ra, ok, e := s.authRelay(r.Context(), r)
-	if e != nil {
-		e.write(w)
-		return
-	} else if !ok {
-		writeErr(w, http.StatusUnauthorized, store.EUnauthorized, "relay credentials required")
+	ra, ok := s.requireRelay(w, r)
+	if !ok {
 		return
 	}
 	var req wire.HeartbeatRequest
@@ -120,15 +116,25 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// handleAuth answers a joined relay's question "is this agent who it says,
-// and may it use your cluster?".
-func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
+// requireRelay authenticates a joined relay's call, answering the refusal
+// itself.
+func (s *Server) requireRelay(w http.ResponseWriter, r *http.Request) (relayAuth, bool) {
 	ra, ok, e := s.authRelay(r.Context(), r)
 	if e != nil {
 		e.write(w)
-		return
+		return ra, false
 	} else if !ok {
 		writeErr(w, http.StatusUnauthorized, store.EUnauthorized, "relay credentials required")
+		return ra, false
+	}
+	return ra, true
+}
+
+// handleAuth answers a joined relay's question "is this agent who it says,
+// and may it use your cluster?".
+func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
+	ra, ok := s.requireRelay(w, r)
+	if !ok {
 		return
 	}
 	var req wire.AuthRequest

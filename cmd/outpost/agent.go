@@ -154,11 +154,7 @@ func newAgentShowCmd(a *app) *cobra.Command {
 		Short: "Show one agent (agent id, host name or IP)",
 		Args:  nargs(1, 1, "HOST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			id, err := a.accountID(cmd, account)
+			db, id, err := a.storeAccount(cmd, account)
 			if err != nil {
 				return err
 			}
@@ -229,11 +225,7 @@ host is checked first and nothing is sent if one cannot receive it. The asset
 turns Unprotected after the uninstall grace period (settings: uninstall_grace).`,
 		Args: nargs(1, -1, "HOST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			id, err := a.accountID(cmd, account)
+			db, id, err := a.storeAccount(cmd, account)
 			if err != nil {
 				return err
 			}

@@ -69,11 +69,7 @@ func newClusterListCmd(a *app) *cobra.Command {
 		Short: "List clusters with status, proxy servers and agents",
 		Args:  nargs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			id, err := a.accountID(cmd, account)
+			db, id, err := a.storeAccount(cmd, account)
 			if err != nil {
 				return err
 			}

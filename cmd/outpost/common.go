@@ -289,6 +289,17 @@ func (a *app) accountID(cmd *cobra.Command, name string) (int64, error) {
 	return acct.ID, err
 }
 
+// storeAccount opens the store and resolves --account (0 = every account),
+// the opening of most list and show commands.
+func (a *app) storeAccount(cmd *cobra.Command, account string) (*store.DB, int64, error) {
+	db, err := a.store()
+	if err != nil {
+		return nil, 0, err
+	}
+	id, err := a.accountID(cmd, account)
+	return db, id, err
+}
+
 // resolveCluster finds a cluster by name, inside --account when given;
 // without it a name that is unique across accounts is enough.
 func (a *app) resolveCluster(cmd *cobra.Command, account, name string) (store.Cluster, error) {

@@ -119,11 +119,7 @@ func newInstallListCmd(a *app) *cobra.Command {
 		Short: "List install commands, newest first",
 		Args:  nargs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			id, err := a.accountID(cmd, account)
+			db, id, err := a.storeAccount(cmd, account)
 			if err != nil {
 				return err
 			}
@@ -173,11 +169,7 @@ func newInstallRevokeCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			acct, err := a.accountID(cmd, account)
+			db, acct, err := a.storeAccount(cmd, account)
 			if err != nil {
 				return err
 			}
