@@ -29,8 +29,8 @@
 // fsync) and a forwarder drains it to the upstream under the policy's
 // bandwidth (bytes/s, golang.org/x/time/rate, WaitN chunked to the burst)
 // and frequency (requests/s) limits; the spool cursor advances only on the
-// upstream's acknowledgement, so a crash or an outage loses nothing and the
-// collector counts the duplicates. A full spool answers 429 + Retry-After.
+// upstream's acknowledgement (and is persisted at most a second late), so a
+// crash or an outage loses nothing and the collector counts the duplicates. A full spool answers 429 + Retry-After.
 // Cache mode appends NDJSON to relay/cachering in the cluster's cache
 // directory (export.log live, capped, oldest segment dropped first). A
 // policy change switches mode and limits live; the spool keeps draining.

@@ -48,6 +48,9 @@ type sinkSet struct {
 func newSinkSet(s *Server, p wire.Policy) (*sinkSet, error) {
 	sp, err := spool.Open(filepath.Join(s.cfg.DataDir, "spool"), spool.Options{
 		MaxBytes: s.cfg.SpoolMax, SyncInterval: s.cfg.SpoolSync, Logf: s.logf,
+		// One cursor fsync a second instead of one per upstream batch; a
+		// crash re-sends at most a second of records, counted as duplicates.
+		CursorSync: time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -60,12 +61,15 @@ type relayRun struct {
 	poll       time.Duration
 	spoolMax   string
 	hostname   string
+	cpuProfile string
 
 	srv       *relay.Server
 	col       *collector.Collector
 	urls      []string
 	runName   string
 	listeners []net.Listener
+
+	stopProfile func()
 }
 
 func (r *relayRun) flags(cmd *cobra.Command, defaults []string) {
@@ -76,6 +80,8 @@ func (r *relayRun) flags(cmd *cobra.Command, defaults []string) {
 	f.StringVar(&r.upstream, "upstream", "", "forward-mode upstream URL (default: the built-in collector)")
 	f.DurationVar(&r.poll, "poll-timeout", 30*time.Second, "longest a check-in is held open")
 	f.StringVar(&r.spoolMax, "spool-max", "1GiB", "forward-mode spool cap; agents get 429 beyond it")
+	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the relay stops")
+	f.MarkHidden("cpuprofile")
 }
 
 func (r *relayRun) config() (relay.Config, error) {
@@ -182,6 +188,16 @@ func (r *relayRun) startJoined(cmd *cobra.Command) error {
 }
 
 func (r *relayRun) start(cfg relay.Config) error {
+	if r.cpuProfile != "" {
+		f, err := os.Create(r.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		r.stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+	}
 	srv, err := relay.New(cfg)
 	if err != nil {
 		r.closeListeners()
@@ -219,6 +235,9 @@ func (r *relayRun) Close() error {
 		errs = append(errs, r.col.Close())
 	}
 	relay.RemoveRunFile(r.a.dataDir(), r.runName)
+	if r.stopProfile != nil {
+		r.stopProfile()
+	}
 	return errors.Join(errs...)
 }
 

@@ -26,7 +26,9 @@
 // it receives frames, and the previous segment is fsynced before the
 // switch, so every segment but the last is complete on disk. Peek returns
 // only fsynced records. Commit persists the cursor before deleting
-// segments; segments below the cursor are deleted again at Open. After
+// segments, and otherwise at most Options.CursorSync late (0: every
+// Commit), so a crash can only re-deliver, never skip; Close persists it.
+// Segments below the cursor are deleted again at Open. After
 // an fsync error Append fails until the Spool is reopened, since the page
 // cache can no longer be trusted.
 //

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 const readChunk = 256 << 10
@@ -242,13 +243,22 @@ func (s *Spool) Commit(through Position) error {
 		i++
 		next = Position{seg: s.segs[i].seq}
 	}
+	// Persist now when a segment is about to be deleted (the cursor must
+	// never point before a missing segment's data it still needs) or when
+	// the persisted cursor is older than CursorSync.
+	persist := next.seg != s.segs[0].seq || s.opts.CursorSync <= 0 || time.Since(s.savedAt) >= s.opts.CursorSync
 	s.mu.Unlock()
 
-	if err := writeCursor(s.dir, next); err != nil {
-		return err
+	if persist {
+		if err := writeCursor(s.dir, next); err != nil {
+			return err
+		}
 	}
 
 	s.mu.Lock()
+	if persist {
+		s.saved, s.savedAt = next, time.Now()
+	}
 	s.cursor = next
 	var drop []uint64
 	for s.segs[0].seq < next.seg {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Cursor file: magic, segment (8 bytes LE), offset (8 bytes LE), CRC32C of
@@ -326,7 +327,7 @@ func (s *Spool) recover() error {
 			s.logf("spool: removing consumed segment: %v", err)
 		}
 	}
-	s.cursor = cur
+	s.cursor, s.saved, s.savedAt = cur, cur, time.Now()
 	a := s.segs[len(s.segs)-1]
 	s.durable = Position{seg: a.seq, off: a.size, n: a.count}
 	return nil

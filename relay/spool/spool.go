@@ -77,6 +77,13 @@ type Options struct {
 	// Unlike the other fields 0 is taken literally, so the zero Options is
 	// the most conservative; DefaultOptions uses DefaultSyncInterval.
 	SyncInterval time.Duration
+	// CursorSync is the longest the persisted read cursor may lag behind
+	// Commit. 0 writes it (temp file, rename, fsync) on every Commit. A
+	// larger value saves that fsync per upstream batch at the price of
+	// re-delivering up to CursorSync of records after a crash, which the
+	// at-least-once contract allows. The cursor is always persisted before
+	// a consumed segment is deleted, and on Close.
+	CursorSync time.Duration
 	// Logf receives recovery and corruption reports. nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -143,14 +150,16 @@ type Spool struct {
 	mu        sync.Mutex
 	cond      sync.Cond // signalled when a sync finishes
 	segs      []*segment
-	active    *os.File // the last segment, open for writing
-	total     int64    // sum of segs[i].size
-	records   int64    // sum of segs[i].count
-	cursor    Position // durable read cursor; cursor.seg == segs[0].seq
-	durable   Position // everything before it is fsynced
-	writeGen  uint64   // Appends whose frames are written
-	syncedGen uint64   // Appends whose frames are fsynced
-	syncing   bool     // a goroutine is between deciding to fsync and finishing
+	active    *os.File  // the last segment, open for writing
+	total     int64     // sum of segs[i].size
+	records   int64     // sum of segs[i].count
+	cursor    Position  // read cursor; cursor.seg == segs[0].seq
+	saved     Position  // cursor as last persisted (lags by at most CursorSync)
+	savedAt   time.Time // when it was persisted
+	durable   Position  // everything before it is fsynced
+	writeGen  uint64    // Appends whose frames are written
+	syncedGen uint64    // Appends whose frames are fsynced
+	syncing   bool      // a goroutine is between deciding to fsync and finishing
 	lastSync  time.Time
 	syncs     int64 // fsyncs of segment data, for tests
 	corrupt   int64
@@ -402,6 +411,11 @@ func (s *Spool) Close() error {
 		} else {
 			err = fmt.Errorf("spool: fsync on close: %w", err)
 			s.err = err
+		}
+	}
+	if s.saved != s.cursor {
+		if cerr := writeCursor(s.dir, s.cursor); err == nil {
+			err = cerr
 		}
 	}
 	s.cond.Broadcast()

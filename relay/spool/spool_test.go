@@ -909,3 +909,40 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// TestCursorSyncLags: with CursorSync set, Commit may leave the persisted
+// cursor behind: a crash then re-delivers records (duplicates, never loss),
+// and Close persists the exact cursor.
+func TestCursorSyncLags(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		close bool
+		want  []int
+	}{
+		{"crash re-delivers from the persisted cursor", false, seq(0, 10)},
+		{"close persists the cursor", true, seq(4, 10)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o, _ := opts(t, 1<<20)
+			o.CursorSync = time.Hour
+			s := mustOpen(t, dir, o)
+			appendRange(t, s, 0, 10)
+			es := checkRecords(t, s, seq(0, 10))
+			if err := s.Commit(es[3].Pos); err != nil {
+				t.Fatal(err)
+			}
+			checkRecords(t, s, seq(4, 10))
+			if tt.close {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				abandon(s)
+			}
+			s2 := mustOpen(t, dir, o)
+			defer s2.Close()
+			checkRecords(t, s2, tt.want)
+		})
+	}
+}
