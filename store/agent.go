@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // HostFacts are what an agent reports about its machine.
@@ -386,8 +387,14 @@ func (db *DB) ListAgents(ctx context.Context, f AgentFilter) (AgentPage, error) 
 		add("g.last_checkin <= ?", cutoff)
 	}
 	if f.Query != "" {
-		q := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Query) + "%"
-		add(`(g.hostname LIKE ? ESCAPE '\' OR g.ips LIKE ? ESCAPE '\' OR g.id = ?)`, q, q, f.Query)
+		if utf8.RuneCountInString(f.Query) >= 3 {
+			// Trigram index: any substring of three or more characters.
+			phrase := `"` + strings.ReplaceAll(f.Query, `"`, `""`) + `"`
+			add(`(g.rowid IN (SELECT rowid FROM agents_search WHERE agents_search MATCH ?) OR g.id = ?)`, phrase, f.Query)
+		} else {
+			q := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Query) + "%"
+			add(`(g.hostname LIKE ? ESCAPE '\' OR g.ips LIKE ? ESCAPE '\' OR g.id = ?)`, q, q, f.Query)
+		}
 	}
 	if f.OS != "" {
 		add("g.os = ?", f.OS)

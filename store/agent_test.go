@@ -806,3 +806,31 @@ func TestFindAgent(t *testing.T) {
 		})
 	}
 }
+
+// TestSearchIndexFollowsRenames: the trigram index behind --query follows a
+// host name reported in a check-in, and short queries still match by LIKE.
+func TestSearchIndexFollowsRenames(t *testing.T) {
+	f := newFixture(t)
+	_, key := f.account("acme")
+	g := f.enrol(key, "阿里云-old-07")
+	h := store.HostFacts{Hostname: "web-renamed-07", IPs: []string{"10.9.8.7"}, Fingerprint: g.Fingerprint}
+	if err := f.db.RecordCheckins(f.ctx, []store.Checkin{{AgentID: g.ID, Fingerprint: g.Fingerprint, Host: &h}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		query string
+		want  int
+	}{
+		{"renamed", 1}, {"阿里云", 0}, {"old-07", 0}, {"9.8.7", 1}, {"07", 1}, {"云", 0},
+	} {
+		t.Run(tt.query, func(t *testing.T) {
+			page, err := f.db.ListAgents(f.ctx, store.AgentFilter{Query: tt.query})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if page.Total != tt.want {
+				t.Errorf("query %q: got %d agents, want %d", tt.query, page.Total, tt.want)
+			}
+		})
+	}
+}
