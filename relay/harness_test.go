@@ -3,82 +3,33 @@ package relay_test
 import (
 	"context"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"outpost/agentsim"
 	"outpost/relay"
-	"outpost/relay/collector"
+	"outpost/relay/relaytest"
 	"outpost/relay/wire"
 	"outpost/store"
 )
 
-// manager is a management host under test: store, built-in collector and
-// relay on a TLS and a plain listener on 127.0.0.1:0.
-type manager struct {
-	DB        *store.DB
-	Collector *collector.Collector
-	Relay     *relay.Server
-	TLSURL    string
-	PlainURL  string
-	Dir       string
-}
+// manager is a management host under test (see relaytest).
+type manager = relaytest.Manager
 
 type managerOpt func(*relay.Config)
 
 func startManager(t *testing.T, opts ...managerOpt) *manager {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := store.Open(filepath.Join(dir, "outpost.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	col, err := collector.New(filepath.Join(dir, "collector"), t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := relay.DefaultConfig()
-	cfg.DataDir = dir
-	cfg.Store = db
-	cfg.Collector = col.Handler()
-	cfg.Logf = t.Logf
-	cfg.PollTimeout = 5 * time.Second
-	cfg.CommandPoll = 50 * time.Millisecond
-	cfg.CheckinFlush = 50 * time.Millisecond
-	cfg.HeartbeatInterval = 100 * time.Millisecond
-	for _, o := range opts {
-		o(&cfg)
-	}
-	srv, err := relay.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &manager{DB: db, Collector: col, Relay: srv, Dir: dir}
-	m.TLSURL = serve(t, srv, true)
-	m.PlainURL = serve(t, srv, false)
-	srv.SetPublicURLs([]string{m.TLSURL})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-		col.Close()
-		db.Close()
-	})
-	return m
+	return relaytest.Start(t, relaytest.Options{Config: func(cfg *relay.Config) {
+		for _, o := range opts {
+			o(cfg)
+		}
+	}})
 }
 
 func serve(t *testing.T, srv *relay.Server, useTLS bool) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln, useTLS)
-	if useTLS {
-		return "https://" + ln.Addr().String()
-	}
-	return "http://" + ln.Addr().String()
+	return relaytest.Serve(t, srv, useTLS)
 }
 
 // joinRelay starts a relay of "another host" that joins the manager with a

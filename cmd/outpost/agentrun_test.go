@@ -27,6 +27,7 @@ import (
 	"outpost/agentsim"
 	"outpost/relay"
 	"outpost/relay/collector"
+	"outpost/relay/relaytest"
 	"outpost/store"
 )
 
@@ -41,79 +42,26 @@ type arManager struct {
 	Key     string
 }
 
-// arLogger forwards to t.Logf until the test ends (the relay may log from
-// goroutines that outlive it by a moment).
-type arLogger struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (l *arLogger) logf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.done {
-		l.t.Logf("manager: "+format, args...)
-	}
-}
-
-func (l *arLogger) stop() {
-	l.mu.Lock()
-	l.done = true
-	l.mu.Unlock()
-}
-
-// arStartManager starts store, collector and relay on a TLS listener on
-// 127.0.0.1:0, with one account and one install key. public, when set, is
-// the URL handed to agents instead of the listener's.
+// arStartManager starts store, collector and relay (relaytest) with one
+// account and one install key. public, when set, is the URL handed to
+// agents instead of the TLS listener's.
 func arStartManager(t *testing.T, public string) *arManager {
 	t.Helper()
-	dir := t.TempDir()
-	lg := &arLogger{t: t}
-	db, err := store.Open(filepath.Join(dir, "outpost.db"), nil)
-	if err != nil {
-		t.Fatal(err)
+	o := relaytest.Options{Config: func(cfg *relay.Config) {
+		cfg.PollTimeout = 2 * time.Second
+		cfg.HeartbeatInterval = 200 * time.Millisecond
+	}}
+	if public != "" {
+		o.PublicURLs = []string{public}
 	}
-	col, err := collector.New(filepath.Join(dir, "collector"), lg.logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := relay.DefaultConfig()
-	cfg.DataDir = dir
-	cfg.Store = db
-	cfg.Collector = col.Handler()
-	cfg.Logf = lg.logf
-	cfg.PollTimeout = 2 * time.Second
-	cfg.CommandPoll = 50 * time.Millisecond
-	cfg.CheckinFlush = 50 * time.Millisecond
-	cfg.HeartbeatInterval = 200 * time.Millisecond
-	srv, err := relay.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln, true)
-	m := &arManager{DB: db, Col: col, Srv: srv, URL: "https://" + ln.Addr().String(), Pin: srv.CAFingerprint()}
-	if public == "" {
-		public = m.URL
-	}
-	srv.SetPublicURLs([]string{public})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-		col.Close()
-		db.Close()
-		lg.stop()
-	})
+	rm := relaytest.Start(t, o)
+	m := &arManager{DB: rm.DB, Col: rm.Collector, Srv: rm.Relay, URL: rm.TLSURL, Pin: rm.Pin()}
 	ctx := context.Background()
-	if m.Account, _, err = db.CreateAccount(ctx, "acme"); err != nil {
+	var err error
+	if m.Account, _, err = m.DB.CreateAccount(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
-	ic, err := db.CreateInstallCommand(ctx, store.InstallInput{AccountID: m.Account.ID})
+	ic, err := m.DB.CreateInstallCommand(ctx, store.InstallInput{AccountID: m.Account.ID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"outpost/agentsim"
 	"outpost/relay"
+	"outpost/relay/relaytest"
 	"outpost/relay/wire"
 	"outpost/store"
 )
@@ -29,37 +30,13 @@ type dtManager struct {
 
 func dtStartManager(t *testing.T, c *cli) *dtManager {
 	t.Helper()
-	db, err := store.Open(filepath.Join(c.data, dbFileName), nil)
-	if err != nil {
+	rm := relaytest.Start(t, relaytest.Options{Dir: c.data, NoCollector: true, Config: func(cfg *relay.Config) {
+		cfg.PollTimeout = 2 * time.Second
+	}})
+	m := &dtManager{db: rm.DB, srv: rm.Relay, url: rm.TLSURL}
+	if err := relay.WriteRunFile(c.data, "relay", relay.RunInfo{URLs: []string{m.url}, CASHA256: rm.Pin()}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := relay.DefaultConfig()
-	cfg.DataDir = c.data
-	cfg.Store = db
-	cfg.PollTimeout = 2 * time.Second
-	cfg.CommandPoll = 50 * time.Millisecond
-	cfg.CheckinFlush = 50 * time.Millisecond
-	srv, err := relay.New(cfg)
-	if err != nil {
-		db.Close()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln, true)
-	m := &dtManager{db: db, srv: srv, url: "https://" + ln.Addr().String()}
-	srv.SetPublicURLs([]string{m.url})
-	if err := relay.WriteRunFile(c.data, "relay", relay.RunInfo{URLs: []string{m.url}, CASHA256: srv.CAFingerprint()}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-		db.Close()
-	})
 	return m
 }
 
