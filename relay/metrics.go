@@ -12,7 +12,7 @@ import (
 type metrics struct {
 	enrols, enrolFail, checkins, events, throttled atomic.Int64
 	forwarded, forwardedBytes, upstreamErr         atomic.Int64
-	authFail, refused                              atomic.Int64
+	authFail, refused, tlsFail                     atomic.Int64
 	held                                           atomic.Int64 // check-ins held open now
 }
 
@@ -36,6 +36,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		{"outpost_upstream_errors_total", "counter", "Failed upstream calls.", s.m.upstreamErr.Load()},
 		{"outpost_auth_failures_total", "counter", "Refused credentials.", s.m.authFail.Load()},
 		{"outpost_proxy_refused_total", "counter", "CONNECT or absolute-form requests refused.", s.m.refused.Load()},
+		{"outpost_tls_handshake_errors_total", "counter", "Failed TLS handshakes.", s.m.tlsFail.Load()},
 		{"outpost_spool_bytes", "gauge", "Unforwarded bytes in the spool.", spoolBytes},
 		{"outpost_spool_records", "gauge", "Unforwarded records in the spool.", pending},
 		{"outpost_cache_bytes", "gauge", "Bytes in the cache-mode ring.", cacheBytes},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -146,7 +147,7 @@ func (s *Server) Serve(ln net.Listener, useTLS bool) error {
 		WriteTimeout:      s.cfg.PollTimeout + 30*time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          nil,
+		ErrorLog:          log.New(serverLog{s}, "", 0),
 		ConnState:         s.trackConn,
 	}
 	if useTLS {
@@ -165,6 +166,21 @@ func (s *Server) Serve(ln net.Listener, useTLS bool) error {
 		return nil
 	}
 	return err
+}
+
+// serverLog routes net/http's own messages to the relay's logger. Failed
+// TLS handshakes (port scanners, agents that gave up, doctor probes) are
+// only counted: a fleet produces them by the thousand after a restart.
+type serverLog struct{ s *Server }
+
+func (l serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.Contains(msg, "TLS handshake error") {
+		l.s.m.tlsFail.Add(1)
+		return len(p), nil
+	}
+	l.s.logf("relay: http: %s", msg)
+	return len(p), nil
 }
 
 // Close shuts down gracefully: listeners stop accepting, held check-ins are
