@@ -105,7 +105,12 @@ func startDemo(ctx context.Context, a *app, r *relayRun, agents int) (func(), er
 			if err == nil && dc.policy.Mode != "" {
 				p := dc.policy
 				if p.Mode == store.ModeCache {
-					p.CacheDir = filepath.Join(a.dataDir(), "cache", dc.name)
+					// Absolute, so the demo relay (its own data directory)
+					// writes where the operator looks: DATA/cache/NAME.
+					if p.CacheDir, err = filepath.Abs(filepath.Join(a.dataDir(), "cache", dc.name)); err != nil {
+						stop()
+						return nil, err
+					}
 				}
 				c, err = db.SetPolicy(actx, c.ID, p)
 			}
