@@ -118,14 +118,14 @@ func (b *MemBuffer) NextSeq() uint64 {
 
 // Stats are counters shared by all agents of a process.
 type Stats struct {
-	Enrolled, EnrolFailures      atomic.Int64
-	Checkins, CheckinErrors      atomic.Int64
-	Held                         atomic.Int64 // check-ins in flight now
-	MaxHeld                      atomic.Int64
-	EventsGenerated, EventsAcked atomic.Int64
-	Throttled, SendErrors        atomic.Int64
-	Commands                     atomic.Int64
-	CheckinLatency, EventLatency Samples
+	Enrolled, EnrolFailures                    atomic.Int64
+	Checkins, CheckinErrors                    atomic.Int64
+	Held                                       atomic.Int64 // check-ins in flight now
+	MaxHeld                                    atomic.Int64
+	EventsGenerated, EventsAcked               atomic.Int64
+	Throttled, SendErrors                      atomic.Int64
+	Commands                                   atomic.Int64
+	CheckinLatency, EventLatency, EnrolLatency Samples
 }
 
 // Samples collects latencies for percentiles (bounded reservoir).
@@ -226,7 +226,7 @@ func (a *Agent) ensureIdentity(ctx context.Context) error {
 		resp, err := a.Client.Enrol(ctx, a.Key, a.Host, &inv)
 		if err == nil {
 			a.Stats.Enrolled.Add(1)
-			a.Stats.CheckinLatency.Add(time.Since(start))
+			a.Stats.EnrolLatency.Add(time.Since(start))
 			a.Client.SetProxies(Spread(resp.Proxies, a.Host.Fingerprint))
 			return a.Identity.Save(Identity{AgentID: resp.AgentID, Secret: resp.Secret, Proxies: a.Client.Proxies(), Cluster: resp.Cluster})
 		}

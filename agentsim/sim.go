@@ -81,6 +81,7 @@ type Report struct {
 	Received       int64       `json:"received_by_collector"`
 	Lost           int64       `json:"lost"`
 	Duplicates     int64       `json:"duplicates"`
+	EnrolLatency   Percentiles `json:"enrol_latency"`
 	CheckinLatency Percentiles `json:"checkin_latency"`
 	EventLatency   Percentiles `json:"event_latency"`
 	Elapsed        string      `json:"elapsed"`
@@ -110,6 +111,7 @@ func (r Report) String() string {
 	p := func(x Percentiles) string {
 		return fmt.Sprintf("p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms  (n=%d)", x.P50, x.P90, x.P99, x.Max, x.N)
 	}
+	row("enrol latency", p(r.EnrolLatency))
 	row("check-in latency", p(r.CheckinLatency))
 	row("event ack latency", p(r.EventLatency))
 	row("elapsed", r.Elapsed)
@@ -281,7 +283,8 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 		MaxConnected: stats.MaxHeld.Load(), Checkins: stats.Checkins.Load(), CheckinErrors: stats.CheckinErrors.Load(),
 		Commands: stats.Commands.Load(), EventsSent: stats.EventsGenerated.Load(), EventsAcked: stats.EventsAcked.Load(),
 		Throttled: stats.Throttled.Load(), SendErrors: stats.SendErrors.Load(), Churned: churned,
-		CheckinLatency: stats.CheckinLatency.percentiles(), EventLatency: stats.EventLatency.percentiles()}
+		EnrolLatency: stats.EnrolLatency.percentiles(), CheckinLatency: stats.CheckinLatency.percentiles(),
+		EventLatency: stats.EventLatency.percentiles()}
 	for _, a := range agents {
 		rep.Unacked += int64(a.Buffer.Len())
 	}

@@ -3,6 +3,9 @@ package relay
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -25,9 +28,9 @@ type authCache[T any] struct {
 }
 
 type cached[T any] struct {
-	v    T
-	hash string
-	exp  time.Time
+	v      T
+	digest [sha256.Size]byte // of the secret; raw bytes keep the hot path allocation-free
+	exp    time.Time
 }
 
 func newAuthCache[T any](ttl time.Duration) *authCache[T] {
@@ -38,14 +41,24 @@ func (c *authCache[T]) get(key, secret string) (T, bool) {
 	c.mu.Lock()
 	e, ok := c.m[key]
 	c.mu.Unlock()
-	if !ok || time.Now().After(e.exp) || !store.SecretMatches(secret, e.hash) {
+	if !ok || time.Now().After(e.exp) {
+		var zero T
+		return zero, false
+	}
+	d := sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare(d[:], e.digest[:]) != 1 {
 		var zero T
 		return zero, false
 	}
 	return e.v, true
 }
 
+// put caches v for key; hash is the secret's hex SHA-256 as the store keeps it.
 func (c *authCache[T]) put(key, hash string, v T) {
+	var digest [sha256.Size]byte
+	if n, err := hex.Decode(digest[:], []byte(hash)); err != nil || n != len(digest) {
+		return // not a digest: never cache, always verify afresh
+	}
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -56,7 +69,7 @@ func (c *authCache[T]) put(key, hash string, v T) {
 			}
 		}
 	}
-	c.m[key] = cached[T]{v: v, hash: hash, exp: now.Add(c.ttl)}
+	c.m[key] = cached[T]{v: v, digest: digest, exp: now.Add(c.ttl)}
 }
 
 func (c *authCache[T]) drop(key string) {
