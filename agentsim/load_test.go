@@ -69,7 +69,7 @@ func TestLoad(t *testing.T) {
 		rep, err := agentsim.RunSim(ctx, agentsim.SimConfig{
 			Proxies: []string{agentURL}, CASHA256: pin, Key: key, Agents: agents, EventsPerSec: 1, Duration: dur, Seed: 7,
 			Version: "1.0.0", Wait: 30 * time.Second, InventoryEvery: 20 * time.Second, CollectorURL: url,
-			DrainTimeout: 3 * time.Minute, EnrolRate: 1000, Linger: 2 * time.Second, Logf: logf,
+			DrainTimeout: 3 * time.Minute, EnrolRate: 500, Linger: 2 * time.Second, Logf: logf,
 		})
 		done <- result{rep, err}
 	}()

@@ -334,6 +334,9 @@ func statusFor(err error) int {
 }
 
 func (s *Server) storeErr(w http.ResponseWriter, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // the caller went away; nobody reads the answer
+	}
 	code := statusFor(err)
 	var se *store.Error
 	if errors.As(err, &se) && se.RetryAfter > 0 {
