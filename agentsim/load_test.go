@@ -92,12 +92,19 @@ func TestLoad(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
+	// The relay's own time per request (since its last start), apart from
+	// the simulator's scheduling on the same two cores.
+	relaySide := ""
+	for _, path := range []string{"enrol", "checkin", "events"} {
+		relaySide += fmt.Sprintf("%-24s %s\n", "relay-side "+path, histogramQuantiles(url, path))
+	}
 	rep := r.rep
 	var perAgent int64
 	if held > 0 {
 		perAgent = (steadyRSS - baseRSS) / held
 	}
 	fmt.Printf("\n== fleet load: %d agents, %s, 1 event/s each, relay killed mid-run: %v ==\n%s", agents, dur, kill, rep)
+	fmt.Print(relaySide)
 	fmt.Printf("%-24s %d\n%-24s %.1f MiB -> %.1f MiB\n%-24s %.1f KiB\n", "held check-ins (sampled)", held,
 		"relay RSS", float64(baseRSS)/(1<<20), float64(steadyRSS)/(1<<20), "relay RSS per agent", float64(perAgent)/1024)
 	if rep.Lost != 0 {
@@ -196,6 +203,45 @@ func metric(base, name string) int64 {
 		}
 	}
 	return 0
+}
+
+// histogramQuantiles reads outpost_request_seconds for path from /metrics
+// and gives p50/p90/p99 as bucket upper bounds.
+func histogramQuantiles(base, path string) string {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	type bucket struct {
+		le  string
+		cum int64
+	}
+	var bs []bucket
+	prefix := fmt.Sprintf(`outpost_request_seconds_bucket{path=%q,le="`, path)
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		le, count, _ := strings.Cut(rest, `"} `)
+		n, _ := strconv.ParseInt(count, 10, 64)
+		bs = append(bs, bucket{le, n})
+	}
+	if len(bs) == 0 || bs[len(bs)-1].cum == 0 {
+		return "no samples"
+	}
+	total := bs[len(bs)-1].cum
+	q := func(f float64) string {
+		for _, b := range bs {
+			if float64(b.cum) >= f*float64(total) {
+				return "<=" + b.le + "s"
+			}
+		}
+		return "?"
+	}
+	return fmt.Sprintf("p50 %s  p90 %s  p99 %s  (n=%d)", q(0.5), q(0.9), q(0.99), total)
 }
 
 func envInt(k string, def int) int {

@@ -49,6 +49,8 @@ func (s *Server) via(r *http.Request) (relayAuth, *authError) {
 
 func (s *Server) handleEnrol(w http.ResponseWriter, r *http.Request) {
 	s.m.enrols.Add(1)
+	start := time.Now()
+	defer func() { s.m.enrolTime.observe(time.Since(start)) }()
 	if e := s.requireTLS(r); e != nil {
 		e.write(w)
 		return
@@ -83,6 +85,7 @@ func (s *Server) handleEnrol(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	a, e := s.authAgent(r.Context(), r)
 	if e != nil {
 		e.write(w)
@@ -133,6 +136,9 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 		resp.Commands = append(resp.Commands, s.wireCommand(r, c))
 	}
 	writeJSON(w, http.StatusOK, resp)
+	if wait == 0 {
+		s.m.checkinTime.observe(time.Since(start))
+	}
 }
 
 // directURLs are this host's URLs for a direct agent: those of the scheme
@@ -186,6 +192,8 @@ func (s *Server) wireCommand(r *http.Request, c store.Command) wire.Command {
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { s.m.eventsTime.observe(time.Since(start)) }()
 	a, e := s.authAgent(r.Context(), r)
 	if e != nil {
 		e.write(w)

@@ -64,7 +64,7 @@ func DefaultConfig() Config {
 		CheckinFlush:      500 * time.Millisecond,
 		AuthTTL:           time.Minute,
 		SpoolMax:          1 << 30,
-		SpoolSync:         0, // appends that arrive together share one fsync
+		SpoolSync:         5 * time.Millisecond, // at most 200 spool fsyncs/s, each covering every append before it
 		RetryAfter:        2 * time.Second,
 	}
 }

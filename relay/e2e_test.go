@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,35 @@ func TestCommandArrivesWithinOneSecond(t *testing.T) {
 	}
 	if len(pending) != 0 {
 		t.Errorf("got %d pending after ack, want 0", len(pending))
+	}
+}
+
+func TestMetricsLatencyHistograms(t *testing.T) {
+	m := startManager(t)
+	f := newFleet(t, m, "acme", 0)
+	c := newClient(m, m.TLSURL)
+	enrol(t, c, f.Key, 1)
+	ctx := context.Background()
+	if _, err := c.SendEvents(ctx, records(1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := host(1)
+	if _, err := c.Checkin(ctx, wire.CheckinRequest{Fingerprint: h.Fingerprint}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := httpClient(m).Get(m.TLSURL + wire.PathMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := drainBody(resp)
+	for _, want := range []string{
+		`outpost_request_seconds_count{path="enrol"} 1`,
+		`outpost_request_seconds_count{path="events"} 1`,
+		`outpost_request_seconds_count{path="checkin"} 1`,
+		`outpost_request_seconds_bucket{path="events",le="+Inf"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

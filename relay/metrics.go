@@ -2,9 +2,12 @@ package relay
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"runtime"
+	"sort"
 	"sync/atomic"
+	"time"
 )
 
 // metrics are plain atomic counters rendered in the Prometheus text format,
@@ -14,6 +17,37 @@ type metrics struct {
 	forwarded, forwardedBytes, upstreamErr         atomic.Int64
 	authFail, refused, tlsFail                     atomic.Int64
 	held                                           atomic.Int64 // check-ins held open now
+
+	// Time the relay itself spends on a request (check-ins only when not
+	// held), so an operator sees the relay apart from the network.
+	enrolTime, checkinTime, eventsTime histogram
+}
+
+// latencyBuckets are the upper bounds, in seconds, of the histograms.
+var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// histogram is a Prometheus-style cumulative histogram with atomic counts.
+type histogram struct {
+	counts [14]atomic.Int64 // one per bucket plus +Inf
+	sumUS  atomic.Int64
+}
+
+func (h *histogram) observe(d time.Duration) {
+	sec := d.Seconds()
+	i := sort.SearchFloat64s(latencyBuckets, sec)
+	h.counts[i].Add(1)
+	h.sumUS.Add(d.Microseconds())
+}
+
+func (h *histogram) write(w io.Writer, name, path string) {
+	var cum int64
+	for i, le := range latencyBuckets {
+		cum += h.counts[i].Load()
+		fmt.Fprintf(w, "%s_bucket{path=%q,le=\"%g\"} %d\n", name, path, le, cum)
+	}
+	cum += h.counts[len(latencyBuckets)].Load()
+	fmt.Fprintf(w, "%s_bucket{path=%q,le=\"+Inf\"} %d\n", name, path, cum)
+	fmt.Fprintf(w, "%s_sum{path=%q} %g\n%s_count{path=%q} %d\n", name, path, float64(h.sumUS.Load())/1e6, name, path, cum)
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
@@ -46,4 +80,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	for _, m := range rows {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.kind, m.name, m.v)
 	}
+	const h = "outpost_request_seconds"
+	fmt.Fprintf(w, "# HELP %s Time the relay spent on a request (check-ins: not held).\n# TYPE %s histogram\n", h, h)
+	s.m.enrolTime.write(w, h, "enrol")
+	s.m.checkinTime.write(w, h, "checkin")
+	s.m.eventsTime.write(w, h, "events")
 }
