@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/fnv"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -252,6 +253,7 @@ func (a *Agent) ensureIdentity(ctx context.Context) error {
 
 func (a *Agent) checkinLoop(ctx context.Context) error {
 	var acked []int64
+	netBackoff := reconnectSpread
 	interval := a.InventoryEvery
 	nextInv := time.Time{} // send inventory on the first check-in
 	backoff := time.Second
@@ -281,13 +283,21 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 			if errors.As(err, &se) && se.Status == http.StatusUnauthorized {
 				return err // identity no longer valid: re-enrol needed
 			}
-			if !sleepCtx(ctx, jitter(backoff)) {
+			wait := jitter(backoff)
+			if se == nil {
+				// No relay answered: a fleet whose relay restarted would
+				// reconnect all at once and overflow its accept queue, so
+				// spread the reconnections over the whole window.
+				wait = spread(netBackoff)
+				netBackoff = min(netBackoff*2, time.Minute)
+			}
+			if !sleepCtx(ctx, wait) {
 				return nil
 			}
 			backoff = min(backoff*2, 15*time.Second)
 			continue
 		}
-		backoff = time.Second
+		backoff, netBackoff = time.Second, reconnectSpread
 		a.Stats.Checkins.Add(1)
 		if req.Wait == 0 {
 			a.Stats.CheckinLatency.Add(time.Since(start))
@@ -389,16 +399,21 @@ func (a *Agent) send(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		wait := backoff
+		wait := jitter(backoff)
 		var se *StatusError
-		if errors.As(err, &se) && se.Status == http.StatusTooManyRequests {
+		switch {
+		case errors.As(err, &se) && se.Status == http.StatusTooManyRequests:
 			a.Stats.Throttled.Add(1)
-			wait = max(se.RetryAfter, 200*time.Millisecond)
-		} else {
+			wait = jitter(max(se.RetryAfter, 200*time.Millisecond))
+		case se == nil:
+			a.Stats.SendErrors.Add(1)
+			wait = spread(max(backoff, reconnectSpread)) // no relay answered: see checkinLoop
+			backoff = min(max(backoff, reconnectSpread)*2, time.Minute)
+		default:
 			a.Stats.SendErrors.Add(1)
 			backoff = min(backoff*2, 10*time.Second)
 		}
-		if !sleepCtx(ctx, jitter(wait)) {
+		if !sleepCtx(ctx, wait) {
 			return
 		}
 	}
@@ -449,6 +464,15 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// reconnectSpread is the first window over which an agent that reached no
+// relay picks its retry time at random (it doubles up to a minute).
+const reconnectSpread = 5 * time.Second
+
+// spread picks a retry time uniformly in (0, d]: full jitter.
+func spread(d time.Duration) time.Duration {
+	return time.Duration(rand.Int64N(int64(d))) + time.Millisecond
 }
 
 var jitterSeq atomic.Uint64
