@@ -371,7 +371,7 @@ func (a *Agent) generate(ctx context.Context) {
 // so a relay restart or a 429 loses nothing.
 func (a *Agent) send(ctx context.Context) {
 	backoff := 500 * time.Millisecond
-	for {
+	for ctx.Err() == nil {
 		recs, err := a.Buffer.Peek(500)
 		if err != nil {
 			a.Logf("agent %s: buffer: %v", a.Host.Hostname, err)
@@ -385,7 +385,12 @@ func (a *Agent) send(ctx context.Context) {
 			continue
 		}
 		start := time.Now()
-		acked, err := a.Client.SendEvents(ctx, recs)
+		// A post under way when the agent stops gets a few seconds to
+		// finish: cancelling it after the relay stored the batch would only
+		// make the next run send it again.
+		sctx, cancel := withGrace(ctx, 5*time.Second)
+		acked, err := a.Client.SendEvents(sctx, recs)
+		cancel()
 		if err == nil {
 			a.Stats.EventLatency.Add(time.Since(start))
 			a.Stats.EventsAcked.Add(int64(len(acked)))
@@ -439,6 +444,27 @@ func (a *Agent) Drain(ctx context.Context) {
 		}
 		a.Stats.EventsAcked.Add(int64(len(acked)))
 		a.Buffer.Ack(acked)
+	}
+}
+
+// withGrace returns a context that ends grace after ctx does.
+func withGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	g, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var t *time.Timer
+	var mu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		t = time.AfterFunc(grace, cancel)
+		mu.Unlock()
+	})
+	return g, func() {
+		stop()
+		mu.Lock()
+		if t != nil {
+			t.Stop()
+		}
+		mu.Unlock()
+		cancel()
 	}
 }
 
