@@ -309,18 +309,27 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	io.Copy(w, resp.Body)
 }
 
+// handleManifest lists the published releases, newest first. A release's
+// SHA-256 is the one published with it (release add --sha256), else that of
+// its package file DATA/releases/VERSION when present.
 func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {
-	latest, err := s.db.LatestRelease(r.Context())
+	rels, err := s.db.ListReleases(r.Context())
 	if err != nil {
 		s.storeErr(w, err)
 		return
 	}
-	m := wire.Manifest{Latest: latest}
-	if latest != "" {
-		m.Releases = append(m.Releases, wire.Release{Version: latest, URL: wire.PathPackage + latest})
-		if sum, err := os.ReadFile(filepath.Join(s.cfg.DataDir, "releases", latest+".sha256")); err == nil {
-			m.Releases[0].SHA256 = strings.TrimSpace(string(sum))
+	m := wire.Manifest{Releases: []wire.Release{}}
+	for _, rel := range rels {
+		wr := wire.Release{Version: rel.Version, SHA256: rel.SHA256, URL: wire.PathPackage + rel.Version}
+		if wr.SHA256 == "" {
+			if b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, "releases", rel.Version)); err == nil {
+				wr.SHA256 = wire.Fingerprint(b)
+			}
 		}
+		m.Releases = append(m.Releases, wr)
+	}
+	if len(rels) > 0 {
+		m.Latest = rels[0].Version
 	}
 	writeJSON(w, http.StatusOK, m)
 }

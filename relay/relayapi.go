@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"outpost/relay/wire"
@@ -230,7 +232,10 @@ func (s *Server) heartbeatLoop() {
 				s.logf("relay: policy: %v", err)
 			}
 			for _, c := range resp.Commands {
-				s.runRelayCommand(c)
+				if err := s.runRelayCommand(c); err != nil {
+					s.logf("relay: command %d (%s): %v", c.ID, c.Type, err)
+					continue // not acknowledged: delivered again
+				}
 				acked = append(acked, c.ID)
 			}
 		} else if err != nil {
@@ -245,29 +250,87 @@ func (s *Server) heartbeatLoop() {
 }
 
 // runRelayCommand carries out a command from the management host. Policy
-// changes are applied by every heartbeat anyway; an upgrade fetches the
-// release through the management host and stages it for the service
-// manager to start (the running process does not replace itself).
-func (s *Server) runRelayCommand(c wire.Command) {
+// changes are applied by every heartbeat anyway. An upgrade downloads the
+// release through the management host (the same endpoints agents use),
+// checks its SHA-256 against the manifest and stages it as
+// DATA/releases/VERSION with DATA/releases/pending naming it, for the
+// service manager to install and restart; the running process does not
+// replace itself. It returns an error when the command could not be carried
+// out; the command is then not acknowledged and comes again.
+func (s *Server) runRelayCommand(c wire.Command) error {
 	switch c.Type {
 	case wire.CmdPolicy:
 		var p wire.Policy
-		if err := json.Unmarshal(c.Args, &p); err == nil {
-			if err := s.sink.apply(p); err != nil {
-				s.logf("relay: policy: %v", err)
-			}
+		if err := json.Unmarshal(c.Args, &p); err != nil {
+			return fmt.Errorf("policy: %w", err)
 		}
+		return s.sink.apply(p)
 	case wire.CmdUpgrade:
 		var a struct {
 			Version string `json:"version"`
 		}
-		json.Unmarshal(c.Args, &a)
-		s.logf("relay: upgrade to %s requested: staged under %s for the service manager", a.Version, filepath.Join(s.cfg.DataDir, "releases"))
-		os.MkdirAll(filepath.Join(s.cfg.DataDir, "releases"), 0o700)
-		writeFile0600(filepath.Join(s.cfg.DataDir, "releases", "pending"), []byte(a.Version+"\n"))
-	default:
-		s.logf("relay: unknown command %q ignored", c.Type)
+		if err := json.Unmarshal(c.Args, &a); err != nil || a.Version == "" {
+			return fmt.Errorf("upgrade: no version in the command")
+		}
+		return s.stageRelease(a.Version)
 	}
+	s.logf("relay: unknown command %q ignored", c.Type)
+	return nil
+}
+
+func (s *Server) stageRelease(version string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var m wire.Manifest
+	if status, err := s.callManager(ctx, wire.PathManifest, nil, &m); status != http.StatusOK {
+		return fmt.Errorf("upgrade: manifest: status %d %v", status, err)
+	}
+	var rel *wire.Release
+	for i := range m.Releases {
+		if m.Releases[i].Version == version {
+			rel = &m.Releases[i]
+		}
+	}
+	if rel == nil {
+		return fmt.Errorf("upgrade: release %s is not in the manifest", version)
+	}
+	body, err := s.download(ctx, wire.PathPackage+version)
+	if err != nil {
+		return fmt.Errorf("upgrade: download %s: %w", version, err)
+	}
+	if rel.SHA256 != "" && wire.Fingerprint(body) != rel.SHA256 {
+		return fmt.Errorf("upgrade: package %s does not match its SHA-256", version)
+	}
+	dir := filepath.Join(s.cfg.DataDir, "releases")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := writeFile0600(filepath.Join(dir, version), body); err != nil {
+		return err
+	}
+	if err := writeFile0600(filepath.Join(dir, "pending"), []byte(version+"\n")); err != nil {
+		return err
+	}
+	s.logf("relay: release %s staged in %s for the service manager", version, dir)
+	return nil
+}
+
+// download GETs a file from the management host (at most 512 MiB).
+func (s *Server) download(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(s.cfg.Manager, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(wire.HeaderRelay, fmt.Sprintf("%d:%s", s.ident.ProxyID, s.ident.Secret))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %s", resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 512<<20))
 }
 
 func loadAvg() float64 {

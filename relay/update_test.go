@@ -1,0 +1,193 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"outpost/agentsim"
+	"outpost/relay"
+	"outpost/relay/collector"
+	"outpost/relay/wire"
+	"outpost/store"
+)
+
+// publish adds a release with a package file on the management host.
+func publish(t *testing.T, m *manager, version string, pkg []byte) {
+	t.Helper()
+	if err := m.DB.AddRelease(context.Background(), store.Release{Version: version}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(m.Dir, "releases")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, version), pkg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUpdateManifestAndPackage(t *testing.T) {
+	m := startManager(t)
+	_, cl := clusterFleet(t, m, "acme", "edge", "relay.edge.example")
+	pkg := []byte("outpost release 1.2.0 package bytes")
+	publish(t, m, "1.1.0", []byte("old"))
+	publish(t, m, "1.2.0", pkg)
+	_, joined, err := joinRelay(t, m, cl.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := httpClient(m)
+	for _, base := range []struct{ name, url string }{{"management host", m.TLSURL}, {"through a joined relay", joined}} {
+		t.Run(base.name, func(t *testing.T) {
+			resp, err := hc.Get(base.url + wire.PathManifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var man wire.Manifest
+			json.NewDecoder(resp.Body).Decode(&man)
+			resp.Body.Close()
+			if got, want := man.Latest, "1.2.0"; got != want {
+				t.Errorf("latest: got %q, want %q", got, want)
+			}
+			if len(man.Releases) != 2 || man.Releases[0].SHA256 != wire.Fingerprint(pkg) {
+				t.Fatalf("got releases %+v, want 2 with the 1.2.0 checksum first", man.Releases)
+			}
+			resp, err = hc.Get(base.url + man.Releases[0].URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := drainBody(resp)
+			if resp.StatusCode != http.StatusOK || body != string(pkg) {
+				t.Errorf("package: got %d %q, want 200 with the package", resp.StatusCode, body)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name, path string
+		want       int
+	}{
+		{"unknown version", wire.PathPackage + "9.9.9", http.StatusNotFound},
+		{"hidden file", wire.PathPackage + ".pending", http.StatusBadRequest},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := hc.Get(m.TLSURL + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			drainBody(resp)
+			if resp.StatusCode != tt.want {
+				t.Errorf("got %d, want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
+}
+
+// TestRelayUpgradeThroughHeartbeat: an upgrade queued for a joined relay
+// reaches it with its heartbeat; the relay fetches the release through the
+// management host, checks it and stages it, then acknowledges.
+func TestRelayUpgradeThroughHeartbeat(t *testing.T) {
+	m := startManager(t)
+	_, cl := clusterFleet(t, m, "acme", "edge", "relay.edge.example")
+	dir := t.TempDir()
+	if _, _, err := startJoined(t, m, mustJoinToken(t, m, cl.ID), dir); err != nil {
+		t.Fatal(err)
+	}
+	pkg := []byte("release 9.9.9")
+	publish(t, m, "9.9.9", pkg)
+	ctx := context.Background()
+	ps, err := m.DB.ListProxies(ctx, cl.ID)
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("proxies: %v %v", ps, err)
+	}
+	waitFor(t, 5*time.Second, "the relay to be online", func() bool {
+		p, _ := m.DB.GetProxy(ctx, ps[0].ID)
+		return p.Status == store.StatusOnline
+	})
+	if _, err := m.DB.UpgradeProxy(ctx, ps[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	pending := filepath.Join(dir, "releases", "pending")
+	waitFor(t, 5*time.Second, "the release to be staged", func() bool {
+		b, err := os.ReadFile(pending)
+		return err == nil && strings.TrimSpace(string(b)) == "9.9.9"
+	})
+	if got, _ := os.ReadFile(filepath.Join(dir, "releases", "9.9.9")); !bytes.Equal(got, pkg) {
+		t.Errorf("staged package: got %q, want %q", got, pkg)
+	}
+	waitFor(t, 5*time.Second, "the command to be acknowledged", func() bool {
+		cmds, err := m.DB.PendingCommands(ctx, store.TargetProxy, strconv.FormatInt(ps[0].ID, 10))
+		return err == nil && len(cmds) == 0
+	})
+}
+
+func mustJoinToken(t *testing.T, m *manager, clusterID int64) string {
+	t.Helper()
+	jt, err := m.DB.CreateJoinToken(context.Background(), clusterID, store.DeployManual, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jt.Token
+}
+
+// TestSpoolFullAnswers429: with the upstream down, a full spool answers
+// 429 + Retry-After; the agent keeps what was refused, and everything that
+// was acknowledged reaches the collector once it is back.
+func TestSpoolFullAnswers429(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := ln.Addr().String()
+	ln.Close() // down until the end of the test
+	m := startManager(t, func(c *relay.Config) {
+		c.Upstream = "http://" + upstream
+		c.SpoolMax = 1 << 20
+	})
+	f := newFleet(t, m, "acme", 0)
+	c := newClient(m, m.TLSURL)
+	en := enrolLinux(t, c, f.Key, 1)
+	pad := strings.Repeat("x", 8000)
+	var acked uint64
+	var refused *agentsim.StatusError
+	for seq := uint64(1); seq <= 400 && refused == nil; seq++ {
+		rec := wire.Record{Seq: seq, Time: time.Now().UTC(), Type: "bulk", Data: json.RawMessage(`{"pad":"` + pad + `"}`)}
+		_, err := c.SendEvents(context.Background(), []wire.Record{rec})
+		switch {
+		case err == nil:
+			acked = seq
+		case errors.As(err, &refused):
+		default:
+			t.Fatalf("seq %d: %v", seq, err)
+		}
+	}
+	if refused == nil || refused.Status != http.StatusTooManyRequests || refused.RetryAfter <= 0 {
+		t.Fatalf("got refusal %+v after %d acknowledged, want 429 with Retry-After", refused, acked)
+	}
+	if acked < 50 {
+		t.Fatalf("only %d records acknowledged before the spool filled, want the spool to hold about 1 MiB", acked)
+	}
+	// Upstream back: every acknowledged record arrives.
+	col, err := collector.New(t.TempDir(), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
+	ln, err = net.Listen("tcp", upstream)
+	if err != nil {
+		t.Skipf("upstream port %s taken meanwhile: %v", upstream, err)
+	}
+	hs := &http.Server{Handler: col.Handler()}
+	go hs.Serve(ln)
+	defer hs.Close()
+	waitFor(t, 20*time.Second, "the spool to drain upstream", func() bool { return col.Received(en.AgentID) == acked })
+}
