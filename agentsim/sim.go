@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -86,6 +87,8 @@ type Report struct {
 	EventLatency   Percentiles `json:"event_latency"`
 	Elapsed        string      `json:"elapsed"`
 	Churned        int         `json:"churned"`
+	AgentsFailed   int64       `json:"agents_failed"`         // ended by a refusal before the run did
+	FirstError     string      `json:"first_error,omitempty"` // the first such refusal
 }
 
 // String renders the report as a table.
@@ -100,6 +103,10 @@ func (r Report) String() string {
 	row("check-in errors", r.CheckinErrors)
 	row("commands", r.Commands)
 	row("churned", r.Churned)
+	row("agents failed", r.AgentsFailed)
+	if r.FirstError != "" {
+		row("first failure", r.FirstError)
+	}
 	row("events sent", r.EventsSent)
 	row("events acknowledged", r.EventsAcked)
 	row("events unacknowledged", r.Unacked)
@@ -242,6 +249,9 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 		}
 	}
 	churned := 0
+	var failed atomic.Int64
+	var failMu sync.Mutex
+	var firstErr error
 	var wg sync.WaitGroup
 	pace := time.Duration(float64(time.Second) / cfg.EnrolRate)
 	for i, a := range agents {
@@ -255,7 +265,16 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 			if !sleepCtx(runCtx, time.Duration(i)*pace) {
 				return
 			}
-			runAgent(runCtx, a, churn, cfg)
+			if err := runAgent(runCtx, a, churn, cfg); err != nil {
+				failMu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				failMu.Unlock()
+				if failed.Add(1) == int64(cfg.Agents) {
+					cancel() // every agent gave up: nothing left to simulate
+				}
+			}
 		}(i, a, churn)
 	}
 	<-runCtx.Done()
@@ -288,6 +307,10 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 	for _, a := range agents {
 		rep.Unacked += int64(a.Buffer.Len())
 	}
+	rep.AgentsFailed = failed.Load()
+	if firstErr != nil {
+		rep.FirstError = firstErr.Error()
+	}
 	if cfg.CollectorURL != "" {
 		if err := lossCheck(ctx, cfg, agents, &rep); err != nil {
 			return rep, err
@@ -301,22 +324,27 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 }
 
 // runAgent runs one agent; a churning agent goes away once for a while
-// (its connections closed) and comes back with the same identity.
-func runAgent(ctx context.Context, a *Agent, churn bool, cfg SimConfig) {
-	if !churn || cfg.Duration <= 0 {
+// (its connections closed) and comes back with the same identity. It
+// returns the error that ended the agent before the run did (a refused
+// enrolment, an identity no longer recognised), nil otherwise.
+func runAgent(ctx context.Context, a *Agent, churn bool, cfg SimConfig) error {
+	run := func(ctx context.Context) error {
 		if err := a.Run(ctx); err != nil && ctx.Err() == nil {
 			cfg.Logf("agent %s: %v", a.Host.Hostname, err)
+			return err
 		}
-		return
+		return nil
 	}
-	away := cfg.Duration / 4
+	if !churn || cfg.Duration <= 0 {
+		return run(ctx)
+	}
 	c1, cancel := context.WithTimeout(ctx, cfg.Duration/3)
-	a.Run(c1)
+	err := run(c1)
 	cancel()
-	if !sleepCtx(ctx, away) {
-		return
+	if err != nil || !sleepCtx(ctx, cfg.Duration/4) {
+		return err
 	}
-	a.Run(ctx)
+	return run(ctx)
 }
 
 // lossCheck compares what each agent had acknowledged with what the

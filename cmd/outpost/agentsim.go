@@ -37,9 +37,6 @@ func newAgentsimCmd(a *app) *cobra.Command {
 				return usageErrorf("--churn must be between 0 and 1")
 			}
 			cfg.Version = version
-			if !a.jsonOut {
-				cfg.Logf = nil
-			}
 			rep, err := agentsim.RunSim(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -50,6 +47,9 @@ func newAgentsimCmd(a *app) *cobra.Command {
 				}
 			} else {
 				a.printf("%s", rep.String())
+			}
+			if rep.Enrolled == 0 && rep.FirstError != "" {
+				return failf("no agent could enrol: %s", rep.FirstError)
 			}
 			if rep.Lost > 0 {
 				return failf("%d acknowledged events did not reach the collector", rep.Lost)

@@ -1,0 +1,757 @@
+package main
+
+// The long-running commands (relay, center, agentsim, up) are tested as an
+// operator runs them: the built binary is started as a child process on a
+// fresh data directory with listeners on 127.0.0.1:0, found through its run
+// file (DATA/run/NAME.json), probed over the network and stopped with a
+// signal. Every wait is bounded; children are killed when a test ends.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"outpost/agentsim"
+	"outpost/relay"
+	"outpost/relay/relaytest"
+	"outpost/relay/wire"
+)
+
+// svBuffer is a goroutine-safe output sink for a child's stdout/stderr.
+type svBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *svBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *svBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// svProc is one running outpost process.
+type svProc struct {
+	t              *testing.T
+	args           []string
+	cmd            *exec.Cmd
+	stdout, stderr *svBuffer
+	done           chan struct{}
+	state          *os.ProcessState // set once done is closed
+}
+
+// svStart starts `outpost --data DIR args...`; the process is killed (if
+// still running) when the test ends.
+func svStart(t *testing.T, c *cli, args ...string) *svProc {
+	t.Helper()
+	p := &svProc{t: t, args: args, stdout: &svBuffer{}, stderr: &svBuffer{}, done: make(chan struct{})}
+	p.cmd = c.command(context.Background(), args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.cmd.Wait()
+		p.state = p.cmd.ProcessState
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if !p.exited() {
+			p.cmd.Process.Kill()
+		}
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("outpost %s: still running 10s after SIGKILL", strings.Join(args, " "))
+		}
+		if t.Failed() {
+			t.Logf("outpost %s\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), p.stdout.String(), p.stderr.String())
+		}
+	})
+	return p
+}
+
+func (p *svProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *svProc) signal(sig os.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil && !p.exited() {
+		p.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// waitExit waits up to d for the process to end and returns how it ended.
+func (p *svProc) waitExit(d time.Duration) *os.ProcessState {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return p.state
+	case <-time.After(d):
+		p.t.Fatalf("outpost %s: still running after %s", strings.Join(p.args, " "), d)
+		return nil
+	}
+}
+
+// wantExit0 waits up to d for a clean exit (status 0).
+func (p *svProc) wantExit0(d time.Duration) {
+	p.t.Helper()
+	if st := p.waitExit(d); st.ExitCode() != 0 {
+		p.t.Fatalf("outpost %s: got %v, want exit 0", strings.Join(p.args, " "), st)
+	}
+}
+
+// svWait polls cond every 50 ms until it holds, failing after d or when the
+// process (if any) exits first.
+func svWait(t *testing.T, p *svProc, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if p != nil && p.exited() {
+			t.Fatalf("waiting for %s: outpost %s exited: %v", what, strings.Join(p.args, " "), p.state)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// svRunFile waits for DATA/run/NAME.json of p and returns it.
+func svRunFile(t *testing.T, p *svProc, data, name string) relay.RunInfo {
+	t.Helper()
+	var info relay.RunInfo
+	svWait(t, p, 15*time.Second, "run file "+name+".json", func() bool {
+		var err error
+		info, err = relay.ReadRunFile(data, name)
+		return err == nil && len(info.URLs) > 0
+	})
+	if got, want := info.PID, p.cmd.Process.Pid; got != want {
+		t.Errorf("%s.json pid: got %d, want %d", name, got, want)
+	}
+	return info
+}
+
+// svRunFileGone checks that a clean stop removed the run file.
+func svRunFileGone(t *testing.T, data, name string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(data, "run", name+".json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("run/%s.json after a clean stop: got %v, want it removed", name, err)
+	}
+}
+
+// svURL picks the URL of scheme ("https" or "http") from a run file.
+func svURL(t *testing.T, info relay.RunInfo, scheme string) string {
+	t.Helper()
+	for _, u := range info.URLs {
+		if strings.HasPrefix(u, scheme+"://") {
+			return u
+		}
+	}
+	t.Fatalf("no %s URL in %q", scheme, info.URLs)
+	return ""
+}
+
+// svGet fetches url with client and returns status and body.
+func svGet(t *testing.T, client *http.Client, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// svPinned is an HTTP client trusting only the CA with fingerprint pin.
+func svPinned(t *testing.T, pin string) *http.Client {
+	tr := &http.Transport{TLSClientConfig: agentsim.PinnedTLS(pin)}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// svMetric reads one unlabelled value from the relay's /metrics.
+func svMetric(t *testing.T, plainURL, name string) int64 {
+	t.Helper()
+	code, body := svGet(t, http.DefaultClient, plainURL+wire.PathMetrics)
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: got %d, want 200", code)
+	}
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %q: %v", name, l, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("metric %s not in /metrics:\n%s", name, body)
+	return 0
+}
+
+// svRelayListen are the listeners every relay test uses.
+var svRelayListen = []string{"--listen", "https://127.0.0.1:0", "--listen", "http://127.0.0.1:0"}
+
+// svEnrolled is a relay started on a data directory with one account, and
+// one agent enrolled through it.
+type svEnrolled struct {
+	c        *cli
+	p        *svProc
+	info     relay.RunInfo
+	tlsURL   string
+	plainURL string
+	client   *agentsim.Client
+	host     wire.Host
+	agent    wire.EnrolResponse
+}
+
+func svStartEnrolled(t *testing.T) *svEnrolled {
+	t.Helper()
+	e := &svEnrolled{c: newCLI(t)}
+	key := e.c.createAccount("acme") // before the relay: it owns the store afterwards
+	e.p = svStart(t, e.c, append([]string{"relay"}, svRelayListen...)...)
+	e.info = svRunFile(t, e.p, e.c.data, "relay")
+	e.tlsURL, e.plainURL = svURL(t, e.info, "https"), svURL(t, e.info, "http")
+	e.client = agentsim.NewClient(agentsim.ClientOptions{Proxies: []string{e.tlsURL}, CASHA256: e.info.CASHA256})
+	var inv wire.Inventory
+	e.host, inv = agentsim.FakeHost(1, 0, "test")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	if e.agent, err = e.client.Enrol(ctx, key, e.host, &inv); err != nil {
+		t.Fatalf("enrol through the relay: %v", err)
+	}
+	if e.agent.AgentID == "" {
+		t.Fatalf("enrol: got %+v, want an agent id", e.agent)
+	}
+	return e
+}
+
+var svHex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// TestRelayCommand runs `outpost relay` on the management host: run file,
+// health over pinned TLS, metrics over HTTP, clean stop on SIGTERM, and the
+// usage errors that refuse to start.
+func TestRelayCommand(t *testing.T) {
+	t.Parallel()
+	t.Run("serve and stop", func(t *testing.T) {
+		t.Parallel()
+		c := newCLI(t)
+		p := svStart(t, c, append([]string{"relay"}, svRelayListen...)...)
+		info := svRunFile(t, p, c.data, "relay")
+		if got, want := len(info.URLs), 2; got != want {
+			t.Errorf("run file URLs: got %q, want %d", info.URLs, want)
+		}
+		if !svHex64.MatchString(info.CASHA256) {
+			t.Fatalf("run file ca_sha256: got %q, want 64 hex digits", info.CASHA256)
+		}
+		tlsURL, plainURL := svURL(t, info, "https"), svURL(t, info, "http")
+
+		code, body := svGet(t, svPinned(t, info.CASHA256), tlsURL+wire.PathHealth)
+		var health struct {
+			Status string `json:"status"`
+			CA     string `json:"ca_sha256"`
+		}
+		if err := json.Unmarshal([]byte(body), &health); err != nil {
+			t.Fatalf("GET /healthz: %v: %q", err, body)
+		}
+		if code != http.StatusOK || health.Status != "ok" {
+			t.Errorf("GET /healthz: got %d %q, want 200 status ok", code, body)
+		}
+		if got, want := health.CA, info.CASHA256; got != want {
+			t.Errorf("/healthz ca_sha256: got %q, want the run file's %q", got, want)
+		}
+		// The pin is what is checked: another fingerprint is refused.
+		bad := &http.Client{Transport: &http.Transport{TLSClientConfig: agentsim.PinnedTLS(strings.Repeat("0", 64))}, Timeout: 10 * time.Second}
+		if resp, err := bad.Get(tlsURL + wire.PathHealth); err == nil {
+			resp.Body.Close()
+			t.Errorf("GET /healthz with a wrong pin: got %s, want a TLS error", resp.Status)
+		}
+
+		code, body = svGet(t, http.DefaultClient, plainURL+wire.PathMetrics)
+		if code != http.StatusOK || !strings.Contains(body, "outpost_checkins_total") {
+			t.Errorf("GET /metrics: got %d without outpost_checkins_total, want 200 with it:\n%s", code, body)
+		}
+
+		p.signal(syscall.SIGTERM)
+		p.wantExit0(5 * time.Second)
+		svRunFileGone(t, c.data, "relay")
+	})
+	t.Run("usage", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"bad listen", []string{"relay", "--listen", "bogus"}, `relay: invalid --listen "bogus"`},
+			// --listen keeps the refused relay off the default ports should
+			// the check ever regress.
+			{"join without manager", []string{"relay", "--join", "X", "--listen", "http://127.0.0.1:0"}, "relay: --join needs --manager URL"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				c := newCLI(t)
+				c.fails(2, tc.want, tc.args...)
+				if _, err := os.Stat(filepath.Join(c.data, "run", "relay.json")); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("run/relay.json after a usage error: got %v, want none", err)
+				}
+			})
+		}
+	})
+}
+
+// TestRelaySignals checks shutdown on signals: the first one is graceful
+// (held check-ins answered, in-flight requests finished); a second one
+// during the shutdown ends the process at once.
+func TestRelaySignals(t *testing.T) {
+	t.Parallel()
+	t.Run("held check-in answered on SIGTERM", func(t *testing.T) {
+		t.Parallel()
+		e := svStartEnrolled(t)
+		type result struct {
+			err error
+			at  time.Time
+		}
+		answered := make(chan result, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			defer cancel()
+			_, err := e.client.Checkin(ctx, wire.CheckinRequest{Fingerprint: e.host.Fingerprint, Wait: wire.Duration(20 * time.Second)})
+			answered <- result{err, time.Now()}
+		}()
+		svWait(t, e.p, 10*time.Second, "the check-in to be held", func() bool {
+			select {
+			case r := <-answered:
+				t.Fatalf("check-in answered before the relay stopped (err %v), want it held", r.err)
+			default:
+			}
+			return svMetric(t, e.plainURL, "outpost_checkins_held") == 1
+		})
+
+		sent := time.Now()
+		e.p.signal(syscall.SIGTERM)
+		select {
+		case r := <-answered:
+			if r.err != nil {
+				t.Errorf("held check-in on SIGTERM: got %v, want a normal answer", r.err)
+			}
+			if d := r.at.Sub(sent); d > 3*time.Second {
+				t.Errorf("held check-in answered %s after SIGTERM, want within 3s", d)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("held check-in not answered within 10s of SIGTERM")
+		}
+		e.p.wantExit0(5 * time.Second)
+		if d := time.Since(sent); d > 5*time.Second {
+			t.Errorf("exit took %s after SIGTERM, want under 5s", d)
+		}
+		svRunFileGone(t, e.c.data, "relay")
+	})
+
+	// A request whose body is still arriving keeps the graceful shutdown
+	// waiting (up to 20 s); the second signal must not wait for it.
+	for _, tc := range []struct {
+		name          string
+		first, second syscall.Signal
+	}{
+		{"SIGINT twice", syscall.SIGINT, syscall.SIGINT},
+		{"SIGTERM then SIGINT", syscall.SIGTERM, syscall.SIGINT},
+		{"SIGINT then SIGTERM", syscall.SIGINT, syscall.SIGTERM},
+	} {
+		t.Run("second signal during shutdown/"+tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.second == syscall.SIGINT && signal.Ignored(syscall.SIGINT) {
+				// Children inherit the ignored disposition, and a Go program
+				// goes back to it after signal.Stop.
+				t.Skip("SIGINT is ignored in this process (started in the background?), so it would be in the child too")
+			}
+			e := svStartEnrolled(t)
+			inFlight := svSlowEvents(t, e)
+			e.p.signal(tc.first)
+			time.Sleep(time.Second)
+			if e.p.exited() {
+				t.Fatalf("after %v with a request in flight: exited (%v), want a graceful shutdown still waiting for it", tc.first, e.p.state)
+			}
+			sent := time.Now()
+			e.p.signal(tc.second)
+			st := e.p.waitExit(2 * time.Second)
+			ws, _ := st.Sys().(syscall.WaitStatus)
+			if !ws.Signaled() || ws.Signal() != tc.second {
+				t.Errorf("after a second signal: got %v, want killed by %v", st, tc.second)
+			}
+			t.Logf("gone %s after the second signal", time.Since(sent).Round(time.Millisecond))
+			inFlight()
+		})
+	}
+
+	t.Run("two quick SIGINTs", func(t *testing.T) {
+		t.Parallel()
+		c := newCLI(t)
+		p := svStart(t, c, append([]string{"relay"}, svRelayListen...)...)
+		svRunFile(t, p, c.data, "relay")
+		p.signal(syscall.SIGINT)
+		p.signal(syscall.SIGINT)
+		st := p.waitExit(2 * time.Second)
+		// Which one wins is a race: a clean exit or death by the second.
+		ws, _ := st.Sys().(syscall.WaitStatus)
+		if st.ExitCode() != 0 && !(ws.Signaled() && ws.Signal() == syscall.SIGINT) {
+			t.Errorf("after two SIGINTs: got %v, want exit 0 or killed by SIGINT", st)
+		}
+		t.Logf("after two SIGINTs: %v", st)
+	})
+}
+
+// svSlowEvents starts an authenticated POST /v1/events over TLS whose body
+// never completes, and returns once the relay's handler is reading it (the
+// client sends the body only after the server's 100 Continue, which Go
+// writes on the handler's first body read). The returned func abandons the
+// request.
+func svSlowEvents(t *testing.T, e *svEnrolled) func() {
+	t.Helper()
+	tc := agentsim.PinnedTLS(e.info.CASHA256).Clone()
+	tc.NextProtos = []string{"http/1.1"}
+	tr := &http.Transport{TLSClientConfig: tc, ExpectContinueTimeout: 30 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.tlsURL+wire.PathEvents, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 4096
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Expect", "100-continue")
+	req.Header.Set("Authorization", "Bearer "+e.agent.AgentID+":"+e.agent.Secret)
+	rtDone := make(chan struct{})
+	go func() {
+		defer close(rtDone)
+		if resp, err := tr.RoundTrip(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := pw.Write([]byte(`{"records":[`))
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("slow events body: %v", err)
+		}
+	case <-rtDone:
+		t.Fatal("slow events request ended before the relay read its body")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay did not start reading the events body within 10s")
+	}
+	abandon := func() {
+		cancel()
+		pw.CloseWithError(errors.New("abandoned"))
+		<-rtDone
+		tr.CloseIdleConnections()
+	}
+	t.Cleanup(abandon)
+	return abandon
+}
+
+// TestCenterCommand runs the standalone collector: ingest, duplicates,
+// per-agent stats, clean stop, NDJSON on disk.
+func TestCenterCommand(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	out := t.TempDir()
+	p := svStart(t, c, "center", "--listen", "127.0.0.1:0", "--out", out)
+	info := svRunFile(t, p, c.data, "center")
+	if len(info.URLs) != 1 || !strings.HasPrefix(info.URLs[0], "http://127.0.0.1:") || !strings.HasSuffix(info.URLs[0], wire.PathIngest) {
+		t.Fatalf("center.json URLs: got %q, want one http://127.0.0.1:PORT%s", info.URLs, wire.PathIngest)
+	}
+	ingest := info.URLs[0]
+	base := strings.TrimSuffix(ingest, wire.PathIngest)
+
+	now := time.Now().UTC()
+	batch := wire.IngestBatch{Relay: "test-relay", Records: []wire.Record{
+		{Agent: "agent-a", Seq: 1, Time: now, Type: "process_start", Data: json.RawMessage(`{"pid":1}`)},
+		{Agent: "agent-a", Seq: 2, Time: now, Type: "process_start", Data: json.RawMessage(`{"pid":2}`)},
+	}}
+	body, err := json.Marshal(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for _, tc := range []struct {
+		name string
+		want wire.IngestAck
+	}{
+		{"first delivery", wire.IngestAck{Accepted: 2}},
+		{"same batch again", wire.IngestAck{Duplicates: 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := client.Post(ingest, "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("POST %s: got %s %s, want 200", wire.PathIngest, resp.Status, b)
+			}
+			var got wire.IngestAck
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatalf("ingest ack: %v: %q", err, b)
+			}
+			if got != tc.want {
+				t.Errorf("ingest ack: got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+
+	code, sb := svGet(t, client, base+wire.PathCollStats)
+	var st wire.CollectorStats
+	if err := json.Unmarshal([]byte(sb), &st); err != nil || code != http.StatusOK {
+		t.Fatalf("GET %s: got %d %q (%v), want 200 with stats", wire.PathCollStats, code, sb, err)
+	}
+	if got, want := st.Received["agent-a"], uint64(2); got != want {
+		t.Errorf("stats received[agent-a]: got %d, want %d", got, want)
+	}
+	if got, want := st.Duplicates, uint64(2); got != want {
+		t.Errorf("stats duplicates: got %d, want %d", got, want)
+	}
+
+	p.signal(syscall.SIGTERM)
+	p.wantExit0(5 * time.Second)
+	svRunFileGone(t, c.data, "center")
+
+	files, _ := filepath.Glob(filepath.Join(out, "*.ndjson"))
+	if len(files) == 0 {
+		t.Fatalf("no NDJSON file under --out after the stop")
+	}
+	var lines int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var r wire.Record
+			if l == "" {
+				continue
+			}
+			if err := json.Unmarshal([]byte(l), &r); err != nil || r.Agent != "agent-a" {
+				t.Errorf("%s: line %q is not a record of agent-a (%v)", filepath.Base(f), l, err)
+			}
+			lines++
+		}
+	}
+	if got, want := lines, 2; got != want {
+		t.Errorf("records on disk: got %d, want %d (duplicates are not written)", got, want)
+	}
+}
+
+// svSimReport is the part of `agentsim --json` the tests read.
+type svSimReport struct {
+	Agents        int   `json:"agents"`
+	Enrolled      int64 `json:"enrolled"`
+	EnrolFailures int64 `json:"enrol_failures"`
+	EventsAcked   int64 `json:"events_acked"`
+	Received      int64 `json:"received_by_collector"`
+	Lost          int64 `json:"lost"`
+}
+
+// TestAgentsimCommand runs simulated agents against an in-process
+// management host.
+func TestAgentsimCommand(t *testing.T) {
+	t.Parallel()
+	m := relaytest.Start(t, relaytest.Options{})
+	_, key, err := m.DB.CreateAccount(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"agentsim", "--proxy", m.TLSURL, "--ca-sha256", m.Pin(), "--collector", m.TLSURL}
+
+	t.Run("fleet", func(t *testing.T) {
+		t.Parallel()
+		c := newCLI(t)
+		var rep svSimReport
+		c.json(&rep, append(common, "--key", key, "--agents", "20", "--events-per-sec", "5", "--duration", "3s",
+			"--drain-timeout", "10s")...)
+		t.Logf("report: %+v", rep)
+		if rep.Agents != 20 || rep.Enrolled != 20 || rep.EnrolFailures != 0 {
+			t.Errorf("agents/enrolled/enrol_failures: got %d/%d/%d, want 20/20/0", rep.Agents, rep.Enrolled, rep.EnrolFailures)
+		}
+		if rep.EventsAcked <= 0 {
+			t.Errorf("events_acked: got %d, want > 0", rep.EventsAcked)
+		}
+		if rep.Lost != 0 {
+			t.Errorf("lost: got %d, want 0", rep.Lost)
+		}
+		if rep.Received != rep.EventsAcked {
+			t.Errorf("received_by_collector: got %d, want events_acked %d", rep.Received, rep.EventsAcked)
+		}
+	})
+
+	// A refused key ends each agent at its first enrolment; the run still
+	// lasts --duration and reports the failures. It exits 0 today (see
+	// RunSim: only lost events fail the command).
+	t.Run("bad key", func(t *testing.T) {
+		t.Parallel()
+		// Every agent is refused: the run ends at once (not after its
+		// 20 s), exit 1 with the relay's reason, the report still on stdout.
+		c := newCLI(t)
+		start := time.Now()
+		r := c.run(append(common, "--json", "--key", "vk_"+strings.Repeat("0", 48), "--agents", "5", "--duration", "20s")...)
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("took %s, want the run to end as soon as every agent gave up", took)
+		}
+		if got, want := r.code, 1; got != want {
+			t.Fatalf("exit: got %d, want %d\n%s", got, want, r)
+		}
+		if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "no agent could enrol: 401 install key not recognised") {
+			t.Errorf("stderr: got %q, want one line naming the refusal", r.stderr)
+		}
+		var rep svSimReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			t.Fatalf("report: %v\n%s", err, r.stdout)
+		}
+		if rep.Enrolled != 0 || rep.EnrolFailures < 5 || rep.EventsAcked != 0 || rep.Lost != 0 {
+			t.Errorf("report: got enrolled %d, failures %d, acked %d, lost %d; want 0, >=5, 0, 0", rep.Enrolled, rep.EnrolFailures, rep.EventsAcked, rep.Lost)
+		}
+	})
+
+	t.Run("usage", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"no agents", []string{"agentsim", "--proxy", m.TLSURL, "--key", key, "--agents", "0"}, "agentsim: --agents must be positive"},
+			{"no key", []string{"agentsim", "--proxy", m.TLSURL, "--agents", "1"}, "agentsim: --key KEY is required"},
+			{"no proxy", []string{"agentsim", "--key", key, "--agents", "1"}, "agentsim: --proxy URL[,URL] is required"},
+			{"churn out of range", []string{"agentsim", "--proxy", m.TLSURL, "--key", key, "--churn", "2"}, "agentsim: --churn must be between 0 and 1"},
+			{"malformed duration", []string{"agentsim", "--proxy", m.TLSURL, "--key", key, "--duration", "soon"}, "--duration"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				newCLI(t).fails(2, tc.want, tc.args...)
+			})
+		}
+	})
+}
+
+// svDemoPorts are the fixed loopback ports of the demo relays (demo.go);
+// only TestUpDemo uses them.
+var svDemoPorts = []int{18443, 18444, 18445, 18446}
+
+var (
+	svAgentsLine  = regexp.MustCompile(`(?m)^agents: (\d+) enrolled`)
+	svClusterLine = regexp.MustCompile(`(?m)^cluster (\S+)\s+(\S+)\s`)
+)
+
+// svDemoReady reports whether one summary block shows the three demo
+// clusters online and some agents enrolled.
+func svDemoReady(block string) bool {
+	m := svAgentsLine.FindStringSubmatch(block)
+	if m == nil {
+		return false
+	}
+	if n, _ := strconv.Atoi(m[1]); n <= 0 {
+		return false
+	}
+	online := map[string]bool{}
+	for _, c := range svClusterLine.FindAllStringSubmatch(block, -1) {
+		online[c[1]] = c[2] == "online"
+	}
+	return online["beijing-idc"] && online["hangzhou-vpc"] && online["shanghai-cache"]
+}
+
+// TestUpDemo runs the all-in-one host with the demo fleet and its plain
+// live summary, reads the shared store from a second process, and stops it
+// with SIGINT.
+func TestUpDemo(t *testing.T) {
+	t.Parallel()
+	for _, port := range svDemoPorts {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Skipf("demo relay port %d is not free: %v", port, err)
+		}
+		ln.Close()
+	}
+	c := newCLI(t)
+	p := svStart(t, c, append([]string{"up", "--demo", "--no-tui", "--demo-agents", "40"}, svRelayListen...)...)
+	svRunFile(t, p, c.data, "relay")
+
+	deadline := time.Now().Add(25 * time.Second)
+	for {
+		ready := false
+		for _, block := range strings.Split(p.stdout.String(), "\n== outpost ") {
+			ready = ready || svDemoReady(block)
+		}
+		if ready {
+			break
+		}
+		if p.exited() {
+			if strings.Contains(p.stderr.String(), "is in use") {
+				t.Skipf("a demo relay port was taken meanwhile: %s", strings.TrimSpace(p.stderr.String()))
+			}
+			t.Fatalf("up exited before the summary showed the demo fleet: %v", p.state)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no summary with the three demo clusters online and agents enrolled within 25s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	var cs []clusterJSON
+	c.json(&cs, "cluster", "list")
+	names := map[string]bool{}
+	for _, cl := range cs {
+		names[cl.Name] = true
+	}
+	if got, want := len(cs), 3; got != want || !names["beijing-idc"] || !names["hangzhou-vpc"] || !names["shanghai-cache"] {
+		t.Errorf("cluster list from a second process: got %d clusters %v, want the 3 demo clusters", got, names)
+	}
+
+	sent := time.Now()
+	p.signal(syscall.SIGINT)
+	p.wantExit0(10 * time.Second)
+	t.Logf("up stopped %s after SIGINT", time.Since(sent).Round(time.Millisecond))
+	svRunFileGone(t, c.data, "relay")
+}
