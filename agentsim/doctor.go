@@ -28,11 +28,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"outpost/relay/wire"
@@ -1017,27 +1016,13 @@ func doctorDirSize(dir string) int64 {
 	return n
 }
 
-// doctorDiskFree asks POSIX `df -Pk` for the space available to this user
-// on dir's volume (portable across the Unix systems the relay runs on).
+// doctorDiskFree is the space available to this user on dir's volume.
 func doctorDiskFree(dir string) (uint64, error) {
-	out, err := exec.Command("df", "-Pk", dir).Output()
-	if err != nil {
-		return 0, fmt.Errorf("df: %w", err)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	// Filesystem 1024-blocks Used Available Capacity Mounted-on; the
-	// file system name may hold spaces, so find "NN%" and step back one.
-	f := strings.Fields(lines[len(lines)-1])
-	for i := 2; i < len(f); i++ {
-		if strings.HasSuffix(f[i], "%") {
-			kb, err := strconv.ParseUint(f[i-1], 10, 64)
-			if err != nil {
-				break
-			}
-			return kb * 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("df: unexpected output %q", doctorTrim(string(out), 120))
+	return st.Bavail * uint64(st.Bsize), nil
 }
 
 // CheckClusterLimits reports a cluster's seed 000 warnings (store.Warnings):
