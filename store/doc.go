@@ -16,6 +16,11 @@
 //     is fixed per transaction.
 //   - Secrets (verification keys, install keys, agent and relay secrets,
 //     join tokens) are random, shown once, and stored only as SHA-256.
+//   - Agent listings never load the fleet: ListAgents filters, sorts and
+//     pages in SQL over covering indexes (0002), and substring search uses
+//     a trigram FTS5 index (0003) kept in sync by triggers that fire only
+//     when a host name or IP list really changes, so check-ins never touch
+//     it. Check-ins are written in batches (RecordCheckins, Batcher).
 //   - Errors carry a code (ENotFound, EConflict, EInvalid, EForbidden,
 //     ELimit, EUnauthorized); the CLI maps them to exit 1 with the message,
 //     the relay to HTTP statuses.
@@ -37,4 +42,11 @@
 //     until UninstallGrace has passed.
 //   - Enrolments are not audited (they are agent actions, not operator
 //     changes); the agent row records when and with which install command.
+//   - A clone's check-ins (fingerprint differs) only raise the duplicate
+//     flag; they never overwrite the original's connection, load, host
+//     facts or inventory.
+//   - A quick deployment's join token is not stored at all until its
+//     deploy-proxy command is delivered: IssueJoinToken then makes the
+//     secret and keeps only its hash, so no plain token sits in a command.
+//   - Deleting a cluster deletes its install commands and join tokens.
 package store
