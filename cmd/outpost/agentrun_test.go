@@ -6,7 +6,6 @@ package main
 // host sees is compared with what the operating system says.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -69,32 +68,10 @@ func arStartManager(t *testing.T, public string) *arManager {
 	return m
 }
 
-// arBuffer is a goroutine-safe output sink.
-type arBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *arBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *arBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// arAgent is one `outpost agent run` process.
+// arAgent is one `outpost agent run` process on an agent directory.
 type arAgent struct {
-	t              *testing.T
-	dir            string
-	cmd            *exec.Cmd
-	stdout, stderr *arBuffer
-	done           chan struct{}
-	code           int
+	*proc
+	dir string
 }
 
 func arEnv(t *testing.T) []string {
@@ -126,85 +103,25 @@ func arStartAgent(t *testing.T, m *arManager, dir string, extra ...string) *arAg
 		args = append(args, "--proxy", m.URL)
 	}
 	args = append(args, extra...)
-	p := &arAgent{t: t, dir: dir, stdout: &arBuffer{}, stderr: &arBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(outpostBin, args...)
-	p.cmd.Env = arEnv(t)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		err := p.cmd.Wait()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee):
-			p.code = ee.ExitCode()
-		default:
-			p.code = -1
-		}
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("agent in %s, stderr:\n%s", filepath.Base(dir), p.stderr.String())
-		}
-	})
-	return p
+	cmd := exec.Command(outpostBin, args...)
+	cmd.Env = arEnv(t)
+	return &arAgent{proc: startProc(t, cmd, "agent in "+filepath.Base(dir)), dir: dir}
 }
 
 // stop sends SIGTERM and expects a clean exit 0. It first waits for the
 // agent's first log line, so the signal handler is surely installed.
 func (p *arAgent) stop() {
 	p.t.Helper()
-	arWait(p.t, p, 10*time.Second, "the agent's first log line", func() bool { return p.stderr.String() != "" || p.exited() })
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		p.t.Fatalf("agent did not stop within 15s of SIGTERM; stderr:\n%s", p.stderr.String())
-	}
-	if p.code != 0 {
-		p.t.Fatalf("agent exited %d after SIGTERM; stderr:\n%s", p.code, p.stderr.String())
-	}
-}
-
-func (p *arAgent) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// arWait polls cond every 50 ms until it holds; the agent's stderr is
-// shown on a timeout.
-func arWait(t *testing.T, p *arAgent, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			msg := ""
-			if p != nil {
-				msg = fmt.Sprintf("; agent exited=%v, stderr:\n%s", p.exited(), p.stderr.String())
-			}
-			t.Fatalf("timed out after %s waiting for %s%s", d, what, msg)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitCond(p.t, p.proc, 10*time.Second, "the agent's first log line", func() bool { return p.stderr.String() != "" || p.exited() })
+	p.signal(syscall.SIGTERM)
+	p.wantExit0(15 * time.Second)
 }
 
 // arAgentID waits for the agent's identity file and returns its id.
 func arAgentID(t *testing.T, p *arAgent) string {
 	t.Helper()
 	var id string
-	arWait(t, p, 15*time.Second, "enrolment (identity file)", func() bool {
+	waitCond(t, p.proc, 15*time.Second, "enrolment (identity file)", func() bool {
 		got, ok, err := (&agentsim.DiskIdentity{Dir: p.dir}).Load()
 		if ok && err == nil {
 			id = got.AgentID
@@ -325,7 +242,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 	id := arAgentID(t, a)
 
 	// a) real host facts and inventory, as the OS reports them.
-	arWait(t, a, 15*time.Second, "first inventory", func() bool { return !arGetAgent(t, m, id).LastInventory.IsZero() })
+	waitCond(t, a.proc, 15*time.Second, "first inventory", func() bool { return !arGetAgent(t, m, id).LastInventory.IsZero() })
 	g := arGetAgent(t, m, id)
 	host, _ := os.Hostname()
 	if g.Hostname != host || g.OS != "linux" || g.Arch != runtime.GOARCH || g.Version != version {
@@ -371,7 +288,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 	if g.Processes <= 0 || g.Accounts <= 0 {
 		t.Errorf("empty inventory: %+v", g.Inventory)
 	}
-	arWait(t, a, 10*time.Second, "events at the collector", func() bool { return m.Col.Received(id) > 0 })
+	waitCond(t, a.proc, 10*time.Second, "events at the collector", func() bool { return m.Col.Received(id) > 0 })
 
 	// b) restart keeps the identity.
 	a.stop()
@@ -384,7 +301,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 	}
 	before := arGetAgent(t, m, id).LastCheckin
 	a = arStartAgent(t, m, dir)
-	arWait(t, a, 10*time.Second, "check-in after restart", func() bool { return arGetAgent(t, m, id).LastCheckin.After(before) })
+	waitCond(t, a.proc, 10*time.Second, "check-in after restart", func() bool { return arGetAgent(t, m, id).LastCheckin.After(before) })
 	if got := arAgentID(t, a); got != id {
 		t.Fatalf("restart changed the agent id: %s -> %s", id, got)
 	}
@@ -407,7 +324,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 	midFile := filepath.Join(t.TempDir(), "machine-id")
 	os.WriteFile(midFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o644)
 	c := arStartAgent(t, m, clone, "--machine-id-file", midFile)
-	arWait(t, c, 15*time.Second, "duplicate identity flag", func() bool { return arGetAgent(t, m, id).Duplicate })
+	waitCond(t, c.proc, 15*time.Second, "duplicate identity flag", func() bool { return arGetAgent(t, m, id).Duplicate })
 	g = arGetAgent(t, m, id)
 	if g.DuplicateFix == "" {
 		t.Error("duplicate without the fix text")
@@ -415,7 +332,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 	if want, _ := (agentsim.HostFS{}).Host(version); g.Fingerprint != want.Fingerprint {
 		t.Errorf("the clone overwrote the enrolled fingerprint: %s", g.Fingerprint)
 	}
-	arWait(t, c, 10*time.Second, "the clone told about the duplicate", func() bool {
+	waitCond(t, c.proc, 10*time.Second, "the clone told about the duplicate", func() bool {
 		return strings.Contains(c.stderr.String(), "duplicate identity")
 	})
 	c.stop()
@@ -429,8 +346,8 @@ func TestAgentRunLifecycle(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("agent still running 10s after the uninstall command; stderr:\n%s", a.stderr.String())
 	}
-	if a.code != 0 || !strings.Contains(a.stdout.String(), "uninstalled by the management host") {
-		t.Fatalf("after uninstall: exit %d stdout %q stderr:\n%s", a.code, a.stdout.String(), a.stderr.String())
+	if a.code() != 0 || !strings.Contains(a.stdout.String(), "uninstalled by the management host") {
+		t.Fatalf("after uninstall: exit %d stdout %q stderr:\n%s", a.code(), a.stdout.String(), a.stderr.String())
 	}
 	if _, err := os.Stat(filepath.Join(dir, agentsim.IdentityFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("identity file still there after uninstall: %v", err)
@@ -448,7 +365,7 @@ func TestAgentRunFailover(t *testing.T) {
 	dead := "https://" + arFreePort(t)
 	a := arStartAgent(t, m, filepath.Join(t.TempDir(), "agent"), "--proxy", dead+","+m.URL)
 	id := arAgentID(t, a)
-	arWait(t, a, 15*time.Second, "events at the collector", func() bool { return m.Col.Received(id) >= 3 })
+	waitCond(t, a.proc, 15*time.Second, "events at the collector", func() bool { return m.Col.Received(id) >= 3 })
 	a.stop()
 }
 
@@ -547,7 +464,7 @@ func TestAgentRunBuffersWhileRelayDown(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "agent")
 	a := arStartAgent(t, m, dir, "--proxy", "https://"+addr)
 	id := arAgentID(t, a)
-	arWait(t, a, 15*time.Second, "first events at the collector", func() bool { return m.Col.Received(id) > 0 })
+	waitCond(t, a.proc, 15*time.Second, "first events at the collector", func() bool { return m.Col.Received(id) > 0 })
 
 	// The relay goes away; events pile up on disk, across a restart.
 	fwd.stop()
@@ -564,15 +481,15 @@ func TestAgentRunBuffersWhileRelayDown(t *testing.T) {
 		t.Fatalf("%d events buffered on disk after 1.5s without a relay (seq %d), want several", waiting, issued)
 	}
 	a = arStartAgent(t, m, dir, "--proxy", "https://"+addr)
-	arWait(t, a, 10*time.Second, "events generated after the restart", func() bool { return arReadSeq(dir) >= issued+3 })
-	arWait(t, a, 10*time.Second, "the outage logged", func() bool { return strings.Contains(a.stderr.String(), "no relay reachable") })
+	waitCond(t, a.proc, 10*time.Second, "events generated after the restart", func() bool { return arReadSeq(dir) >= issued+3 })
+	waitCond(t, a.proc, 10*time.Second, "the outage logged", func() bool { return strings.Contains(a.stderr.String(), "no relay reachable") })
 	if got := m.Col.Received(id); got != down {
 		t.Fatalf("collector received %d events while the relay was down (had %d)", got, down)
 	}
 
 	// The relay is back on the same address.
 	fwd.start(t)
-	arWait(t, a, 20*time.Second, "buffered events delivered", func() bool { return m.Col.Received(id) >= issued+3 })
+	waitCond(t, a.proc, 20*time.Second, "buffered events delivered", func() bool { return m.Col.Received(id) >= issued+3 })
 	if !strings.Contains(a.stderr.String(), "undelivered events on disk") {
 		t.Errorf("the restart log does not mention the events on disk:\n%s", a.stderr.String())
 	}
@@ -587,8 +504,8 @@ func TestAgentRunBuffersWhileRelayDown(t *testing.T) {
 	last := buf.LastSeq()
 	buf.Close()
 	a = arStartAgent(t, m, dir, "--proxy", "https://"+addr, "--event-every", "1h")
-	arWait(t, a, 10*time.Second, "the drain run connected", func() bool { return strings.Contains(a.stderr.String(), "connected through") })
-	arWait(t, a, 20*time.Second, fmt.Sprintf("all %d events at the collector", last), func() bool { return m.Col.Received(id) >= last })
+	waitCond(t, a.proc, 10*time.Second, "the drain run connected", func() bool { return strings.Contains(a.stderr.String(), "connected through") })
+	waitCond(t, a.proc, 20*time.Second, fmt.Sprintf("all %d events at the collector", last), func() bool { return m.Col.Received(id) >= last })
 	a.stop()
 	if got := m.Col.Received(id); got != last {
 		t.Fatalf("collector holds %d distinct events, agent issued %d", got, last)
@@ -613,7 +530,7 @@ func TestAgentRunDeployProxy(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "agent")
 	a := arStartAgent(t, m, dir, "--deploy-listen", "https://127.0.0.1:0")
 	id := arAgentID(t, a)
-	arWait(t, a, 10*time.Second, "agent online", func() bool { return arGetAgent(t, m, id).Online })
+	waitCond(t, a.proc, 10*time.Second, "agent online", func() bool { return arGetAgent(t, m, id).Online })
 	c, err := m.DB.CreateCluster(ctx, store.ClusterInput{AccountID: m.Account.ID, Name: "edge", Address: "edge.example.test"})
 	if err != nil {
 		t.Fatal(err)
@@ -623,7 +540,7 @@ func TestAgentRunDeployProxy(t *testing.T) {
 	}
 	pidRe := regexp.MustCompile(`started relay \(pid (\d+)\)`)
 	var pid int
-	arWait(t, a, 10*time.Second, "relay started by the agent", func() bool {
+	waitCond(t, a.proc, 10*time.Second, "relay started by the agent", func() bool {
 		if mm := pidRe.FindStringSubmatch(a.stderr.String()); mm != nil {
 			pid, _ = strconv.Atoi(mm[1])
 		}
@@ -641,7 +558,7 @@ func TestAgentRunDeployProxy(t *testing.T) {
 		}
 	})
 	var proxies []store.Proxy
-	arWait(t, a, 20*time.Second, "the deployed relay registered as a proxy server", func() bool {
+	waitCond(t, a.proc, 20*time.Second, "the deployed relay registered as a proxy server", func() bool {
 		proxies, err = m.DB.ListProxies(ctx, c.ID)
 		return err == nil && len(proxies) == 1
 	})
@@ -652,7 +569,7 @@ func TestAgentRunDeployProxy(t *testing.T) {
 
 	// Bind the agent to the cluster: it moves to the new proxy server,
 	// keeps the list in its identity file, and its data flows through it.
-	arWait(t, a, 10*time.Second, "proxy online", func() bool {
+	waitCond(t, a.proc, 10*time.Second, "proxy online", func() bool {
 		proxies, err = m.DB.ListProxies(ctx, c.ID)
 		return err == nil && len(proxies) == 1 && proxies[0].Status == "online"
 	})
@@ -660,16 +577,16 @@ func TestAgentRunDeployProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	idents := &agentsim.DiskIdentity{Dir: dir}
-	arWait(t, a, 15*time.Second, "bound agent checking in through the proxy server", func() bool {
+	waitCond(t, a.proc, 15*time.Second, "bound agent checking in through the proxy server", func() bool {
 		got, _, _ := idents.Load()
 		return got.Cluster == "edge" && len(got.Proxies) > 0 && got.Proxies[0] == p.URLs[0] && arGetAgent(t, m, id).ViaProxyID == p.ID
 	})
 	n := m.Col.Received(id)
-	arWait(t, a, 15*time.Second, "events through the proxy server", func() bool { return m.Col.Received(id) > n+2 })
+	waitCond(t, a.proc, 15*time.Second, "events through the proxy server", func() bool { return m.Col.Received(id) > n+2 })
 	if _, err := m.DB.Unbind(ctx, c.ID, []string{id}, false); err != nil {
 		t.Fatal(err)
 	}
-	arWait(t, a, 15*time.Second, "unbound agent back on direct connection", func() bool {
+	waitCond(t, a.proc, 15*time.Second, "unbound agent back on direct connection", func() bool {
 		got, _, _ := idents.Load()
 		return got.Cluster == "" && len(got.Proxies) > 0 && got.Proxies[0] != p.URLs[0]
 	})

@@ -16,13 +16,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,122 +31,17 @@ import (
 	"outpost/relay/wire"
 )
 
-// svBuffer is a goroutine-safe output sink for a child's stdout/stderr.
-type svBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *svBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *svBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// svProc is one running outpost process.
-type svProc struct {
-	t              *testing.T
-	args           []string
-	cmd            *exec.Cmd
-	stdout, stderr *svBuffer
-	done           chan struct{}
-	state          *os.ProcessState // set once done is closed
-}
-
-// svStart starts `outpost --data DIR args...`; the process is killed (if
-// still running) when the test ends.
-func svStart(t *testing.T, c *cli, args ...string) *svProc {
+// svStart starts `outpost --data DIR args...` (see startProc).
+func svStart(t *testing.T, c *cli, args ...string) *proc {
 	t.Helper()
-	p := &svProc{t: t, args: args, stdout: &svBuffer{}, stderr: &svBuffer{}, done: make(chan struct{})}
-	p.cmd = c.command(context.Background(), args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.cmd.Wait()
-		p.state = p.cmd.ProcessState
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			p.cmd.Process.Kill()
-		}
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("outpost %s: still running 10s after SIGKILL", strings.Join(args, " "))
-		}
-		if t.Failed() {
-			t.Logf("outpost %s\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), p.stdout.String(), p.stderr.String())
-		}
-	})
-	return p
-}
-
-func (p *svProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *svProc) signal(sig os.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil && !p.exited() {
-		p.t.Fatalf("signal %v: %v", sig, err)
-	}
-}
-
-// waitExit waits up to d for the process to end and returns how it ended.
-func (p *svProc) waitExit(d time.Duration) *os.ProcessState {
-	p.t.Helper()
-	select {
-	case <-p.done:
-		return p.state
-	case <-time.After(d):
-		p.t.Fatalf("outpost %s: still running after %s", strings.Join(p.args, " "), d)
-		return nil
-	}
-}
-
-// wantExit0 waits up to d for a clean exit (status 0).
-func (p *svProc) wantExit0(d time.Duration) {
-	p.t.Helper()
-	if st := p.waitExit(d); st.ExitCode() != 0 {
-		p.t.Fatalf("outpost %s: got %v, want exit 0", strings.Join(p.args, " "), st)
-	}
-}
-
-// svWait polls cond every 50 ms until it holds, failing after d or when the
-// process (if any) exits first.
-func svWait(t *testing.T, p *svProc, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if p != nil && p.exited() {
-			t.Fatalf("waiting for %s: outpost %s exited: %v", what, strings.Join(p.args, " "), p.state)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return startProc(t, c.command(context.Background(), args...), "outpost "+strings.Join(args, " "))
 }
 
 // svRunFile waits for DATA/run/NAME.json of p and returns it.
-func svRunFile(t *testing.T, p *svProc, data, name string) relay.RunInfo {
+func svRunFile(t *testing.T, p *proc, data, name string) relay.RunInfo {
 	t.Helper()
 	var info relay.RunInfo
-	svWait(t, p, 15*time.Second, "run file "+name+".json", func() bool {
+	waitCond(t, p, 15*time.Second, "run file "+name+".json", func() bool {
 		var err error
 		info, err = relay.ReadRunFile(data, name)
 		return err == nil && len(info.URLs) > 0
@@ -234,7 +127,7 @@ var svRelayListen = []string{"--listen", "https://127.0.0.1:0", "--listen", "htt
 // one agent enrolled through it.
 type svEnrolled struct {
 	c        *cli
-	p        *svProc
+	p        *proc
 	info     relay.RunInfo
 	tlsURL   string
 	plainURL string
@@ -358,7 +251,7 @@ func TestRelaySignals(t *testing.T) {
 			_, err := e.client.Checkin(ctx, wire.CheckinRequest{Fingerprint: e.host.Fingerprint, Wait: wire.Duration(20 * time.Second)})
 			answered <- result{err, time.Now()}
 		}()
-		svWait(t, e.p, 10*time.Second, "the check-in to be held", func() bool {
+		waitCond(t, e.p, 10*time.Second, "the check-in to be held", func() bool {
 			select {
 			case r := <-answered:
 				t.Fatalf("check-in answered before the relay stopped (err %v), want it held", r.err)
