@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"outpost/relay/internal/fsx"
 	"outpost/relay/wire"
 )
 
@@ -177,23 +178,6 @@ func serial() *big.Int {
 	return n
 }
 
-// writeFile0600 writes atomically (temp + rename) with owner-only mode.
-func writeFile0600(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+// writeFile0600 replaces a file only the relay's user may read (keys,
+// credentials), atomically and durably.
+func writeFile0600(path string, b []byte) error { return fsx.WriteFileAtomic(path, b, 0o600) }

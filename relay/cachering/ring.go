@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"outpost/relay/internal/fsx"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -137,7 +138,7 @@ func Open(dir string, opts Options) (*Ring, error) {
 	if err := r.openLive(); err != nil {
 		return nil, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsx.SyncDir(dir); err != nil {
 		r.f.Close()
 		return nil, fmt.Errorf("cachering: %w", err)
 	}
@@ -277,15 +278,6 @@ func (r *Ring) openLive() error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // Append writes each line (one JSON value; a trailing newline is optional)
 // and returns once they are fsynced. Lines are validated first: on
 // ErrInvalidLine nothing is written.
@@ -406,7 +398,7 @@ func (r *Ring) rotate() error {
 		r.rotated += r.live
 		r.next++
 		r.live = 0
-		if derr := syncDir(r.dir); derr != nil {
+		if derr := fsx.SyncDir(r.dir); derr != nil {
 			r.logf("cachering: sync dir: %v", derr)
 		}
 	}

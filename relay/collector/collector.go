@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"outpost/relay/internal/fsx"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -214,21 +215,12 @@ func (c *Collector) open() error {
 		f.Close()
 		return fmt.Errorf("collector: %w", err)
 	}
-	if err := syncDir(c.dir); err != nil {
+	if err := fsx.SyncDir(c.dir); err != nil {
 		f.Close()
 		return fmt.Errorf("collector: %w", err)
 	}
 	c.f, c.size = f, fi.Size()
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // release fsyncs and closes the current segment (or leaves the close to a

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"outpost/relay/internal/fsx"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,25 +27,7 @@ func writeCursor(dir string, p Position) error {
 	b = binary.LittleEndian.AppendUint64(b, p.seg)
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.off))
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	tmp := filepath.Join(dir, cursorTmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("spool: write cursor: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, cursorName))
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
+	if err := fsx.WriteFileAtomic(filepath.Join(dir, cursorName), b, 0o644); err != nil {
 		return fmt.Errorf("spool: write cursor: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"log"
 	"math"
 	"os"
+	"outpost/relay/internal/fsx"
 	"path/filepath"
 	"sync"
 	"time"
@@ -25,7 +26,7 @@ const (
 	segSuffix   = ".seg"
 	segNameLen  = 20 + len(segSuffix)
 	cursorName  = "cursor"
-	cursorTmp   = "cursor.tmp"
+	cursorTmp   = cursorName + ".tmp" // fsx.WriteFileAtomic's temp name
 	lockName    = "LOCK"
 	wbufKeep    = 1 << 20 // largest write buffer kept between Appends
 )
@@ -436,21 +437,9 @@ func createSegment(dir string, seq uint64) (*os.File, error) {
 		return nil, err
 	}
 	// The directory entry must be durable before records in it are acked.
-	if err := syncDir(dir); err != nil {
+	if err := fsx.SyncDir(dir); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -1,0 +1,47 @@
+package fsx
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteFileAtomic(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		before []byte // nil: no file yet
+		perm   os.FileMode
+	}{
+		{"new file", nil, 0o600},
+		{"replaces an existing file", []byte("old contents, longer than the new"), 0o644},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "f")
+			if tt.before != nil {
+				if err := os.WriteFile(path, tt.before, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := WriteFileAtomic(path, []byte("new"), tt.perm); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil || string(got) != "new" {
+				t.Errorf("got %q %v, want %q", got, err, "new")
+			}
+			if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+				t.Errorf("temp file left behind: %v", err)
+			}
+			if tt.before == nil {
+				if st, _ := os.Stat(path); st.Mode().Perm() != tt.perm {
+					t.Errorf("mode: got %v, want %v", st.Mode().Perm(), tt.perm)
+				}
+			}
+		})
+	}
+	t.Run("missing directory", func(t *testing.T) {
+		if err := WriteFileAtomic(filepath.Join(t.TempDir(), "no", "f"), []byte("x"), 0o600); err == nil {
+			t.Error("got nil error, want one")
+		}
+	})
+}
