@@ -129,7 +129,8 @@ type Stats struct {
 	CheckinLatency, EventLatency, EnrolLatency Samples
 }
 
-// Samples collects latencies for percentiles (bounded reservoir).
+// Samples collects latencies for percentiles; past a million samples the
+// newest replace the oldest, so memory stays bounded on long runs.
 type Samples struct {
 	mu sync.Mutex
 	d  []time.Duration
@@ -180,7 +181,16 @@ type Agent struct {
 	Stats     *Stats
 	Logf      func(string, ...any)
 
-	kick chan struct{}
+	kick     chan struct{}
+	maxBatch atomic.Int64 // records per events request, from the relay's settings
+}
+
+// batch is how many records one events request carries.
+func (a *Agent) batch() int {
+	if n := a.maxBatch.Load(); n > 0 {
+		return int(n)
+	}
+	return 500
 }
 
 // Run enrols if needed and serves until ctx ends or the agent is
@@ -311,6 +321,7 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 			}
 			nextInv = time.Now().Add(interval)
 		}
+		a.maxBatch.Store(int64(resp.Settings.MaxBatch))
 		if resp.DuplicateID {
 			a.Logf("agent %s: the management host reports a duplicate identity: re-install the agent on clones", a.Host.Hostname)
 		}
@@ -372,7 +383,7 @@ func (a *Agent) generate(ctx context.Context) {
 func (a *Agent) send(ctx context.Context) {
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
-		recs, err := a.Buffer.Peek(500)
+		recs, err := a.Buffer.Peek(a.batch())
 		if err != nil {
 			a.Logf("agent %s: buffer: %v", a.Host.Hostname, err)
 		}
@@ -426,12 +437,11 @@ func (a *Agent) send(ctx context.Context) {
 
 // Drain sends what is buffered until empty or ctx ends (end of a run).
 func (a *Agent) Drain(ctx context.Context) {
-	a.kick = make(chan struct{}, 1)
 	if a.Stats == nil {
 		a.Stats = &Stats{}
 	}
 	for a.Buffer.Len() > 0 && ctx.Err() == nil {
-		recs, _ := a.Buffer.Peek(500)
+		recs, _ := a.Buffer.Peek(a.batch())
 		acked, err := a.Client.SendEvents(ctx, recs)
 		if err != nil {
 			var se *StatusError

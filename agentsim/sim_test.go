@@ -19,9 +19,11 @@ import (
 // fakeRelay answers the agent protocol minimally and records the source
 // addresses agents connect from.
 type fakeRelay struct {
-	mu      sync.Mutex
-	sources map[string]bool
-	agents  int
+	mu       sync.Mutex
+	sources  map[string]bool
+	agents   int
+	maxBatch int // sent in check-in settings
+	biggest  int // most records seen in one events request
 }
 
 func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -37,14 +39,24 @@ func (f *fakeRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		json.NewEncoder(w).Encode(wire.EnrolResponse{AgentID: id, Secret: "s", Settings: wire.Settings{InventoryInterval: time.Hour}})
 	case wire.PathCheckin:
-		select { // a short hold, like a relay's long poll
-		case <-r.Context().Done():
-		case <-time.After(200 * time.Millisecond):
+		var req wire.CheckinRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		if req.Wait > 0 {
+			select { // a short hold, like a relay's long poll
+			case <-r.Context().Done():
+			case <-time.After(200 * time.Millisecond):
+			}
 		}
-		json.NewEncoder(w).Encode(wire.CheckinResponse{})
+		f.mu.Lock()
+		resp := wire.CheckinResponse{Settings: wire.Settings{InventoryInterval: time.Hour, MaxBatch: f.maxBatch}}
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(resp)
 	case wire.PathEvents:
 		var b wire.EventBatch
 		json.NewDecoder(r.Body).Decode(&b)
+		f.mu.Lock()
+		f.biggest = max(f.biggest, len(b.Records))
+		f.mu.Unlock()
 		ack := wire.EventAck{Acked: []uint64{}}
 		for _, rec := range b.Records {
 			ack.Acked = append(ack.Acked, rec.Seq)
@@ -100,5 +112,28 @@ func TestRunSimSpreadsSourceAddresses(t *testing.T) {
 				t.Errorf("source addresses: got %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestAgentHonoursMaxBatch: an agent sends at most the relay's max_batch
+// records per events request, and still delivers everything.
+func TestAgentHonoursMaxBatch(t *testing.T) {
+	f := &fakeRelay{sources: map[string]bool{}, maxBatch: 3}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	rep, err := agentsim.RunSim(context.Background(), agentsim.SimConfig{
+		Proxies: []string{srv.URL}, Key: "k", Agents: 2, EventsPerSec: 50, Duration: time.Second,
+		Wait: time.Second, Linger: 200 * time.Millisecond, DrainTimeout: 2 * time.Second, Seed: 5,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.EventsAcked < 20 || rep.Unacked != 0 {
+		t.Errorf("got %d acknowledged, %d left, want at least 20 and none left", rep.EventsAcked, rep.Unacked)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.biggest == 0 || f.biggest > 3 {
+		t.Errorf("largest events request: got %d records, want 1 to 3", f.biggest)
 	}
 }

@@ -73,7 +73,7 @@ type Settings struct {
 	InventoryInterval time.Duration `json:"inventory_interval"`
 	OfflineAfter      time.Duration `json:"offline_after"`
 	PollTimeout       time.Duration `json:"poll_timeout"`
-	MaxBatch          int           `json:"max_batch"`
+	MaxBatch          int           `json:"max_batch"` // records per events request
 }
 
 // EnrolResponse carries the agent's identity; the secret is shown only once.
@@ -121,7 +121,6 @@ type Command struct {
 type CheckinResponse struct {
 	Commands      []Command `json:"commands,omitempty"`
 	Settings      Settings  `json:"settings"`
-	InventoryDue  bool      `json:"inventory_due,omitempty"`
 	DuplicateID   bool      `json:"duplicate_identity,omitempty"`
 	ServerTimeUTC time.Time `json:"server_time"`
 }
