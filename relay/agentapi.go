@@ -287,7 +287,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 			req.Header.Set(h, v)
 		}
 	}
-	req.Header.Set(wire.HeaderRelay, fmt.Sprintf("%d:%s", s.ident.ProxyID, s.ident.Secret))
+	req.Header.Set(wire.HeaderRelay, s.ident.header())
 	resp, err := s.client.Do(req)
 	if err != nil {
 		if s.closed.Load() && r.Context().Err() == nil {

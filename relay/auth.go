@@ -233,7 +233,7 @@ func (s *Server) callManager(ctx context.Context, path string, body []byte, out 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if s.ident != nil {
-		req.Header.Set(wire.HeaderRelay, fmt.Sprintf("%d:%s", s.ident.ProxyID, s.ident.Secret))
+		req.Header.Set(wire.HeaderRelay, s.ident.header())
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -29,6 +29,9 @@ type identity struct {
 	Direct  []string    `json:"direct,omitempty"`
 }
 
+// header is this relay's credentials as sent in wire.HeaderRelay.
+func (id *identity) header() string { return fmt.Sprintf("%d:%s", id.ProxyID, id.Secret) }
+
 func policyOf(p store.Policy) wire.Policy {
 	return wire.Policy{Mode: p.Mode, BandwidthBps: p.BandwidthBps, FrequencyRPS: p.FrequencyRPS, CacheDir: p.CacheDir,
 		CacheMax: p.CacheMax, Upstream: p.Upstream}
@@ -321,7 +324,7 @@ func (s *Server) download(ctx context.Context, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set(wire.HeaderRelay, fmt.Sprintf("%d:%s", s.ident.ProxyID, s.ident.Secret))
+	req.Header.Set(wire.HeaderRelay, s.ident.header())
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, err

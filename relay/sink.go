@@ -263,7 +263,7 @@ func (k *sinkSet) post(ctx context.Context, body []byte) error {
 	if k.local {
 		req.Header.Set("Authorization", "Bearer "+k.s.ingestToken)
 	} else if k.s.ident != nil {
-		req.Header.Set(wire.HeaderRelay, fmt.Sprintf("%d:%s", k.s.ident.ProxyID, k.s.ident.Secret))
+		req.Header.Set(wire.HeaderRelay, k.s.ident.header())
 	}
 	resp, err := k.client.Do(req)
 	if err != nil {
