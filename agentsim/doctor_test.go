@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"outpost/relay/relaytest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -95,18 +96,6 @@ func drHealthy(checkin http.HandlerFunc) http.Handler {
 		mux.HandleFunc("POST "+wire.PathCheckin, checkin)
 	}
 	return mux
-}
-
-// drClosedAddr is a 127.0.0.1 port nothing listens on.
-func drClosedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func drOpenAddr(t *testing.T) string {
@@ -192,7 +181,7 @@ func TestDoctorDNS(t *testing.T) {
 
 func TestDoctorPort(t *testing.T) {
 	ctx := context.Background()
-	open, closed := drOpenAddr(t), drClosedAddr(t)
+	open, closed := drOpenAddr(t), relaytest.FreeAddr(t)
 	_, openPort, _ := net.SplitHostPort(open)
 	_, closedPort, _ := net.SplitHostPort(closed)
 	d := &Doctor{Resolve: drResolver(map[string][]string{"relay.test": {"127.0.0.1"}}), Timeout: time.Second}
@@ -262,7 +251,7 @@ func TestDoctorHealth(t *testing.T) {
 	broken := drRelay(t, ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"code":"unavailable","error":"store closed"}`, http.StatusServiceUnavailable)
 	}))
-	closed := "https://" + drClosedAddr(t)
+	closed := "https://" + relaytest.FreeAddr(t)
 	tests := []struct {
 		url, verdict string
 		fix          []string
@@ -508,7 +497,7 @@ func TestDoctorInstallKey(t *testing.T) {
 func TestDoctorUpstream(t *testing.T) {
 	ctx := context.Background()
 	d := &Doctor{Timeout: time.Second}
-	closed := drClosedAddr(t)
+	closed := relaytest.FreeAddr(t)
 	drExpect(t, d.CheckUpstream(ctx, "http://"+drOpenAddr(t)+wire.PathIngest), VerdictOK)
 	drExpect(t, d.CheckUpstream(ctx, "https://"+closed), VerdictFail, "allow outbound TCP "+closed, "firewall ACL / security group")
 	drExpect(t, d.CheckUpstream(ctx, "ftp://x"), VerdictFail, "--upstream")
@@ -643,7 +632,7 @@ func TestDoctorRun(t *testing.T) {
 	}
 
 	d := base()
-	d.Proxies = []string{"https://" + drClosedAddr(t), "https://nowhere.test:8443"}
+	d.Proxies = []string{"https://" + relaytest.FreeAddr(t), "https://nowhere.test:8443"}
 	d.Skip = []string{CheckLoad}
 	verdicts := map[string]string{}
 	for _, c := range d.Run(ctx) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"outpost/relay/relaytest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -164,12 +165,9 @@ func caPin(t *testing.T, data string) string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	_, port, _ := net.SplitHostPort(relaytest.FreeAddr(t))
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 // rss is the resident set of a process in bytes, from /proc.

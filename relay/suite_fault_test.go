@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"outpost/relay/relaytest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -188,12 +189,7 @@ func TestFaultKill9LosesNothing(t *testing.T) {
 	}
 
 	// Reserve the collector's port; it stays closed (upstream down) for now.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	colAddr := ln.Addr().String()
-	ln.Close()
+	colAddr := relaytest.FreeAddr(t)
 
 	child := startRelayChild(t, dataDir, "http://"+colAddr)
 	t.Logf("relay child %d on %s", child.cmd.Process.Pid, child.URL)

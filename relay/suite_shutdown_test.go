@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"outpost/relay/relaytest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,13 +22,7 @@ import (
 // deadUpstream returns an http URL on which nothing listens.
 func deadUpstream(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	return "http://" + relaytest.FreeAddr(t)
 }
 
 // Criterion 7: Close on a relay with held check-ins returns quickly, the

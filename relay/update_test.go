@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"outpost/relay/relaytest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -143,12 +144,7 @@ func mustJoinToken(t *testing.T, m *manager, clusterID int64) string {
 // 429 + Retry-After; the agent keeps what was refused, and everything that
 // was acknowledged reaches the collector once it is back.
 func TestSpoolFullAnswers429(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	upstream := ln.Addr().String()
-	ln.Close() // down until the end of the test
+	upstream := relaytest.FreeAddr(t) // down until the end of the test
 	m := startManager(t, func(c *relay.Config) {
 		c.Upstream = "http://" + upstream
 		c.SpoolMax = 1 << 20
@@ -182,7 +178,7 @@ func TestSpoolFullAnswers429(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer col.Close()
-	ln, err = net.Listen("tcp", upstream)
+	ln, err := net.Listen("tcp", upstream)
 	if err != nil {
 		t.Skipf("upstream port %s taken meanwhile: %v", upstream, err)
 	}

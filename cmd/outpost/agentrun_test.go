@@ -140,18 +140,6 @@ func arGetAgent(t *testing.T, m *arManager, id string) store.Agent {
 	return g
 }
 
-// arFreePort reserves a loopback port and releases it.
-func arFreePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestAgentRunUsageAndBadKey(t *testing.T) {
 	t.Parallel()
 	m := arStartManager(t, "")
@@ -362,7 +350,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 func TestAgentRunFailover(t *testing.T) {
 	t.Parallel()
 	m := arStartManager(t, "")
-	dead := "https://" + arFreePort(t)
+	dead := "https://" + relaytest.FreeAddr(t)
 	a := arStartAgent(t, m, filepath.Join(t.TempDir(), "agent"), "--proxy", dead+","+m.URL)
 	id := arAgentID(t, a)
 	waitCond(t, a.proc, 15*time.Second, "events at the collector", func() bool { return m.Col.Received(id) >= 3 })
@@ -456,7 +444,7 @@ func arReadSeq(dir string) uint64 {
 // events are kept on disk and all arrive once it is back, without a gap.
 func TestAgentRunBuffersWhileRelayDown(t *testing.T) {
 	t.Parallel()
-	addr := arFreePort(t)
+	addr := relaytest.FreeAddr(t)
 	m := arStartManager(t, "https://"+addr)
 	fwd := &arForwarder{addr: addr, target: strings.TrimPrefix(m.URL, "https://")}
 	fwd.start(t)

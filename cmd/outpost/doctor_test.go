@@ -159,12 +159,7 @@ func TestDoctorEndToEnd(t *testing.T) {
 func TestDoctorFailure(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := relaytest.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 
 	r := c.run("doctor", "--proxy", "https://"+addr, "--skip", "load")

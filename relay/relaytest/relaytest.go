@@ -129,3 +129,16 @@ func (l *logger) stop() {
 	l.done = true
 	l.mu.Unlock()
 }
+
+// FreeAddr returns a 127.0.0.1 address nothing listens on: a port to bring
+// a server up on later, or a relay or upstream that is down.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
