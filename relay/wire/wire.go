@@ -93,9 +93,12 @@ type CheckinRequest struct {
 	Host        *Host      `json:"host,omitempty"`
 	Inventory   *Inventory `json:"inventory,omitempty"`
 	Acked       []int64    `json:"acked,omitempty"` // command ids carried out
-	Wait        Duration   `json:"wait,omitempty"`
-	CPU         float64    `json:"cpu,omitempty"`
-	Mem         float64    `json:"mem,omitempty"`
+	// Results report commands that are running or failed (done ones may
+	// also come here instead of in Acked).
+	Results []CommandResult `json:"results,omitempty"`
+	Wait    Duration        `json:"wait,omitempty"`
+	CPU     float64         `json:"cpu,omitempty"`
+	Mem     float64         `json:"mem,omitempty"`
 }
 
 // Command types delivered to agents and relays.
@@ -108,6 +111,24 @@ const (
 	CmdPolicy      = "policy"       // relay: apply the cluster policy
 )
 
+// Command states an operator sees: queued (not yet handed over), delivered,
+// running (the target said it started), done, failed (with a reason).
+const (
+	StateQueued    = "queued"
+	StateDelivered = "delivered"
+	StateRunning   = "running"
+	StateDone      = "done"
+	StateFailed    = "failed"
+)
+
+// CommandResult is what a target reports about a command it was handed:
+// StateRunning, StateDone or StateFailed (Error says why).
+type CommandResult struct {
+	ID    int64  `json:"id"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+}
+
 // Command is one instruction for an agent or relay.
 type Command struct {
 	ID      int64           `json:"id"`
@@ -119,9 +140,13 @@ type Command struct {
 
 // CheckinResponse answers a check-in.
 type CheckinResponse struct {
-	Commands      []Command `json:"commands,omitempty"`
-	Settings      Settings  `json:"settings"`
-	DuplicateID   bool      `json:"duplicate_identity,omitempty"`
+	Commands    []Command `json:"commands,omitempty"`
+	Settings    Settings  `json:"settings"`
+	DuplicateID bool      `json:"duplicate_identity,omitempty"`
+	// Clone tells the caller that it is the copy of a duplicated identity
+	// (its fingerprint is not the enrolled one, or another live connection
+	// holds the id): it must back off and be re-enrolled.
+	Clone         bool      `json:"clone,omitempty"`
 	ServerTimeUTC time.Time `json:"server_time"`
 }
 
@@ -228,11 +253,12 @@ type Policy struct {
 
 // HeartbeatRequest is a relay's periodic report.
 type HeartbeatRequest struct {
-	Version   string  `json:"version"`
-	Load      float64 `json:"load"`
-	Agents    int     `json:"agents"`
-	SpoolSize int64   `json:"spool_bytes"`
-	Acked     []int64 `json:"acked,omitempty"`
+	Version   string          `json:"version"`
+	Load      float64         `json:"load"`
+	Agents    int             `json:"agents"`
+	SpoolSize int64           `json:"spool_bytes"`
+	Acked     []int64         `json:"acked,omitempty"`
+	Results   []CommandResult `json:"results,omitempty"`
 }
 
 // HeartbeatResponse carries commands for the relay and its current policy.
