@@ -22,7 +22,9 @@ type Config struct {
 	Collector http.Handler
 
 	// Joined relay: the management host's URL and, on first start, a join
-	// token; ManagerCA pins the management host's CA (hex SHA-256).
+	// token; ManagerCA pins the management host's CA (hex SHA-256). Both
+	// are saved at join (DATA/relay.json): later starts may leave them
+	// empty, and a value given overrides the saved one.
 	Manager   string
 	ManagerCA string
 	JoinToken string
@@ -74,7 +76,7 @@ func (c *Config) Validate() error {
 	switch {
 	case c.DataDir == "":
 		return fmt.Errorf("data: a data directory is required")
-	case c.Store == nil && c.Manager == "":
+	case c.Store == nil && c.Manager == "" && !Joined(c.DataDir):
 		return fmt.Errorf("manager: either a local store or --manager URL is required")
 	case c.Store != nil && c.Manager != "":
 		return fmt.Errorf("manager: a relay with a local store does not join another manager")

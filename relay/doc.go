@@ -16,7 +16,12 @@
 //   - Joined relay on another host (Config.Manager set): the first start
 //     redeems a one-time join token for its own credentials and a server
 //     certificate signed by the management host's CA, kept in DATA/relay.json
-//     and DATA/tls (0600). Enrolment and check-ins are forwarded to the
+//     and DATA/tls (0600) with the management host's URL and CA pin, so a
+//     restart needs only the data directory (flags given override and are
+//     saved; a relay.json of the older format takes its pin from tls/ca.pem,
+//     the CA it joined under). The newest policy from a heartbeat is saved
+//     too and applied at start only until the management host answers.
+//     Enrolment and check-ins are forwarded to the
 //     management host with the relay's credentials in X-Outpost-Relay, so
 //     the store records which proxy an agent came through and refuses agents
 //     of another account; agent credentials for events are verified once

@@ -19,15 +19,23 @@ import (
 )
 
 // identity is what a joined relay keeps in DATA/relay.json (0600) so a
-// restart needs no new join token (tokens are single-use).
+// restart needs no new join token (tokens are single-use) and neither
+// --manager nor --ca-sha256: both are saved at join. Policy is the newest
+// cluster policy the management host sent (PolicyAt when it came), applied
+// at start only until the management host answers.
 type identity struct {
-	Manager string      `json:"manager"`
-	ProxyID int64       `json:"proxy_id"`
-	Secret  string      `json:"secret"`
-	Cluster string      `json:"cluster"`
-	Policy  wire.Policy `json:"policy"`
-	Direct  []string    `json:"direct,omitempty"`
+	Format   int         `json:"format"` // 2: Manager and CASHA256 are authoritative
+	Manager  string      `json:"manager"`
+	CASHA256 string      `json:"ca_sha256,omitempty"` // "" = the system's roots verify the management host
+	ProxyID  int64       `json:"proxy_id"`
+	Secret   string      `json:"secret"`
+	Cluster  string      `json:"cluster"`
+	Policy   wire.Policy `json:"policy"`
+	PolicyAt time.Time   `json:"policy_at,omitzero"`
+	Direct   []string    `json:"direct,omitempty"`
 }
+
+const identityFormat = 2
 
 // header is this relay's credentials as sent in wire.HeaderRelay.
 func (id *identity) header() string { return fmt.Sprintf("%d:%s", id.ProxyID, id.Secret) }
@@ -160,10 +168,37 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, wire.AuthResponse{Agent: rec.ID, Account: rec.AccountID, Cluster: rec.ClusterID, Duplicate: rec.Duplicate})
 }
 
+// Joined reports whether dataDir holds a joined relay's identity, so
+// `outpost relay --data DIR` alone restarts it.
+func Joined(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, "relay.json"))
+	return err == nil
+}
+
+func (s *Server) identityPath() string { return filepath.Join(s.cfg.DataDir, "relay.json") }
+
+// saveIdentity rewrites DATA/relay.json atomically (0600).
+func (s *Server) saveIdentity(id *identity) error {
+	id.Format = identityFormat
+	b, _ := json.MarshalIndent(id, "", "  ")
+	return writeFile0600(s.identityPath(), append(b, '\n'))
+}
+
+// managerClient talks to the management host, pinning its CA when pin is
+// set (else the system's roots verify it).
+func (s *Server) managerClient(pin string) *http.Client {
+	return &http.Client{
+		Timeout:   s.cfg.PollTimeout + 30*time.Second,
+		Transport: &http.Transport{TLSClientConfig: wire.PinnedTLS(pin), MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second},
+	}
+}
+
 // joinOrLoad returns the relay's identity, joining the management host with
-// the one-time token on first start.
+// the one-time token on first start. A later start takes the management
+// host's URL and CA pin from the identity; --manager or --ca-sha256 given
+// again override them (with a note, and saved for the next start).
 func (s *Server) joinOrLoad() (*identity, error) {
-	path := filepath.Join(s.cfg.DataDir, "relay.json")
+	path := s.identityPath()
 	tlsDir := filepath.Join(s.cfg.DataDir, "tls")
 	if b, err := os.ReadFile(path); err == nil {
 		var id identity
@@ -175,13 +210,49 @@ func (s *Server) joinOrLoad() (*identity, error) {
 			return nil, err
 		}
 		s.pki = pki
+		changed := false
+		if id.Format < identityFormat {
+			// Written before the pin was saved: such a relay joined with the
+			// --ca-sha256 it was given, and its tls/ca.pem is that CA.
+			id.CASHA256, changed = pki.CAFingerprint(), true
+		}
+		if m := s.cfg.Manager; m != "" && m != id.Manager {
+			if id.Manager != "" {
+				s.logf("relay: --manager %s replaces the saved %s (saved for later starts)", m, id.Manager)
+			}
+			id.Manager, changed = m, true
+		}
+		if pin := strings.ToLower(strings.TrimSpace(s.cfg.ManagerCA)); pin != "" && pin != id.CASHA256 {
+			if id.CASHA256 != "" {
+				s.logf("relay: --ca-sha256 %s replaces the saved pin %s (saved for later starts)", short(pin), short(id.CASHA256))
+			}
+			id.CASHA256, changed = pin, true
+		}
+		if id.Manager == "" {
+			return nil, fmt.Errorf("manager: %s names no management host: pass --manager URL", path)
+		}
+		if changed {
+			if err := s.saveIdentity(&id); err != nil {
+				return nil, err
+			}
+		}
+		if s.cfg.JoinToken != "" {
+			s.logf("relay: already joined as proxy server %d of cluster %s: --join ignored", id.ProxyID, id.Cluster)
+		}
+		s.cfg.Manager, s.cfg.ManagerCA = id.Manager, id.CASHA256
+		s.client = s.managerClient(id.CASHA256)
 		return &id, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	if s.cfg.Manager == "" {
+		return nil, fmt.Errorf("manager: this relay has not joined yet: pass --manager URL and --join TOKEN (from 'outpost proxy deploy --manual')")
+	}
 	if s.cfg.JoinToken == "" {
 		return nil, fmt.Errorf("join: this relay has not joined yet: pass --join TOKEN (from 'outpost proxy deploy --manual')")
 	}
+	pin := strings.ToLower(strings.TrimSpace(s.cfg.ManagerCA))
+	s.client = s.managerClient(pin)
 	host := s.cfg.Hostname
 	if host == "" {
 		host, _ = os.Hostname()
@@ -192,10 +263,7 @@ func (s *Server) joinOrLoad() (*identity, error) {
 	defer cancel()
 	status, err := s.callManager(ctx, wire.PathJoin, body, &resp)
 	if status != http.StatusOK {
-		if err == nil {
-			err = fmt.Errorf("status %d", status)
-		}
-		return nil, fmt.Errorf("join %s: %w", s.cfg.Manager, err)
+		return nil, joinError(s.cfg.Manager, status, err)
 	}
 	if err := InstallPKI(tlsDir, []byte(resp.CACert), []byte(resp.Cert), []byte(resp.Key)); err != nil {
 		return nil, err
@@ -205,13 +273,51 @@ func (s *Server) joinOrLoad() (*identity, error) {
 		return nil, err
 	}
 	s.pki = pki
-	id := &identity{Manager: s.cfg.Manager, ProxyID: resp.ProxyID, Secret: resp.Secret, Cluster: resp.Cluster, Policy: resp.Policy, Direct: resp.Direct}
-	b, _ := json.MarshalIndent(id, "", "  ")
-	if err := writeFile0600(path, b); err != nil {
+	id := &identity{Manager: s.cfg.Manager, CASHA256: pin, ProxyID: resp.ProxyID, Secret: resp.Secret, Cluster: resp.Cluster,
+		Policy: resp.Policy, PolicyAt: time.Now().UTC(), Direct: resp.Direct}
+	if err := s.saveIdentity(id); err != nil {
 		return nil, err
 	}
-	s.logf("relay: joined cluster %s as proxy server %d", id.Cluster, id.ProxyID)
+	s.logf("relay: joined cluster %s as proxy server %d; management host and CA pin saved in %s", id.Cluster, id.ProxyID, path)
 	return id, nil
+}
+
+// joinError says why a join failed as a sentence, without the raw HTTP
+// status the management host answered with.
+func joinError(manager string, status int, err error) error {
+	var re *remoteError
+	switch {
+	case errors.As(err, &re):
+		return fmt.Errorf("join %s refused: %s", manager, re.msg)
+	case status == 0 && err != nil:
+		return fmt.Errorf("join: cannot reach the management host %s: %w", manager, err)
+	case status == http.StatusTooManyRequests:
+		return fmt.Errorf("join %s refused: the management host is busy: try again in a minute", manager)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return fmt.Errorf("join %s refused: the join token is not valid", manager)
+	case status == http.StatusNotFound:
+		return fmt.Errorf("join %s refused: %s is not an Outpost management host", manager, manager)
+	}
+	return fmt.Errorf("join %s failed: the management host could not answer (try again)", manager)
+}
+
+func short(pin string) string { return pin[:min(12, len(pin))] + "…" }
+
+// keepPolicy saves the newest policy from the management host, so a
+// restart while it is unreachable starts with that one.
+func (s *Server) keepPolicy(p wire.Policy) {
+	s.identMu.Lock()
+	defer s.identMu.Unlock()
+	if s.ident.Policy == p && !s.ident.PolicyAt.IsZero() {
+		return
+	}
+	id := *s.ident
+	id.Policy, id.PolicyAt = p, time.Now().UTC()
+	if err := s.saveIdentity(&id); err != nil {
+		s.logf("relay: saving the policy: %v", err)
+		return
+	}
+	s.ident.Policy, s.ident.PolicyAt = id.Policy, id.PolicyAt
 }
 
 // heartbeatLoop reports version and load, applies the cluster policy live
@@ -233,7 +339,10 @@ func (s *Server) heartbeatLoop() {
 			acked = nil
 			if err := s.sink.apply(resp.Policy); err != nil {
 				s.logf("relay: policy: %v", err)
+			} else {
+				s.keepPolicy(resp.Policy)
 			}
+			s.heartbeatAnswered(resp.Policy)
 			for _, c := range resp.Commands {
 				if err := s.runRelayCommand(c); err != nil {
 					s.logf("relay: command %d (%s): %v", c.ID, c.Type, err)
@@ -241,14 +350,42 @@ func (s *Server) heartbeatLoop() {
 				}
 				acked = append(acked, c.ID)
 			}
-		} else if err != nil {
-			s.logf("relay: heartbeat: %v", err)
+		} else {
+			s.heartbeatFailed(status, err)
 		}
 		select {
 		case <-s.closing:
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// heartbeatAnswered notes the first answer after a start or an outage.
+func (s *Server) heartbeatAnswered(p wire.Policy) {
+	if s.stalePolicy {
+		s.stalePolicy = false
+		s.logf("relay: the management host answered: applying the cluster's current policy (mode %s)", p.Mode)
+	} else if s.hbErr != "" {
+		s.logf("relay: the management host answers again")
+	}
+	s.hbErr = ""
+}
+
+// heartbeatFailed logs a failed heartbeat once per distinct reason rather
+// than every interval.
+func (s *Server) heartbeatFailed(status int, err error) {
+	msg := "the management host could not answer (" + strings.ToLower(http.StatusText(status)) + ")"
+	var re *remoteError
+	switch {
+	case errors.As(err, &re):
+		msg = "refused by the management host: " + re.msg
+	case err != nil:
+		msg = "management host " + s.cfg.Manager + " unreachable: " + err.Error()
+	}
+	if msg != s.hbErr {
+		s.logf("relay: heartbeat: %s (retrying every %s)", msg, s.cfg.HeartbeatInterval)
+		s.hbErr = msg
 	}
 }
 

@@ -47,8 +47,11 @@ type Server struct {
 	ingestToken string
 
 	// joined relay only
-	ident  *identity
-	client *http.Client
+	ident       *identity
+	identMu     sync.Mutex // saving ident (policy updates)
+	client      *http.Client
+	stalePolicy bool   // ident.Policy came from disk: applied until the first heartbeat answer
+	hbErr       string // last heartbeat failure logged (heartbeat goroutine only)
 
 	agents *authCache[agentAuth]
 	sink   *sinkSet
@@ -90,16 +93,22 @@ func New(cfg Config) (*Server, error) {
 		s.ingestToken = store.NewSecret("it_")
 		policy = wire.Policy{Mode: store.ModeForward, Upstream: cfg.Upstream}
 	} else {
-		s.client = &http.Client{
-			Timeout:   cfg.PollTimeout + 30*time.Second,
-			Transport: &http.Transport{TLSClientConfig: wire.PinnedTLS(cfg.ManagerCA), MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second},
-		}
+		joined := Joined(cfg.DataDir)
 		id, err := s.joinOrLoad()
 		if err != nil {
 			return nil, err
 		}
 		s.ident = id
 		policy = id.Policy
+		if joined {
+			s.stalePolicy = true
+			at := "join"
+			if !id.PolicyAt.IsZero() {
+				at = id.PolicyAt.Local().Format("2006-01-02 15:04:05")
+			}
+			s.logf("relay: proxy server %d of cluster %s, management host %s: using the policy saved at %s until the management host answers",
+				id.ProxyID, id.Cluster, s.cfg.Manager, at)
+		}
 	}
 	sink, err := newSinkSet(s, policy)
 	if err != nil {

@@ -62,6 +62,7 @@ type relayRun struct {
 	spoolMax   string
 	hostname   string
 	cpuProfile string
+	heartbeat  time.Duration
 
 	srv       *relay.Server
 	col       *collector.Collector
@@ -81,7 +82,9 @@ func (r *relayRun) flags(cmd *cobra.Command, defaults []string) {
 	f.DurationVar(&r.poll, "poll-timeout", 30*time.Second, "longest a check-in is held open")
 	f.StringVar(&r.spoolMax, "spool-max", "1GiB", "forward-mode spool cap; agents get 429 beyond it")
 	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the relay stops")
+	f.DurationVar(&r.heartbeat, "heartbeat", 10*time.Second, "joined relay: heartbeat interval")
 	f.MarkHidden("cpuprofile")
+	f.MarkHidden("heartbeat")
 }
 
 func (r *relayRun) config() (relay.Config, error) {
@@ -92,6 +95,10 @@ func (r *relayRun) config() (relay.Config, error) {
 	cfg.Upstream = r.upstream
 	cfg.PollTimeout = r.poll
 	cfg.Hostname = r.hostname
+	if r.heartbeat <= 0 {
+		return cfg, usageErrorf("invalid --heartbeat %s: must be positive", r.heartbeat)
+	}
+	cfg.HeartbeatInterval = r.heartbeat
 	cfg.Logf = func(format string, args ...any) {
 		fmt.Fprintf(r.a.stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
 	}
@@ -248,12 +255,13 @@ func newRelayCmd(a *app) *cobra.Command {
 		Short: "Run the relay headless (on the management host, or joined with --manager/--join)",
 		Long: "Run the relay headless. On the management host it serves agents with the local store and\n" +
 			"the built-in collector. On another proxy host, --manager URL --join TOKEN (from\n" +
-			"'outpost proxy deploy --manual') registers it as a proxy server of a cluster; later starts\n" +
-			"reuse the identity kept in the data directory.",
+			"'outpost proxy deploy --manual') registers it as a proxy server of a cluster. The identity,\n" +
+			"the management host's URL and its CA pin are kept in DATA/relay.json, so later starts need\n" +
+			"only --data DIR (--manager or --ca-sha256 given again replace the saved values).",
 		Args: nargs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if r.manager != "" {
+			if r.manager != "" || relay.Joined(a.dataDir()) {
 				err = r.startJoined(cmd)
 			} else {
 				if r.join != "" {
