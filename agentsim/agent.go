@@ -20,6 +20,9 @@ type Identity struct {
 	Secret  string   `json:"secret"`
 	Proxies []string `json:"proxies,omitempty"`
 	Cluster string   `json:"cluster,omitempty"`
+	// CASHA256 is the CA pin the agent enrolled with, so later starts need
+	// no --ca-sha256.
+	CASHA256 string `json:"ca_sha256,omitempty"`
 }
 
 // IdentityStore persists the identity: in memory for simulated agents, in
@@ -183,6 +186,23 @@ type Agent struct {
 
 	kick     chan struct{}
 	maxBatch atomic.Int64 // records per events request, from the relay's settings
+
+	errMu   sync.Mutex
+	lastErr error // what the last failed check-in got (nil after a success)
+}
+
+// LastError is what the last failed check-in got, nil once one succeeded;
+// Describe turns it into a log line.
+func (a *Agent) LastError() error {
+	a.errMu.Lock()
+	defer a.errMu.Unlock()
+	return a.lastErr
+}
+
+func (a *Agent) setLastError(err error) {
+	a.errMu.Lock()
+	a.lastErr = err
+	a.errMu.Unlock()
 }
 
 // batch is how many records one events request carries.
@@ -242,23 +262,51 @@ func (a *Agent) ensureIdentity(ctx context.Context) error {
 			return a.Identity.Save(Identity{AgentID: resp.AgentID, Secret: resp.Secret, Proxies: a.Client.Proxies(), Cluster: resp.Cluster})
 		}
 		a.Stats.EnrolFailures.Add(1)
-		var se *StatusError
-		wait := backoff
-		if errors.As(err, &se) {
-			if se.Status != http.StatusTooManyRequests && se.Status < 500 {
-				return err // refused for good (bad, expired or foreign key): the caller reports it
-			}
-			wait = max(se.RetryAfter, time.Second)
-		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		a.Logf("agent %s: enrol: %v (retry in %s)", a.Host.Hostname, err, wait)
+		final, wait := enrolVerdict(err)
+		if final {
+			return err // refused for good: the caller reports it
+		}
+		wait = max(wait, backoff)
+		a.Logf("agent %s: enrol: %s (retry in %s)", a.Host.Hostname, Describe(err), wait)
 		if !sleepCtx(ctx, jitter(wait)) {
 			return ctx.Err()
 		}
 		backoff = min(backoff*2, 30*time.Second)
 	}
+}
+
+// enrolVerdict says whether an enrolment error is final and, if not, how
+// long to wait at least. Final: a key refusal (unknown, expired or revoked
+// key, another account's relay, wrong OS) from any relay, since every relay
+// of the fleet asks the same management host, and a list in which every
+// URL answered "not here" (needs TLS, not a relay): retrying cannot help
+// until the operator gives other URLs. Not final: 429 and 5xx answers and
+// relays that did not answer at all.
+func enrolVerdict(err error) (final bool, wait time.Duration) {
+	var nr *NoRelayError
+	var se *StatusError
+	switch {
+	case errors.As(err, &nr):
+		if nr.Refusal() != nil {
+			return true, 0
+		}
+		answered := 0
+		for _, t := range nr.Attempts {
+			if errors.As(t.Err, &se) && se.Status < 500 {
+				answered++
+			}
+		}
+		return answered == len(nr.Attempts), nr.RetryAfter()
+	case errors.As(err, &se):
+		if se.Status != http.StatusTooManyRequests && se.Status < 500 {
+			return true, 0
+		}
+		return false, max(se.RetryAfter, time.Second)
+	}
+	return false, 0
 }
 
 func (a *Agent) checkinLoop(ctx context.Context) error {
@@ -289,17 +337,22 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 				return nil
 			}
 			a.Stats.CheckinErrors.Add(1)
+			a.setLastError(err)
 			var se *StatusError
-			if errors.As(err, &se) && se.Status == http.StatusUnauthorized {
+			var nr *NoRelayError
+			if !errors.As(err, &nr) && errors.As(err, &se) && se.Status == http.StatusUnauthorized {
 				return err // identity no longer valid: re-enrol needed
 			}
 			wait := jitter(backoff)
-			if se == nil {
+			switch {
+			case nr != nil && nr.Unreachable():
 				// No relay answered: a fleet whose relay restarted would
 				// reconnect all at once and overflow its accept queue, so
 				// spread the reconnections over the whole window.
 				wait = spread(netBackoff)
 				netBackoff = min(netBackoff*2, time.Minute)
+			case nr != nil && nr.RetryAfter() > 0:
+				wait = jitter(nr.RetryAfter())
 			}
 			if !sleepCtx(ctx, wait) {
 				return nil
@@ -308,6 +361,7 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 			continue
 		}
 		backoff, netBackoff = time.Second, reconnectSpread
+		a.setLastError(nil)
 		a.Stats.Checkins.Add(1)
 		if req.Wait == 0 {
 			a.Stats.CheckinLatency.Add(time.Since(start))
@@ -417,11 +471,12 @@ func (a *Agent) send(ctx context.Context) {
 		}
 		wait := jitter(backoff)
 		var se *StatusError
+		var nr *NoRelayError
 		switch {
-		case errors.As(err, &se) && se.Status == http.StatusTooManyRequests:
+		case !errors.As(err, &nr) && errors.As(err, &se) && se.Status == http.StatusTooManyRequests:
 			a.Stats.Throttled.Add(1)
 			wait = jitter(max(se.RetryAfter, 200*time.Millisecond))
-		case se == nil:
+		case nr != nil && nr.Unreachable():
 			a.Stats.SendErrors.Add(1)
 			wait = spread(max(backoff, reconnectSpread)) // no relay answered: see checkinLoop
 			backoff = min(max(backoff, reconnectSpread)*2, time.Minute)
@@ -478,17 +533,21 @@ func withGrace(ctx context.Context, grace time.Duration) (context.Context, conte
 	}
 }
 
-// Spread rotates a cluster's relay list by a hash of the agent's identity,
-// so the agents of a domain cluster spread over its proxies instead of all
-// starting on the first one (the others stay as failover, in order).
+// Spread keeps the first URL of a cluster's relay list (the cluster
+// address: a load balancer, a VIP or a domain resolving to the proxies
+// spreads agents itself) and rotates the relays' own URLs after it by a
+// hash of the agent's identity, so when the address is unreachable the
+// agents of a domain cluster spread over its proxies instead of all
+// falling back to the same one (the others stay as failover, in order).
 func Spread(urls []string, key string) []string {
-	if len(urls) < 2 {
+	if len(urls) < 3 {
 		return urls
 	}
+	rest := urls[1:]
 	h := fnv.New32a()
 	h.Write([]byte(key))
-	k := int(h.Sum32() % uint32(len(urls)))
-	return append(append([]string(nil), urls[k:]...), urls[:k]...)
+	k := int(h.Sum32() % uint32(len(rest)))
+	return append(append([]string{urls[0]}, rest[k:]...), rest[:k]...)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -3,12 +3,14 @@ package agentsim
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,11 +31,17 @@ type ClientOptions struct {
 	// Transport, when set, is shared (simulators share one per source IP).
 	Transport *http.Transport
 	Timeout   time.Duration // per call, beyond the long-poll wait
+	// DialTimeout bounds connecting (name lookup included) to one URL, so
+	// an unreachable cluster address fails over quickly (0 = 3 s).
+	DialTimeout time.Duration
 }
 
 // NewTransport returns a transport for the options (pinned TLS, source IP).
 func NewTransport(o ClientOptions) *http.Transport {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 3 * time.Second
+	}
+	d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
 	if o.LocalIP != nil {
 		d.LocalAddr = &net.TCPAddr{IP: o.LocalIP}
 	}
@@ -121,9 +129,136 @@ func IsStatus(err error, status int) bool {
 // ErrNoRelay means no configured relay answered.
 var ErrNoRelay = errors.New("no relay reachable")
 
-// do sends one call, failing over to the next relay on network errors.
-// Relay refusals (any HTTP status) are returned as they are: another relay
-// of the same fleet would answer the same.
+// notHere reports whether an answer means "this URL cannot serve you, try
+// the next one": a plain listener of a TLS-only relay, a misdirected
+// request, a relay (or whatever answers at that address) failing, or an
+// answer that is not the relay protocol at all (a TLS port spoken to in
+// plain HTTP answers 400 without a JSON error). 400, 401, 409, 413 and 429
+// are answers about the request itself: every relay would say the same.
+func notHere(se *StatusError) bool {
+	switch {
+	case se.Status == http.StatusTooManyRequests:
+		return false
+	case se.Code == "":
+		return true // not an Outpost relay's answer
+	case se.Status == http.StatusForbidden, se.Status == http.StatusNotFound, se.Status == http.StatusMisdirectedRequest:
+		return true
+	}
+	return se.Status >= 500
+}
+
+// Attempt is one URL tried by a call and what it gave.
+type Attempt struct {
+	URL string
+	Err error // a network or TLS error, or a *StatusError
+}
+
+// NoRelayError is returned when every URL of the list failed or answered
+// "not here"; it says what each one did.
+type NoRelayError struct{ Attempts []Attempt }
+
+func (e *NoRelayError) Error() string {
+	parts := make([]string, len(e.Attempts))
+	for i, a := range e.Attempts {
+		parts[i] = Describe(a.Err) + " (" + a.URL + ")"
+	}
+	return "no relay usable: " + strings.Join(parts, "; ")
+}
+
+// Unwrap lets errors.Is(err, ErrNoRelay) and errors.As(err, &*StatusError)
+// see through to the attempts.
+func (e *NoRelayError) Unwrap() []error {
+	out := []error{ErrNoRelay}
+	for _, a := range e.Attempts {
+		out = append(out, a.Err)
+	}
+	return out
+}
+
+// Refusal returns the first answer that refuses the caller itself rather
+// than the URL: a key or identity refusal (401, or 403 other than "needs
+// TLS"), which every relay of the fleet would repeat.
+func (e *NoRelayError) Refusal() *StatusError {
+	for _, a := range e.Attempts {
+		var se *StatusError
+		if errors.As(a.Err, &se) && (se.Status == http.StatusUnauthorized ||
+			(se.Status == http.StatusForbidden && se.Code != wire.CodeNeedsTLS && se.Code != "")) {
+			return se
+		}
+	}
+	return nil
+}
+
+// Unreachable reports whether no URL answered at all (network errors
+// only), as when a relay restarts.
+func (e *NoRelayError) Unreachable() bool {
+	for _, a := range e.Attempts {
+		var se *StatusError
+		if errors.As(a.Err, &se) {
+			return false
+		}
+	}
+	return true
+}
+
+// RetryAfter is the longest Retry-After among the answers (0 = none).
+func (e *NoRelayError) RetryAfter() time.Duration {
+	var d time.Duration
+	for _, a := range e.Attempts {
+		var se *StatusError
+		if errors.As(a.Err, &se) {
+			d = max(d, se.RetryAfter)
+		}
+	}
+	return d
+}
+
+// Describe says in a few words what an agent call got, for logs:
+// "refused: needs TLS", "refused: install key expired at ...",
+// "relay unreachable: dial tcp ...".
+func Describe(err error) string {
+	var nr *NoRelayError
+	var se *StatusError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &nr):
+		return nr.Error()
+	case errors.As(err, &se):
+		switch {
+		case se.Code == wire.CodeNeedsTLS:
+			return "refused: needs TLS"
+		case se.Code == "":
+			return fmt.Sprintf("not an Outpost relay: %d %s", se.Status, http.StatusText(se.Status))
+		case se.Status == http.StatusTooManyRequests:
+			return "busy: " + se.Message
+		case se.Status >= 500:
+			return fmt.Sprintf("relay failed: %d %s", se.Status, se.Message)
+		}
+		return "refused: " + se.Message
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ce *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &ce):
+		return "TLS refused: " + err.Error()
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return "TLS refused: the address answers plain HTTP"
+	case strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:") ||
+		strings.Contains(err.Error(), "certificate") || strings.Contains(err.Error(), "pinned fingerprint"):
+		return "TLS refused: " + err.Error()
+	}
+	return "relay unreachable: " + err.Error()
+}
+
+// do sends one call to the relay in use, failing over to the next URL on
+// network and TLS errors and on answers that mean "not here" (notHere).
+// Other answers are returned as they are: another relay of the same fleet
+// would answer the same. Each URL is tried at most once per call, so a
+// refusal never loops across relays; the caller decides about retries.
 func (c *Client) do(ctx context.Context, method, path string, in, out any, wait time.Duration) error {
 	var body []byte
 	if in != nil {
@@ -138,10 +273,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, wait 
 	if n == 0 {
 		return ErrNoRelay
 	}
-	var lastErr error
+	var tries []Attempt
 	for i := 0; i < n; i++ {
 		c.mu.Lock()
-		idx := c.cur
+		idx := c.cur % max(len(c.proxies), 1)
 		base := c.proxies[idx]
 		id, secret := c.id, c.secret
 		c.mu.Unlock()
@@ -156,24 +291,26 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, wait 
 			req.Header.Set("Authorization", "Bearer "+id+":"+secret)
 		}
 		resp, err := c.http.Do(req)
-		if err != nil {
-			cancel()
-			if ctx.Err() != nil {
-				return ctx.Err()
+		if err == nil {
+			err = decode(resp, out)
+			var se *StatusError
+			if err == nil || !errors.As(err, &se) || !notHere(se) {
+				cancel()
+				return err
 			}
-			lastErr = err
-			c.mu.Lock()
-			if c.cur == idx && len(c.proxies) > 0 {
-				c.cur = (c.cur + 1) % len(c.proxies)
-			}
-			c.mu.Unlock()
-			continue
 		}
-		err = decode(resp, out)
 		cancel()
-		return err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		tries = append(tries, Attempt{URL: base, Err: err})
+		c.mu.Lock()
+		if c.cur == idx && len(c.proxies) > 0 {
+			c.cur = (c.cur + 1) % len(c.proxies)
+		}
+		c.mu.Unlock()
 	}
-	return fmt.Errorf("%w: %v", ErrNoRelay, lastErr)
+	return &NoRelayError{Attempts: tries}
 }
 
 func decode(resp *http.Response, out any) error {

@@ -123,7 +123,7 @@ func AgentAuthHeader(id, secret string) string { return "Bearer " + id + ":" + s
 
 func (s *Server) requireTLS(r *http.Request) *authError {
 	if r.TLS == nil && !s.cfg.AllowPlain {
-		return &authError{http.StatusForbidden, store.EForbidden, "authenticated calls need TLS: use the https port (or start the relay with --allow-plain)"}
+		return &authError{http.StatusForbidden, wire.CodeNeedsTLS, "authenticated calls need TLS: use the https port (or start the relay with --allow-plain)"}
 	}
 	return nil
 }

@@ -631,23 +631,6 @@ func (db *DB) Uninstall(ctx context.Context, accountID int64, hosts []string) ([
 	return ids, tx.Commit()
 }
 
-func clusterURLs(tx *Tx, clusterID int64) ([]string, error) {
-	rows, err := tx.query(`SELECT urls FROM proxies WHERE cluster_id = ? AND urls != '' ORDER BY last_seen DESC`, clusterID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, err
-		}
-		out = append(out, strings.Split(u, ",")...)
-	}
-	return out, rows.Err()
-}
-
 func summarise(ids []string) string {
 	if len(ids) > 20 {
 		return strings.Join(ids[:20], ",") + fmt.Sprintf(",... (+%d)", len(ids)-20)

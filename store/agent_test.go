@@ -263,8 +263,8 @@ func TestBindQueuesCommands(t *testing.T) {
 		if err := json.Unmarshal([]byte(cmds[0].Payload), &payload); err != nil {
 			t.Fatal(err)
 		}
-		if payload.Cluster != "edge" || !slices.Equal(payload.Proxies, []string{"https://relay-1:8443"}) {
-			t.Errorf("%s: got payload %+v, want cluster edge via https://relay-1:8443", ag.Hostname, payload)
+		if want := []string{"https://relay.acme.example:8443", "https://relay-1:8443"}; payload.Cluster != "edge" || !slices.Equal(payload.Proxies, want) {
+			t.Errorf("%s: got payload %+v, want cluster edge via %v", ag.Hostname, payload, want)
 		}
 	}
 	f.clock.Advance(time.Minute)
@@ -445,7 +445,7 @@ func TestEnrolAppliesInstallCommand(t *testing.T) {
 			t.Errorf("%s: got group %q provider %q cluster %d account %d os %s, want finance 腾讯云 %d %d windows",
 				name, ag.Group, ag.Provider, ag.ClusterID, ag.AccountID, ag.OS, c.ID, a.ID)
 		}
-		if !e.ImageMode || !slices.Equal(e.Proxies, []string{"https://relay-1:8443"}) || e.Secret == "" {
+		if !e.ImageMode || !slices.Equal(e.Proxies, []string{"https://relay.acme.example:8443", "https://relay-1:8443"}) || e.Secret == "" {
 			t.Errorf("%s: got image %v proxies %v, want image mode and the cluster's proxy", name, e.ImageMode, e.Proxies)
 		}
 		ics, err := f.db.ListInstallCommands(f.ctx, a.ID)

@@ -347,24 +347,6 @@ func (db *DB) UpgradeProxy(ctx context.Context, id int64) (string, error) {
 	return latest, tx.Commit()
 }
 
-// ProxyURLs returns the URLs of a cluster's proxies that agents should use,
-// online ones first.
-func (db *DB) ProxyURLs(ctx context.Context, clusterID int64) ([]string, error) {
-	ps, err := db.ListProxies(ctx, clusterID)
-	if err != nil {
-		return nil, err
-	}
-	var online, offline []string
-	for _, p := range ps {
-		if p.Status == StatusOnline {
-			online = append(online, p.URLs...)
-		} else {
-			offline = append(offline, p.URLs...)
-		}
-	}
-	return append(online, offline...), nil
-}
-
 // AddRelease publishes a release the proxies can upgrade to.
 func (db *DB) AddRelease(ctx context.Context, r Release) error {
 	if !versionRE.MatchString(r.Version) {

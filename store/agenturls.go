@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// ProxyURLs returns the URLs a cluster's agents are handed (clusterURLs).
+func (db *DB) ProxyURLs(ctx context.Context, clusterID int64) ([]string, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if _, err := getCluster(tx, clusterID); err != nil {
+		return nil, err
+	}
+	return clusterURLs(tx, clusterID)
+}
+
+// clusterURLs is the relay list handed to a cluster's agents (enrolment,
+// bind, install commands): the cluster's address first (seed 000: the
+// proxy's IP, or a domain resolving to the proxies, a load balancer or a
+// VIP) on the port of the relays' first URL, then each relay's own
+// advertised URLs as fallbacks, most recently seen relay first, https
+// before http. The store cannot know whether a relay accepts plain HTTP:
+// it hands out what each relay advertised at join, and a relay advertises
+// http:// URLs only when started with --allow-plain. Empty when no relay
+// advertised anything.
+func clusterURLs(tx *Tx, clusterID int64) ([]string, error) {
+	var address string
+	if err := tx.queryRow(`SELECT address FROM clusters WHERE id = ?`, clusterID).Scan(&address); err != nil {
+		return nil, sqlErr(err, "cluster")
+	}
+	rows, err := tx.query(`SELECT urls FROM proxies WHERE cluster_id = ? AND urls != '' ORDER BY last_seen DESC, id`, clusterID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var tls, plain []string
+	for rows.Next() {
+		var us string
+		if err := rows.Scan(&us); err != nil {
+			return nil, err
+		}
+		for _, u := range strings.Split(us, ",") {
+			u = strings.TrimRight(strings.TrimSpace(u), "/")
+			switch {
+			case u == "" || slices.Contains(tls, u) || slices.Contains(plain, u):
+			case strings.HasPrefix(u, "https://"):
+				tls = append(tls, u)
+			default:
+				plain = append(plain, u)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	relays := append(tls, plain...)
+	if len(relays) == 0 {
+		return nil, nil
+	}
+	first := clusterAddressURL(address, relays[0])
+	if first == "" {
+		return relays, nil
+	}
+	return append([]string{first}, slices.DeleteFunc(relays, func(u string) bool { return u == first })...), nil
+}
+
+// clusterAddressURL is the cluster's address with the scheme and port of a
+// relay URL ("" when that URL does not parse).
+func clusterAddressURL(address, relayURL string) string {
+	u, err := url.Parse(relayURL)
+	if err != nil || u.Host == "" || address == "" {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.TrimSuffix(address, "."), port)
+}
