@@ -24,7 +24,9 @@ func (db *DB) ProxyURLs(ctx context.Context, clusterID int64) ([]string, error) 
 // clusterURLs is the relay list handed to a cluster's agents (enrolment,
 // bind, install commands): the cluster's address first (seed 000: the
 // proxy's IP, or a domain resolving to the proxies, a load balancer or a
-// VIP) on the port of the relays' first URL, then each relay's own
+// VIP) on the TLS port of the cluster's first relay (relays of a cluster
+// normally share it; the first one joined keeps the choice stable), then
+// each relay's own
 // advertised URLs as fallbacks, most recently seen relay first, https
 // before http. The store cannot know whether a relay accepts plain HTTP:
 // it hands out what each relay advertised at join, and a relay advertises
@@ -35,16 +37,25 @@ func clusterURLs(tx *Tx, clusterID int64) ([]string, error) {
 	if err := tx.queryRow(`SELECT address FROM clusters WHERE id = ?`, clusterID).Scan(&address); err != nil {
 		return nil, sqlErr(err, "cluster")
 	}
-	rows, err := tx.query(`SELECT urls FROM proxies WHERE cluster_id = ? AND urls != '' ORDER BY last_seen DESC, id`, clusterID)
+	rows, err := tx.query(`SELECT id, urls FROM proxies WHERE cluster_id = ? AND urls != '' ORDER BY last_seen DESC, id`, clusterID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var tls, plain []string
+	var firstID int64
+	var firstURL string // of the first relay joined: https if it has one
 	for rows.Next() {
+		var id int64
 		var us string
-		if err := rows.Scan(&us); err != nil {
+		if err := rows.Scan(&id, &us); err != nil {
 			return nil, err
+		}
+		for _, u := range strings.Split(us, ",") {
+			u = strings.TrimRight(strings.TrimSpace(u), "/")
+			if u != "" && (firstURL == "" || id < firstID || (id == firstID && !strings.HasPrefix(firstURL, "https://") && strings.HasPrefix(u, "https://"))) {
+				firstID, firstURL = id, u
+			}
 		}
 		for _, u := range strings.Split(us, ",") {
 			u = strings.TrimRight(strings.TrimSpace(u), "/")
@@ -64,7 +75,7 @@ func clusterURLs(tx *Tx, clusterID int64) ([]string, error) {
 	if len(relays) == 0 {
 		return nil, nil
 	}
-	first := clusterAddressURL(address, relays[0])
+	first := clusterAddressURL(address, firstURL)
 	if first == "" {
 		return relays, nil
 	}

@@ -18,9 +18,9 @@ func TestProxyURLsPutTheClusterAddressFirst(t *testing.T) {
 		relays  [][]string // advertised URLs per relay, the last one seen most recently
 		want    []string
 	}{
-		{"domain cluster of two TLS relays", "relay.acme.example",
+		{"domain cluster of two TLS relays: the first one's port", "relay.acme.example",
 			[][]string{{"https://vm-1:8443"}, {"https://vm-2:9443"}},
-			[]string{"https://relay.acme.example:9443", "https://vm-2:9443", "https://vm-1:8443"}},
+			[]string{"https://relay.acme.example:8443", "https://vm-2:9443", "https://vm-1:8443"}},
 		{"IP cluster whose relay also allows plain HTTP", "10.0.0.5",
 			[][]string{{"http://10.0.0.5:8080", "https://10.0.0.5:8443"}},
 			[]string{"https://10.0.0.5:8443", "http://10.0.0.5:8080"}},

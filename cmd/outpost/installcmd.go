@@ -30,9 +30,14 @@ each host:
 
   outpost agent run --proxy URL[,URL] --key KEY [--ca-sha256 H]
 
-URL is the cluster's proxy server URLs (or https://ADDRESS:8443 while it has
-none); without --cluster the agents connect directly to the management host
-(--manager, else the running relay's https URL, else https://HOSTNAME:8443).
+With --cluster, the URLs are the cluster's address on its relays' TLS port
+first (https://ADDRESS:PORT: the proxy's IP, or a domain, load balancer or
+VIP in front of the proxies), then each proxy server's own URLs as fallbacks
+(what it advertised at join: --public, else its https listeners; http ones
+only for a relay started with --allow-plain). While the cluster has no proxy
+server it is https://ADDRESS:8443. Without --cluster the agents connect
+directly to the management host (--manager, else the running relay's https
+URL, else https://HOSTNAME:8443).
 An expired or revoked key enrols nothing.`,
 		Args: nargs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -64,11 +64,12 @@ type relayRun struct {
 	cpuProfile string
 	heartbeat  time.Duration
 
-	srv       *relay.Server
-	col       *collector.Collector
-	urls      []string
-	runName   string
-	listeners []net.Listener
+	srv        *relay.Server
+	col        *collector.Collector
+	urls       []string // listeners (or --public): the run file's URLs
+	advertised []string // what agents are handed (advertisedURLs)
+	runName    string
+	listeners  []net.Listener
 
 	stopProfile func()
 }
@@ -136,9 +137,18 @@ func (r *relayRun) open() error {
 		}
 		r.urls = append(r.urls, scheme+"://"+net.JoinHostPort(h, fmt.Sprint(a.Port)))
 	}
+	adv, err := advertisedURLs(r.urls, r.public, r.allowPlain)
+	if err != nil {
+		r.closeListeners()
+		return err
+	}
+	if len(adv) == 0 {
+		fmt.Fprintf(r.a.stderr, "note: agents get no URL of this relay: every listener is plain HTTP and --allow-plain is off\n")
+	}
 	if len(r.public) > 0 {
 		r.urls = r.public
 	}
+	r.advertised = adv
 	return nil
 }
 
@@ -176,7 +186,7 @@ func (r *relayRun) startLocal(cmd *cobra.Command) error {
 	r.col = col
 	cfg.Store = db
 	cfg.Collector = col.Handler()
-	cfg.PublicURLs = r.urls
+	cfg.PublicURLs = r.advertised
 	return r.start(cfg)
 }
 
@@ -190,7 +200,7 @@ func (r *relayRun) startJoined(cmd *cobra.Command) error {
 	if err := r.open(); err != nil {
 		return err
 	}
-	cfg.PublicURLs = r.urls
+	cfg.PublicURLs = r.advertised
 	return r.start(cfg)
 }
 

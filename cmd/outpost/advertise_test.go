@@ -1,0 +1,104 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAdvertisedURLs(t *testing.T) {
+	listening := []string{"http://vm:8080", "https://vm:8443"}
+	for _, tt := range []struct {
+		name       string
+		public     []string
+		allowPlain bool
+		want       []string
+		err        string
+	}{
+		{"TLS-only relay hides its plain listener", nil, false, []string{"https://vm:8443"}, ""},
+		{"--allow-plain advertises both, TLS first", nil, true, []string{"https://vm:8443", "http://vm:8080"}, ""},
+		{"--public replaces the listeners", []string{"https://edge.example:9443/"}, false, []string{"https://edge.example:9443"}, ""},
+		{"--public http needs --allow-plain", []string{"http://edge.example:80"}, false, nil, "agents need TLS"},
+		{"--public http with --allow-plain", []string{"http://edge.example:80"}, true, []string{"http://edge.example:80"}, ""},
+		{"--public without a port", []string{"https://edge.example"}, false, nil, "want https://HOST:PORT"},
+		{"--public without a host", []string{"https://:8443"}, false, nil, "want https://HOST:PORT"},
+		{"--public not a URL", []string{"edge.example:8443"}, false, nil, "want https://HOST:PORT"},
+		{"--public with a path", []string{"https://edge.example:8443/agents"}, false, nil, "want https://HOST:PORT"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := advertisedURLs(listening, tt.public, tt.allowPlain)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got %v, %v; want an error saying %q", got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// installProxyList is the --proxy list of the agent command that
+// `installcmd create --cluster` prints.
+func installProxyList(t *testing.T, c *cli, cluster string) []string {
+	t.Helper()
+	var ic struct {
+		Command string `json:"command"`
+	}
+	c.json(&ic, "installcmd", "create", "--cluster", cluster)
+	_, rest, ok := strings.Cut(ic.Command, "--proxy ")
+	if !ok {
+		t.Fatalf("install command %q has no --proxy", ic.Command)
+	}
+	return strings.Split(strings.Fields(rest)[0], ",")
+}
+
+// Two relays join a domain cluster, each listening on https and http
+// without --allow-plain, the second with --public: agents are handed the
+// cluster address on the relays' TLS port, then the relays' TLS URLs, and
+// never a plain URL they would be refused on.
+func TestJoinedRelaysAdvertiseUsableURLs(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.createAccount("acme")
+	c.ok("cluster", "create", "--name", "dc", "--address", "relay.dc.example")
+	mgr := svStart(t, c, "relay", "--listen", "https://127.0.0.1:0", "--listen", "http://127.0.0.1:0")
+	info := svRunFile(t, mgr, c.data, "relay")
+	mgrURL := svURL(t, info, "https")
+
+	var relays []string
+	for i, extra := range [][]string{nil, {"--public", "https://edge-2.dc.example:9443"}} {
+		var jt struct {
+			Token string `json:"token"`
+		}
+		c.json(&jt, "proxy", "deploy", "--cluster", "dc", "--manual", "--manager", mgrURL)
+		rc := &cli{t: t, data: t.TempDir(), env: c.env}
+		args := append([]string{"relay", "--manager", mgrURL, "--join", jt.Token, "--ca-sha256", info.CASHA256,
+			"--listen", "https://127.0.0.1:0", "--listen", "http://127.0.0.1:0"}, extra...)
+		p := svStart(t, rc, args...)
+		ri := svRunFile(t, p, rc.data, "relay")
+		if extra == nil {
+			relays = append(relays, svURL(t, ri, "https"))
+		} else {
+			relays = append(relays, extra[1])
+		}
+		waitCond(t, p, 15*time.Second, "relay joined", func() bool { return len(installProxyList(t, c, "dc")) >= i+2 })
+	}
+	got := installProxyList(t, c, "dc")
+	if want := "https://relay.dc.example:" + strings.Split(relays[0], ":")[2]; got[0] != want {
+		t.Errorf("first URL: got %s, want %s: the cluster address on the first relay's TLS port", got[0], want)
+	}
+	for _, u := range got {
+		if !strings.HasPrefix(u, "https://") {
+			t.Errorf("agents handed %s: a plain URL the relay refuses (list %v)", u, got)
+		}
+	}
+	for _, r := range relays {
+		if !slices.Contains(got, r) {
+			t.Errorf("list %v lacks relay URL %s", got, r)
+		}
+	}
+}
