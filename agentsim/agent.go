@@ -189,6 +189,8 @@ type Agent struct {
 
 	errMu   sync.Mutex
 	lastErr error // what the last failed check-in got (nil after a success)
+
+	pollTimeout atomic.Int64 // poll_timeout from the relay's settings (ns)
 }
 
 // LastError is what the last failed check-in got, nil once one succeeded;
@@ -203,6 +205,34 @@ func (a *Agent) setLastError(err error) {
 	a.errMu.Lock()
 	a.lastErr = err
 	a.errMu.Unlock()
+}
+
+// applySettings takes the settings of a check-in answer: events batch size
+// and long-poll hold (the inventory interval is read per answer).
+func (a *Agent) applySettings(st wire.Settings) {
+	a.maxBatch.Store(int64(st.MaxBatch))
+	a.pollTimeout.Store(int64(st.PollTimeout))
+}
+
+// inventoryInterval is InventoryEvery when set, else the management host's
+// setting (5 h when it sent none).
+func (a *Agent) inventoryInterval(st wire.Settings) time.Duration {
+	switch {
+	case a.InventoryEvery > 0:
+		return a.InventoryEvery
+	case st.InventoryInterval > 0:
+		return st.InventoryInterval
+	}
+	return 5 * time.Hour
+}
+
+// wait is the long-poll hold to ask for: Wait, shortened to the management
+// host's poll_timeout setting.
+func (a *Agent) wait() time.Duration {
+	if p := time.Duration(a.pollTimeout.Load()); p > 0 && (a.Wait <= 0 || p < a.Wait) {
+		return p
+	}
+	return a.Wait
 }
 
 // batch is how many records one events request carries.
@@ -312,11 +342,10 @@ func enrolVerdict(err error) (final bool, wait time.Duration) {
 func (a *Agent) checkinLoop(ctx context.Context) error {
 	var acked []int64
 	netBackoff := reconnectSpread
-	interval := a.InventoryEvery
-	nextInv := time.Time{} // send inventory on the first check-in
+	var lastInv, nextInv time.Time // zero: send inventory on the first check-in
 	backoff := time.Second
 	for ctx.Err() == nil {
-		req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Wait: wire.Duration(a.Wait)}
+		req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Wait: wire.Duration(a.wait())}
 		if a.Load != nil {
 			req.CPU, req.Mem = a.Load()
 		}
@@ -366,16 +395,14 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 		if req.Wait == 0 {
 			a.Stats.CheckinLatency.Add(time.Since(start))
 		}
+		// Settings come with every answer: a change made by the operator
+		// applies from this one (the next inventory is due on the new
+		// interval, counted from the last one sent).
 		if req.Inventory != nil {
-			if interval == 0 {
-				interval = resp.Settings.InventoryInterval
-			}
-			if interval <= 0 {
-				interval = 5 * time.Hour
-			}
-			nextInv = time.Now().Add(interval)
+			lastInv = time.Now()
 		}
-		a.maxBatch.Store(int64(resp.Settings.MaxBatch))
+		a.applySettings(resp.Settings)
+		nextInv = lastInv.Add(a.inventoryInterval(resp.Settings))
 		if resp.DuplicateID {
 			a.Logf("agent %s: the management host reports a duplicate identity: re-install the agent on clones", a.Host.Hostname)
 		}

@@ -12,7 +12,11 @@
 //     transaction per batch). A goroutine polls the store's command table
 //     by id (Config.CommandPoll, 200 ms) and wakes the held check-in of the
 //     agent a command is for, so commands queued by another process (CLI)
-//     arrive within a second.
+//     arrive within a second. The same loop reloads the settings table
+//     every second (settings.go: six rows, cheaper than a version row to
+//     maintain) and, on a change, answers every held check-in at once, so
+//     agents get the new settings in that answer (joined relays forward it
+//     unchanged).
 //   - Joined relay on another host (Config.Manager set): the first start
 //     redeems a one-time join token for its own credentials and a server
 //     certificate signed by the management host's CA, kept in DATA/relay.json

@@ -110,13 +110,19 @@ func (h *hub) wait(ctx context.Context, db *store.DB, agent string, d time.Durat
 	}
 }
 
-// pollCommands wakes agents whose commands were queued since the last look.
+// pollCommands wakes agents whose commands were queued since the last look,
+// and reloads the settings (settingsReloadEvery).
 func (s *Server) pollCommands() {
 	defer s.bg.Done()
 	var last int64
+	var reloaded time.Time
 	t := time.NewTicker(s.cfg.CommandPoll)
 	defer t.Stop()
 	for {
+		if time.Since(reloaded) >= settingsReloadEvery {
+			s.reloadSettings()
+			reloaded = time.Now()
+		}
 		cmds, err := s.db.CommandsAfter(context.Background(), last, 5000)
 		if err != nil {
 			s.logf("relay: command poll: %v", err)

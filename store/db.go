@@ -317,8 +317,16 @@ func (db *DB) SetSettings(ctx context.Context, s Settings) error {
 	return nil
 }
 
-// ReloadSettings re-reads settings changed by another process.
-func (db *DB) ReloadSettings(ctx context.Context) error { return db.loadSettings(ctx) }
+// ReloadSettings re-reads the settings, which another process (the CLI)
+// may have changed, and reports whether they differ from those in use.
+// Running relays call it about once a second: six rows, one read.
+func (db *DB) ReloadSettings(ctx context.Context) (changed bool, err error) {
+	old := db.Settings()
+	if err := db.loadSettings(ctx); err != nil {
+		return false, err
+	}
+	return db.Settings() != old, nil
+}
 
 // ListAudit returns the newest audit entries first.
 func (db *DB) ListAudit(ctx context.Context, limit int) ([]AuditEntry, error) {

@@ -59,11 +59,14 @@ func TestReloadSettings(t *testing.T) {
 	if got := f.db.Settings().BindBatchGap; got != time.Minute {
 		t.Errorf("before reload: got %v, want 1m", got)
 	}
-	if err := f.db.ReloadSettings(f.ctx); err != nil {
-		t.Fatal(err)
+	if changed, err := f.db.ReloadSettings(f.ctx); err != nil || !changed {
+		t.Fatalf("reload: got changed=%v, %v; want changed, no error", changed, err)
 	}
 	if got := f.db.Settings(); got != s {
 		t.Errorf("after reload: got %+v, want %+v", got, s)
+	}
+	if changed, err := f.db.ReloadSettings(f.ctx); err != nil || changed {
+		t.Errorf("second reload: got changed=%v, %v; want unchanged", changed, err)
 	}
 }
 

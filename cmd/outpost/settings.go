@@ -50,7 +50,11 @@ func newSettingsCmd(a *app) *cobra.Command {
 		Long: `Change timing settings. Keys: offline_after, inventory_interval,
 uninstall_grace, proxy_offline_after, bind_batch_gap, poll_timeout. Values are
 durations such as 90s, 5h or 1d. inventory_interval must stay shorter than
-offline_after. Running relays pick changes up when they reload settings.`,
+offline_after. The running management host (outpost relay, outpost up)
+reloads the settings every second and answers held check-ins at once, so
+connected agents, direct or through joined relays, take inventory_interval
+and poll_timeout from their next check-in answer (within seconds), and
+offline_after counts at once in every listing and the live summary.`,
 		Args: nargs(1, -1, "KEY=DURATION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			db, err := a.store()
