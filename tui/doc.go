@@ -1,5 +1,68 @@
-// Package tui is reserved for the full-screen dashboard (bubbletea), which
-// is not part of this build: `outpost up` prints a live text summary of the
-// fleet instead. The dashboard will talk to the store through an interface
-// and never import relay internals (see DESIGN.md).
+// Package tui is the full-screen dashboard (bubbletea v1, bubbles, lipgloss
+// v1) that `outpost tui` and `outpost up` on a terminal run.
+//
+// # Architecture
+//
+// The dashboard talks to the store only through Backend, a small interface
+// that *store.DB satisfies; it never imports relay internals. Every store
+// call runs inside a tea.Cmd built with Common.Call and comes back as a
+// typed message, so Update never blocks and a slow disk never freezes keys.
+//
+// Common is shared by everything: terminal size, Styles, the KeyMap, the
+// Backend, the Clock, the Account (ID 0 = every account), ReadOnly, the
+// version and the local relay's state. Views keep a pointer to it.
+//
+// Root is the top model. It draws the header (account, agents online/total,
+// at risk, duplicates), a crumb line (the view stack, the relay's state on
+// the right), the active view, a flash line that clears itself and the
+// footer (the active view's short help). It routes keys in this order: an
+// open Dialog, the `:` command line, the `?` help screen, a view that is
+// Capturing (typing a filter), the global keys (q, :, ?, esc), then the
+// active view. Every other message goes to the dialog and to every view on
+// the stack; views pick the ones tagged with their own id (Common.NewID),
+// since several views of one kind can be open at once.
+//
+// Views are one component per screen (clusters.go, cluster.go, proxies.go,
+// agents.go, install.go, audit.go, settings.go): tea.Model plus SetSize,
+// ShortHelp/FullHelp (help.KeyMap), Title, Capturing and Refresh. A view
+// drives the root with messages: Push (enter), Pop (esc), Switch (`:`
+// commands), Flash/FlashError, OpenDialog/CloseDialog and RefreshNow. The
+// root refreshes the active view only, every Common.Refresh (2 s), and not
+// while a dialog is open.
+//
+// Table pages from the backend: it holds a window of three screens around
+// the cursor, asks its PageFunc for another when the cursor leaves it, and
+// keeps the cursor on the same row ID across refreshes. Lists the store
+// returns whole (clusters, a cluster's proxies) are filtered, sorted and
+// sliced with PageOf so only the page becomes rows; agents page in SQL
+// (store.ListAgents with Offset/Limit), so the fleet is never in memory.
+// Widths are terminal cells from go-runewidth with East Asian ambiguous
+// characters counted as one cell (box drawing, "…"), as lipgloss and
+// terminals draw them; CJK host names take two cells each and line up.
+//
+// Dialogs are modal: Choice/NewConfirm (Cancel first and focused: enter by
+// habit changes nothing) and Form (text and choice fields, a fixed note,
+// live lines recomputed as values change, a validation or refusal message;
+// its Submit returns the store call, whose FormResultMsg either keeps the
+// form open with the store's refusal or closes it with a flash line).
+//
+// Rules live in the store, never here: actions call the same store method
+// as the command line (CreateCluster, SetPolicy with NormalizePolicy and
+// Warnings, CreateJoinToken, UpgradeProxy, DeleteProxy, DeleteCluster,
+// Unbind, ...) and show its refusal unchanged. In --readonly mode the
+// changing keys (KeyMap.ChangeKeys) are disabled, so they neither match
+// nor show in the help, and each action refuses as well (readOnly).
+//
+// Colour is never needed: states are words (online/offline, Protected),
+// NO_COLOR gives a colourless style set, and only fixed colours are used
+// so lipgloss never asks the terminal for its background.
+//
+// # Adding a view
+//
+// Write a type with the View methods (copy the shape of ProxiesView: a
+// Table with columns and a PageFunc, keys from Common.Keys, actions as
+// tea.Cmds), give it a constructor taking *Common, add a `:` command in
+// root.go's commands and runCommand if it is a top-level view, and a model
+// test driving it with the harness in helpers_test.go. A key that changes
+// anything goes into KeyMap and ChangeKeys so --readonly drops it.
 package tui

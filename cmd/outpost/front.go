@@ -9,10 +9,13 @@ import (
 	"outpost/store"
 )
 
-// runFront shows the fleet while `up` runs. The dashboard is not part of
-// this build yet, so a terminal gets the same live summary as --no-tui: one
-// block every few seconds with clusters, proxies and agents.
+// runFront shows the fleet while `up` runs: the dashboard on a terminal,
+// else (or with --no-tui) a live text summary, one block every few seconds
+// with clusters, proxies and agents.
 func runFront(ctx context.Context, a *app, r *relayRun, noTUI bool) error {
+	if !noTUI && isTerminal(a.stdout) {
+		return runUpDashboard(ctx, a, r)
+	}
 	db, err := a.store()
 	if err != nil {
 		return err

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"outpost/relay"
+	"outpost/store"
+	"outpost/tui"
+)
+
+func init() { register("", newTUICmd) }
+
+func newTUICmd(a *app) *cobra.Command {
+	var account string
+	var readOnly bool
+	cmd := &cobra.Command{
+		Use:   "tui [--data DIR] [--readonly] [--account A]",
+		Short: "Open the dashboard on the store of a running up or relay",
+		Long: `Open the full-screen dashboard on the data directory of a running 'outpost up'
+or 'outpost relay' (the store is shared safely between processes). Changes made
+here reach the running relay within seconds. --readonly binds no key that
+changes anything. Keys: ? shows them all, : switches views, q quits.`,
+		Args: nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !isTerminal(a.stdout) {
+				return failf("the dashboard needs a terminal; use the list commands (with --json) otherwise")
+			}
+			dir := a.dataDir()
+			return runDashboard(cmd.Context(), a, account, readOnly, func(context.Context) tui.RelayState { return runFileState(dir) })
+		},
+	}
+	cmd.Flags().StringVar(&account, "account", "", "account to show (default: the only account, else every account)")
+	cmd.Flags().BoolVar(&readOnly, "readonly", false, "look only: no key changes anything")
+	return cmd
+}
+
+// runDashboard opens the store and runs the dashboard until it quits.
+func runDashboard(ctx context.Context, a *app, account string, readOnly bool, relayState func(context.Context) tui.RelayState) error {
+	db, err := a.store()
+	if err != nil {
+		return err
+	}
+	acct, err := db.FindAccount(ctx, account)
+	switch {
+	case err == nil:
+	case account == "" && (store.ErrorCode(err) == store.EInvalid || store.ErrorCode(err) == store.ENotFound):
+		acct = store.Account{} // several accounts (or none yet): show every one
+	default:
+		return err
+	}
+	user := strings.TrimSuffix(actor(), "@cli")
+	return tui.Run(ctx, tui.Options{Backend: db, Account: acct, ReadOnly: readOnly, Version: version, Actor: user + "@tui",
+		Relay: relayState, DataDir: a.dataDir()}, nil, a.stdout)
+}
+
+// runFileState reads the run file a relay on this host keeps in DATA/run.
+func runFileState(dir string) tui.RelayState {
+	info, err := relay.ReadRunFile(dir, "relay")
+	if err != nil {
+		if os.IsNotExist(err) {
+			return tui.RelayState{Text: "not running here"}
+		}
+		return tui.RelayState{Text: "unknown (" + err.Error() + ")"}
+	}
+	if !pidRunning(info.PID) {
+		return tui.RelayState{Text: fmt.Sprintf("stopped (pid %d gone)", info.PID)}
+	}
+	return tui.RelayState{Running: true, Text: "running", Detail: fmt.Sprintf("pid %d %s", info.PID, strings.Join(info.URLs, " "))}
+}
+
+// runUpDashboard is `up` on a terminal: the dashboard in place of the text
+// summary. The relay's log lines go to DATA/up.log meanwhile (they would
+// tear the screen); when the dashboard quits, up stops the relay.
+func runUpDashboard(ctx context.Context, a *app, r *relayRun) error {
+	logPath := a.dataDir() + string(os.PathSeparator) + "up.log"
+	restore, err := redirectStderr(logPath)
+	if err != nil {
+		return fmt.Errorf("relay log %s: %w", logPath, err)
+	}
+	started := time.Now()
+	urls := strings.Join(r.urls, " ")
+	err = runDashboard(ctx, a, "", false, func(context.Context) tui.RelayState {
+		return tui.RelayState{Running: true, Text: "running", Detail: "up " + tui.Duration(time.Since(started).Round(time.Second)) + " " + urls}
+	})
+	restore()
+	if err == nil {
+		fmt.Fprintf(a.stderr, "dashboard closed: stopping the relay (its log: %s)\n", logPath)
+	}
+	return err
+}

@@ -1,0 +1,290 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"outpost/store"
+)
+
+// ClustersView is the home view: every cluster of the account with its
+// status, proxies, agents, transmission mode and warnings; the selected
+// cluster's address kind and warnings are spelled out under the table.
+type ClustersView struct {
+	c     *Common
+	id    int
+	table *Table
+	w, h  int
+}
+
+// NewClustersView returns the home view.
+func NewClustersView(c *Common) *ClustersView {
+	v := &ClustersView{c: c, id: c.NewID()}
+	acct := c.Account.ID
+	v.table = NewTable(c, []Column{
+		{Title: "NAME", Width: 10, Flex: 3, Sort: "name"},
+		{Title: "ADDRESS", Width: 10, Flex: 3, Sort: "address"},
+		{Title: "KIND", Width: 6, Sort: "kind"},
+		{Title: "REGION", Width: 6, Flex: 2, Sort: "region"},
+		{Title: "STATUS", Width: 7, Sort: "status"},
+		{Title: "PROXIES", Width: 7, Sort: "proxies", Right: true},
+		{Title: "AGENTS", Width: 9, Sort: "agents", Right: true},
+		{Title: "MODE", Width: 7, Sort: "mode"},
+		{Title: "WARN", Width: 4, Flex: 1, Sort: "warnings"},
+	}, func(ctx context.Context, b Backend, q Query) (Page, error) {
+		cs, err := b.ListClusters(ctx, acct)
+		if err != nil {
+			return Page{}, err
+		}
+		return PageOf(cs, q, matchCluster, clusterSorts, clusterRow), nil
+	})
+	v.table.Empty = "no cluster yet: press n to create one"
+	if c.ReadOnly {
+		v.table.Empty = "no cluster yet"
+	}
+	return v
+}
+
+func matchCluster(c store.Cluster, f string) bool {
+	return Contains(f, c.Name, c.Address, c.Region, c.Remark, c.Status, c.Policy.Mode, c.Account)
+}
+
+var clusterSorts = map[string]func(a, b store.Cluster) int{
+	"name":     ByString(func(c store.Cluster) string { return c.Name }),
+	"address":  ByString(func(c store.Cluster) string { return c.Address }),
+	"kind":     ByString(func(c store.Cluster) string { return c.AddressKind }),
+	"region":   ByString(func(c store.Cluster) string { return c.Region }),
+	"status":   ByString(func(c store.Cluster) string { return c.Status }),
+	"proxies":  ByInt(func(c store.Cluster) int { return c.ProxiesOnline }),
+	"agents":   ByInt(func(c store.Cluster) int { return c.AgentsOnline }),
+	"mode":     ByString(func(c store.Cluster) string { return c.Policy.Mode }),
+	"warnings": ByInt(func(c store.Cluster) int { return len(c.Warnings) }),
+}
+
+// kindText is the address kind in the operator's terms.
+func kindText(c store.Cluster) string {
+	if c.AddressKind == "ip" {
+		return "IP address: holds one proxy server"
+	}
+	return "domain name: holds any number of proxy servers"
+}
+
+func kindShort(c store.Cluster) string {
+	if c.AddressKind == "ip" {
+		return "IP"
+	}
+	return "domain"
+}
+
+func statusTone(status string) Tone {
+	if status == store.StatusOnline {
+		return ToneGood
+	}
+	return ToneBad
+}
+
+func clusterRow(c store.Cluster) Row {
+	warn := "-"
+	wt := ToneNone
+	if n := len(c.Warnings); n > 0 {
+		warn, wt = strconv.Itoa(n), ToneWarn
+	}
+	return Row{
+		ID: strconv.FormatInt(c.ID, 10),
+		Cells: []string{c.Name, c.Address, kindShort(c), orDash(c.Region), c.Status,
+			fmt.Sprintf("%d/%d", c.ProxiesOnline, c.Proxies), fmt.Sprintf("%d/%d", c.AgentsOnline, c.Agents),
+			c.Policy.Mode, warn},
+		Tones: []Tone{4: statusTone(c.Status), 8: wt},
+		Data:  c,
+	}
+}
+
+// Selected is the cluster under the cursor.
+func (v *ClustersView) Selected() (store.Cluster, bool) {
+	c, ok := v.table.SelectedData().(store.Cluster)
+	return c, ok
+}
+
+// Table is the view's table (tests).
+func (v *ClustersView) Table() *Table { return v.table }
+
+// Init implements tea.Model.
+func (v *ClustersView) Init() tea.Cmd { return v.table.Load() }
+
+// Refresh implements View.
+func (v *ClustersView) Refresh() tea.Cmd { return v.table.Refresh() }
+
+// Title implements View.
+func (v *ClustersView) Title() string { return "Clusters" }
+
+// Capturing implements View.
+func (v *ClustersView) Capturing() bool { return v.table.Capturing() }
+
+// Escape implements Escaper: esc clears the filter.
+func (v *ClustersView) Escape() (tea.Cmd, bool) { return v.table.Escape() }
+
+// detailLines is how many lines the selected cluster's summary takes.
+const detailLines = 3
+
+// SetSize implements View.
+func (v *ClustersView) SetSize(w, h int) {
+	v.w, v.h = w, h
+	v.table.SetSize(w, max(h-detailLines, 2))
+}
+
+// ShortHelp implements help.KeyMap.
+func (v *ClustersView) ShortHelp() []key.Binding {
+	k := v.c.Keys
+	return []key.Binding{k.Enter, k.Create, k.Edit, k.Deploy, k.Delete, k.Filter, k.Sort}
+}
+
+// FullHelp implements help.KeyMap.
+func (v *ClustersView) FullHelp() [][]key.Binding {
+	k := v.c.Keys
+	return [][]key.Binding{
+		{withHelp(k.Enter, "open the cluster (proxy servers, agents)"), withHelp(k.Create, "create a cluster"),
+			withHelp(k.Edit, "proxy settings (transmission policy)"), withHelp(k.Deploy, "deploy a proxy server"),
+			withHelp(k.Delete, "delete the cluster (guided)")},
+		tableHelp(k),
+	}
+}
+
+// tableHelp are the keys every table has.
+func tableHelp(k *KeyMap) []key.Binding {
+	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End,
+		withHelp(k.Left, "select the column to sort by"), withHelp(k.Sort, "sort by the column / flip"),
+		withHelp(k.Filter, "filter rows"), withHelp(k.Mark, "mark a row"), withHelp(k.Refresh, "refresh now")}
+}
+
+// withHelp returns b with another description (for the full help).
+func withHelp(b key.Binding, desc string) key.Binding {
+	b.SetHelp(b.Help().Key, desc)
+	return b
+}
+
+// Update implements tea.Model.
+func (v *ClustersView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if cmd, ok := v.table.Update(msg); ok {
+		return v, cmd
+	}
+	switch msg := msg.(type) {
+	case tea.KeyMsg:
+		return v, v.key(msg)
+	case clusterActionMsg:
+		if msg.view == v.id {
+			return v, v.actionDone(msg)
+		}
+	case guideMsg:
+		if msg.view == v.id {
+			if msg.err != nil {
+				return v, FlashError(msg.err)
+			}
+			return v, OpenDialog(guideDialog(v.c, msg))
+		}
+	}
+	return v, nil
+}
+
+func (v *ClustersView) key(msg tea.KeyMsg) tea.Cmd {
+	k := v.c.Keys
+	if key.Matches(msg, k.Create) {
+		return createClusterForm(v.c)
+	}
+	c, ok := v.Selected()
+	if !ok {
+		return nil
+	}
+	switch {
+	case key.Matches(msg, k.Enter):
+		return Push(NewClusterView(v.c, c))
+	case key.Matches(msg, k.Edit):
+		return OpenDialog(policyForm(v.c, c))
+	case key.Matches(msg, k.Deploy):
+		return deployDialog(v.c, c)
+	case key.Matches(msg, k.Delete):
+		return deleteClusterConfirm(v.c, v.id, c)
+	}
+	return nil
+}
+
+// View implements tea.Model.
+func (v *ClustersView) View() string {
+	st := v.c.Styles
+	var b strings.Builder
+	b.WriteString(v.table.View())
+	lines := strings.Count(v.table.View(), "\n") + 1
+	for ; lines < v.table.height; lines++ {
+		b.WriteByte('\n')
+	}
+	c, ok := v.Selected()
+	if !ok {
+		return b.String()
+	}
+	b.WriteString("\n" + st.Muted.Render(Truncate(Clean(fmt.Sprintf("%s: %s, %s (%s); policy: %s", c.Name, c.Address, kindText(c),
+		c.Status, policyText(c.Policy))), v.w)))
+	switch len(c.Warnings) {
+	case 0:
+		b.WriteString("\n" + st.Muted.Render("no warnings"))
+	default:
+		for i, w := range c.Warnings {
+			if i == detailLines-1 {
+				break
+			}
+			b.WriteString("\n" + st.Warn.Render(Truncate("warning: "+Clean(w), v.w)))
+		}
+	}
+	return b.String()
+}
+
+// policyText is a cluster policy in human terms.
+func policyText(p store.Policy) string {
+	var parts []string
+	switch p.Mode {
+	case store.ModeCache:
+		parts = append(parts, "cache in "+p.CacheDir+" capped at "+store.FormatBytes(p.CacheMax))
+	default:
+		up := p.Upstream
+		if up == "" {
+			up = "the built-in collector"
+		}
+		freq := "unlimited"
+		if p.FrequencyRPS > 0 {
+			freq = fmt.Sprintf("%d req/s", p.FrequencyRPS)
+		}
+		parts = append(parts, "forward to "+up, "bandwidth "+store.FormatBandwidth(p.BandwidthBps), "frequency "+freq)
+	}
+	if p.LinkBps > 0 {
+		parts = append(parts, "link "+linkText(p.LinkBps))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// linkText renders a link capacity given in bits/s.
+func linkText(bits int64) string {
+	if bits == 0 {
+		return "unknown"
+	}
+	if bits%8 == 0 {
+		return store.FormatBandwidth(bits / 8)
+	}
+	return fmt.Sprintf("%d bit/s", bits)
+}
+
+// clusterActionMsg is the result of an action started from a clusters or
+// cluster view.
+type clusterActionMsg struct {
+	view    int
+	action  string
+	cluster store.Cluster
+	err     error
+	text    string
+}
+
+func (v *ClustersView) actionDone(m clusterActionMsg) tea.Cmd {
+	return handleClusterAction(v.c, v.id, m)
+}

@@ -1,0 +1,510 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"outpost/store"
+)
+
+// commands are the `:` commands, in completion order.
+var commands = []struct {
+	name, help string
+}{
+	{"clusters", "clusters (home)"},
+	{"proxies", "proxy servers of every cluster"},
+	{"agents", "all agents / assets"},
+	{"install", "install commands"},
+	{"audit", "audit log"},
+	{"settings", "timing settings"},
+	{"quit", "leave the dashboard"},
+}
+
+// headerMsg carries the header's fleet counts.
+type headerMsg struct {
+	counts store.AgentCounts
+	relay  *RelayState
+	err    error
+}
+
+// Root is the top model: header, the view stack, a dialog on top, the
+// command line, the flash line and the footer. It routes keys: a dialog
+// first, then the command line, the help screen, a capturing view, then
+// the global keys (q, :, ?, esc), then the active view.
+type Root struct {
+	c      *Common
+	stack  []View
+	dialog Dialog
+
+	cmdMode bool
+	cmdIn   textinput.Model
+	help    bool
+
+	flash    string
+	flashErr bool
+	flashSeq int
+
+	counts    store.AgentCounts
+	countsErr error
+	relay     *RelayState
+
+	quitting bool
+}
+
+// NewRoot returns the root with home as the first view (normally
+// NewClustersView(c)).
+func NewRoot(c *Common, home View) *Root {
+	in := newInput()
+	in.Prompt = ":"
+	in.CharLimit = 32
+	in.ShowSuggestions = true
+	var names []string
+	for _, cmd := range commands {
+		names = append(names, cmd.name)
+	}
+	in.SetSuggestions(names)
+	r := &Root{c: c, cmdIn: in}
+	r.stack = []View{home}
+	return r
+}
+
+// Active is the view on top of the stack.
+func (r *Root) Active() View { return r.stack[len(r.stack)-1] }
+
+// Dialog is the open dialog, nil when none.
+func (r *Root) Dialog() Dialog { return r.dialog }
+
+// Stack returns the open views, home first.
+func (r *Root) Stack() []View { return r.stack }
+
+// Flash is the current flash line and whether it is an error.
+func (r *Root) Flash() (string, bool) { return r.flash, r.flashErr }
+
+// Init implements tea.Model.
+func (r *Root) Init() tea.Cmd {
+	cmds := []tea.Cmd{r.Active().Init(), r.loadHeader()}
+	if r.c.Refresh > 0 {
+		cmds = append(cmds, r.tick())
+	}
+	return tea.Batch(cmds...)
+}
+
+func (r *Root) tick() tea.Cmd {
+	return tea.Tick(r.c.Refresh, func(t time.Time) tea.Msg { return refreshTickMsg{t} })
+}
+
+func (r *Root) loadHeader() tea.Cmd {
+	acct, relay := r.c.Account.ID, r.c.Relay
+	return r.c.Call(func(ctx context.Context, b Backend) tea.Msg {
+		m := headerMsg{}
+		m.counts, m.err = b.CountAgents(ctx, acct)
+		if relay != nil {
+			st := relay(ctx)
+			m.relay = &st
+		}
+		return m
+	})
+}
+
+// bodyHeight is what the active view gets: everything but the header,
+// the crumb line, the flash line and the footer.
+func (r *Root) bodyHeight() int { return max(r.c.Height-4, 1) }
+
+func (r *Root) resize() {
+	for _, v := range r.stack {
+		v.SetSize(r.c.Width, r.bodyHeight())
+	}
+	if r.dialog != nil {
+		r.dialog.SetSize(r.c.Width, r.bodyHeight())
+	}
+	r.cmdIn.Width = max(r.c.Width-4, 8)
+}
+
+// Update implements tea.Model.
+func (r *Root) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		r.c.Width, r.c.Height = msg.Width, msg.Height
+		r.resize()
+		return r, nil
+	case tea.KeyMsg:
+		return r, r.key(msg)
+	case refreshTickMsg:
+		cmds := []tea.Cmd{r.tick()}
+		if r.dialog == nil {
+			cmds = append(cmds, r.Active().Refresh(), r.loadHeader())
+		}
+		return r, tea.Batch(cmds...)
+	case RefreshMsg:
+		return r, tea.Batch(r.Active().Refresh(), r.loadHeader())
+	case headerMsg:
+		r.counts, r.countsErr, r.relay = msg.counts, msg.err, msg.relay
+		return r, nil
+	case PushMsg:
+		msg.View.SetSize(r.c.Width, r.bodyHeight())
+		r.stack = append(r.stack, msg.View)
+		return r, msg.View.Init()
+	case PopMsg:
+		if len(r.stack) > 1 {
+			r.stack = r.stack[:len(r.stack)-1]
+			return r, r.Active().Refresh()
+		}
+		return r, nil
+	case SwitchMsg:
+		msg.View.SetSize(r.c.Width, r.bodyHeight())
+		r.stack = []View{msg.View}
+		return r, msg.View.Init()
+	case FlashMsg:
+		return r, r.setFlash(msg.Text, msg.Err)
+	case flashClearMsg:
+		if msg.seq == r.flashSeq {
+			r.flash, r.flashErr = "", false
+		}
+		return r, nil
+	case OpenDialogMsg:
+		r.dialog = msg.Dialog
+		r.dialog.SetSize(r.c.Width, r.bodyHeight())
+		return r, nil
+	case CloseDialogMsg:
+		r.dialog = nil
+		return r, nil
+	case FormResultMsg:
+		if r.dialog != nil {
+			var cmd tea.Cmd
+			r.dialog, cmd = r.dialog.Update(msg)
+			return r, cmd
+		}
+		// The form was closed meanwhile: still say what happened.
+		if msg.Err != nil {
+			return r, FlashError(msg.Err)
+		}
+		return r, tea.Batch(Flash(msg.Flash), RefreshNow())
+	}
+	// Everything else (pages, action results) goes to the dialog and to
+	// every view on the stack: each picks the messages tagged with its id.
+	var cmds []tea.Cmd
+	if r.dialog != nil {
+		var cmd tea.Cmd
+		r.dialog, cmd = r.dialog.Update(msg)
+		cmds = append(cmds, cmd)
+	}
+	for i := len(r.stack) - 1; i >= 0; i-- {
+		m, cmd := r.stack[i].Update(msg)
+		r.stack[i] = m.(View)
+		cmds = append(cmds, cmd)
+	}
+	return r, tea.Batch(cmds...)
+}
+
+func (r *Root) setFlash(text string, isErr bool) tea.Cmd {
+	r.flashSeq++
+	r.flash, r.flashErr = Clean(text), isErr
+	seq := r.flashSeq
+	d := r.c.FlashFor
+	if d <= 0 {
+		return nil
+	}
+	if isErr {
+		d *= 2
+	}
+	return tea.Tick(d, func(time.Time) tea.Msg { return flashClearMsg{seq} })
+}
+
+func (r *Root) key(msg tea.KeyMsg) tea.Cmd {
+	k := r.c.Keys
+	if key.Matches(msg, k.ForceQuit) {
+		r.quitting = true
+		return tea.Quit
+	}
+	if r.dialog != nil {
+		var cmd tea.Cmd
+		r.dialog, cmd = r.dialog.Update(msg)
+		return cmd
+	}
+	if r.cmdMode {
+		return r.commandKey(msg)
+	}
+	if r.help {
+		if key.Matches(msg, k.Help, k.Back, k.Quit) {
+			r.help = false
+		}
+		return nil
+	}
+	v := r.Active()
+	if !v.Capturing() {
+		switch {
+		case key.Matches(msg, k.Quit):
+			r.quitting = true
+			return tea.Quit
+		case key.Matches(msg, k.Command):
+			r.cmdMode = true
+			r.cmdIn.SetValue("")
+			return r.cmdIn.Focus()
+		case key.Matches(msg, k.Help):
+			r.help = true
+			return nil
+		case key.Matches(msg, k.Back):
+			if e, ok := v.(Escaper); ok {
+				if cmd, used := e.Escape(); used {
+					return cmd
+				}
+			}
+			if len(r.stack) > 1 {
+				r.stack = r.stack[:len(r.stack)-1]
+				return r.Active().Refresh()
+			}
+			return nil
+		}
+	}
+	m, cmd := v.Update(msg)
+	r.stack[len(r.stack)-1] = m.(View)
+	return cmd
+}
+
+// complete returns the commands starting with prefix.
+func complete(prefix string) []string {
+	var out []string
+	for _, c := range commands {
+		if strings.HasPrefix(c.name, strings.ToLower(prefix)) {
+			out = append(out, c.name)
+		}
+	}
+	return out
+}
+
+func (r *Root) commandKey(msg tea.KeyMsg) tea.Cmd {
+	switch msg.Type {
+	case tea.KeyEsc:
+		r.cmdMode = false
+		r.cmdIn.Blur()
+		return nil
+	case tea.KeyTab:
+		if m := complete(strings.TrimSpace(r.cmdIn.Value())); len(m) > 0 {
+			r.cmdIn.SetValue(m[0])
+			r.cmdIn.CursorEnd()
+		}
+		return nil
+	case tea.KeyEnter:
+		r.cmdMode = false
+		r.cmdIn.Blur()
+		return r.runCommand(strings.TrimSpace(r.cmdIn.Value()))
+	}
+	var cmd tea.Cmd
+	r.cmdIn, cmd = r.cmdIn.Update(msg)
+	return cmd
+}
+
+// runCommand opens the view a `:` command names; a unique prefix is enough.
+func (r *Root) runCommand(s string) tea.Cmd {
+	if s == "" {
+		return nil
+	}
+	name := strings.ToLower(s)
+	if name == "q" || name == "q!" {
+		name = "quit"
+	}
+	if m := complete(name); len(m) == 1 || (len(m) > 0 && m[0] == name) {
+		name = m[0]
+	} else {
+		var all []string
+		for _, c := range commands {
+			all = append(all, c.name)
+		}
+		return r.setFlash(fmt.Sprintf("unknown command %q: want %s", s, strings.Join(all, ", ")), true)
+	}
+	var v View
+	switch name {
+	case "quit":
+		r.quitting = true
+		return tea.Quit
+	case "clusters":
+		v = NewClustersView(r.c)
+	case "proxies":
+		v = NewProxiesView(r.c, 0)
+	case "agents":
+		v = newAgentsView(r.c, 0)
+	case "install":
+		v = newInstallView(r.c)
+	case "audit":
+		v = newAuditView(r.c)
+	case "settings":
+		v = newSettingsView(r.c)
+	}
+	return Switch(v)
+}
+
+// View implements tea.Model.
+func (r *Root) View() string {
+	if r.quitting {
+		return ""
+	}
+	w, h := r.c.Width, r.c.Height
+	st := r.c.Styles
+	var b strings.Builder
+	b.WriteString(r.header(w))
+	b.WriteByte('\n')
+	if r.cmdMode {
+		b.WriteString(clipLine(r.cmdIn.View(), w) + st.Muted.Render(clipLine("   "+strings.Join(complete(r.cmdIn.Value()), " "), max(w-Width(r.cmdIn.Value())-4, 0))))
+	} else {
+		crumbs := r.crumbs()
+		room := w - Width(stripStyle(crumbs)) - 2
+		rt := r.relayText(room)
+		if room > 0 && rt != "" {
+			crumbs += strings.Repeat(" ", max(w-Width(stripStyle(crumbs))-Width(rt), 1)) + r.relayStyle().Render(rt)
+		}
+		b.WriteString(clipLine(crumbs, w))
+	}
+	b.WriteByte('\n')
+	bh := r.bodyHeight()
+	var body string
+	switch {
+	case r.help:
+		body = r.fullHelp(w)
+	case r.dialog != nil:
+		body = lipgloss.Place(w, bh, lipgloss.Center, lipgloss.Center, r.dialog.View())
+	default:
+		body = r.Active().View()
+	}
+	b.WriteString(clip(body, w, bh))
+	b.WriteByte('\n')
+	if r.flash != "" {
+		style := st.Flash
+		if r.flashErr {
+			style = st.FlashErr
+		}
+		prefix := ""
+		if r.flashErr {
+			prefix = "error: "
+		}
+		b.WriteString(style.Render(Truncate(prefix+r.flash, w)))
+	}
+	b.WriteByte('\n')
+	b.WriteString(r.footer(w))
+	_ = h
+	return b.String()
+}
+
+func (r *Root) header(w int) string {
+	st := r.c.Styles
+	parts := []string{"outpost " + r.c.Version, "account " + Clean(r.c.AccountLabel())}
+	if r.countsErr != nil {
+		parts = append(parts, "counts: "+Clean(errText(r.countsErr)))
+	} else {
+		c := r.counts
+		parts = append(parts, fmt.Sprintf("agents %d/%d online", c.Online, c.Total), fmt.Sprintf("at risk %d", c.AtRisk),
+			fmt.Sprintf("duplicates %d", c.Duplicates))
+	}
+	if r.c.ReadOnly {
+		parts = append(parts, "READ-ONLY")
+	}
+	return st.Header.Render(Fit(" "+strings.Join(parts, " │ "), w))
+}
+
+// relayText is the local relay's state, shown right of the crumbs.
+func (r *Root) relayText(room int) string {
+	if r.relay == nil {
+		return "relay unknown"
+	}
+	t := "relay " + Clean(r.relay.Text)
+	if d := Clean(r.relay.Detail); d != "" && Width(t)+1+Width(d) <= room {
+		t += " " + d
+	}
+	return Truncate(t, room)
+}
+
+func (r *Root) relayStyle() lipgloss.Style {
+	if r.relay != nil && r.relay.Running {
+		return r.c.Styles.Good
+	}
+	return r.c.Styles.Bad
+}
+
+func (r *Root) crumbs() string {
+	st := r.c.Styles
+	var names []string
+	for _, v := range r.stack {
+		names = append(names, Clean(v.Title()))
+	}
+	return st.Crumb.Render(strings.Join(names, " › "))
+}
+
+func (r *Root) footer(w int) string {
+	st := r.c.Styles
+	var binds, tail []key.Binding
+	if r.dialog != nil {
+		binds = r.dialog.ShortHelp()
+	} else if r.help {
+		binds = []key.Binding{r.c.Keys.Back}
+	} else {
+		binds = r.Active().ShortHelp()
+		tail = []key.Binding{r.c.Keys.Help, r.c.Keys.Command, r.c.Keys.Quit}
+	}
+	item := func(b key.Binding) (string, int) {
+		hp := b.Help()
+		if !b.Enabled() || hp.Key == "" {
+			return "", 0
+		}
+		return st.HelpKey.Render(hp.Key) + " " + st.HelpDesc.Render(hp.Desc), Width(hp.Key) + 1 + Width(hp.Desc) + 2
+	}
+	// The global keys are always shown; the view's fill what is left.
+	var end []string
+	used := 0
+	for _, b := range tail {
+		if s, n := item(b); n > 0 && used+n <= w {
+			end = append(end, s)
+			used += n
+		}
+	}
+	var parts []string
+	for _, b := range binds {
+		s, n := item(b)
+		if n == 0 {
+			continue
+		}
+		if used+n > w {
+			break
+		}
+		used += n
+		parts = append(parts, s)
+	}
+	return strings.Join(append(parts, end...), "  ")
+}
+
+func (r *Root) fullHelp(w int) string {
+	st := r.c.Styles
+	var b strings.Builder
+	b.WriteString(st.Title.Render("Keys of "+Clean(r.Active().Title())) + "\n")
+	line := func(k, d string) {
+		b.WriteString("  " + st.HelpKey.Render(Fit(k, 14)) + " " + st.HelpDesc.Render(d) + "\n")
+	}
+	seen := map[string]bool{}
+	for _, group := range r.Active().FullHelp() {
+		for _, kb := range group {
+			if !kb.Enabled() || kb.Help().Key == "" || seen[kb.Help().Key] {
+				continue
+			}
+			seen[kb.Help().Key] = true
+			line(kb.Help().Key, kb.Help().Desc)
+		}
+	}
+	b.WriteString("\n" + st.Title.Render("Everywhere") + "\n")
+	line("esc", "back (clears a filter first)")
+	line(":", "command mode (tab completes)")
+	line("?", "this help")
+	line("q / ctrl+c", "quit")
+	b.WriteString("\n" + st.Title.Render("Commands") + "\n")
+	for _, c := range commands {
+		line(":"+c.name, c.help)
+	}
+	if r.c.ReadOnly {
+		b.WriteString("\n" + st.Warn.Render("read-only: no key changes anything") + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,661 @@
+package tui
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+)
+
+// Column describes one table column.
+type Column struct {
+	Title string
+	Width int    // minimum width in cells
+	Flex  int    // share of the spare width (0 = fixed at Width)
+	Sort  string // sort key handed to the PageFunc; "" = not sortable
+	Right bool   // right-aligned (numbers)
+	// HideBelow hides the column when the table is narrower than this.
+	HideBelow int
+}
+
+// Tone colours a cell; the text itself always says the state too.
+type Tone int
+
+// Tones.
+const (
+	ToneNone Tone = iota
+	ToneGood
+	ToneBad
+	ToneWarn
+	ToneMuted
+)
+
+// Row is one table row. ID identifies it across refreshes (the cursor
+// stays on it) and for marks.
+type Row struct {
+	ID    string
+	Cells []string // plain text; Clean is applied when drawn
+	Tones []Tone   // optional, by cell index
+	Data  any      // the item the row shows (a store.Cluster, ...)
+}
+
+// Query is what the table asks its PageFunc for.
+type Query struct {
+	Offset, Limit int
+	Filter        string
+	Sort          string
+	Desc          bool
+}
+
+// Page is one slice of the rows plus the total number that match.
+type Page struct {
+	Rows  []Row
+	Total int
+}
+
+// PageFunc loads one page; it runs inside a tea.Cmd.
+type PageFunc func(ctx context.Context, b Backend, q Query) (Page, error)
+
+// pageMsg carries a loaded page back to its table.
+type pageMsg struct {
+	table, seq int
+	q          Query
+	page       Page
+	err        error
+}
+
+// Table is a paging table: it holds only a window of rows around what is
+// on screen (three screens' worth) and asks its PageFunc for another
+// window when the cursor leaves it, so it never holds the fleet. The
+// cursor follows its row by ID across refreshes; marks (space) are kept
+// by ID too.
+type Table struct {
+	c     *Common
+	id    int
+	cols  []Column
+	fetch PageFunc
+
+	// Empty is shown when nothing matches (no filter); say what to do.
+	Empty string
+
+	rows    []Row // loaded window
+	offset  int   // absolute index of rows[0]
+	total   int
+	loaded  bool
+	err     error
+	seq     int // last request
+	applied int // last applied response
+
+	cursor int    // absolute index
+	top    int    // first visible absolute index
+	selID  string // ID under the cursor, to find it again
+	col    int    // selected column (for sort)
+	sort   int    // sorted column, -1 = PageFunc's default
+	desc   bool
+
+	marks map[string]bool
+
+	filtering bool
+	filter    string
+	input     textinput.Model
+
+	width, height int
+}
+
+// NewTable returns a table over fetch. Call Load (or Refresh) to fill it.
+func NewTable(c *Common, cols []Column, fetch PageFunc) *Table {
+	in := newInput()
+	in.Prompt = "/"
+	in.CharLimit = 128
+	t := &Table{c: c, id: c.NewID(), cols: cols, fetch: fetch, sort: -1, marks: map[string]bool{}, input: in}
+	for i, col := range cols {
+		if col.Sort != "" {
+			t.col = i
+			break
+		}
+	}
+	return t
+}
+
+// SetSize sets the table's box: one header line, then rows.
+func (t *Table) SetSize(w, h int) {
+	t.width, t.height = w, max(h, 2)
+	t.scrollTo()
+}
+
+// visible is the number of row lines on screen.
+func (t *Table) visible() int {
+	n := t.height - 1
+	if t.filtering {
+		n--
+	}
+	return max(n, 1)
+}
+
+// window is how many rows one fetch asks for.
+func (t *Table) window() int { return max(3*t.visible(), 30) }
+
+// Load fetches the window around the cursor; Refresh is the same.
+func (t *Table) Load() tea.Cmd {
+	t.seq++
+	off := max(0, t.top-t.visible())
+	q := Query{Offset: off, Limit: t.window(), Filter: t.filter, Desc: t.desc}
+	if t.sort >= 0 {
+		q.Sort = t.cols[t.sort].Sort
+	}
+	seq, id, fetch := t.seq, t.id, t.fetch
+	return t.c.Call(func(ctx context.Context, b Backend) tea.Msg {
+		p, err := fetch(ctx, b, q)
+		return pageMsg{table: id, seq: seq, q: q, page: p, err: err}
+	})
+}
+
+// Refresh reloads the current window.
+func (t *Table) Refresh() tea.Cmd { return t.Load() }
+
+// Selected returns the row under the cursor.
+func (t *Table) Selected() (Row, bool) {
+	i := t.cursor - t.offset
+	if !t.loaded || i < 0 || i >= len(t.rows) {
+		return Row{}, false
+	}
+	return t.rows[i], true
+}
+
+// SelectedData is the Data of the row under the cursor (nil when none).
+func (t *Table) SelectedData() any {
+	r, _ := t.Selected()
+	return r.Data
+}
+
+// SelectedID is the ID of the row under the cursor ("" when none).
+func (t *Table) SelectedID() string {
+	r, _ := t.Selected()
+	return r.ID
+}
+
+// Total is the number of rows that match the filter.
+func (t *Table) Total() int { return t.total }
+
+// Err is the last load error.
+func (t *Table) Err() error { return t.err }
+
+// Loaded is true once a page arrived.
+func (t *Table) Loaded() bool { return t.loaded }
+
+// Filter is the applied filter text.
+func (t *Table) Filter() string { return t.filter }
+
+// SetFilter applies a filter and reloads from the top.
+func (t *Table) SetFilter(s string) tea.Cmd {
+	t.filter = s
+	t.input.SetValue(s)
+	t.cursor, t.top, t.selID = 0, 0, ""
+	return t.Load()
+}
+
+// SortKey returns the sort key in use ("" = default) and its direction.
+func (t *Table) SortKey() (string, bool) {
+	if t.sort < 0 {
+		return "", t.desc
+	}
+	return t.cols[t.sort].Sort, t.desc
+}
+
+// Marked returns the marked row IDs in no particular order.
+func (t *Table) Marked() []string {
+	out := make([]string, 0, len(t.marks))
+	for id := range t.marks {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// IsMarked reports whether id is marked.
+func (t *Table) IsMarked(id string) bool { return t.marks[id] }
+
+// SetMarked marks or unmarks ids.
+func (t *Table) SetMarked(on bool, ids ...string) {
+	for _, id := range ids {
+		if on {
+			t.marks[id] = true
+		} else {
+			delete(t.marks, id)
+		}
+	}
+}
+
+// ClearMarks unmarks every row.
+func (t *Table) ClearMarks() { clear(t.marks) }
+
+// Capturing is true while the filter is being typed.
+func (t *Table) Capturing() bool { return t.filtering }
+
+// Escape clears an applied filter (k9s: esc first clears, then goes back).
+func (t *Table) Escape() (tea.Cmd, bool) {
+	if t.filtering || t.filter != "" {
+		t.filtering = false
+		t.input.Blur()
+		return t.SetFilter(""), true
+	}
+	return nil, false
+}
+
+// Update handles the table's keys and its pages. handled reports whether
+// msg was the table's (a key it used or one of its pages).
+func (t *Table) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
+	switch msg := msg.(type) {
+	case pageMsg:
+		if msg.table != t.id {
+			return nil, false
+		}
+		t.apply(msg)
+		return nil, true
+	case tea.KeyMsg:
+		if t.filtering {
+			return t.filterKey(msg), true
+		}
+		return t.key(msg)
+	}
+	return nil, false
+}
+
+func (t *Table) apply(m pageMsg) {
+	if m.seq <= t.applied {
+		return // an older answer than one already shown
+	}
+	t.applied = m.seq
+	if m.err != nil {
+		t.err = m.err
+		return
+	}
+	t.err = nil
+	t.loaded = true
+	t.rows, t.offset, t.total = m.page.Rows, m.q.Offset, m.page.Total
+	if m.page.Total == 0 {
+		t.offset = 0
+	}
+	// Keep the cursor on its row, at the same place on screen.
+	if t.selID != "" {
+		for i, r := range t.rows {
+			if r.ID == t.selID {
+				abs := t.offset + i
+				t.top += abs - t.cursor
+				t.cursor = abs
+				break
+			}
+		}
+	}
+	t.clamp()
+	t.selID = t.SelectedID()
+}
+
+func (t *Table) clamp() {
+	if t.cursor >= t.total {
+		t.cursor = t.total - 1
+	}
+	if t.cursor < 0 {
+		t.cursor = 0
+	}
+	t.scrollTo()
+}
+
+// scrollTo moves the viewport so that the cursor is visible.
+func (t *Table) scrollTo() {
+	v := t.visible()
+	if t.cursor < t.top {
+		t.top = t.cursor
+	}
+	if t.cursor >= t.top+v {
+		t.top = t.cursor - v + 1
+	}
+	if t.top > t.total-v {
+		t.top = t.total - v
+	}
+	if t.top < 0 {
+		t.top = 0
+	}
+}
+
+// move sets the cursor and fetches another window when the screen leaves
+// the loaded one.
+func (t *Table) move(to int) tea.Cmd {
+	t.cursor = to
+	t.clamp()
+	t.selID = t.SelectedID()
+	end := min(t.top+t.visible(), t.total)
+	if t.top < t.offset || end > t.offset+len(t.rows) {
+		return t.Load()
+	}
+	return nil
+}
+
+func (t *Table) key(msg tea.KeyMsg) (tea.Cmd, bool) {
+	k := t.c.Keys
+	switch {
+	case key.Matches(msg, k.Up):
+		return t.move(t.cursor - 1), true
+	case key.Matches(msg, k.Down):
+		return t.move(t.cursor + 1), true
+	case key.Matches(msg, k.PageUp):
+		return t.move(t.cursor - t.visible()), true
+	case key.Matches(msg, k.PageDown):
+		return t.move(t.cursor + t.visible()), true
+	case key.Matches(msg, k.Home):
+		return t.move(0), true
+	case key.Matches(msg, k.End):
+		return t.move(t.total - 1), true
+	case key.Matches(msg, k.Left):
+		t.col = t.nextSortable(-1)
+		return nil, true
+	case key.Matches(msg, k.Right):
+		t.col = t.nextSortable(1)
+		return nil, true
+	case key.Matches(msg, k.Sort):
+		if t.cols[t.col].Sort == "" {
+			return nil, true
+		}
+		if t.sort == t.col {
+			t.desc = !t.desc
+		} else {
+			t.sort, t.desc = t.col, false
+		}
+		return t.Load(), true
+	case key.Matches(msg, k.Mark):
+		if id := t.SelectedID(); id != "" {
+			t.SetMarked(!t.marks[id], id)
+			return t.move(t.cursor + 1), true
+		}
+		return nil, true
+	case key.Matches(msg, k.Filter):
+		t.filtering = true
+		t.input.SetValue(t.filter)
+		t.input.CursorEnd()
+		t.scrollTo()
+		return t.input.Focus(), true
+	case key.Matches(msg, k.Refresh):
+		return t.Load(), true
+	}
+	return nil, false
+}
+
+func (t *Table) nextSortable(dir int) int {
+	n := len(t.cols)
+	for i, c := 1, t.col; i <= n; i++ {
+		j := ((c+dir*i)%n + n) % n
+		if t.cols[j].Sort != "" {
+			return j
+		}
+	}
+	return t.col
+}
+
+func (t *Table) filterKey(msg tea.KeyMsg) tea.Cmd {
+	switch msg.Type {
+	case tea.KeyEnter:
+		t.filtering = false
+		t.input.Blur()
+		t.scrollTo()
+		return nil
+	case tea.KeyEsc:
+		t.filtering = false
+		t.input.Blur()
+		return t.SetFilter("")
+	}
+	var cmd tea.Cmd
+	t.input, cmd = t.input.Update(msg)
+	if v := t.input.Value(); v != t.filter {
+		t.filter = v
+		t.cursor, t.top, t.selID = 0, 0, ""
+		return tea.Batch(cmd, t.Load())
+	}
+	return cmd
+}
+
+// widths lays the columns out in w cells: minimum widths first, the
+// spare shared by Flex; when too narrow, flexible columns shrink first.
+func (t *Table) widths(w int) []int {
+	out := make([]int, len(t.cols))
+	avail := w - 2 - (len(t.cols) - 1) // marker, one space between columns
+	sum, flex := 0, 0
+	for i, c := range t.cols {
+		if t.hidden(i) {
+			avail++ // no separator either
+			continue
+		}
+		out[i] = c.Width
+		sum += c.Width
+		flex += c.Flex
+	}
+	spare := avail - sum
+	if spare > 0 && flex > 0 {
+		given := 0
+		last := -1
+		for i, c := range t.cols {
+			if c.Flex > 0 && !t.hidden(i) {
+				add := spare * c.Flex / flex
+				out[i] += add
+				given += add
+				last = i
+			}
+		}
+		if last >= 0 {
+			out[last] += spare - given
+		}
+	}
+	for spare < 0 {
+		// Shrink the widest flexible column (not below 4 cells).
+		best := -1
+		for i, c := range t.cols {
+			if c.Flex > 0 && !t.hidden(i) && out[i] > 4 && (best < 0 || out[i] > out[best]) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break // the line is clipped at the edge
+		}
+		out[best]--
+		spare++
+	}
+	return out
+}
+
+func (t *Table) hidden(i int) bool { return t.cols[i].HideBelow > 0 && t.width < t.cols[i].HideBelow }
+
+// join puts the visible cells one space apart.
+func (t *Table) join(cells []string) string {
+	var b strings.Builder
+	first := true
+	for i, s := range cells {
+		if t.hidden(i) {
+			continue
+		}
+		if !first {
+			b.WriteByte(' ')
+		}
+		first = false
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// View renders the header, the visible rows and the filter line.
+func (t *Table) View() string {
+	st := t.c.Styles
+	ws := t.widths(t.width)
+	var b strings.Builder
+	head := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		title := c.Title
+		if i == t.sort {
+			if t.desc {
+				title += "↓"
+			} else {
+				title += "↑"
+			}
+		}
+		cell := Fit(title, ws[i])
+		if c.Right {
+			cell = FitRight(title, ws[i])
+		}
+		if i == t.col && c.Sort != "" {
+			head[i] = st.SortedHead.Render(cell)
+		} else {
+			head[i] = st.TableHead.Render(cell)
+		}
+	}
+	b.WriteString("  " + t.join(head))
+	v := t.visible()
+	lines := 0
+	switch {
+	case t.err != nil && !t.loaded:
+		b.WriteString("\n" + st.Bad.Render(Truncate("  error: "+Clean(errText(t.err)), t.width)))
+		lines++
+	case !t.loaded:
+		b.WriteString("\n" + st.Muted.Render("  loading…"))
+		lines++
+	case t.total == 0:
+		msg := t.Empty
+		if t.filter != "" || msg == "" {
+			msg = "nothing matches"
+			if t.filter != "" {
+				msg += " the filter " + quoteText(t.filter) + " (esc clears it)"
+			}
+		}
+		b.WriteString("\n" + st.Muted.Render(Truncate("  "+msg, t.width)))
+		lines++
+	default:
+		for abs := t.top; abs < t.top+v && abs < t.total; abs++ {
+			b.WriteByte('\n')
+			lines++
+			i := abs - t.offset
+			if i < 0 || i >= len(t.rows) {
+				b.WriteString(st.Muted.Render("  …"))
+				continue
+			}
+			b.WriteString(t.renderRow(t.rows[i], ws, abs == t.cursor))
+		}
+	}
+	if t.filtering {
+		for ; lines < v; lines++ {
+			b.WriteByte('\n')
+		}
+		b.WriteString("\n" + clipLine(t.input.View(), t.width))
+	}
+	return b.String()
+}
+
+func (t *Table) renderRow(r Row, ws []int, cur bool) string {
+	st := t.c.Styles
+	prefix := []byte("  ")
+	if t.marks[r.ID] {
+		prefix[0] = '*'
+	}
+	if cur {
+		prefix[1] = '>'
+	}
+	parts := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		text := ""
+		if i < len(r.Cells) {
+			text = Clean(r.Cells[i])
+		}
+		if c.Right {
+			text = FitRight(text, ws[i])
+		} else {
+			text = Fit(text, ws[i])
+		}
+		if !cur && i < len(r.Tones) {
+			text = toneStyle(st, r.Tones[i]).Render(text)
+		}
+		parts[i] = text
+	}
+	line := string(prefix) + t.join(parts)
+	switch {
+	case cur:
+		return st.Selected.Render(Fit(line, max(Width(line), t.width)))
+	case t.marks[r.ID]:
+		return st.Marked.Render(string(prefix)) + line[2:]
+	}
+	return line
+}
+
+func toneStyle(st *Styles, tone Tone) lipgloss.Style {
+	switch tone {
+	case ToneGood:
+		return st.Good
+	case ToneBad:
+		return st.Bad
+	case ToneWarn:
+		return st.Warn
+	case ToneMuted:
+		return st.Muted
+	}
+	return lipgloss.NewStyle()
+}
+
+// PageOf filters, sorts and pages a list the backend returns whole (the
+// clusters, a cluster's proxies); only the page becomes Rows. match says
+// whether an item matches the filter text; sorts maps Column.Sort keys to
+// comparisons.
+func PageOf[T any](items []T, q Query, match func(T, string) bool, sorts map[string]func(a, b T) int, row func(T) Row) Page {
+	if q.Filter != "" && match != nil {
+		f := strings.ToLower(q.Filter)
+		kept := make([]T, 0, len(items))
+		for _, it := range items {
+			if match(it, f) {
+				kept = append(kept, it)
+			}
+		}
+		items = kept
+	}
+	if less, ok := sorts[q.Sort]; ok && less != nil {
+		items = slices.Clone(items)
+		slices.SortStableFunc(items, func(a, b T) int {
+			if q.Desc {
+				return less(b, a)
+			}
+			return less(a, b)
+		})
+	} else if q.Desc {
+		items = slices.Clone(items)
+		slices.Reverse(items)
+	}
+	p := Page{Total: len(items)}
+	lo := min(max(q.Offset, 0), len(items))
+	hi := len(items)
+	if q.Limit > 0 {
+		hi = min(lo+q.Limit, len(items))
+	}
+	for _, it := range items[lo:hi] {
+		p.Rows = append(p.Rows, row(it))
+	}
+	return p
+}
+
+// Contains reports whether any of the fields contains f (lower case).
+func Contains(f string, fields ...string) bool {
+	for _, s := range fields {
+		if strings.Contains(strings.ToLower(s), f) {
+			return true
+		}
+	}
+	return false
+}
+
+// ByString and ByInt build PageOf comparisons (strings case-insensitive).
+func ByString[T any](get func(T) string) func(a, b T) int {
+	return func(a, b T) int { return cmp.Compare(strings.ToLower(get(a)), strings.ToLower(get(b))) }
+}
+
+func ByInt[T any, N cmp.Ordered](get func(T) N) func(a, b T) int {
+	return func(a, b T) int { return cmp.Compare(get(a), get(b)) }
+}
+
+func quoteText(s string) string { return "\"" + Clean(s) + "\"" }
