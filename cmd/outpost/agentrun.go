@@ -63,16 +63,20 @@ type agentRun struct {
 func newAgentRunCmd(a *app) *cobra.Command {
 	r := &agentRun{a: a}
 	cmd := &cobra.Command{
-		Use:   "run --proxy URL[,URL] --key KEY [--ca-sha256 H] [--dir DIR]",
+		Use:   "run [--proxy URL[,URL] --key KEY --ca-sha256 H] [--dir DIR]",
 		Short: "Run the reference agent on this machine",
 		Long: `Run the reference agent on this machine (seed 002: install with a verification key).
 
 Enrolment. On first start the agent enrols with the install key (from
 'outpost installcmd create') through the first --proxy URL that answers,
-and keeps the identity it gets (agent id and secret) in DIR/identity.json
-(0600). Later starts reuse it: the key is not sent again and the agent keeps
-its id. An unknown, expired or revoked key is refused on the first start:
-"install key not recognised" (exit 1). Copying DIR to another machine (or
+and keeps what it needs in DIR/identity.json (0600, DIR 0700): agent id and
+secret, the relay list and the CA pin. Later starts need only --dir DIR
+(or none, with the default DIR): a --key given then is ignored (with a
+note; it is used only to enrol again if the management host no longer
+knows the identity), and --proxy or --ca-sha256 given then replace the
+saved list or pin (with a note), a list set by a bind included. An
+unknown, expired or revoked key is refused on the first start: "install
+key not recognised" (exit 1). Copying DIR to another machine (or
 baking it into an image) copies the identity: the management host sees one
 agent id from two machine fingerprints (the sha256 of /etc/machine-id) and
 flags a duplicate identity; delete DIR on the clone and install again.
@@ -81,9 +85,12 @@ Connection. The agent holds a long-poll check-in open through a relay so
 commands reach it within seconds, and sends its full inventory ("online
 data": host name, IPs, OS from os-release, arch, process count, listening
 TCP/UDP ports, root and all accounts) on the interval the management host
-sets (5 hours by default). When a relay is down it tries the next URL of
-the list in turn; the --proxy URLs stay at the end of the list as a last
-resort after a bind.
+sets (5 hours by default). A cluster's list starts with the cluster's
+address, then each proxy server's own URLs. The agent moves to the next URL
+when one is unreachable or answers "not here" (TLS error, a plain listener
+of a TLS-only relay, 403, 421, 5xx) and stays on the one that works; the
+log says what each URL did ("refused: needs TLS", "relay unreachable: dial
+tcp ..."). A refused key or account ends the agent with the reason.
 
 Commands. bind / unbind switch the agent to a cluster's proxies or back to
 direct connection; the new list is saved in DIR/identity.json. uninstall
@@ -175,13 +182,6 @@ func (r *agentRun) proxyList() ([]string, error) {
 }
 
 func (r *agentRun) run(cmd *cobra.Command) error {
-	proxies, err := r.proxyList()
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(r.key) == "" {
-		return usageErrorf("missing --key KEY (the install key from 'outpost installcmd create')")
-	}
 	switch {
 	case r.inventoryEvery < 0:
 		return usageErrorf("invalid --inventory-every %s: must not be negative", r.inventoryEvery)
@@ -194,6 +194,10 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		r.machineIDFile = os.Getenv("OUTPOST_MACHINE_ID_FILE")
 	}
 	dir := agentDir(r.dir)
+	proxies, err := r.settle(dir)
+	if err != nil {
+		return err
+	}
 
 	host, err := agentsim.HostFS{}.Host(version)
 	if err != nil {
@@ -219,7 +223,7 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 	defer closeBuf()
 
 	client := agentsim.NewClient(agentsim.ClientOptions{Proxies: proxies, CASHA256: r.caPin})
-	store := &agentIdentity{DiskIdentity: ids, fallback: proxies, logf: r.logf}
+	store := &agentIdentity{DiskIdentity: ids, pin: r.caPin, logf: r.logf}
 	ag := &agentsim.Agent{
 		Client:         client,
 		Key:            r.key,
@@ -242,7 +246,8 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 	if id, ok, err := ids.Load(); err != nil {
 		return err
 	} else if ok {
-		r.logf("agent %s starting as %s from %s (%d undelivered events on disk)", host.Hostname, id.AgentID, dir, buf.Len())
+		r.logf("agent %s starting as %s from %s (relays %s; %d undelivered events on disk)", host.Hostname, id.AgentID, dir,
+			strings.Join(id.Proxies, ", "), buf.Len())
 	}
 
 	ctx := cmd.Context()
@@ -256,12 +261,20 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		_, hadID, _ := ids.Load()
 		err = ag.Run(ctx)
 		var se *agentsim.StatusError
+		var nr *agentsim.NoRelayError
 		switch {
 		case err == nil || ctx.Err() != nil:
 			r.logf("agent stopped (%d undelivered events kept on disk)", buf.Len())
 			return closeBuf()
 		case errors.Is(err, agentsim.ErrUninstalled):
 			return r.uninstall(ids, buf, closeBuf, dir)
+		case errors.As(err, &nr):
+			if rf := nr.Refusal(); rf != nil {
+				return failf("%s", rf.Message)
+			}
+			return failf("%s", agentsim.Describe(err))
+		case errors.As(err, &se) && hadID && se.Status == http.StatusUnauthorized && r.key == "":
+			return failf("the management host no longer knows this agent (%s): run it once with --key KEY (an install key) to enrol again", se.Message)
 		case errors.As(err, &se) && hadID && se.Status == http.StatusUnauthorized && !reenrolled:
 			// The management host no longer knows this identity (the
 			// asset was deleted): enrol again with the install key.
@@ -358,6 +371,61 @@ func statusEvent(seq uint64) json.RawMessage {
 	return b
 }
 
+// settle decides the relay list and CA pin of this start. A first start
+// needs --proxy and --key. An enrolled agent runs from what it saved (relay
+// list, CA pin, identity): --key is ignored, --proxy and --ca-sha256
+// replace the saved values, each with a note.
+func (r *agentRun) settle(dir string) ([]string, error) {
+	var proxies []string
+	var err error
+	if len(r.proxies) > 0 {
+		if proxies, err = r.proxyList(); err != nil {
+			return nil, err
+		}
+	}
+	ids := &agentsim.DiskIdentity{Dir: dir}
+	saved, enrolled, err := ids.Load()
+	if err != nil {
+		return nil, err
+	}
+	if !enrolled {
+		if len(proxies) == 0 {
+			return nil, usageErrorf("missing --proxy URL (this agent in %s has not enrolled yet)", dir)
+		}
+		if strings.TrimSpace(r.key) == "" {
+			return nil, usageErrorf("missing --key KEY (the install key from 'outpost installcmd create')")
+		}
+		return proxies, nil
+	}
+	changed := false
+	if r.key != "" {
+		r.logf("note: --key ignored: this agent is already enrolled as %s (identity in %s); it is used only if the management host no longer knows that identity", saved.AgentID, ids.Path())
+	}
+	if len(proxies) > 0 && !slices.Equal(proxies, saved.Proxies) {
+		r.logf("note: --proxy replaces the saved relay list (%s) with %s; run with --dir alone to keep the list the management host sets",
+			strings.Join(saved.Proxies, ", "), strings.Join(proxies, ", "))
+		saved.Proxies, changed = proxies, true
+	}
+	if len(saved.Proxies) == 0 {
+		return nil, usageErrorf("missing --proxy URL: %s names no relay", ids.Path())
+	}
+	switch {
+	case r.caPin == "":
+		r.caPin = saved.CASHA256
+	case !strings.EqualFold(r.caPin, saved.CASHA256):
+		if saved.CASHA256 != "" {
+			r.logf("note: --ca-sha256 replaces the saved CA pin")
+		}
+		saved.CASHA256, changed = r.caPin, true
+	}
+	if changed {
+		if err := ids.Save(saved); err != nil {
+			return nil, err
+		}
+	}
+	return saved.Proxies, nil
+}
+
 // monitor logs connection changes (relay unreachable, connected again,
 // failover to another relay) and the events waiting on disk.
 func (r *agentRun) monitor(ctx context.Context, ag *agentsim.Agent, client *agentsim.Client, buf *agentsim.DiskBuffer) {
@@ -365,7 +433,7 @@ func (r *agentRun) monitor(ctx context.Context, ag *agentsim.Agent, client *agen
 	defer t.Stop()
 	var lastOK, lastErr, lastSendErr int64
 	const unknown, up, down = 0, 1, 2
-	state, current := unknown, ""
+	state, current, why := unknown, "", ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -382,8 +450,12 @@ func (r *agentRun) monitor(ctx context.Context, ag *agentsim.Agent, client *agen
 		case ok > lastOK && (state != up || via != current):
 			r.logf("connected through %s (%d undelivered events on disk)", via, buf.Len())
 			state, current = up, via
-		case cerr > lastErr && ok == lastOK && state != down:
-			r.logf("no relay reachable (%s): retrying; events are kept on disk (%d undelivered)", strings.Join(client.Proxies(), ", "), buf.Len())
+		case cerr > lastErr && ok == lastOK && (state != down || agentsim.Describe(ag.LastError()) != why):
+			// Say what each relay URL did (refused: needs TLS, refused:
+			// another account, relay unreachable: dial tcp ...), again
+			// whenever that changes.
+			why = agentsim.Describe(ag.LastError())
+			r.logf("%s: retrying; events are kept on disk (%d undelivered)", why, buf.Len())
 			state = down
 		case serr > lastSendErr+10:
 			r.logf("events not delivered yet: %d waiting on disk", buf.Len())
@@ -393,27 +465,18 @@ func (r *agentRun) monitor(ctx context.Context, ag *agentsim.Agent, client *agen
 	}
 }
 
-// agentIdentity is the disk identity with logging and the --proxy URLs
-// kept at the end of the relay list as a last resort.
+// agentIdentity is the disk identity with logging; it records the CA pin
+// with the identity so later starts need no --ca-sha256.
 type agentIdentity struct {
 	*agentsim.DiskIdentity
-	fallback []string
-	logf     func(string, ...any)
-}
-
-func (s *agentIdentity) Load() (agentsim.Identity, bool, error) {
-	id, ok, err := s.DiskIdentity.Load()
-	if ok {
-		for _, p := range s.fallback {
-			if !slices.Contains(id.Proxies, p) {
-				id.Proxies = append(id.Proxies, p)
-			}
-		}
-	}
-	return id, ok, err
+	pin  string
+	logf func(string, ...any)
 }
 
 func (s *agentIdentity) Save(id agentsim.Identity) error {
+	if id.CASHA256 == "" {
+		id.CASHA256 = s.pin
+	}
 	old, had, _ := s.DiskIdentity.Load()
 	if err := s.DiskIdentity.Save(id); err != nil {
 		return err
