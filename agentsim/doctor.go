@@ -1032,7 +1032,7 @@ func doctorDiskFree(dir string) (uint64, error) {
 func CheckClusterLimits(cl store.Cluster, all []store.Cluster) Check {
 	c := Check{Name: CheckLink, Target: cl.Name}
 	p := cl.Policy
-	w := store.Warnings(p, cl.Agents, cl.ProxiesOnline)
+	w := store.Warnings(p, cl.Agents, cl.Proxies, cl.ProxiesOnline)
 	name := cl.Name
 	for _, o := range all {
 		if o.Name == cl.Name && o.ID != cl.ID {

@@ -553,7 +553,7 @@ func TestDoctorDiskFree(t *testing.T) {
 func TestDoctorLinkLimits(t *testing.T) {
 	const mbit = 1_000_000
 	cl := func(name string, p store.Policy, agents, online int) store.Cluster {
-		return store.Cluster{ID: int64(len(name)), Name: name, Account: "acme", Policy: p, Agents: agents, ProxiesOnline: online}
+		return store.Cluster{ID: int64(len(name)), Name: name, Account: "acme", Policy: p, Agents: agents, Proxies: online, ProxiesOnline: online}
 	}
 	tests := []struct {
 		name    string

@@ -218,15 +218,42 @@ func (db *DB) ProxyAccount(ctx context.Context, proxyID int64) (accountID, clust
 
 const agentCols = `g.id, g.account_id, g.hostname, g.ips, g.os, g.os_name, g.arch, g.provider, g.region, g.grp, g.tags, g.version,
 	COALESCE(g.cluster_id, 0), COALESCE(c.name, ''), COALESCE(g.via_proxy_id, 0), g.fingerprint, g.dup_fingerprint, g.enrolled_at,
-	g.last_checkin, g.last_inventory, g.processes, g.ports, g.root_users, g.users, g.vulns, g.baseline_risks, g.alerts, g.cpu, g.mem, g.uninstall_at`
+	g.last_checkin, g.last_inventory, g.processes, g.ports, g.root_users, g.users, g.vulns, g.baseline_risks, g.alerts, g.cpu, g.mem, g.uninstall_at,
+	COALESCE((SELECT vp.hostname FROM proxies vp WHERE vp.id = g.via_proxy_id), ''), ` + uninstallAckSQL
+
+// uninstallAckSQL is when the agent acknowledged its uninstall command (0 =
+// not yet); it is looked up only for agents with an uninstall requested.
+const uninstallAckSQL = `CASE WHEN g.uninstall_at = 0 THEN 0 ELSE COALESCE((SELECT MAX(k.acked_at) FROM commands k
+	WHERE k.target_kind = 'agent' AND k.target_id = g.id AND k.type = 'uninstall'), 0) END`
+
+// uninstalledSQL is the SQL form of Agent.Uninstalled for an agents row g;
+// its one argument is the grace cut-off (agentCutoffs).
+const uninstalledSQL = `(g.uninstall_at != 0 AND ((g.uninstall_at <= ? AND g.last_checkin <= g.uninstall_at) OR EXISTS (SELECT 1 FROM commands k
+	WHERE k.target_kind = 'agent' AND k.target_id = g.id AND k.type = 'uninstall' AND k.acked_at != 0)))`
+
+// liveSQL is the SQL form of Agent.Online (with the online cut-off) and of
+// Agent.Connected (with the connected cut-off); arguments: (check-in
+// cut-off, grace cut-off).
+const liveSQL = `(g.last_checkin > ? AND NOT ` + uninstalledSQL + `)`
+
+// agentCutoffs are the Unix-millisecond cut-offs the status rules compare
+// with: online, connected now, uninstall grace.
+type agentCutoffs struct{ online, connected, grace int64 }
+
+func (tx *Tx) agentCutoffs() agentCutoffs {
+	s := tx.db.Settings()
+	return agentCutoffs{online: ms(tx.now.Add(-s.OfflineAfter)), connected: ms(tx.now.Add(-s.ConnectedWindow())),
+		grace: ms(tx.now.Add(-s.UninstallGrace))}
+}
 
 func scanAgent(tx *Tx, sc interface{ Scan(...any) error }) (Agent, error) {
 	var a Agent
-	var ips, tags, dup string
-	var enrolled, seen, inv, uninst int64
+	var ips, tags, dup, viaHost string
+	var enrolled, seen, inv, uninst, acked int64
 	err := sc.Scan(&a.ID, &a.AccountID, &a.Hostname, &ips, &a.OS, &a.OSName, &a.Arch, &a.Provider, &a.Region, &a.Group, &tags, &a.Version,
 		&a.ClusterID, &a.Cluster, &a.ViaProxyID, &a.Fingerprint, &dup, &enrolled, &seen, &inv,
-		&a.Processes, &a.Ports, &a.RootAccounts, &a.Accounts, &a.Vulns, &a.BaselineRisks, &a.Alerts, &a.CPU, &a.Mem, &uninst)
+		&a.Processes, &a.Ports, &a.RootAccounts, &a.Accounts, &a.Vulns, &a.BaselineRisks, &a.Alerts, &a.CPU, &a.Mem, &uninst,
+		&viaHost, &acked)
 	if err != nil {
 		return a, err
 	}
@@ -237,12 +264,12 @@ func scanAgent(tx *Tx, sc interface{ Scan(...any) error }) (Agent, error) {
 		a.Tags = strings.Split(tags, ",")
 	}
 	a.EnrolledAt, a.LastCheckin, a.LastInventory, a.UninstallAt = fromMS(enrolled), fromMS(seen), fromMS(inv), fromMS(uninst)
-	s := tx.db.Settings()
-	a.Online = tx.now.Sub(a.LastCheckin) < s.OfflineAfter
-	a.SecurityStatus = Unprotected
-	if a.Online && (a.UninstallAt.IsZero() || tx.now.Before(a.UninstallAt.Add(s.UninstallGrace))) {
-		a.SecurityStatus = Protected
+	a.UninstalledAt = fromMS(acked)
+	a.Via = ViaDirect
+	if a.ViaProxyID != 0 {
+		a.Via = viaHost
 	}
+	deriveAgentStatus(&a, tx.db.Settings(), tx.now)
 	a.RiskStatus = "Safe"
 	if a.Vulns+a.BaselineRisks+a.Alerts > 0 {
 		a.RiskStatus = "At risk"
@@ -251,6 +278,32 @@ func scanAgent(tx *Tx, sc interface{ Scan(...any) error }) (Agent, error) {
 		a.Duplicate, a.DuplicateFix = true, DuplicateFix
 	}
 	return a, nil
+}
+
+// deriveAgentStatus applies the status rules (doc.go, README "What the
+// statuses mean"); uninstalledSQL and liveSQL are the same
+// rules for counts and filters and must be kept in step with it.
+func deriveAgentStatus(a *Agent, s Settings, now time.Time) {
+	// Uninstalled: the agent acknowledged the command, or it has not been
+	// heard of since the request and the grace has passed. An agent that
+	// still checks in without acknowledging runs, so it is not uninstalled.
+	a.Uninstalled = !a.UninstallAt.IsZero() && (!a.UninstalledAt.IsZero() ||
+		(!now.Before(a.UninstallAt.Add(s.UninstallGrace)) && !a.LastCheckin.After(a.UninstallAt)))
+	age := now.Sub(a.LastCheckin)
+	a.Online = !a.Uninstalled && !a.LastCheckin.IsZero() && age < s.OfflineAfter
+	a.Connected = a.Online && age < s.ConnectedWindow()
+	switch {
+	case a.Uninstalled:
+		a.Status = StatusUninstalled
+	case a.Online:
+		a.Status = StatusOnline
+	default:
+		a.Status = StatusOffline
+	}
+	a.SecurityStatus = Unprotected
+	if a.Online {
+		a.SecurityStatus = Protected
+	}
 }
 
 func getAgent(tx *Tx, id string) (Agent, error) {
@@ -325,7 +378,7 @@ type AgentFilter struct {
 	AccountID int64
 	ClusterID int64 // -1 = direct (no cluster)
 	ViaProxy  int64
-	Status    string // online | offline
+	Status    string // online | offline | uninstalled
 	Query     string // substring of host name or IP
 	OS        string
 	Group     string
@@ -356,8 +409,8 @@ func (db *DB) ListAgents(ctx context.Context, f AgentFilter) (AgentPage, error) 
 	if !ok {
 		return AgentPage{}, Errorf(EInvalid, "sort %q: want hostname, last_checkin, enrolled, risk, cluster or os", f.Sort)
 	}
-	if f.Status != "" && f.Status != StatusOnline && f.Status != StatusOffline {
-		return AgentPage{}, Errorf(EInvalid, "status %q: want online or offline", f.Status)
+	if f.Status != "" && f.Status != StatusOnline && f.Status != StatusOffline && f.Status != StatusUninstalled {
+		return AgentPage{}, Errorf(EInvalid, "status %q: want online, offline or uninstalled", f.Status)
 	}
 	tx, err := db.beginRead(ctx)
 	if err != nil {
@@ -379,12 +432,14 @@ func (db *DB) ListAgents(ctx context.Context, f AgentFilter) (AgentPage, error) 
 	if f.ViaProxy != 0 {
 		add("g.via_proxy_id = ?", f.ViaProxy)
 	}
-	cutoff := ms(tx.now.Add(-db.Settings().OfflineAfter))
+	cut := tx.agentCutoffs()
 	switch f.Status {
 	case StatusOnline:
-		add("g.last_checkin > ?", cutoff)
-	case StatusOffline:
-		add("g.last_checkin <= ?", cutoff)
+		add(liveSQL, cut.online, cut.grace)
+	case StatusOffline: // uninstalled agents included: they are not online
+		add("NOT "+liveSQL, cut.online, cut.grace)
+	case StatusUninstalled:
+		add(uninstalledSQL, cut.grace)
 	}
 	if f.Query != "" {
 		if utf8.RuneCountInString(f.Query) >= 3 {
@@ -440,6 +495,7 @@ func (db *DB) ListAgents(ctx context.Context, f AgentFilter) (AgentPage, error) 
 type AgentCounts struct {
 	Total      int `json:"total"`
 	Online     int `json:"online"`
+	Connected  int `json:"connected"` // connected now
 	Direct     int `json:"direct"`
 	Duplicates int `json:"duplicates"`
 	AtRisk     int `json:"at_risk"`
@@ -453,11 +509,11 @@ func (db *DB) CountAgents(ctx context.Context, accountID int64) (AgentCounts, er
 	}
 	defer tx.Rollback()
 	var c AgentCounts
-	cutoff := ms(tx.now.Add(-db.Settings().OfflineAfter))
-	err = tx.queryRow(`SELECT COUNT(*), COALESCE(SUM(last_checkin > ?), 0), COALESCE(SUM(cluster_id IS NULL), 0),
-		COALESCE(SUM(dup_fingerprint != ''), 0), COALESCE(SUM(vulns + baseline_risks + alerts > 0), 0)
-		FROM agents WHERE (? = 0 OR account_id = ?)`, cutoff, accountID, accountID).
-		Scan(&c.Total, &c.Online, &c.Direct, &c.Duplicates, &c.AtRisk)
+	cut := tx.agentCutoffs()
+	err = tx.queryRow(`SELECT COUNT(*), COALESCE(SUM(`+liveSQL+`), 0), COALESCE(SUM(`+liveSQL+`), 0), COALESCE(SUM(g.cluster_id IS NULL), 0),
+		COALESCE(SUM(g.dup_fingerprint != ''), 0), COALESCE(SUM(g.vulns + g.baseline_risks + g.alerts > 0), 0)
+		FROM agents g WHERE (? = 0 OR g.account_id = ?)`, cut.online, cut.grace, cut.connected, cut.grace, accountID, accountID).
+		Scan(&c.Total, &c.Online, &c.Connected, &c.Direct, &c.Duplicates, &c.AtRisk)
 	return c, err
 }
 
@@ -530,7 +586,7 @@ func (db *DB) Bind(ctx context.Context, clusterID int64, hosts []string) (BindRe
 	if _, err := tx.exec(`INSERT INTO bind_batches (cluster_id, hosts, source, created_at) VALUES (?, ?, 'bind', ?)`, clusterID, len(res.Bound), ms(tx.now)); err != nil {
 		return BindResult{}, err
 	}
-	if err := tx.audit("agent.bind", "cluster/"+c.Name, "hosts=%d %s", len(res.Bound), summarise(res.Bound)); err != nil {
+	if err := tx.audit("agent.bind", clusterTarget(c), "hosts=%d %s", len(res.Bound), summarise(res.Bound)); err != nil {
 		return BindResult{}, err
 	}
 	return res, tx.Commit()
@@ -586,14 +642,15 @@ func (db *DB) Unbind(ctx context.Context, clusterID int64, hosts []string, all b
 			return nil, err
 		}
 	}
-	if err := tx.audit("agent.unbind", "cluster/"+c.Name, "hosts=%d %s", len(ids), summarise(ids)); err != nil {
+	if err := tx.audit("agent.unbind", clusterTarget(c), "hosts=%d %s", len(ids), summarise(ids)); err != nil {
 		return nil, err
 	}
 	return ids, tx.Commit()
 }
 
 // Uninstall queues the uninstall command. Only an online agent can receive
-// it (seed 002); the asset turns Unprotected after the grace period.
+// it (seed 002); the asset turns Unprotected when the agent acknowledges it,
+// or after the grace period when the agent is not heard of again.
 func (db *DB) Uninstall(ctx context.Context, accountID int64, hosts []string) ([]string, error) {
 	if len(hosts) == 0 {
 		return nil, Errorf(EInvalid, "no hosts given")
@@ -604,16 +661,25 @@ func (db *DB) Uninstall(ctx context.Context, accountID int64, hosts []string) ([
 	}
 	defer tx.Rollback()
 	var ids []string
+	accounts := map[int64]bool{}
 	for _, h := range hosts {
 		a, err := resolveHost(tx, accountID, h)
 		if err != nil {
 			return nil, err
 		}
-		if !a.Online {
+		accounts[a.AccountID] = true
+		switch {
+		case !a.UninstalledAt.IsZero():
+			return nil, Errorf(EConflict, "agent %s (%s) was uninstalled at %s (it acknowledged the command): nothing to do",
+				a.ID, a.Hostname, a.UninstalledAt.Format(time.RFC3339))
+		case a.Uninstalled:
+			return nil, Errorf(EConflict, "agent %s (%s) is already uninstalled: requested at %s, not heard of since, and the %s grace has passed",
+				a.ID, a.Hostname, a.UninstallAt.Format(time.RFC3339), tx.db.Settings().UninstallGrace)
+		case !a.UninstallAt.IsZero():
+			return nil, Errorf(EConflict, "agent %s (%s) already has an uninstall pending since %s, not yet acknowledged by the agent",
+				a.ID, a.Hostname, a.UninstallAt.Format(time.RFC3339))
+		case !a.Online:
 			return nil, Errorf(EConflict, "host %q is offline: an offline agent cannot receive the uninstall command", h)
-		}
-		if !a.UninstallAt.IsZero() {
-			return nil, Errorf(EConflict, "host %q already has an uninstall pending since %s", h, a.UninstallAt.Format(time.RFC3339))
 		}
 		ids = append(ids, a.ID)
 	}
@@ -625,7 +691,17 @@ func (db *DB) Uninstall(ctx context.Context, accountID int64, hosts []string) ([
 			return nil, err
 		}
 	}
-	if err := tx.audit("agent.uninstall", "agents", "hosts=%d %s", len(ids), summarise(ids)); err != nil {
+	target := "agents"
+	for id := range accounts {
+		if len(accounts) == 1 {
+			name, err := accountName(tx, id)
+			if err != nil {
+				return nil, err
+			}
+			target += "/" + name
+		}
+	}
+	if err := tx.audit("agent.uninstall", target, "hosts=%d %s", len(ids), summarise(ids)); err != nil {
 		return nil, err
 	}
 	return ids, tx.Commit()
@@ -642,4 +718,30 @@ func writeInventory(tx *Tx, id string, inv Inventory, at time.Time) error {
 	_, err := tx.exec(`UPDATE agents SET processes = ?, ports = ?, root_users = ?, users = ?, vulns = ?, baseline_risks = ?, alerts = ?,
 		last_inventory = ? WHERE id = ?`, inv.Processes, inv.Ports, inv.RootAccounts, inv.Accounts, inv.Vulns, inv.BaselineRisks, inv.Alerts, ms(at), id)
 	return err
+}
+
+// ConnectedText is the one-line "connected now" of an agent for listings:
+// "yes via edge-2", "yes, direct" or "no".
+func (a Agent) ConnectedText() string {
+	switch {
+	case !a.Connected:
+		return "no"
+	case a.ViaProxyID == 0:
+		return "yes, direct"
+	}
+	return "yes via " + a.Via
+}
+
+// UninstallText describes an uninstall request ("" when none was made);
+// at formats the times the way the caller shows them.
+func (a Agent) UninstallText(at func(time.Time) string) string {
+	switch {
+	case a.UninstallAt.IsZero():
+		return ""
+	case !a.UninstalledAt.IsZero():
+		return "requested " + at(a.UninstallAt) + ", done: the agent acknowledged it at " + at(a.UninstalledAt)
+	case a.Uninstalled:
+		return "requested " + at(a.UninstallAt) + ", done: not acknowledged and no contact since, the grace has passed"
+	}
+	return "requested " + at(a.UninstallAt) + ", pending: not acknowledged by the agent yet"
 }

@@ -557,16 +557,105 @@ func TestUninstallGrace(t *testing.T) {
 	}{
 		{"right after", 0, store.Protected},
 		{"5h59m", grace - time.Minute, store.Protected},
-		{"6h", time.Minute, store.Unprotected},
+		// Still checking in and never acknowledging: the agent runs, so it
+		// is neither uninstalled nor Unprotected (TestUninstalledStatus).
+		{"6h", time.Minute, store.Protected},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f.clock.Advance(tt.advance)
-			// Still checking in: it is the grace period, not contact, that ends protection.
 			if err := f.db.RecordCheckins(f.ctx, []store.Checkin{{AgentID: ag.ID, Fingerprint: ag.Fingerprint}}); err != nil {
 				t.Fatal(err)
 			}
 			if got := f.agent(ag.ID); got.SecurityStatus != tt.want || !got.Online {
 				t.Errorf("got %s online=%v, want %s online", got.SecurityStatus, got.Online, tt.want)
+			}
+		})
+	}
+}
+
+// An uninstalled agent is never shown online or Protected: at once when it
+// acknowledged the command, after the grace when it was not heard of since
+// the request. Counts and filters agree with the agent's own status.
+func TestUninstalledStatus(t *testing.T) {
+	grace := store.DefaultSettings().UninstallGrace
+	tests := []struct {
+		name        string
+		ack         bool          // the agent acknowledges the uninstall command
+		advance     time.Duration // then the clock moves on
+		checkinLate bool          // and the agent checks in again
+		wantStatus  string
+		wantSec     string
+	}{
+		{name: "acknowledged", ack: true, wantStatus: store.StatusUninstalled, wantSec: store.Unprotected},
+		{name: "acknowledged, an hour later", ack: true, advance: time.Hour, wantStatus: store.StatusUninstalled, wantSec: store.Unprotected},
+		{name: "pending within the grace", advance: grace - time.Minute, wantStatus: store.StatusOnline, wantSec: store.Protected},
+		{name: "not heard of since, grace passed", advance: grace, wantStatus: store.StatusUninstalled, wantSec: store.Unprotected},
+		{name: "still checking in after the grace", advance: grace, checkinLate: true, wantStatus: store.StatusOnline, wantSec: store.Protected},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			a, key := f.account("acme")
+			c := f.cluster(a.ID, "edge", "relay.acme.example")
+			ag := f.enrol(key, "web-01")
+			if _, err := f.db.Bind(f.ctx, c.ID, []string{ag.ID}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.db.Uninstall(f.ctx, a.ID, []string{ag.ID}); err != nil {
+				t.Fatal(err)
+			}
+			ackAt := f.clock.Now()
+			if tt.ack {
+				var ids []int64
+				for _, cmd := range f.pending(store.TargetAgent, ag.ID) {
+					ids = append(ids, cmd.ID)
+				}
+				f.clock.Advance(time.Second) // the ack arrives a moment later
+				ackAt = f.clock.Now()
+				if err := f.db.AckCommands(f.ctx, store.TargetAgent, ag.ID, ids); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.clock.Advance(tt.advance)
+			if tt.checkinLate {
+				if err := f.db.RecordCheckins(f.ctx, []store.Checkin{{AgentID: ag.ID, Fingerprint: ag.Fingerprint}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := f.agent(ag.ID)
+			online := tt.wantStatus == store.StatusOnline
+			if got.Status != tt.wantStatus || got.SecurityStatus != tt.wantSec || got.Online != online || got.Uninstalled == online {
+				t.Errorf("got status %s %s online=%v uninstalled=%v, want %s %s online=%v", got.Status, got.SecurityStatus, got.Online,
+					got.Uninstalled, tt.wantStatus, tt.wantSec, online)
+			}
+			if got.Connected && !online {
+				t.Errorf("got connected=true for a %s agent", got.Status)
+			}
+			if tt.ack && !got.UninstalledAt.Equal(ackAt) {
+				t.Errorf("UninstalledAt: got %v, want %v", got.UninstalledAt, ackAt)
+			}
+			wantN := 0
+			if online {
+				wantN = 1
+			}
+			if cl := f.getCluster(c.ID); cl.AgentsOnline != wantN {
+				t.Errorf("cluster AgentsOnline: got %d, want %d", cl.AgentsOnline, wantN)
+			}
+			if n, err := f.db.CountAgents(f.ctx, a.ID); err != nil || n.Online != wantN {
+				t.Errorf("CountAgents.Online: got %d (%v), want %d", n.Online, err, wantN)
+			}
+			for _, st := range []string{store.StatusOnline, store.StatusOffline, store.StatusUninstalled} {
+				page, err := f.db.ListAgents(f.ctx, store.AgentFilter{AccountID: a.ID, Status: st})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := 0
+				if st == tt.wantStatus || (st == store.StatusOffline && tt.wantStatus == store.StatusUninstalled) {
+					want = 1
+				}
+				if page.Total != want {
+					t.Errorf("ListAgents(status %s): got %d, want %d", st, page.Total, want)
+				}
 			}
 		})
 	}
@@ -764,7 +853,7 @@ func TestCountAgents(t *testing.T) {
 		want    store.AgentCounts
 	}{
 		{"acme", a.ID, store.AgentCounts{Total: 6, Online: 4, Direct: 3, Duplicates: 1, AtRisk: 1}},
-		{"all accounts", 0, store.AgentCounts{Total: 7, Online: 5, Direct: 4, Duplicates: 1, AtRisk: 1}},
+		{"all accounts", 0, store.AgentCounts{Total: 7, Online: 5, Connected: 1, Direct: 4, Duplicates: 1, AtRisk: 1}},
 		{"unknown account", 999, store.AgentCounts{}},
 	}
 	for _, tt := range tests {

@@ -33,26 +33,26 @@ func TestAuditOneEntryPerChange(t *testing.T) {
 			acct, key, err = f.db.CreateAccount(ctx, "acme")
 			return err
 		}},
-		{name: "CreateCluster", action: "cluster.create", target: "cluster/edge", change: func() (err error) {
+		{name: "CreateCluster", action: "cluster.create", target: "cluster/acme/edge", change: func() (err error) {
 			cluster, err = f.db.CreateCluster(ctx, store.ClusterInput{AccountID: acct.ID, Name: "edge", Address: "relay.acme.example"})
 			return err
 		}},
-		{name: "SetPolicy", action: "cluster.policy", target: "cluster/edge", change: func() error {
+		{name: "SetPolicy", action: "cluster.policy", target: "cluster/acme/edge", change: func() error {
 			_, err := f.db.SetPolicy(ctx, cluster.ID, store.Policy{Mode: store.ModeCache})
 			return err
 		}},
-		{name: "CreateInstallCommand", action: "installcmd.create", target: "cluster/edge", change: func() (err error) {
+		{name: "CreateInstallCommand", action: "installcmd.create", target: "installcmd/acme/1", change: func() (err error) {
 			ic, err = f.db.CreateInstallCommand(ctx, store.InstallInput{AccountID: acct.ID, ClusterID: cluster.ID})
 			return err
 		}},
-		{name: "RevokeInstallCommand", action: "installcmd.revoke", change: func() error {
+		{name: "RevokeInstallCommand", action: "installcmd.revoke", target: "installcmd/acme/1", change: func() error {
 			return f.db.RevokeInstallCommand(ctx, acct.ID, ic.ID)
 		}},
-		{name: "CreateJoinToken", action: "proxy.deploy", target: "cluster/edge", change: func() error {
+		{name: "CreateJoinToken", action: "proxy.deploy", target: "cluster/acme/edge", change: func() error {
 			_, err := f.db.CreateJoinToken(ctx, cluster.ID, store.DeployManual, "", 0)
 			return err
 		}},
-		{name: "UpgradeProxy", action: "proxy.upgrade",
+		{name: "UpgradeProxy", action: "proxy.upgrade", target: "proxy/acme/1",
 			setup: func() {
 				proxy = f.proxy(cluster.ID, "relay-1", "1.0.0")
 				if err := f.db.AddRelease(f.ctx, store.Release{Version: "1.1.0"}); err != nil {
@@ -63,24 +63,24 @@ func TestAuditOneEntryPerChange(t *testing.T) {
 				_, err := f.db.UpgradeProxy(ctx, proxy.ID)
 				return err
 			}},
-		{name: "Bind", action: "agent.bind", target: "cluster/edge",
+		{name: "Bind", action: "agent.bind", target: "cluster/acme/edge",
 			setup: func() { agent = f.enrol(key, "web-01") },
 			change: func() error {
 				_, err := f.db.Bind(ctx, cluster.ID, []string{"web-01"})
 				return err
 			}},
-		{name: "Uninstall", action: "agent.uninstall", change: func() error {
+		{name: "Uninstall", action: "agent.uninstall", target: "agents/acme", change: func() error {
 			_, err := f.db.Uninstall(ctx, acct.ID, []string{agent.ID})
 			return err
 		}},
-		{name: "Unbind", action: "agent.unbind", target: "cluster/edge", change: func() error {
+		{name: "Unbind", action: "agent.unbind", target: "cluster/acme/edge", change: func() error {
 			_, err := f.db.Unbind(ctx, cluster.ID, nil, true)
 			return err
 		}},
-		{name: "DeleteProxy", action: "proxy.delete",
+		{name: "DeleteProxy", action: "proxy.delete", target: "proxy/acme/1",
 			setup:  func() { f.clock.Advance(f.db.Settings().ProxyOfflineAfter + time.Second) },
 			change: func() error { return f.db.DeleteProxy(ctx, proxy.ID) }},
-		{name: "DeleteCluster", action: "cluster.delete", target: "cluster/edge", change: func() error {
+		{name: "DeleteCluster", action: "cluster.delete", target: "cluster/acme/edge", change: func() error {
 			return f.db.DeleteCluster(ctx, cluster.ID)
 		}},
 		{name: "SetSettings", action: "settings.set", target: "settings", change: func() error {

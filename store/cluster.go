@@ -45,11 +45,11 @@ func (db *DB) CreateCluster(ctx context.Context, in ClusterInput) (Cluster, erro
 		return Cluster{}, sqlErr(err, "cluster "+quote(in.Name)+" already exists in this account")
 	}
 	id, _ := res.LastInsertId()
-	if err := tx.audit("cluster.create", "cluster/"+in.Name, "address=%s region=%s", in.Address, in.Region); err != nil {
-		return Cluster{}, err
-	}
 	c, err := getCluster(tx, id)
 	if err != nil {
+		return Cluster{}, err
+	}
+	if err := tx.audit("cluster.create", clusterTarget(c), "id=%d address=%s region=%s", id, in.Address, in.Region); err != nil {
 		return Cluster{}, err
 	}
 	return c, tx.Commit()
@@ -70,7 +70,7 @@ func (db *DB) UpdateClusterInfo(ctx context.Context, id int64, region, remark st
 	if _, err := tx.exec(`UPDATE clusters SET region = ?, remark = ? WHERE id = ?`, region, remark, id); err != nil {
 		return err
 	}
-	if err := tx.audit("cluster.update", "cluster/"+c.Name, "region=%s remark=%s", region, remark); err != nil {
+	if err := tx.audit("cluster.update", clusterTarget(c), "region=%s remark=%s", region, remark); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -99,7 +99,8 @@ const clusterCols = `c.id, c.account_id, a.name, c.name, c.address, c.address_ki
 	(SELECT COUNT(*) FROM proxies p WHERE p.cluster_id = c.id),
 	(SELECT COUNT(*) FROM proxies p WHERE p.cluster_id = c.id AND p.last_seen >= ?),
 	(SELECT COUNT(*) FROM agents g WHERE g.cluster_id = c.id),
-	(SELECT COUNT(*) FROM agents g WHERE g.cluster_id = c.id AND g.last_checkin > ?)`
+	(SELECT COUNT(*) FROM agents g WHERE g.cluster_id = c.id AND ` + liveSQL + `),
+	(SELECT COUNT(*) FROM agents g WHERE g.cluster_id = c.id AND ` + liveSQL + `)`
 
 func scanCluster(tx *Tx, sc interface{ Scan(...any) error }) (Cluster, error) {
 	var c Cluster
@@ -107,7 +108,7 @@ func scanCluster(tx *Tx, sc interface{ Scan(...any) error }) (Cluster, error) {
 	p := &c.Policy
 	err := sc.Scan(&c.ID, &c.AccountID, &c.Account, &c.Name, &c.Address, &c.AddressKind, &c.Region, &c.Remark, &at,
 		&p.Mode, &p.BandwidthBps, &p.FrequencyRPS, &p.CacheDir, &p.CacheMax, &p.LinkBps, &p.Upstream,
-		&c.Proxies, &c.ProxiesOnline, &c.Agents, &c.AgentsOnline)
+		&c.Proxies, &c.ProxiesOnline, &c.Agents, &c.AgentsOnline, &c.AgentsConnected)
 	if err != nil {
 		return c, err
 	}
@@ -116,13 +117,14 @@ func scanCluster(tx *Tx, sc interface{ Scan(...any) error }) (Cluster, error) {
 	if c.ProxiesOnline > 0 {
 		c.Status = StatusOnline
 	}
-	c.Warnings = Warnings(c.Policy, c.Agents, c.ProxiesOnline)
+	c.Warnings = Warnings(c.Policy, c.Agents, c.Proxies, c.ProxiesOnline)
 	return c, nil
 }
 
 func (tx *Tx) clusterArgs() []any {
 	s := tx.db.Settings()
-	return []any{ms(tx.now.Add(-s.ProxyOfflineAfter)), ms(tx.now.Add(-s.OfflineAfter))}
+	cut := tx.agentCutoffs()
+	return []any{ms(tx.now.Add(-s.ProxyOfflineAfter)), cut.online, cut.grace, cut.connected, cut.grace}
 }
 
 func getCluster(tx *Tx, id int64) (Cluster, error) {
@@ -233,7 +235,7 @@ func (db *DB) DeleteCluster(ctx context.Context, id int64) error {
 	if _, err := tx.exec(`DELETE FROM clusters WHERE id = ?`, id); err != nil {
 		return sqlErr(err, "cluster "+quote(c.Name))
 	}
-	if err := tx.audit("cluster.delete", "cluster/"+c.Name, ""); err != nil {
+	if err := tx.audit("cluster.delete", clusterTarget(c), "id=%d", c.ID); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -283,8 +285,11 @@ func NormalizePolicy(p Policy, clusterName string) (Policy, error) {
 
 // Warnings returns the operator warnings of seed 000 for a cluster: limits
 // above 60 % of the proxy host's link, and capacity (6,000 hosts per proxy,
-// 10 Kbit/s reserved per host).
-func Warnings(p Policy, agents, proxiesOnline int) []string {
+// 10 Kbit/s reserved per host). agents are the bound agents, proxies the
+// cluster's proxy servers. Bound agents with no proxy server online is
+// "proxy down" (or "no proxy server"), not a capacity problem: adding
+// proxies would not help while the existing ones are stopped.
+func Warnings(p Policy, agents, proxies, proxiesOnline int) []string {
 	var w []string
 	if p.Mode == ModeForward && p.LinkBps > 0 {
 		if p.BandwidthBps == 0 {
@@ -300,7 +305,12 @@ func Warnings(p Policy, agents, proxiesOnline int) []string {
 	if p.Mode == ModeForward && p.BandwidthBps > 0 && need > p.BandwidthBps*8 {
 		w = append(w, fmt.Sprintf("%d hosts need %s reserved (10 Kbit/s each) but the bandwidth limit is %s", agents, formatBits(need), FormatBandwidth(p.BandwidthBps)))
 	}
-	if agents > 0 && agents > proxiesOnline*HostsPerProxy {
+	switch {
+	case agents > 0 && proxies == 0:
+		w = append(w, fmt.Sprintf("no proxy server: the %d bound agent(s) cannot connect through this cluster until one is deployed (outpost proxy deploy)", agents))
+	case agents > 0 && proxiesOnline == 0:
+		w = append(w, fmt.Sprintf("proxy down: all %d proxy server(s) offline: agents cannot connect through this cluster", proxies))
+	case agents > proxiesOnline*HostsPerProxy:
 		w = append(w, fmt.Sprintf("%d agents exceed what %d online proxy server(s) carry (6,000 hosts each): add proxies", agents, proxiesOnline))
 	}
 	return w
@@ -345,7 +355,7 @@ func (db *DB) SetPolicy(ctx context.Context, id int64, p Policy) (Cluster, error
 			return Cluster{}, err
 		}
 	}
-	if err := tx.audit("cluster.policy", "cluster/"+c.Name, "mode=%s bandwidth=%s frequency=%d cache_dir=%s cache_max=%d link=%d upstream=%s",
+	if err := tx.audit("cluster.policy", clusterTarget(c), "mode=%s bandwidth=%s frequency=%d cache_dir=%s cache_max=%d link=%d upstream=%s",
 		p.Mode, FormatBandwidth(p.BandwidthBps), p.FrequencyRPS, p.CacheDir, p.CacheMax, p.LinkBps, p.Upstream); err != nil {
 		return Cluster{}, err
 	}
@@ -353,4 +363,31 @@ func (db *DB) SetPolicy(ctx context.Context, id int64, p Policy) (Cluster, error
 		return Cluster{}, err
 	}
 	return c, tx.Commit()
+}
+
+// AgentsText is a cluster's agent counts for listings:
+// "60/60 online, 0 connected now".
+func (c Cluster) AgentsText() string {
+	return fmt.Sprintf("%d/%d online, %d connected now", c.AgentsOnline, c.Agents, c.AgentsConnected)
+}
+
+// Audit targets name the account: cluster names, and so the objects inside
+// clusters, are only unique within one account.
+func clusterTarget(c Cluster) string { return "cluster/" + c.Account + "/" + c.Name }
+
+// proxyTarget is "proxy/ACCOUNT/ID" for a proxy server of a cluster.
+func proxyTarget(tx *Tx, clusterID, id int64) (string, error) {
+	var acct string
+	err := tx.queryRow(`SELECT a.name FROM clusters c JOIN accounts a ON a.id = c.account_id WHERE c.id = ?`, clusterID).Scan(&acct)
+	return fmt.Sprintf("proxy/%s/%d", acct, id), err
+}
+
+// accountName names an account for audit targets.
+func accountName(tx *Tx, id int64) (string, error) {
+	var name string
+	err := tx.queryRow(`SELECT name FROM accounts WHERE id = ?`, id).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", Errorf(ENotFound, "account %d not found", id)
+	}
+	return name, err
 }

@@ -107,8 +107,24 @@ func (db *DB) migrate() error {
 	return nil
 }
 
+// migrateFile runs one migration in its own transaction, with foreign keys
+// off as SQLite's table-rebuild procedure requires (dropping a parent table
+// would otherwise fire ON DELETE actions on the rows referencing it); the
+// setting cannot change inside a transaction, so it is switched on the
+// pinned writer connection around it, and foreign_key_check must find no
+// dangling reference before the migration commits.
 func (db *DB) migrateFile(name string) error {
-	tx, err := db.w.Begin()
+	ctx := context.Background()
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return err
+	}
+	defer conn.ExecContext(ctx, `PRAGMA foreign_keys = ON`)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -126,10 +142,32 @@ func (db *DB) migrateFile(name string) error {
 	if _, err := tx.Exec(string(buf)); err != nil {
 		return err
 	}
+	if err := foreignKeyCheck(tx); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(`INSERT INTO migrations (name) VALUES (?)`, name); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// foreignKeyCheck fails on the first row whose foreign key points nowhere.
+func foreignKeyCheck(tx *sql.Tx) error {
+	rows, err := tx.Query(`PRAGMA foreign_key_check`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fk int
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return err
+		}
+		return fmt.Errorf("foreign key check: row %d of %s points at a missing %s row", rowid.Int64, table, parent)
+	}
+	return rows.Err()
 }
 
 // Tx is a write (BEGIN IMMEDIATE) or read transaction with a fixed "now".

@@ -8,7 +8,8 @@
 //     that reads then writes never fails with SQLITE_BUSY half-way; reads use
 //     a separate query_only pool. The file is created 0600.
 //   - Schema changes are embedded, ordered migration/*.sql files, each run
-//     once in its own transaction and recorded in the migrations table.
+//     once in its own transaction (foreign keys off, checked before commit)
+//     and recorded in the migrations table.
 //   - Every exported method is BeginTx -> defer Rollback -> helpers taking
 //     *Tx -> Commit, so a refusal leaves no half-written row. Operator
 //     changes write their audit entry inside the same transaction.
@@ -37,9 +38,25 @@
 // Choices the documents leave open:
 //   - Binding an agent that is bound to another cluster moves it.
 //   - A duplicate-identity flag is sticky until the clone re-enrols.
-//   - An agent is online while its last check-in is younger than
-//     OfflineAfter; it is Protected while online and, after an uninstall,
-//     until UninstallGrace has passed.
+//   - Statuses (deriveAgentStatus; uninstalledSQL and liveSQL are the
+//     same rules in SQL for counts and filters, and must stay in step):
+//     online = last check-in younger than OfflineAfter (the seed's 12 h)
+//     and not uninstalled. Connected now = last check-in younger than
+//     Settings.ConnectedWindow (PollTimeout + 15 s): an agent holds a
+//     long-poll check-in up to PollTimeout and checks in again at once, so
+//     a live connection is never older. Via = the proxy of the last
+//     check-in (its host name), or "direct". Uninstalled = the agent
+//     acknowledged the uninstall command, or UninstallGrace has passed
+//     since the request with no check-in since (one still checking in
+//     runs, so it is not). Protected = online (hence not uninstalled). A
+//     proxy server is Protected while its quick-deploy asset agent is.
+//     A cluster with bound agents and no proxy online warns "proxy down"
+//     instead of the capacity warning.
+//   - Ids are AUTOINCREMENT (0004, 0005): a deleted object's id is never
+//     handed out again, so audit lines and printed hints stay true. Audit
+//     targets name the account (cluster/ACCOUNT/NAME, proxy/ACCOUNT/ID,
+//     installcmd/ACCOUNT/ID). Migrations run with foreign keys off, as
+//     SQLite's table rebuild needs, and must pass foreign_key_check.
 //   - Enrolments are not audited (they are agent actions, not operator
 //     changes); the agent row records when and with which install command.
 //   - A clone's check-ins (fingerprint differs) only raise the duplicate

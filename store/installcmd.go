@@ -42,7 +42,7 @@ func (db *DB) CreateInstallCommand(ctx context.Context, in InstallInput) (Instal
 	}
 	defer tx.Rollback()
 	var cluster any
-	target := "direct"
+	clusterName := "direct"
 	if in.ClusterID != 0 {
 		c, err := getCluster(tx, in.ClusterID)
 		if err != nil {
@@ -51,7 +51,7 @@ func (db *DB) CreateInstallCommand(ctx context.Context, in InstallInput) (Instal
 		if c.AccountID != in.AccountID {
 			return InstallCommand{}, Errorf(EForbidden, "cluster %q belongs to another account", c.Name)
 		}
-		cluster, target = c.ID, "cluster/"+c.Name
+		cluster, clusterName = c.ID, c.Name
 	}
 	key := NewSecret("ik_")
 	res, err := tx.exec(`INSERT INTO install_commands (account_id, cluster_id, key_hash, key_prefix, expires_at, provider, grp, os, image_mode, created_at)
@@ -61,7 +61,11 @@ func (db *DB) CreateInstallCommand(ctx context.Context, in InstallInput) (Instal
 		return InstallCommand{}, sqlErr(err, "install command")
 	}
 	id, _ := res.LastInsertId()
-	if err := tx.audit("installcmd.create", target, "id=%d os=%s group=%s provider=%s expires=%s image=%t", id, in.OS, in.Group, in.Provider,
+	acct, err := accountName(tx, in.AccountID)
+	if err != nil {
+		return InstallCommand{}, err
+	}
+	if err := tx.audit("installcmd.create", fmt.Sprintf("installcmd/%s/%d", acct, id), "id=%d cluster=%s os=%s group=%s provider=%s expires=%s image=%t", id, clusterName, in.OS, in.Group, in.Provider,
 		tx.now.Add(in.TTL).Format(time.RFC3339), in.ImageMode); err != nil {
 		return InstallCommand{}, err
 	}
@@ -140,7 +144,11 @@ func (db *DB) RevokeInstallCommand(ctx context.Context, accountID, id int64) err
 	if _, err := tx.exec(`UPDATE install_commands SET revoked_at = ? WHERE id = ?`, ms(tx.now), id); err != nil {
 		return err
 	}
-	if err := tx.audit("installcmd.revoke", fmt.Sprintf("installcmd/%d", id), ""); err != nil {
+	acct, err := accountName(tx, ic.AccountID)
+	if err != nil {
+		return err
+	}
+	if err := tx.audit("installcmd.revoke", fmt.Sprintf("installcmd/%s/%d", acct, id), ""); err != nil {
 		return err
 	}
 	return tx.Commit()

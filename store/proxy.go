@@ -87,7 +87,7 @@ func (db *DB) CreateJoinToken(ctx context.Context, clusterID int64, deploy, asse
 		}
 		jt.Token = ""
 	}
-	if err := tx.audit("proxy.deploy", "cluster/"+c.Name, "mode=%s asset=%s expires=%s", deploy, assetID, jt.ExpiresAt.Format(time.RFC3339)); err != nil {
+	if err := tx.audit("proxy.deploy", clusterTarget(c), "mode=%s asset=%s expires=%s", deploy, assetID, jt.ExpiresAt.Format(time.RFC3339)); err != nil {
 		return JoinToken{}, err
 	}
 	return jt, tx.Commit()
@@ -167,7 +167,11 @@ func (db *DB) JoinProxy(ctx context.Context, in JoinInput) (Proxy, string, error
 	if _, err := tx.exec(`UPDATE join_tokens SET used_at = ?, proxy_id = ? WHERE id = ?`, ms(tx.now), pid, id); err != nil {
 		return Proxy{}, "", err
 	}
-	if err := tx.audit("proxy.join", "cluster/"+c.Name, "proxy=%d host=%s ip=%s version=%s", pid, in.Hostname, in.IP, in.Version); err != nil {
+	target, err := proxyTarget(tx, clusterID, pid)
+	if err != nil {
+		return Proxy{}, "", err
+	}
+	if err := tx.audit("proxy.join", target, "proxy=%d cluster=%s host=%s ip=%s version=%s", pid, c.Name, in.Hostname, in.IP, in.Version); err != nil {
 		return Proxy{}, "", err
 	}
 	p, err := getProxy(tx, pid)
@@ -196,7 +200,15 @@ func scanProxy(tx *Tx, sc interface{ Scan(...any) error }, latest string) (Proxy
 	if !p.LastSeen.IsZero() && tx.now.Sub(p.LastSeen) <= tx.db.Settings().ProxyOfflineAfter {
 		p.Status = StatusOnline
 	}
-	p.Protected = p.AssetID != ""
+	if p.AssetID != "" {
+		// A quick-deployed proxy is Protected exactly while its host's
+		// agent is: not once that agent is offline or uninstalled.
+		a, err := getAgent(tx, p.AssetID)
+		if err != nil && ErrorCode(err) != ENotFound {
+			return p, err
+		}
+		p.Protected = err == nil && a.SecurityStatus == Protected
+	}
 	p.Upgrade = p.Status == StatusOnline && latest != "" && CompareVersions(p.Version, latest) < 0
 	return p, nil
 }
@@ -298,7 +310,14 @@ func (db *DB) DeleteProxy(ctx context.Context, id int64) error {
 		return err
 	}
 	if p.Status == StatusOnline {
-		return Errorf(EConflict, "proxy server %d (%s) is online: stop its relay process first (kill the outpost relay PID), then delete it", p.ID, p.Hostname)
+		// Say how long: right after a stop the proxy still counts as online
+		// until ProxyOfflineAfter has passed since its last heartbeat.
+		after := tx.db.Settings().ProxyOfflineAfter
+		ago := tx.now.Sub(p.LastSeen).Truncate(time.Second)
+		left := max((p.LastSeen.Add(after).Sub(tx.now) + time.Second - 1).Truncate(time.Second), time.Second) // rounded up
+		return &Error{Code: EConflict, RetryAfter: left, Message: fmt.Sprintf("proxy server %d (%s) is still online (last heartbeat %s ago); "+
+			"it counts as offline %s after its last heartbeat, in %s; stop its relay first (kill the outpost relay PID), then delete it",
+			p.ID, p.Hostname, ago, after, left)}
 	}
 	sid := strconv.FormatInt(id, 10)
 	if _, err := tx.exec(`DELETE FROM commands WHERE target_kind = 'proxy' AND target_id = ?`, sid); err != nil {
@@ -307,7 +326,11 @@ func (db *DB) DeleteProxy(ctx context.Context, id int64) error {
 	if _, err := tx.exec(`DELETE FROM proxies WHERE id = ?`, id); err != nil {
 		return sqlErr(err, "proxy server "+sid)
 	}
-	if err := tx.audit("proxy.delete", "proxy/"+sid, "cluster=%s host=%s", p.Cluster, p.Hostname); err != nil {
+	target, err := proxyTarget(tx, p.ClusterID, id)
+	if err != nil {
+		return err
+	}
+	if err := tx.audit("proxy.delete", target, "cluster=%s host=%s", p.Cluster, p.Hostname); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -341,7 +364,11 @@ func (db *DB) UpgradeProxy(ctx context.Context, id int64) (string, error) {
 	if err := enqueue(tx, "proxy", strconv.FormatInt(id, 10), "upgrade", string(payload)); err != nil {
 		return "", err
 	}
-	if err := tx.audit("proxy.upgrade", fmt.Sprintf("proxy/%d", id), "from=%s to=%s", p.Version, latest); err != nil {
+	target, err := proxyTarget(tx, p.ClusterID, id)
+	if err != nil {
+		return "", err
+	}
+	if err := tx.audit("proxy.upgrade", target, "from=%s to=%s", p.Version, latest); err != nil {
 		return "", err
 	}
 	return latest, tx.Commit()

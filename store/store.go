@@ -81,6 +81,17 @@ type Settings struct {
 	PollTimeout       time.Duration `json:"poll_timeout"`        // ours: long-poll hold
 }
 
+// ConnectedMargin is added to PollTimeout to decide "connected now"; it
+// covers the check-in batcher, one reconnect and some clock skew.
+const ConnectedMargin = 15 * time.Second
+
+// ConnectedWindow is how recent an agent's last check-in must be for it to
+// count as connected now. An agent holds a long-poll check-in open for up to
+// PollTimeout and checks in again at once when it returns, so a live agent's
+// last check-in is never older than PollTimeout (plus the margin). Online
+// (OfflineAfter, 12 h) is the seed's much longer rule and is kept beside it.
+func (s Settings) ConnectedWindow() time.Duration { return s.PollTimeout + ConnectedMargin }
+
 // DefaultSettings returns the documented defaults.
 func DefaultSettings() Settings {
 	return Settings{
@@ -171,19 +182,27 @@ type Cluster struct {
 	Policy      Policy    `json:"policy"`
 
 	// Derived at read time.
-	Status        string   `json:"status"` // online | offline
-	Proxies       int      `json:"proxies"`
-	ProxiesOnline int      `json:"proxies_online"`
-	Agents        int      `json:"agents"`
-	AgentsOnline  int      `json:"agents_online"`
-	Warnings      []string `json:"warnings,omitempty"`
+	Status          string   `json:"status"` // online | offline (no proxy server online)
+	Proxies         int      `json:"proxies"`
+	ProxiesOnline   int      `json:"proxies_online"`
+	Agents          int      `json:"agents"`           // bound to the cluster
+	AgentsOnline    int      `json:"agents_online"`    // online (seed rule, OfflineAfter)
+	AgentsConnected int      `json:"agents_connected"` // connected now (ConnectedWindow), through any relay
+	Warnings        []string `json:"warnings,omitempty"`
 }
 
 // Status values.
 const (
 	StatusOnline  = "online"
 	StatusOffline = "offline"
+	// StatusUninstalled is an agent whose uninstall is done: it acknowledged
+	// the command, or the grace passed without an acknowledgement.
+	StatusUninstalled = "uninstalled"
 )
+
+// ViaDirect is Agent.Via for an agent that reached the management host
+// itself rather than a proxy server.
+const ViaDirect = "direct"
 
 // Proxy is one proxy server (relay) of a cluster.
 type Proxy struct {
@@ -201,9 +220,12 @@ type Proxy struct {
 	Agents    int       `json:"agents"`
 	Load      float64   `json:"load"`
 
-	Status    string `json:"status"`    // online | offline
-	Protected bool   `json:"protected"` // an agent runs on it too
-	Upgrade   bool   `json:"upgradable"`
+	Status string `json:"status"` // online | offline
+	// Protected: the host's own agent (quick deployment) is Protected now;
+	// false for a manual deployment (proxy only) and once that agent is
+	// offline or uninstalled.
+	Protected bool `json:"protected"`
+	Upgrade   bool `json:"upgradable"`
 }
 
 // Security status (seed 002).
@@ -237,9 +259,16 @@ type Agent struct {
 	Inventory
 	CPU         float64   `json:"cpu"`
 	Mem         float64   `json:"mem"`
-	UninstallAt time.Time `json:"uninstall_at,omitempty"`
+	UninstallAt time.Time `json:"uninstall_at,omitempty"` // uninstall requested
+	// UninstalledAt is when the agent acknowledged the uninstall command.
+	UninstalledAt time.Time `json:"uninstalled_at,omitempty"`
 
-	Online         bool   `json:"online"`
+	// Derived at read time; the definitions are in doc.go and the README.
+	Status         string `json:"status"`          // online | offline | uninstalled
+	Online         bool   `json:"online"`          // last check-in within OfflineAfter, not uninstalled
+	Connected      bool   `json:"connected"`       // last check-in within ConnectedWindow, not uninstalled
+	Via            string `json:"via"`             // relay of the last check-in: proxy host name, or "direct"
+	Uninstalled    bool   `json:"uninstalled"`     // acknowledged, or grace passed without acknowledgement
 	SecurityStatus string `json:"security_status"` // Protected | Unprotected
 	RiskStatus     string `json:"risk_status"`     // At risk | Safe
 	Duplicate      bool   `json:"duplicate_identity"`

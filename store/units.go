@@ -11,8 +11,26 @@ import (
 // ParseBandwidth reads an upstream bandwidth limit and returns bytes/s;
 // "unlimited" (or "0") is 0. Bit units (bit, Kbit, Mbit, Gbit, also "bps"
 // forms) are per second and decimal; byte units (B, KB, MB, GB, KiB, MiB,
-// GiB, optionally "/s") are bytes per second.
+// GiB, optionally "/s") are bytes per second. A bare number is refused:
+// "2" meant as 2 Mbit/s would otherwise silently be 2 bytes/s.
 func ParseBandwidth(s string) (int64, error) {
+	return parseRate("bandwidth", "2Mbit or 250KB/s", s)
+}
+
+// ParseLink reads a proxy host's link capacity and returns bits/s; "0" or
+// "unknown" is 0 (unknown). Units as for ParseBandwidth.
+func ParseLink(s string) (int64, error) {
+	if strings.EqualFold(strings.TrimSpace(s), "unknown") {
+		return 0, nil
+	}
+	if strings.EqualFold(strings.TrimSpace(s), "unlimited") {
+		return 0, Errorf(EInvalid, "link %q: want the link capacity, e.g. 100Mbit or 1Gbit (0 = unknown)", s)
+	}
+	v, err := parseRate("link", "100Mbit or 1Gbit", s)
+	return v * 8, err
+}
+
+func parseRate(what, example, s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	if t == "" || strings.EqualFold(t, "unlimited") || t == "0" {
 		return 0, nil
@@ -20,7 +38,13 @@ func ParseBandwidth(s string) (int64, error) {
 	num, unit := splitNumber(t)
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
-		return 0, Errorf(EInvalid, "bandwidth %q: want a number with a unit such as 2Mbit, 500KB or unlimited", s)
+		return 0, Errorf(EInvalid, "%s %q: want a number with a unit, e.g. %s", what, s, example)
+	}
+	if unit == "" {
+		if v == 0 {
+			return 0, nil
+		}
+		return 0, Errorf(EInvalid, "%s %s needs a unit, e.g. %s", what, t, example)
 	}
 	u := strings.TrimSuffix(unit, "/s")
 	lower := strings.ToLower(u)
@@ -30,7 +54,7 @@ func ParseBandwidth(s string) (int64, error) {
 		if m, ok := prefix[lower[:len(lower)-3]]; ok {
 			return int64(math.Ceil(v * m / 8)), nil
 		}
-	case u == "" || strings.HasSuffix(u, "B"): // capital B: bytes
+	case strings.HasSuffix(u, "B"): // capital B: bytes
 		bin := map[string]float64{"ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30}
 		p := strings.TrimSuffix(lower, "b")
 		if m, ok := prefix[p]; ok {
@@ -40,7 +64,7 @@ func ParseBandwidth(s string) (int64, error) {
 			return int64(v * m), nil
 		}
 	}
-	return 0, Errorf(EInvalid, "bandwidth %q: unknown unit %q (use bit, Kbit, Mbit, Gbit, B, KB, MB, GB or unlimited)", s, unit)
+	return 0, Errorf(EInvalid, "%s %q: unknown unit %q (use bit, Kbit, Mbit, Gbit, B, KB, MB, GB or unlimited)", what, s, unit)
 }
 
 // ParseFrequency reads an upstream request rate; "unlimited" is 0.

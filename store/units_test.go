@@ -32,7 +32,9 @@ func TestParseBandwidth(t *testing.T) {
 		{in: "1GB", want: 1000000000},
 		{in: "1KiB", want: 1024},
 		{in: "1GiB", want: 1 << 30},
-		{in: "1000", want: 1000},
+		{in: "1000", wantErr: true}, // a bare number needs a unit (it used to be bytes/s)
+		{in: "0.0", want: 0},
+		{in: "1B/s", want: 1},
 		{in: "2Mb", wantErr: true}, // bits or bytes? refused rather than guessed
 		{in: "2Kb", wantErr: true},
 		{in: "abc", wantErr: true},
@@ -325,32 +327,39 @@ func TestWarnings(t *testing.T) {
 		name    string
 		p       store.Policy
 		agents  int
-		proxies int
+		proxies int      // online
+		offline int      // proxy servers of the cluster that are offline
 		want    []string // substrings, one per expected warning, in order
 	}{
-		{"7.5 Mbit on 10 Mbit link warns", store.Policy{Mode: store.ModeForward, BandwidthBps: 937500, LinkBps: link10}, 0, 1,
+		{"7.5 Mbit on 10 Mbit link warns", store.Policy{Mode: store.ModeForward, BandwidthBps: 937500, LinkBps: link10}, 0, 1, 0,
 			[]string{"more than 60% of the 10 Mbit/s link"}},
-		{"5 Mbit on 10 Mbit link is fine", store.Policy{Mode: store.ModeForward, BandwidthBps: 5 * mbit, LinkBps: link10}, 0, 1, nil},
-		{"exactly 60% is fine", store.Policy{Mode: store.ModeForward, BandwidthBps: 6 * mbit, LinkBps: link10}, 0, 1, nil},
-		{"unlimited on a known link warns", store.Policy{Mode: store.ModeForward, LinkBps: link10}, 0, 1,
+		{"5 Mbit on 10 Mbit link is fine", store.Policy{Mode: store.ModeForward, BandwidthBps: 5 * mbit, LinkBps: link10}, 0, 1, 0, nil},
+		{"exactly 60% is fine", store.Policy{Mode: store.ModeForward, BandwidthBps: 6 * mbit, LinkBps: link10}, 0, 1, 0, nil},
+		{"unlimited on a known link warns", store.Policy{Mode: store.ModeForward, LinkBps: link10}, 0, 1, 0,
 			[]string{"bandwidth is unlimited"}},
-		{"unknown link never warns on limits", store.Policy{Mode: store.ModeForward, BandwidthBps: 1000 * mbit}, 0, 1, nil},
-		{"cache mode ignores link share", store.Policy{Mode: store.ModeCache, LinkBps: link10}, 0, 1, nil},
-		{"6,000 agents on one proxy is fine", store.Policy{Mode: store.ModeForward}, 6000, 1, nil},
-		{"6,001 agents on one proxy warns", store.Policy{Mode: store.ModeForward}, 6001, 1,
+		{"unknown link never warns on limits", store.Policy{Mode: store.ModeForward, BandwidthBps: 1000 * mbit}, 0, 1, 0, nil},
+		{"cache mode ignores link share", store.Policy{Mode: store.ModeCache, LinkBps: link10}, 0, 1, 0, nil},
+		{"6,000 agents on one proxy is fine", store.Policy{Mode: store.ModeForward}, 6000, 1, 0, nil},
+		{"6,001 agents on one proxy warns", store.Policy{Mode: store.ModeForward}, 6001, 1, 0,
 			[]string{"6001 agents exceed what 1 online proxy server(s) carry (6,000 hosts each)"}},
-		{"6,001 agents on two proxies is fine", store.Policy{Mode: store.ModeForward}, 6001, 2, nil},
-		{"agents with no online proxy warn", store.Policy{Mode: store.ModeForward}, 1, 0, []string{"6,000 hosts each"}},
-		{"no agents no proxies is fine", store.Policy{Mode: store.ModeForward}, 0, 0, nil},
-		{"100 hosts need more than 800 Kbit/s limit", store.Policy{Mode: store.ModeForward, BandwidthBps: 100000}, 100, 1,
+		{"6,001 agents on two proxies is fine", store.Policy{Mode: store.ModeForward}, 6001, 2, 0, nil},
+		{name: "agents with every proxy offline: proxy down, not capacity", p: store.Policy{Mode: store.ModeForward}, agents: 60, offline: 1,
+			want: []string{"proxy down: all 1 proxy server(s) offline: agents cannot connect through this cluster"}},
+		{name: "agents with no proxy at all", p: store.Policy{Mode: store.ModeForward}, agents: 3,
+			want: []string{"no proxy server: the 3 bound agent(s) cannot connect"}},
+		{name: "one of two proxies down is capacity as usual", p: store.Policy{Mode: store.ModeForward}, agents: 6001, proxies: 1, offline: 1,
+			want: []string{"6001 agents exceed what 1 online proxy server(s) carry"}},
+		{name: "proxies down without agents is fine", p: store.Policy{Mode: store.ModeForward}, offline: 2},
+		{"no agents no proxies is fine", store.Policy{Mode: store.ModeForward}, 0, 0, 0, nil},
+		{"100 hosts need more than 800 Kbit/s limit", store.Policy{Mode: store.ModeForward, BandwidthBps: 100000}, 100, 1, 0,
 			[]string{"100 hosts need 1 Mbit/s reserved (10 Kbit/s each) but the bandwidth limit is 800 Kbit/s"}},
-		{"100 hosts fit in 1 Mbit/s limit", store.Policy{Mode: store.ModeForward, BandwidthBps: 1 * mbit}, 100, 1, nil},
-		{"reserve above 60% of link", store.Policy{Mode: store.ModeForward, BandwidthBps: 5 * mbit, LinkBps: link10}, 650, 1,
+		{"100 hosts fit in 1 Mbit/s limit", store.Policy{Mode: store.ModeForward, BandwidthBps: 1 * mbit}, 100, 1, 0, nil},
+		{"reserve above 60% of link", store.Policy{Mode: store.ModeForward, BandwidthBps: 5 * mbit, LinkBps: link10}, 650, 1, 0,
 			[]string{"650 hosts need 6.5 Mbit/s reserved (10 Kbit/s each), more than 60% of the 10 Mbit/s link", "but the bandwidth limit is 5 Mbit/s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := store.Warnings(tt.p, tt.agents, tt.proxies)
+			got := store.Warnings(tt.p, tt.agents, tt.proxies+tt.offline, tt.proxies)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d warnings %q, want %d %q", len(got), got, len(tt.want), tt.want)
 			}

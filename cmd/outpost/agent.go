@@ -59,7 +59,7 @@ func newAgentListCmd(a *app) *cobra.Command {
 	var direct bool
 	var f store.AgentFilter
 	cmd := &cobra.Command{
-		Use:   "list [--cluster N | --direct] [--status online|offline] [--query Q] [--sort S] [--limit N] [--offset N]",
+		Use:   "list [--cluster N | --direct] [--status online|offline|uninstalled] [--query Q] [--sort S] [--limit N] [--offset N]",
 		Short: "List agents (assets), one page at a time",
 		Args:  nargs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -70,8 +70,8 @@ func newAgentListCmd(a *app) *cobra.Command {
 				return usageErrorf("invalid --limit %d: want 1 to 1000", f.Limit)
 			case f.Offset < 0:
 				return usageErrorf("invalid --offset %d: must not be negative", f.Offset)
-			case f.Status != "" && f.Status != store.StatusOnline && f.Status != store.StatusOffline:
-				return usageErrorf("invalid --status %q: want online or offline", f.Status)
+			case f.Status != "" && f.Status != store.StatusOnline && f.Status != store.StatusOffline && f.Status != store.StatusUninstalled:
+				return usageErrorf("invalid --status %q: want online, offline or uninstalled", f.Status)
 			}
 			db, err := a.store()
 			if err != nil {
@@ -113,17 +113,14 @@ func newAgentListCmd(a *app) *cobra.Command {
 				if g.ClusterID == 0 {
 					cl = "(direct)"
 				}
-				status := store.StatusOffline
-				if g.Online {
-					status = store.StatusOnline
-				}
+				status := g.Status
 				if g.Duplicate {
 					status += " DUPLICATE"
 				}
-				rows = append(rows, []string{g.Hostname, strings.Join(g.IPs, ","), g.OS, cl, status, g.SecurityStatus, g.RiskStatus,
+				rows = append(rows, []string{g.Hostname, strings.Join(g.IPs, ","), g.OS, cl, status, g.ConnectedText(), g.SecurityStatus, g.RiskStatus,
 					fmtAgo(g.LastCheckin), orDash(g.Version), g.ID})
 			}
-			a.printTable([]string{"HOST", "IP", "OS", "CLUSTER", "STATUS", "SECURITY", "RISK", "LAST CHECK-IN", "VERSION", "ID"}, rows)
+			a.printTable([]string{"HOST", "IP", "OS", "CLUSTER", "STATUS", "CONNECTED", "SECURITY", "RISK", "LAST CHECK-IN", "VERSION", "ID"}, rows)
 			if shown := len(page.Agents); shown < page.Total {
 				a.notef("showing %d-%d of %d agents (--limit, --offset)", f.Offset+1, f.Offset+shown, page.Total)
 			}
@@ -133,7 +130,7 @@ func newAgentListCmd(a *app) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&cluster, "cluster", "", "only agents bound to this cluster")
 	fl.BoolVar(&direct, "direct", false, "only agents that connect directly (no cluster)")
-	fl.StringVar(&f.Status, "status", "", "online or offline")
+	fl.StringVar(&f.Status, "status", "", "online, offline (uninstalled ones included) or uninstalled")
 	fl.StringVar(&f.Query, "query", "", "substring of host name or IP, or an agent id")
 	fl.StringVar(&f.OS, "os", "", "only this OS (linux, windows)")
 	fl.StringVar(&f.Group, "group", "", "only this asset group")
@@ -169,13 +166,15 @@ func newAgentShowCmd(a *app) *cobra.Command {
 			if g.ClusterID != 0 {
 				cl = g.Cluster
 			}
-			via := "-"
+			via := "direct (the management host)"
 			if g.ViaProxyID != 0 {
-				via = fmt.Sprintf("proxy server %d", g.ViaProxyID)
+				via = fmt.Sprintf("%s (proxy server %d)", g.Via, g.ViaProxyID)
 			}
-			status := store.StatusOffline
-			if g.Online {
-				status = store.StatusOnline
+			connected := "no"
+			if g.Connected {
+				connected = "yes, via " + via
+			} else if g.Status != store.StatusUninstalled {
+				connected = "no: last check-in " + fmtAgo(g.LastCheckin) + " via " + via
 			}
 			osName := g.OS
 			if g.OSName != "" {
@@ -192,8 +191,8 @@ func newAgentShowCmd(a *app) *cobra.Command {
 				{"Tags", orDash(strings.Join(g.Tags, ", "))},
 				{"Version", orDash(g.Version)},
 				{"Cluster", cl},
-				{"Via", via},
-				{"Status", fmt.Sprintf("%s, %s, %s", status, g.SecurityStatus, g.RiskStatus)},
+				{"Status", fmt.Sprintf("%s, %s, %s", g.Status, g.SecurityStatus, g.RiskStatus)},
+				{"Connected", connected},
 				{"Enrolled", fmtTime(g.EnrolledAt)},
 				{"Last check-in", fmtTime(g.LastCheckin) + " (" + fmtAgo(g.LastCheckin) + ")"},
 				{"Last inventory", fmtTime(g.LastInventory)},
@@ -201,8 +200,8 @@ func newAgentShowCmd(a *app) *cobra.Command {
 				{"Risks", fmt.Sprintf("%d vulnerabilities, %d baseline risks, %d alerts", g.Vulns, g.BaselineRisks, g.Alerts)},
 				{"Load", fmt.Sprintf("cpu %.0f%%, mem %.0f%%", g.CPU, g.Mem)},
 			}
-			if !g.UninstallAt.IsZero() {
-				fields = append(fields, [2]string{"Uninstall", "requested " + fmtTime(g.UninstallAt)})
+			if u := g.UninstallText(fmtTime); u != "" {
+				fields = append(fields, [2]string{"Uninstall", u})
 			}
 			if g.Duplicate {
 				fields = append(fields, [2]string{"DUPLICATE", "this identity is used by two machines: " + g.DuplicateFix})
@@ -222,7 +221,9 @@ func newAgentUninstallCmd(a *app) *cobra.Command {
 		Short: "Send the uninstall command to online agents",
 		Long: `Send the uninstall command. Only an online agent can receive it; every
 host is checked first and nothing is sent if one cannot receive it. The asset
-turns Unprotected after the uninstall grace period (settings: uninstall_grace).`,
+turns uninstalled and Unprotected as soon as its agent acknowledges the
+command; an agent never heard of again after the request counts as
+uninstalled once the grace period has passed (settings: uninstall_grace).`,
 		Args: nargs(1, -1, "HOST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			db, id, err := a.storeAccount(cmd, account)
@@ -236,7 +237,7 @@ turns Unprotected after the uninstall grace period (settings: uninstall_grace).`
 			if a.jsonOut {
 				return a.printJSON(map[string]any{"uninstall_queued": len(ids), "agents": nonNil(ids)})
 			}
-			a.printf("uninstall command queued for %d agent(s); they turn Unprotected after the grace period (%s)\n",
+			a.printf("uninstall command queued for %d agent(s); each turns Unprotected when it acknowledges it (at the latest after the grace period, %s, without contact); check: outpost agent show HOST\n",
 				len(ids), fmtDuration(db.Settings().UninstallGrace))
 			return nil
 		},

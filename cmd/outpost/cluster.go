@@ -96,7 +96,7 @@ func newClusterListCmd(a *app) *cobra.Command {
 			for _, c := range cs {
 				r := []string{c.Name, c.Address, orDash(c.Region), c.Status,
 					fmt.Sprintf("%d/%d online", c.ProxiesOnline, c.Proxies),
-					fmt.Sprintf("%d/%d online", c.AgentsOnline, c.Agents),
+					c.AgentsText(),
 					c.Policy.Mode, fmt.Sprint(len(c.Warnings))}
 				if len(accounts) > 1 {
 					r = append([]string{c.Account}, r...)
@@ -148,7 +148,7 @@ func newClusterShowCmd(a *app) *cobra.Command {
 				{"Remark", orDash(c.Remark)},
 				{"Created", fmtTime(c.CreatedAt)},
 				{"Status", fmt.Sprintf("%s (%d of %d proxy servers online)", c.Status, c.ProxiesOnline, c.Proxies)},
-				{"Agents", fmt.Sprintf("%d bound, %d online", c.Agents, c.AgentsOnline)},
+				{"Agents", fmt.Sprintf("%d bound, %d online, %d connected now", c.Agents, c.AgentsOnline, c.AgentsConnected)},
 				{"Policy", policyText(c.Policy)},
 			})
 			a.printf("\nProxy servers:\n")
@@ -208,14 +208,15 @@ func newClusterPolicyCmd(a *app) *cobra.Command {
 without a restart.
 
 forward (default): send data to the management centre (or --upstream) under
-  a bandwidth limit (--bandwidth 2Mbit, 500KB or unlimited) and a frequency
-  limit (--frequency requests per second, or unlimited).
+  a bandwidth limit (--bandwidth 2Mbit, 500KB/s or unlimited; a number needs
+  its unit) and a frequency limit (--frequency requests per second, or
+  unlimited).
 cache: append data to a directory (--cache-dir, relative to the relay's data
   directory) capped at --cache-max (default and maximum 10GB); past the cap
   the oldest data is overwritten.
 
---link is the proxy host's link capacity (e.g. 100Mbit); with it, limits that
-would take more than 60% of the link are reported as warnings.`,
+--link is the proxy host's link capacity (e.g. 100Mbit; 0 = unknown); with
+it, limits that would take more than 60% of the link are reported as warnings.`,
 		Args: nargs(1, 1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			db, err := a.store()
@@ -250,12 +251,14 @@ would take more than 60% of the link are reported as warnings.`,
 				if cmax, err = store.ParseSize(cacheMax); err != nil {
 					return asUsage("cache-max", err)
 				}
+				if cmax == 0 { // the policy's 0 means "default 10 GB": never from the operator
+					return usageErrorf("invalid --cache-max %s: cache-max must be more than 0 (at most 10GB; leave it out for the 10GB default)", cacheMax)
+				}
 			}
 			if f.Changed("link") {
-				if lnk, err = store.ParseBandwidth(link); err != nil {
+				if lnk, err = store.ParseLink(link); err != nil {
 					return asUsage("link", err)
 				}
-				lnk *= 8 // bytes/s -> bits/s
 			}
 			c, err := a.resolveCluster(cmd, account, args[0])
 			if err != nil {
@@ -318,7 +321,7 @@ would take more than 60% of the link are reported as warnings.`,
 	f.StringVar(&upstream, "upstream", "", "forward: http(s) URL to send data to (default: the built-in collector)")
 	f.StringVar(&cacheDir, "cache-dir", "", "cache: directory (default cache/NAME under the relay's data directory)")
 	f.StringVar(&cacheMax, "cache-max", "", "cache: total cap, at most 10GB (default 10GB)")
-	f.StringVar(&link, "link", "", "proxy host link capacity, e.g. 100Mbit (for the 60% warning)")
+	f.StringVar(&link, "link", "", "proxy host link capacity, e.g. 100Mbit, 0 = unknown (for the 60% warning)")
 	f.StringVar(&account, "account", "", "account of the cluster")
 	return cmd
 }

@@ -765,7 +765,7 @@ func TestProxyLifecycle(t *testing.T) {
 	c.fails(1, `cluster "gz" uses an IP address and already has its one proxy server`, "proxy", "deploy", "--cluster", "gz", "--manual")
 
 	// Deletion order: an online proxy cannot be deleted, nor its cluster.
-	c.fails(1, "is online: stop its relay process first", "proxy", "delete", id)
+	c.fails(1, "is still online (last heartbeat ", "proxy", "delete", id)
 	c.fails(1, `cluster "web" still has 1 proxy server(s) (stop each relay, then: outpost proxy delete ID)`, "cluster", "delete", "web")
 	c.ok("settings", "set", "proxy_offline_after=1s")
 	time.Sleep(1100 * time.Millisecond)
