@@ -3,6 +3,7 @@ module outpost
 go 1.26.0
 
 require (
+	early.outpost.invalid/termbg v0.0.0 // local: initialises before bubbletea (see its doc)
 	github.com/aymanbagabas/go-osc52/v2 v2.0.1
 	github.com/charmbracelet/bubbles v0.21.0
 	github.com/charmbracelet/bubbletea v1.3.10
@@ -41,3 +42,5 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
+
+replace early.outpost.invalid/termbg => ./third_party/termbg

@@ -171,6 +171,9 @@ func (r *Root) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case OpenDialogMsg:
 		r.dialog = msg.Dialog
 		r.dialog.SetSize(r.c.Width, r.bodyHeight())
+		if in, ok := r.dialog.(interface{ Init() tea.Cmd }); ok {
+			return r, in.Init()
+		}
 		return r, nil
 	case CloseDialogMsg:
 		r.dialog = nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 
+	_ "early.outpost.invalid/termbg" // must initialise before bubbletea: see its doc
+
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/mattn/go-runewidth"

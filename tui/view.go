@@ -88,7 +88,8 @@ func CloseDialog() tea.Cmd { return func() tea.Msg { return CloseDialogMsg{} } }
 func RefreshNow() tea.Cmd { return func() tea.Msg { return RefreshMsg{} } }
 
 // Dialog is a modal box drawn over the body: a confirmation, a choice or
-// a form. Update returns the dialog itself.
+// a form. Update returns the dialog itself. A dialog with an Init() tea.Cmd
+// method has it run when it opens (to load its data).
 type Dialog interface {
 	Update(tea.Msg) (Dialog, tea.Cmd)
 	View() string

@@ -6,15 +6,10 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"outpost/store"
+	"outpost/store/ops"
 )
 
 // Exit codes (DESIGN.md "Command line").
@@ -567,76 +563,20 @@ func orDash(s string) string {
 }
 
 // ---------------------------------------------------------------------------
-// Generated commands: manager URL and CA pin
-
-// relayRunFile is what a running relay writes to DATA/run/relay.json.
-type relayRunFile struct {
-	PID  int      `json:"pid"`
-	URLs []string `json:"urls"`
-}
+// Generated commands: manager URL and CA pin (built in store/ops, shared
+// with the dashboard)
 
 // managerURL is the URL remote relays and direct agents use to reach the
 // management host: --manager, else the first https URL of a running relay
 // (DATA/run/relay.json), else https://HOSTNAME:8443.
 func (a *app) managerURL(flag string) (string, error) {
-	if flag != "" {
-		u, err := url.Parse(flag)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return "", usageErrorf("invalid --manager %q: want an https:// URL", flag)
-		}
-		return strings.TrimRight(flag, "/"), nil
+	u, err := ops.ManagerURL(a.dataDir(), flag)
+	if err != nil {
+		return "", usageErrorf("invalid --manager %q: want an https:// URL", flag)
 	}
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "localhost"
-	}
-	if buf, err := os.ReadFile(filepath.Join(a.dataDir(), "run", "relay.json")); err == nil {
-		var rf relayRunFile
-		if json.Unmarshal(buf, &rf) == nil {
-			for _, s := range rf.URLs {
-				u, err := url.Parse(s)
-				if err != nil || u.Scheme != "https" || u.Host == "" {
-					continue
-				}
-				// A relay listening on every address reports it as such;
-				// remote hosts need a name.
-				if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsUnspecified()) || u.Hostname() == "" {
-					u.Host = net.JoinHostPort(host, u.Port())
-				}
-				return strings.TrimRight(u.String(), "/"), nil
-			}
-		}
-	}
-	return "https://" + net.JoinHostPort(host, "8443"), nil
+	return u, nil
 }
 
 // caPin returns the hex SHA-256 of the first certificate in DATA/tls/ca.pem,
 // "" when there is none.
-func (a *app) caPin() (string, error) {
-	path := filepath.Join(a.dataDir(), "tls", "ca.pem")
-	buf, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	} else if err != nil {
-		return "", err
-	}
-	for {
-		var b *pem.Block
-		b, buf = pem.Decode(buf)
-		if b == nil {
-			return "", fmt.Errorf("%s holds no PEM certificate", path)
-		}
-		if b.Type == "CERTIFICATE" {
-			sum := sha256.Sum256(b.Bytes)
-			return hex.EncodeToString(sum[:]), nil
-		}
-	}
-}
-
-// withPin appends " --ca-sha256 H" when the CA is known.
-func withPin(command, pin string) string {
-	if pin != "" {
-		command += " --ca-sha256 " + pin
-	}
-	return command
-}
+func (a *app) caPin() (string, error) { return ops.CAPin(a.dataDir()) }

@@ -2,12 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"outpost/store"
+	"outpost/store/ops"
 )
 
 func init() { register("", newInstallCmd) }
@@ -62,12 +61,12 @@ An expired or revoked key enrols nothing.`,
 					return err
 				}
 				in.AccountID, in.ClusterID = c.AccountID, c.ID
-				if urls, err = db.ProxyURLs(ctx(cmd), c.ID); err != nil {
+				var note string
+				if urls, note, err = ops.InstallURLs(ctx(cmd), db, &c, ""); err != nil {
 					return err
 				}
-				if len(urls) == 0 {
-					urls = []string{"https://" + net.JoinHostPort(c.Address, "8443")}
-					a.notef("note: cluster %s has no proxy server yet; the command uses the cluster address %s", clean(c.Name), urls[0])
+				if note != "" {
+					a.notef("note: %s", clean(note))
 				}
 			} else {
 				acct, err := a.resolveAccount(cmd, account)
@@ -89,7 +88,7 @@ An expired or revoked key enrols nothing.`,
 			if err != nil {
 				return err
 			}
-			command := withPin("outpost agent run --proxy "+strings.Join(urls, ",")+" --key "+ic.Key, pin)
+			command := ops.AgentCommand(urls, ic.Key, pin)
 			if a.jsonOut {
 				return a.printJSON(struct {
 					store.InstallCommand

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"outpost/store"
+	"outpost/store/ops"
 )
 
 func init() { register("", newProxyCmd) }
@@ -64,7 +65,7 @@ func newProxyDeployCmd(a *app) *cobra.Command {
 					return err
 				}
 			}
-			var command, pin string
+			var mgr, pin string
 			if manual {
 				url, err := a.managerURL(manager)
 				if err != nil {
@@ -73,7 +74,7 @@ func newProxyDeployCmd(a *app) *cobra.Command {
 				if pin, err = a.caPin(); err != nil {
 					return err
 				}
-				command = "outpost relay --manager " + url + " --join "
+				mgr = url
 			}
 			db, err := a.store()
 			if err != nil {
@@ -107,7 +108,7 @@ func newProxyDeployCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			command = withPin(command+jt.Token, pin)
+			command := ops.JoinCommand(mgr, jt.Token, pin)
 			if a.jsonOut {
 				return a.printJSON(struct {
 					store.JoinToken
