@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"outpost/store"
+	"outpost/store/ops"
 )
 
 // agent bind: hosts given as arguments go to the store as one batch; a host
@@ -180,7 +180,9 @@ type bindSummary struct {
 	Batches int    `json:"batches"`
 }
 
-// binder runs the batches with the pacing and progress reporting.
+// binder runs the batches with the shared pacing (ops.PacedBind, which the
+// dashboard uses too) and reports progress: a bar on a terminal, one line
+// per batch otherwise.
 type binder struct {
 	db        *store.DB
 	cluster   store.Cluster
@@ -191,94 +193,48 @@ type binder struct {
 	interrupt context.Context // cancelled by SIGINT: stop between batches
 	ctx       context.Context // for the store: a batch under way completes
 	gap       time.Duration
-
-	done int // hosts processed
 }
 
-// retrySlack covers the store's millisecond timestamps.
-const retrySlack = 25 * time.Millisecond
-
 func (b *binder) run() (bindSummary, error) {
-	sum := bindSummary{Cluster: b.cluster.Name, Hosts: b.total}
+	p := ops.NewPacedBind(b.db, b.cluster, b.batches, b.gap, wallClock{})
 	n := len(b.batches)
-	var next time.Time // earliest start of the next batch
-	for i, batch := range b.batches {
-		var res store.BindResult
-		for {
-			if err := b.wait(next, i); err != nil {
-				return sum, err
+	b.bar(p.Progress(), "binding")
+	pr, err := p.Run(b.ctx, b.interrupt, func(pr ops.BindProgress) {
+		switch {
+		case pr.Last != nil && !b.tty:
+			msg := fmt.Sprintf("batch %d/%d: %d hosts bound", pr.Batch, n, len(pr.Last.Bound))
+			if len(pr.Last.Already) > 0 {
+				msg += fmt.Sprintf(", %d already bound", len(pr.Last.Already))
 			}
-			b.bar(i, 0, "binding")
-			var err error
-			res, err = b.db.Bind(b.ctx, b.cluster.ID, batch)
-			if err == nil {
-				break
-			}
-			var se *store.Error
-			if errors.As(err, &se) && se.Code == store.ELimit && se.RetryAfter > 0 {
-				next = time.Now().Add(se.RetryAfter + retrySlack)
-				if !b.tty {
-					fmt.Fprintf(b.out, "batch %d/%d: %s\n", i+1, n, clean(se.Message))
-				}
-				continue
-			}
-			b.endBar()
-			if n == 1 {
-				return sum, err
-			}
-			return sum, failf("batch %d/%d refused: %s; %d of %d hosts were bound before it", i+1, n, store.ErrorMessage(err), b.done, b.total)
+			fmt.Fprintf(b.out, "%s (%d/%d)\n", msg, pr.Done, pr.Total)
+		case pr.Notice != "" && !b.tty:
+			fmt.Fprintf(b.out, "batch %d/%d: %s\n", pr.Batch+1, n, clean(pr.Notice))
+		case pr.Finished && pr.Err == nil:
+			b.bar(pr, "done")
+		case pr.Wait > 0:
+			b.bar(pr, "")
 		}
-		next = time.Now().Add(b.gap + retrySlack)
-		b.done += len(batch)
-		sum.Batches++
-		sum.Bound += len(res.Bound)
-		sum.Already += len(res.Already)
-		if b.tty {
-			if i+1 == n {
-				b.bar(i, 0, "done")
-			} // else wait draws the countdown
-		} else {
-			msg := fmt.Sprintf("batch %d/%d: %d hosts bound", i+1, n, len(res.Bound))
-			if len(res.Already) > 0 {
-				msg += fmt.Sprintf(", %d already bound", len(res.Already))
-			}
-			fmt.Fprintf(b.out, "%s (%d/%d)\n", msg, b.done, b.total)
-		}
-	}
+	})
 	b.endBar()
+	sum := bindSummary{Cluster: b.cluster.Name, Hosts: b.total, Bound: pr.Bound, Already: pr.Already, Batches: pr.Batch}
+	if err != nil {
+		if p.Progress().Finished {
+			return sum, err // the store's refusal
+		}
+		return sum, failf("%s", store.ErrorMessage(err)) // interrupted
+	}
 	return sum, nil
 }
 
-// wait sleeps until t, updating the progress bar every second; SIGINT ends
-// the run before batch i.
-func (b *binder) wait(t time.Time, i int) error {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		if b.interrupt.Err() != nil {
-			b.endBar()
-			return failf("interrupted before batch %d/%d: %d of %d hosts bound; run the same command again to bind the rest",
-				i+1, len(b.batches), b.done, b.total)
-		}
-		d := time.Until(t)
-		if d <= 0 {
-			return nil
-		}
-		b.bar(i, d, "")
-		timer := time.NewTimer(d)
-		select {
-		case <-timer.C:
-		case <-tick.C:
-		case <-b.interrupt.Done():
-		}
-		timer.Stop()
-	}
-}
+// wallClock is the store's clock: the system time.
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
 
 // bar redraws the terminal progress line (no-op when not a terminal).
-func (b *binder) bar(i int, next time.Duration, state string) {
+func (b *binder) bar(pr ops.BindProgress, state string) {
 	if b.tty {
-		fmt.Fprintf(b.out, "\r%s\x1b[K", progressLine(b.done, b.total, i+1, len(b.batches), next, state))
+		fmt.Fprintf(b.out, "\r%s\x1b[K", pr.Line(state))
 	}
 }
 
@@ -291,17 +247,5 @@ func (b *binder) endBar() {
 
 // progressLine renders "[#####.....] 1000/2300 hosts, batch 3/5, next in 42s".
 func progressLine(done, total, batch, batches int, next time.Duration, state string) string {
-	const w = 20
-	fill := 0
-	if total > 0 {
-		fill = min(w, done*w/total)
-	}
-	s := fmt.Sprintf("[%s%s] %d/%d hosts, batch %d/%d", strings.Repeat("#", fill), strings.Repeat(".", w-fill), done, total, batch, batches)
-	switch {
-	case next > 0:
-		s += fmt.Sprintf(", next in %ds", max(1, int(next.Round(time.Second)/time.Second)))
-	case state != "":
-		s += ", " + state
-	}
-	return s
+	return ops.ProgressLine(done, total, batch, batches, next, state)
 }
