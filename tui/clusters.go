@@ -154,11 +154,14 @@ func (v *ClustersView) FullHelp() [][]key.Binding {
 	}
 }
 
-// tableHelp are the keys every table has.
+// tableHelp are the keys every table has, in compact form.
 func tableHelp(k *KeyMap) []key.Binding {
-	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End,
+	nb := func(keys, desc string) key.Binding {
+		return key.NewBinding(key.WithKeys(keys), key.WithHelp(keys, desc))
+	}
+	return []key.Binding{nb("↑/↓ j/k", "move"), nb("pgup/pgdn", "page"), nb("g/G", "top / bottom"),
 		withHelp(k.Left, "select the column to sort by"), withHelp(k.Sort, "sort by the column / flip"),
-		withHelp(k.Filter, "filter rows"), withHelp(k.Mark, "mark a row"), withHelp(k.Refresh, "refresh now")}
+		withHelp(k.Filter, "filter rows (esc clears)"), withHelp(k.Mark, "mark a row"), withHelp(k.Refresh, "refresh now")}
 }
 
 // withHelp returns b with another description (for the full help).

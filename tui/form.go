@@ -70,7 +70,7 @@ type Form struct {
 func NewForm(c *Common, title string, fields ...Field) *Form {
 	f := &Form{c: c, id: c.NewID(), title: title, fields: fields, width: c.Width}
 	for _, fd := range fields {
-		in := newInput()
+		in := newInput(c.Styles)
 		in.Prompt = ""
 		in.CharLimit = 256
 		in.Placeholder = fd.Placeholder

@@ -267,3 +267,5 @@ func (hs *harness) flash() string {
 	f, _ := hs.root.Flash()
 	return f
 }
+
+func windowSize(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w, Height: h} }

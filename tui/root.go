@@ -61,7 +61,7 @@ type Root struct {
 // NewRoot returns the root with home as the first view (normally
 // NewClustersView(c)).
 func NewRoot(c *Common, home View) *Root {
-	in := newInput()
+	in := newInput(c.Styles)
 	in.Prompt = ":"
 	in.CharLimit = 32
 	in.ShowSuggestions = true
@@ -480,13 +480,20 @@ func (r *Root) footer(w int) string {
 	return strings.Join(append(parts, end...), "  ")
 }
 
+// fullHelp is the `?` screen: the view's keys on the left, the global
+// keys and the commands on the right (one column when narrow).
 func (r *Root) fullHelp(w int) string {
 	st := r.c.Styles
-	var b strings.Builder
-	b.WriteString(st.Title.Render("Keys of "+Clean(r.Active().Title())) + "\n")
-	line := func(k, d string) {
-		b.WriteString("  " + st.HelpKey.Render(Fit(k, 14)) + " " + st.HelpDesc.Render(d) + "\n")
+	colW := w
+	if w >= 80 {
+		colW = w / 2
 	}
+	keyW := 16
+	line := func(b *strings.Builder, k, d string) {
+		b.WriteString(clipLine(" "+st.HelpKey.Render(Fit(k, keyW))+" "+st.HelpDesc.Render(Truncate(d, max(colW-keyW-3, 4))), colW) + "\n")
+	}
+	var left, right strings.Builder
+	left.WriteString(st.Title.Render(Truncate("Keys of "+Clean(r.Active().Title()), colW)) + "\n")
 	seen := map[string]bool{}
 	for _, group := range r.Active().FullHelp() {
 		for _, kb := range group {
@@ -494,20 +501,36 @@ func (r *Root) fullHelp(w int) string {
 				continue
 			}
 			seen[kb.Help().Key] = true
-			line(kb.Help().Key, kb.Help().Desc)
+			line(&left, kb.Help().Key, kb.Help().Desc)
 		}
 	}
-	b.WriteString("\n" + st.Title.Render("Everywhere") + "\n")
-	line("esc", "back (clears a filter first)")
-	line(":", "command mode (tab completes)")
-	line("?", "this help")
-	line("q / ctrl+c", "quit")
-	b.WriteString("\n" + st.Title.Render("Commands") + "\n")
+	right.WriteString(st.Title.Render("Everywhere") + "\n")
+	line(&right, "esc", "back (clears a filter first)")
+	line(&right, ":", "command mode (tab completes)")
+	line(&right, "?", "this help (esc closes)")
+	line(&right, "q / ctrl+c", "quit")
+	right.WriteString(st.Title.Render("Commands") + "\n")
 	for _, c := range commands {
-		line(":"+c.name, c.help)
+		line(&right, ":"+c.name, c.help)
 	}
 	if r.c.ReadOnly {
-		b.WriteString("\n" + st.Warn.Render("read-only: no key changes anything") + "\n")
+		right.WriteString(st.Warn.Render("read-only: no key changes anything") + "\n")
+	}
+	if colW == w {
+		return left.String() + "\n" + right.String()
+	}
+	l := strings.Split(strings.TrimSuffix(left.String(), "\n"), "\n")
+	rt := strings.Split(strings.TrimSuffix(right.String(), "\n"), "\n")
+	var b strings.Builder
+	for i := 0; i < max(len(l), len(rt)); i++ {
+		a, c := "", ""
+		if i < len(l) {
+			a = l[i]
+		}
+		if i < len(rt) {
+			c = rt[i]
+		}
+		b.WriteString(a + strings.Repeat(" ", max(colW-Width(stripStyle(a)), 0)) + c + "\n")
 	}
 	return b.String()
 }

@@ -109,7 +109,7 @@ type Table struct {
 
 // NewTable returns a table over fetch. Call Load (or Refresh) to fill it.
 func NewTable(c *Common, cols []Column, fetch PageFunc) *Table {
-	in := newInput()
+	in := newInput(c.Styles)
 	in.Prompt = "/"
 	in.CharLimit = 128
 	t := &Table{c: c, id: c.NewID(), cols: cols, fetch: fetch, sort: -1, marks: map[string]bool{}, input: in}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/textinput"
+	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/mattn/go-runewidth"
 
@@ -140,9 +141,17 @@ func errText(err error) string { return store.ErrorMessage(err) }
 
 // newInput is a text input with a steady cursor: a blinking one redraws
 // the screen twice a second over SSH for nothing.
-func newInput() textinput.Model {
+// Its default styles have colours; they follow the dashboard's styles.
+func newInput(st *Styles) textinput.Model {
 	in := textinput.New()
 	in.Cursor.SetMode(cursor.CursorStatic)
+	in.PlaceholderStyle = st.Muted
+	in.CompletionStyle = st.Muted
+	in.TextStyle, in.PromptStyle = st.Input, st.Input
+	in.Cursor.TextStyle = st.Input
+	if st.NoColor {
+		in.Cursor.Style = lipgloss.NewStyle()
+	}
 	return in
 }
 
