@@ -3,11 +3,14 @@ package agentsim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -22,9 +25,17 @@ import (
 type SimConfig struct {
 	Proxies  []string
 	CASHA256 string
-	Key      string
-	// WindowsKey enrols the simulated Windows hosts (install commands are
-	// per OS); "" uses Key for them too.
+	// Keys are the install keys by OS ("linux", "windows"; "" for a key
+	// given without its OS). Install commands are per OS, so the fleet's
+	// hosts take the OS of the keys given: both keys, the usual mix (about
+	// 20 % Windows); one OS's key, every host that OS; a key without its
+	// OS, Linux hosts until the relay's refusal ("install command is for
+	// windows") tells the key's OS, which every host then takes. Nil uses
+	// Key and WindowsKey.
+	Keys map[string]string
+	Key  string
+	// WindowsKey enrols the simulated Windows hosts; with Key it is
+	// Keys{"linux": Key, "windows": WindowsKey}.
 	WindowsKey   string
 	Agents       int
 	FirstIndex   int           // offset of host numbering, so several fleets do not collide
@@ -37,7 +48,8 @@ type SimConfig struct {
 	// hours, in simulations); 0 uses the relay's setting.
 	InventoryEvery time.Duration
 	// Churn is the fraction of agents that go away for a while and come
-	// back during a run (0..1).
+	// back during a run (0..1): once in a run with a Duration, every few
+	// minutes in a run until ctx ends (the demo).
 	Churn float64
 	// SourceIPs spreads connections over 127.0.0.2.. so N agents are not
 	// limited by one source address's ephemeral ports; 0 = automatic when
@@ -67,28 +79,57 @@ type Percentiles struct {
 
 // Report is the end-of-run summary (also printed as JSON with --json).
 type Report struct {
-	Agents         int         `json:"agents"`
-	Enrolled       int64       `json:"enrolled"`
-	EnrolFailures  int64       `json:"enrol_failures"`
-	MaxConnected   int64       `json:"max_connected"`
-	Checkins       int64       `json:"checkins"`
-	CheckinErrors  int64       `json:"checkin_errors"`
-	Commands       int64       `json:"commands"`
-	EventsSent     int64       `json:"events_sent"`
-	EventsAcked    int64       `json:"events_acked"`
-	Unacked        int64       `json:"events_unacked"`
-	Throttled      int64       `json:"throttled_429"`
-	SendErrors     int64       `json:"send_errors"`
-	Received       int64       `json:"received_by_collector"`
-	Lost           int64       `json:"lost"`
-	Duplicates     int64       `json:"duplicates"`
+	Agents        int   `json:"agents"`
+	Enrolled      int64 `json:"enrolled"`
+	EnrolFailures int64 `json:"enrol_failures"`
+	MaxConnected  int64 `json:"max_connected"`
+	Checkins      int64 `json:"checkins"`
+	CheckinErrors int64 `json:"checkin_errors"`
+	Commands      int64 `json:"commands"`
+	EventsSent    int64 `json:"events_sent"`
+	EventsAcked   int64 `json:"events_acked"`
+	Unacked       int64 `json:"events_unacked"`
+	Throttled     int64 `json:"throttled_429"`
+	SendErrors    int64 `json:"send_errors"`
+	// Received, Lost and Duplicates come from the collector's counts: nil
+	// (null) when no collector was asked, so nothing was checked.
+	Received       *int64      `json:"received_by_collector"`
+	Lost           *int64      `json:"lost"`
+	Duplicates     *int64      `json:"duplicates"`
 	EnrolLatency   Percentiles `json:"enrol_latency"`
 	CheckinLatency Percentiles `json:"checkin_latency"`
 	EventLatency   Percentiles `json:"event_latency"`
 	Elapsed        string      `json:"elapsed"`
 	Churned        int         `json:"churned"`
+	Returns        int64       `json:"churn_returns"`         // times a churned agent came back
 	AgentsFailed   int64       `json:"agents_failed"`         // ended by a refusal before the run did
 	FirstError     string      `json:"first_error,omitempty"` // the first such refusal
+	// FailedBy counts the failed agents by reason ("refused: install key
+	// not recognised", "no relay usable: refused: needs TLS", ...).
+	FailedBy map[string]int64 `json:"agents_failed_by_reason,omitempty"`
+	// Problems are why the run failed (the command exits 1): acknowledged
+	// events lost, agents failed for good, events left unacknowledged.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// problems lists what makes the run a failure, each with its count.
+func (r Report) problems() []string {
+	var out []string
+	if r.Lost != nil && *r.Lost > 0 {
+		out = append(out, fmt.Sprintf("%d acknowledged events did not reach the collector", *r.Lost))
+	}
+	if r.AgentsFailed > 0 {
+		reasons := make([]string, 0, len(r.FailedBy))
+		for why, n := range r.FailedBy {
+			reasons = append(reasons, fmt.Sprintf("%d %s", n, why))
+		}
+		sort.Strings(reasons)
+		out = append(out, fmt.Sprintf("%d agents failed for good (%s)", r.AgentsFailed, strings.Join(reasons, "; ")))
+	}
+	if r.Unacked > 0 {
+		out = append(out, fmt.Sprintf("%d events still unacknowledged at the end", r.Unacked))
+	}
+	return out
 }
 
 // String renders the report as a table.
@@ -102,19 +143,30 @@ func (r Report) String() string {
 	row("check-ins", r.Checkins)
 	row("check-in errors", r.CheckinErrors)
 	row("commands", r.Commands)
-	row("churned", r.Churned)
+	row("churned", fmt.Sprintf("%d (came back %d times)", r.Churned, r.Returns))
 	row("agents failed", r.AgentsFailed)
-	if r.FirstError != "" {
-		row("first failure", r.FirstError)
+	reasons := make([]string, 0, len(r.FailedBy))
+	for why := range r.FailedBy {
+		reasons = append(reasons, why)
+	}
+	sort.Strings(reasons)
+	for _, why := range reasons {
+		row("  failed: "+fmt.Sprint(r.FailedBy[why]), why)
 	}
 	row("events sent", r.EventsSent)
 	row("events acknowledged", r.EventsAcked)
 	row("events unacknowledged", r.Unacked)
 	row("429 answers", r.Throttled)
 	row("send errors", r.SendErrors)
-	row("received by collector", r.Received)
-	row("lost", r.Lost)
-	row("duplicates", r.Duplicates)
+	checked := func(v *int64) any {
+		if v == nil {
+			return "not checked (no --collector)"
+		}
+		return *v
+	}
+	row("received by collector", checked(r.Received))
+	row("lost", checked(r.Lost))
+	row("duplicates", checked(r.Duplicates))
 	p := func(x Percentiles) string {
 		return fmt.Sprintf("p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms  (n=%d)", x.P50, x.P90, x.P99, x.Max, x.N)
 	}
@@ -122,6 +174,9 @@ func (r Report) String() string {
 	row("check-in latency", p(r.CheckinLatency))
 	row("event ack latency", p(r.EventLatency))
 	row("elapsed", r.Elapsed)
+	for _, p := range r.Problems {
+		row("FAILED", p)
+	}
 	return b.String()
 }
 
@@ -163,7 +218,13 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 	if cfg.Agents <= 0 {
 		return Report{}, fmt.Errorf("agents: must be positive")
 	}
-	if len(cfg.Proxies) == 0 || cfg.Key == "" {
+	if cfg.Keys == nil && cfg.Key != "" {
+		cfg.Keys = map[string]string{"": cfg.Key}
+		if cfg.WindowsKey != "" {
+			cfg.Keys = map[string]string{"linux": cfg.Key, "windows": cfg.WindowsKey}
+		}
+	}
+	if len(cfg.Proxies) == 0 || len(cfg.Keys) == 0 {
 		return Report{}, fmt.Errorf("proxy and key are required")
 	}
 	if cfg.Logf == nil {
@@ -224,12 +285,10 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 		every = time.Duration(float64(time.Second) / cfg.EventsPerSec)
 	}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 7))
+	keys := newFleetKeys(cfg.Keys)
 	for i := range agents {
-		h, inv := FakeHost(cfg.Seed, cfg.FirstIndex+i, cfg.Version)
-		key := cfg.Key
-		if h.OS == "windows" && cfg.WindowsKey != "" {
-			key = cfg.WindowsKey
-		}
+		h, inv := keys.host(cfg.Seed, cfg.FirstIndex+i, cfg.Version)
+		key := keys.key(h.OS)
 		cur := inv
 		r := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
 		var mu sync.Mutex
@@ -249,9 +308,10 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 		}
 	}
 	churned := 0
-	var failed atomic.Int64
+	var failed, returns atomic.Int64
 	var failMu sync.Mutex
 	var firstErr error
+	failedBy := map[string]int64{}
 	var wg sync.WaitGroup
 	pace := time.Duration(float64(time.Second) / cfg.EnrolRate)
 	for i, a := range agents {
@@ -265,11 +325,12 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 			if !sleepCtx(runCtx, time.Duration(i)*pace) {
 				return
 			}
-			if err := runAgent(runCtx, a, churn, cfg); err != nil {
+			if err := runAgent(runCtx, a, churn, cfg, keys, cfg.FirstIndex+i, &returns); err != nil {
 				failMu.Lock()
 				if firstErr == nil {
 					firstErr = err
 				}
+				failedBy[failureKind(err)]++
 				failMu.Unlock()
 				if failed.Add(1) == int64(cfg.Agents) {
 					cancel() // every agent gave up: nothing left to simulate
@@ -301,7 +362,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 	rep := Report{Agents: cfg.Agents, Enrolled: stats.Enrolled.Load(), EnrolFailures: stats.EnrolFailures.Load(),
 		MaxConnected: stats.MaxHeld.Load(), Checkins: stats.Checkins.Load(), CheckinErrors: stats.CheckinErrors.Load(),
 		Commands: stats.Commands.Load(), EventsSent: stats.EventsGenerated.Load(), EventsAcked: stats.EventsAcked.Load(),
-		Throttled: stats.Throttled.Load(), SendErrors: stats.SendErrors.Load(), Churned: churned,
+		Throttled: stats.Throttled.Load(), SendErrors: stats.SendErrors.Load(), Churned: churned, Returns: returns.Load(),
 		EnrolLatency: stats.EnrolLatency.percentiles(), CheckinLatency: stats.CheckinLatency.percentiles(),
 		EventLatency: stats.EventLatency.percentiles()}
 	for _, a := range agents {
@@ -311,11 +372,15 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 	if firstErr != nil {
 		rep.FirstError = firstErr.Error()
 	}
+	if len(failedBy) > 0 {
+		rep.FailedBy = failedBy
+	}
 	if cfg.CollectorURL != "" {
 		if err := lossCheck(ctx, cfg, agents, &rep); err != nil {
 			return rep, err
 		}
 	}
+	rep.Problems = rep.problems()
 	rep.Elapsed = time.Since(start).Round(time.Millisecond).String()
 	for _, t := range transports {
 		t.CloseIdleConnections()
@@ -323,28 +388,129 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 	return rep, nil
 }
 
-// runAgent runs one agent; a churning agent goes away once for a while
-// (its connections closed) and comes back with the same identity. It
+// runAgent runs one agent; a churning agent goes away for a while (its
+// connections closed) and comes back with the same identity: once, a
+// third into a run with a Duration; else every 1-3 minutes for 20-60 s. It
 // returns the error that ended the agent before the run did (a refused
-// enrolment, an identity no longer recognised), nil otherwise.
-func runAgent(ctx context.Context, a *Agent, churn bool, cfg SimConfig) error {
+// enrolment, an identity no longer recognised), nil otherwise. An agent
+// enrolling with a key given without its OS takes the OS the relay's
+// refusal names and tries once more.
+func runAgent(ctx context.Context, a *Agent, churn bool, cfg SimConfig, keys *fleetKeys, i int, returns *atomic.Int64) error {
 	run := func(ctx context.Context) error {
-		if err := a.Run(ctx); err != nil && ctx.Err() == nil {
-			cfg.Logf("agent %s: %v", a.Host.Hostname, err)
+		err := a.Run(ctx)
+		if os := keys.learn(err, a.Host.OS); os != "" && ctx.Err() == nil {
+			h, _ := FakeHostOS(cfg.Seed, i, cfg.Version, os)
+			a.Host, a.Key = h, keys.key(os)
+			err = a.Run(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			cfg.Logf("agent %s: %s", a.Host.Hostname, Describe(err))
 			return err
 		}
 		return nil
 	}
-	if !churn || cfg.Duration <= 0 {
+	if !churn {
 		return run(ctx)
 	}
-	c1, cancel := context.WithTimeout(ctx, cfg.Duration/3)
-	err := run(c1)
-	cancel()
-	if err != nil || !sleepCtx(ctx, cfg.Duration/4) {
-		return err
+	r := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)+1))
+	on, off := func() time.Duration { return time.Minute + time.Duration(r.Int64N(int64(2*time.Minute))) },
+		func() time.Duration { return 20*time.Second + time.Duration(r.Int64N(int64(40*time.Second))) }
+	if cfg.Duration > 0 {
+		on = func() time.Duration { return cfg.Duration / 3 }
+		off = func() time.Duration { return cfg.Duration / 4 }
 	}
-	return run(ctx)
+	for n := 0; ; n++ {
+		if cfg.Duration > 0 && n == 1 {
+			return run(ctx) // the rest of a bounded run
+		}
+		c1, cancel := context.WithTimeout(ctx, on())
+		err := run(c1)
+		cancel()
+		if err != nil || !sleepCtx(ctx, off()) {
+			return err
+		}
+		returns.Add(1)
+	}
+}
+
+// failureKind is the reason an agent failed, for counting by kind: the
+// relay's refusal without the URLs it came from.
+func failureKind(err error) string {
+	var nr *NoRelayError
+	if errors.As(err, &nr) {
+		if rf := nr.Refusal(); rf != nil {
+			return Describe(rf)
+		}
+		kinds := []string{}
+		for _, t := range nr.Attempts {
+			if k := Describe(t.Err); !slices.Contains(kinds, k) && !strings.HasPrefix(k, "relay unreachable") {
+				kinds = append(kinds, k)
+			}
+		}
+		if len(kinds) == 0 {
+			return "no relay reachable"
+		}
+		return "no relay usable: " + strings.Join(kinds, ", ")
+	}
+	return Describe(err)
+}
+
+// fleetKeys hands out install keys by OS and learns the OS of a key given
+// without one.
+type fleetKeys struct {
+	byOS    map[string]string
+	learned atomic.Value // string: the OS of the bare key, once a refusal told it
+}
+
+func newFleetKeys(keys map[string]string) *fleetKeys {
+	return &fleetKeys{byOS: keys}
+}
+
+// host draws host i with an OS that one of the keys enrols.
+func (k *fleetKeys) host(seed int64, i int, version string) (wire.Host, wire.Inventory) {
+	_, lin := k.byOS["linux"]
+	_, win := k.byOS["windows"]
+	_, bare := k.byOS[""]
+	switch {
+	case win && (lin || bare):
+		return FakeHost(seed, i, version)
+	case win:
+		return FakeHostOS(seed, i, version, "windows")
+	case lin:
+		return FakeHostOS(seed, i, version, "linux")
+	}
+	os, _ := k.learned.Load().(string)
+	if os == "" {
+		os = "linux"
+	}
+	return FakeHostOS(seed, i, version, os)
+}
+
+func (k *fleetKeys) key(os string) string {
+	if key, ok := k.byOS[os]; ok {
+		return key
+	}
+	return k.byOS[""]
+}
+
+var wrongOS = regexp.MustCompile(`install command is for (linux|windows), this host runs`)
+
+// learn returns the OS to retry with when err refuses a host of another OS
+// than the bare key's; "" otherwise.
+func (k *fleetKeys) learn(err error, hostOS string) string {
+	if _, bare := k.byOS[""]; !bare || k.byOS[hostOS] != "" {
+		return ""
+	}
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusBadRequest {
+		return ""
+	}
+	m := wrongOS.FindStringSubmatch(se.Message)
+	if m == nil || m[1] == hostOS {
+		return ""
+	}
+	k.learned.Store(m[1])
+	return m[1]
 }
 
 // lossCheck compares what each agent had acknowledged with what the
@@ -376,7 +542,8 @@ func lossCheck(ctx context.Context, cfg SimConfig, agents []*Agent, rep *Report)
 				lost += int64(n - got)
 			}
 		}
-		rep.Received, rep.Lost, rep.Duplicates = received, lost, int64(st.Duplicates)
+		dups := int64(st.Duplicates)
+		rep.Received, rep.Lost, rep.Duplicates = &received, &lost, &dups
 		if lost == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return nil
 		}

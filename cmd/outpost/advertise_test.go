@@ -69,7 +69,7 @@ func TestJoinedRelaysAdvertiseUsableURLs(t *testing.T) {
 	info := svRunFile(t, mgr, c.data, "relay")
 	mgrURL := svURL(t, info, "https")
 
-	var relays []string
+	var relays, plains []string
 	for i, extra := range [][]string{nil, {"--public", "https://edge-2.dc.example:9443"}} {
 		var jt struct {
 			Token string `json:"token"`
@@ -81,6 +81,7 @@ func TestJoinedRelaysAdvertiseUsableURLs(t *testing.T) {
 		p := svStart(t, rc, args...)
 		ri := svRunFile(t, p, rc.data, "relay")
 		if extra == nil {
+			plains = append(plains, svURL(t, ri, "http"))
 			relays = append(relays, svURL(t, ri, "https"))
 		} else {
 			relays = append(relays, extra[1])
@@ -100,5 +101,36 @@ func TestJoinedRelaysAdvertiseUsableURLs(t *testing.T) {
 		if !slices.Contains(got, r) {
 			t.Errorf("list %v lacks relay URL %s", got, r)
 		}
+	}
+
+	// Simulated agents given a plain URL first (refused: needs TLS), then
+	// the cluster address (not resolvable here) and the relays: every one
+	// enrols and checks in over TLS, and every event is acknowledged and
+	// reaches the collector. The second relay's --public name does not
+	// resolve either, so all go through the first.
+	var ic struct {
+		Key string `json:"key"`
+	}
+	c.json(&ic, "installcmd", "create", "--cluster", "dc")
+	var rep struct {
+		Enrolled      int64  `json:"enrolled"`
+		Checkins      int64  `json:"checkins"`
+		CheckinErrors int64  `json:"checkin_errors"`
+		EventsAcked   int64  `json:"events_acked"`
+		Unacked       int64  `json:"events_unacked"`
+		Lost          *int64 `json:"lost"`
+		AgentsFailed  int64  `json:"agents_failed"`
+	}
+	start := time.Now()
+	c.json(&rep, "agentsim", "--proxy", strings.Join(append([]string{plains[0]}, got...), ","), "--key", ic.Key,
+		"--ca-sha256", info.CASHA256, "--collector", mgrURL, "--agents", "10", "--seed", "11", "--duration", "4s",
+		"--events-per-sec", "2", "--wait", "2s", "--drain-timeout", "20s")
+	t.Logf("agentsim took %s: %+v", time.Since(start), rep)
+	if rep.Enrolled != 10 || rep.AgentsFailed != 0 || rep.Checkins < 10 || rep.CheckinErrors != 0 {
+		t.Errorf("got %d enrolled, %d failed, %d check-ins, %d check-in errors; want 10, 0, >= 10, 0", rep.Enrolled, rep.AgentsFailed,
+			rep.Checkins, rep.CheckinErrors)
+	}
+	if rep.EventsAcked == 0 || rep.Unacked != 0 || rep.Lost == nil || *rep.Lost != 0 {
+		t.Errorf("got %d acknowledged, %d unacknowledged, lost %v; want > 0, 0, 0", rep.EventsAcked, rep.Unacked, rep.Lost)
 	}
 }
