@@ -180,12 +180,15 @@ type Agent struct {
 	// not reported); the doctor's 95 % rule reads it.
 	Load func() (cpu, mem float64)
 	// OnCommand is called for commands other than bind/unbind/uninstall.
+	// nil means done; ErrCommandRunning means started, its outcome to come
+	// through Report; any other error is reported as the failure's reason.
 	OnCommand func(context.Context, wire.Command) error
 	Stats     *Stats
 	Logf      func(string, ...any)
 
 	kick     chan struct{}
 	maxBatch atomic.Int64 // records per events request, from the relay's settings
+	results  resultQueue  // command results for the next check-in
 
 	errMu   sync.Mutex
 	lastErr error // what the last failed check-in got (nil after a success)
@@ -345,7 +348,7 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 	var lastInv, nextInv time.Time // zero: send inventory on the first check-in
 	backoff := time.Second
 	for ctx.Err() == nil {
-		req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Wait: wire.Duration(a.wait())}
+		req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Results: a.results.take(), Wait: wire.Duration(a.wait())}
 		if a.Load != nil {
 			req.CPU, req.Mem = a.Load()
 		}
@@ -362,6 +365,7 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 		resp, err := a.Client.Checkin(ctx, req)
 		a.Stats.Held.Add(-1)
 		if err != nil {
+			a.results.putBack(req.Results)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -421,10 +425,16 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 				a.Client.Checkin(ctx, wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: append(acked, c.ID)})
 				return ErrUninstalled
 			default:
+				err := errUnsupported(c.Type)
 				if a.OnCommand != nil {
-					if err := a.OnCommand(ctx, c); err != nil {
+					err = a.OnCommand(ctx, c)
+				}
+				if r, ok := commandResult(c.ID, err); ok {
+					if r.State == wire.StateFailed {
 						a.Logf("agent %s: command %s: %v", a.Host.Hostname, c.Type, err)
 					}
+					a.Report(r)
+					continue
 				}
 			}
 			acked = append(acked, c.ID)

@@ -112,6 +112,10 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := s.db.ReportCommands(r.Context(), store.TargetAgent, a.ID, commandReports(req.Results)); err != nil {
+		s.storeErr(w, err)
+		return
+	}
 	c := store.Checkin{AgentID: a.ID, At: time.Now(), ViaProxyID: ra.ProxyID, Fingerprint: req.Fingerprint,
 		Inventory: inventory(req.Inventory), CPU: req.CPU, Mem: req.Mem}
 	if req.Host != nil {
@@ -178,15 +182,17 @@ func (s *Server) wireCommand(r *http.Request, c store.Command) wire.Command {
 		// The join token's secret is made now, on delivery; the store keeps
 		// only its hash.
 		var d struct {
-			JoinToken int64  `json:"join_token"`
-			Cluster   string `json:"cluster"`
+			JoinToken int64    `json:"join_token"`
+			Cluster   string   `json:"cluster"`
+			Listen    []string `json:"listen"`
+			Public    []string `json:"public"`
 		}
 		json.Unmarshal([]byte(c.Payload), &d)
 		token, err := s.db.IssueJoinToken(r.Context(), d.JoinToken)
 		if err != nil {
 			s.logf("relay: deploy-proxy command %d: %v", c.ID, err)
 		}
-		wc.Args, _ = json.Marshal(map[string]string{"token": token, "cluster": d.Cluster})
+		wc.Args, _ = json.Marshal(map[string]any{"token": token, "cluster": d.Cluster, "listen": d.Listen, "public": d.Public})
 	}
 	return wc
 }

@@ -82,16 +82,12 @@ func (h *hub) wait(ctx context.Context, db *store.DB, agent string, d time.Durat
 		maybe := h.pending[agent]
 		h.mu.Unlock()
 		if maybe {
-			cmds, err := db.PendingCommands(ctx, store.TargetAgent, agent)
+			cmds, err := db.DeliverCommands(ctx, store.TargetAgent, agent)
 			if err != nil {
 				return nil, err
 			}
 			if len(cmds) > 0 {
-				ids := make([]int64, len(cmds))
-				for i, c := range cmds {
-					ids[i] = c.ID
-				}
-				return cmds, db.MarkDelivered(ctx, ids)
+				return cmds, nil
 			}
 			h.mu.Lock()
 			delete(h.pending, agent)
@@ -116,12 +112,17 @@ func (s *Server) pollCommands() {
 	defer s.bg.Done()
 	var last int64
 	var reloaded time.Time
+	var swept time.Time
 	t := time.NewTicker(s.cfg.CommandPoll)
 	defer t.Stop()
 	for {
 		if time.Since(reloaded) >= settingsReloadEvery {
 			s.reloadSettings()
 			reloaded = time.Now()
+		}
+		if time.Since(swept) >= commandSweepEvery {
+			s.sweepCommands()
+			swept = time.Now()
 		}
 		cmds, err := s.db.CommandsAfter(context.Background(), last, 5000)
 		if err != nil {

@@ -106,7 +106,11 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.storeErr(w, err)
 		return
 	}
-	cmds, err := s.db.PendingCommands(ctx, store.TargetProxy, id)
+	if err := s.db.ReportCommands(ctx, store.TargetProxy, id, commandReports(req.Results)); err != nil {
+		s.storeErr(w, err)
+		return
+	}
+	cmds, err := s.db.DeliverCommands(ctx, store.TargetProxy, id)
 	if err != nil {
 		s.storeErr(w, err)
 		return
@@ -117,14 +121,8 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := wire.HeartbeatResponse{Policy: policyOf(c.Policy)}
-	var ids []int64
 	for _, cmd := range cmds {
 		resp.Commands = append(resp.Commands, wire.Command{ID: cmd.ID, Type: cmd.Type, Args: json.RawMessage(cmd.Payload)})
-		ids = append(ids, cmd.ID)
-	}
-	if err := s.db.MarkDelivered(ctx, ids); err != nil {
-		s.storeErr(w, err)
-		return
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -325,18 +323,19 @@ func (s *Server) keepPolicy(p wire.Policy) {
 func (s *Server) heartbeatLoop() {
 	defer s.bg.Done()
 	var acked []int64
+	var results []wire.CommandResult // failures, reported with the next heartbeat
 	t := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
 		spoolBytes, _, _ := s.sink.stats()
 		body, _ := json.Marshal(wire.HeartbeatRequest{Version: s.cfg.Version, Load: loadAvg(), Agents: int(s.m.held.Load()),
-			SpoolSize: spoolBytes, Acked: acked})
+			SpoolSize: spoolBytes, Acked: acked, Results: results})
 		var resp wire.HeartbeatResponse
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		status, err := s.callManager(ctx, wire.PathHeartbeat, body, &resp)
 		cancel()
 		if status == http.StatusOK {
-			acked = nil
+			acked, results = nil, nil
 			if err := s.sink.apply(resp.Policy); err != nil {
 				s.logf("relay: policy: %v", err)
 			} else {
@@ -345,8 +344,11 @@ func (s *Server) heartbeatLoop() {
 			s.heartbeatAnswered(resp.Policy)
 			for _, c := range resp.Commands {
 				if err := s.runRelayCommand(c); err != nil {
-					s.logf("relay: command %d (%s): %v", c.ID, c.Type, err)
-					continue // not acknowledged: delivered again
+					// Reported, not retried: the operator sees why and
+					// decides (proxy list, the audit log).
+					s.logf("relay: command %d (%s) failed: %v", c.ID, c.Type, err)
+					results = append(results, wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()})
+					continue
 				}
 				acked = append(acked, c.ID)
 			}
@@ -396,7 +398,7 @@ func (s *Server) heartbeatFailed(status int, err error) {
 // DATA/releases/VERSION with DATA/releases/pending naming it, for the
 // service manager to install and restart; the running process does not
 // replace itself. It returns an error when the command could not be carried
-// out; the command is then not acknowledged and comes again.
+// out; the failure is then reported to the management host with the reason.
 func (s *Server) runRelayCommand(c wire.Command) error {
 	switch c.Type {
 	case wire.CmdPolicy:

@@ -25,15 +25,15 @@ import (
 // publish adds a release with a package file on the management host.
 func publish(t *testing.T, m *manager, version string, pkg []byte) {
 	t.Helper()
-	if err := m.DB.AddRelease(context.Background(), store.Release{Version: version}); err != nil {
+	src := filepath.Join(t.TempDir(), "pkg")
+	if err := os.WriteFile(src, pkg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(m.Dir, "releases")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if _, err := m.DB.PublishRelease(context.Background(), store.Release{Version: version}, src); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, version), pkg, 0o600); err != nil {
-		t.Fatal(err)
+	if got := m.DB.ReleaseDir(); got != filepath.Join(m.Dir, "releases") {
+		t.Fatalf("release dir %s, want the relay's DATA/releases", got)
 	}
 }
 
@@ -129,6 +129,70 @@ func TestRelayUpgradeThroughHeartbeat(t *testing.T) {
 		cmds, err := m.DB.PendingCommands(ctx, store.TargetProxy, strconv.FormatInt(ps[0].ID, 10))
 		return err == nil && len(cmds) == 0
 	})
+}
+
+// TestRelayUpgradeFailureReported: an upgrade the relay cannot carry out
+// (the package is gone from the management host: 404) ends failed with
+// that reason, shown on the proxy and in the audit log, after one
+// delivery, instead of being retried every heartbeat for ever.
+func TestRelayUpgradeFailureReported(t *testing.T) {
+	m := startManager(t)
+	_, cl := clusterFleet(t, m, "acme", "edge", "relay.edge.example")
+	dir := t.TempDir()
+	if _, _, err := startJoined(t, m, mustJoinToken(t, m, cl.ID), dir); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, m, "9.9.9", []byte("release 9.9.9"))
+	if err := os.Remove(filepath.Join(m.Dir, "releases", "9.9.9")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ps, err := m.DB.ListProxies(ctx, cl.ID)
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("proxies: %v %v", ps, err)
+	}
+	id := ps[0].ID
+	waitFor(t, 5*time.Second, "the relay to be online", func() bool {
+		p, _ := m.DB.GetProxy(ctx, id)
+		return p.Status == store.StatusOnline
+	})
+	if _, err := m.DB.UpgradeProxy(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	var up store.Command
+	waitFor(t, 10*time.Second, "the upgrade to end failed", func() bool {
+		p, _ := m.DB.GetProxy(ctx, id)
+		up, _ = p.UpgradeCommand()
+		return up.State == store.CommandFailed
+	})
+	if want := "404"; !strings.Contains(up.Error, want) || up.Attempts != 1 {
+		t.Errorf("upgrade command: got %q after %d deliveries, want the %s reason after 1", up.Error, up.Attempts, want)
+	}
+	p, _ := m.DB.GetProxy(ctx, id)
+	if !strings.Contains(p.LastError, "404") {
+		t.Errorf("proxy last error: got %q, want the 404 reason", p.LastError)
+	}
+	es, err := m.DB.ListAudit(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range es {
+		found = found || (e.Action == "command.failed" && e.Target == "proxy/acme/"+strconv.FormatInt(id, 10) && strings.Contains(e.Detail, "404"))
+	}
+	if !found {
+		t.Errorf("audit: no command.failed entry for proxy %d with the reason in %+v", id, es)
+	}
+	// Not delivered again: after several more heartbeats (100 ms apart)
+	// it is still the one failed delivery.
+	seen := p.LastSeen
+	waitFor(t, 5*time.Second, "five more heartbeats", func() bool {
+		p, _ = m.DB.GetProxy(ctx, id)
+		return p.LastSeen.Sub(seen) >= 500*time.Millisecond
+	})
+	if got, _ := p.UpgradeCommand(); got.State != store.CommandFailed || got.Attempts != 1 {
+		t.Errorf("upgrade command later: got %s after %d deliveries, want failed after 1", got.State, got.Attempts)
+	}
 }
 
 func mustJoinToken(t *testing.T, m *manager, clusterID int64) string {

@@ -55,9 +55,7 @@ func TestAuditOneEntryPerChange(t *testing.T) {
 		{name: "UpgradeProxy", action: "proxy.upgrade", target: "proxy/acme/1",
 			setup: func() {
 				proxy = f.proxy(cluster.ID, "relay-1", "1.0.0")
-				if err := f.db.AddRelease(f.ctx, store.Release{Version: "1.1.0"}); err != nil {
-					t.Fatal(err)
-				}
+				f.publish("1.1.0")
 			},
 			change: func() error {
 				_, err := f.db.UpgradeProxy(ctx, proxy.ID)

@@ -2,7 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"strings"
+	"time"
+	"unicode"
 )
 
 // Command target kinds.
@@ -11,31 +16,107 @@ const (
 	TargetProxy = "proxy"
 )
 
+// Command states (the same words as on the wire).
+const (
+	CommandQueued    = "queued"    // not handed over yet
+	CommandDelivered = "delivered" // handed over, no answer yet
+	CommandRunning   = "running"   // the target said it started
+	CommandDone      = "done"
+	CommandFailed    = "failed" // Error says why
+)
+
+// Bounds on retries: a command handed over MaxDeliveries times without an
+// answer, or left delivered or running without news for
+// CommandAnswerTimeout, ends failed with the reason. A failure the target
+// reports ends it at once: the operator decides whether to try again.
+const (
+	MaxDeliveries        = 3
+	CommandAnswerTimeout = 10 * time.Minute
+)
+
+const commandCols = `id, target_kind, target_id, type, payload, created_at, delivered_at, acked_at, state, attempts, error, updated_at`
+
 func enqueue(tx *Tx, kind, target, typ, payload string) error {
-	if payload == "" {
-		payload = "{}"
-	}
-	_, err := tx.exec(`INSERT INTO commands (target_kind, target_id, type, payload, created_at) VALUES (?, ?, ?, ?, ?)`,
-		kind, target, typ, payload, ms(tx.now))
+	_, err := enqueueID(tx, kind, target, typ, payload)
 	return err
 }
 
-// PendingCommands returns the unacknowledged commands of one target, oldest
-// first. They stay pending until AckCommands, so a command delivered to an
-// agent that crashed before acting is delivered again.
+func enqueueID(tx *Tx, kind, target, typ, payload string) (int64, error) {
+	if payload == "" {
+		payload = "{}"
+	}
+	res, err := tx.exec(`INSERT INTO commands (target_kind, target_id, type, payload, created_at, state, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)`,
+		kind, target, typ, payload, ms(tx.now), ms(tx.now))
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
+// PendingCommands returns the commands of one target still to be handed
+// over (queued, or delivered without an answer), oldest first. A command
+// delivered to an agent that crashed before answering is delivered again,
+// up to MaxDeliveries times.
 func (db *DB) PendingCommands(ctx context.Context, kind, target string) ([]Command, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	return scanCommands(tx.query(`SELECT id, target_kind, target_id, type, payload, created_at, delivered_at FROM commands
-		WHERE target_kind = ? AND target_id = ? AND acked_at = 0 ORDER BY id`, kind, target))
+	return pendingCommands(tx, kind, target)
 }
 
-// CommandsAfter returns pending commands with id > after; relays poll it to
-// wake the long-poll of whichever agent a command is for, including commands
-// queued by another process (the CLI).
+func pendingCommands(tx *Tx, kind, target string) ([]Command, error) {
+	return scanCommands(tx.query(`SELECT `+commandCols+` FROM commands
+		WHERE target_kind = ? AND target_id = ? AND acked_at = 0 AND state IN ('queued', 'delivered') AND attempts < ?
+		AND NOT (state = 'delivered' AND updated_at <= ?) ORDER BY id`,
+		kind, target, MaxDeliveries, ms(tx.now.Add(-CommandAnswerTimeout))))
+}
+
+// DeliverCommands hands over a target's pending commands: it first ends
+// those past their bounds (failed, with an audit entry), then returns the
+// rest and records the delivery. Relays call it when they answer a
+// check-in or a heartbeat.
+func (db *DB) DeliverCommands(ctx context.Context, kind, target string) ([]Command, error) {
+	tx, err := db.BeginTx(WithActor(ctx, "system")) // bounds end commands, not a person
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	n, err := expireCommands(tx, kind, target)
+	if err != nil {
+		return nil, err
+	}
+	cmds, err := pendingCommands(tx, kind, target)
+	if err != nil {
+		return nil, err
+	}
+	if len(cmds) == 0 {
+		if n > 0 {
+			return nil, tx.Commit()
+		}
+		return nil, nil
+	}
+	ids := make([]int64, len(cmds))
+	for i, c := range cmds {
+		ids[i] = c.ID
+	}
+	if err := markDelivered(tx, ids); err != nil {
+		return nil, err
+	}
+	for i := range cmds {
+		cmds[i].State, cmds[i].Attempts, cmds[i].UpdatedAt = CommandDelivered, cmds[i].Attempts+1, tx.now
+		if cmds[i].DeliveredAt.IsZero() {
+			cmds[i].DeliveredAt = tx.now
+		}
+	}
+	return cmds, tx.Commit()
+}
+
+// CommandsAfter returns open commands (not done or failed) with id > after;
+// relays poll it to wake the long-poll of whichever agent a command is for,
+// including commands queued by another process (the CLI). Ids are never
+// reused (AUTOINCREMENT), so the cursor misses nothing.
 func (db *DB) CommandsAfter(ctx context.Context, after int64, limit int) ([]Command, error) {
 	if limit <= 0 {
 		limit = 1000
@@ -45,16 +126,168 @@ func (db *DB) CommandsAfter(ctx context.Context, after int64, limit int) ([]Comm
 		return nil, err
 	}
 	defer tx.Rollback()
-	return scanCommands(tx.query(`SELECT id, target_kind, target_id, type, payload, created_at, delivered_at FROM commands
+	return scanCommands(tx.query(`SELECT `+commandCols+` FROM commands
 		WHERE id > ? AND acked_at = 0 ORDER BY id LIMIT ?`, after, limit))
 }
 
-func scanCommands(rows interface {
+// ListCommands returns a target's most recent commands, newest first.
+func (db *DB) ListCommands(ctx context.Context, kind, target string, limit int) ([]Command, error) {
+	if limit <= 0 {
+		limit = 20
+	}
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	cmds, err := scanCommands(tx.query(`SELECT `+commandCols+` FROM commands
+		WHERE target_kind = ? AND target_id = ? ORDER BY id DESC LIMIT ?`, kind, target, limit))
+	for i := range cmds {
+		cmds[i] = derive(cmds[i], tx.now)
+	}
+	return cmds, err
+}
+
+// derive shows an open command past its answer timeout as the failure the
+// next sweep (ExpireCommands) will record, so a listing read while no
+// relay runs is true too.
+func derive(c Command, now time.Time) Command {
+	if !c.EndedAt.IsZero() {
+		return c
+	}
+	if (c.State == CommandDelivered || c.State == CommandRunning) && now.Sub(c.UpdatedAt) >= CommandAnswerTimeout {
+		c.Error = expiredReason(c, now)
+		c.State = CommandFailed
+	}
+	return c
+}
+
+// Describe is the command's state for an operator: "running",
+// "failed: reason".
+func (c Command) Describe() string {
+	if c.State == CommandFailed {
+		return "failed: " + c.Error
+	}
+	return c.State
+}
+
+// fillProxyCommands sets each proxy's latest command of every type and
+// its last error (the latest of those that failed).
+func fillProxyCommands(tx *Tx, ps []Proxy) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	q := `SELECT ` + commandCols + ` FROM commands WHERE id IN (SELECT MAX(id) FROM commands WHERE target_kind = 'proxy'`
+	var args []any
+	if len(ps) == 1 {
+		q += ` AND target_id = ?`
+		args = append(args, fmt.Sprint(ps[0].ID))
+	}
+	cmds, err := scanCommands(tx.query(q+` GROUP BY target_id, type) ORDER BY id DESC`, args...))
+	if err != nil {
+		return err
+	}
+	byID := map[string][]Command{}
+	for _, c := range cmds {
+		byID[c.TargetID] = append(byID[c.TargetID], derive(c, tx.now))
+	}
+	for i := range ps {
+		ps[i].Commands = byID[fmt.Sprint(ps[i].ID)]
+		for _, c := range ps[i].Commands {
+			if c.State == CommandFailed {
+				ps[i].LastError = fmt.Sprintf("%s (command %d, %s): %s", c.Type, c.ID, c.UpdatedAt.Format(time.RFC3339), c.Error)
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// openCommand returns the target's latest command of a type that has not
+// ended (bounds applied).
+func openCommand(tx *Tx, kind, target, typ string) (Command, bool, error) {
+	cmds, err := scanCommands(tx.query(`SELECT `+commandCols+` FROM commands
+		WHERE target_kind = ? AND target_id = ? AND type = ? AND acked_at = 0 ORDER BY id DESC`, kind, target, typ))
+	if err != nil {
+		return Command{}, false, err
+	}
+	for _, c := range cmds {
+		if c = derive(c, tx.now); c.State != CommandFailed {
+			return c, true, nil
+		}
+	}
+	return Command{}, false, nil
+}
+
+// UpgradeCommand returns the proxy's latest upgrade command, if any.
+func (p Proxy) UpgradeCommand() (Command, bool) {
+	for _, c := range p.Commands {
+		if c.Type == "upgrade" {
+			return c, true
+		}
+	}
+	return Command{}, false
+}
+
+// Deployment is a quick deployment of a proxy server onto an asset, with
+// the state of its deploy-proxy command.
+type Deployment struct {
+	JoinTokenID int64     `json:"join_token_id"`
+	ClusterID   int64     `json:"cluster_id"`
+	Cluster     string    `json:"cluster"`
+	AssetID     string    `json:"asset_id"`
+	Hostname    string    `json:"hostname"`
+	ProxyID     int64     `json:"proxy_id,omitempty"` // once the relay joined
+	ExpiresAt   time.Time `json:"expires_at"`
+	Command     Command   `json:"command"`
+	State       string    `json:"state"` // the command's state
+	Error       string    `json:"error,omitempty"`
+}
+
+// ListDeployments returns quick deployments, newest first; clusterID 0
+// lists all.
+func (db *DB) ListDeployments(ctx context.Context, clusterID int64) ([]Deployment, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.query(`SELECT j.id, j.cluster_id, cl.name, COALESCE(j.asset_id, ''), COALESCE(a.hostname, ''), COALESCE(j.proxy_id, 0), j.expires_at,
+		c.id, c.target_kind, c.target_id, c.type, c.payload, c.created_at, c.delivered_at, c.acked_at, c.state, c.attempts, c.error, c.updated_at
+		FROM join_tokens j JOIN clusters cl ON cl.id = j.cluster_id
+		JOIN commands c ON c.target_kind = 'agent' AND c.type = 'deploy-proxy' AND json_extract(c.payload, '$.join_token') = j.id
+		LEFT JOIN agents a ON a.id = j.asset_id
+		WHERE j.deploy = 'quick' AND (? = 0 OR j.cluster_id = ?) ORDER BY j.id DESC LIMIT 200`, clusterID, clusterID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Deployment
+	for rows.Next() {
+		var d Deployment
+		var exp, created, delivered, acked, updated int64
+		c := &d.Command
+		if err := rows.Scan(&d.JoinTokenID, &d.ClusterID, &d.Cluster, &d.AssetID, &d.Hostname, &d.ProxyID, &exp,
+			&c.ID, &c.TargetKind, &c.TargetID, &c.Type, &c.Payload, &created, &delivered, &acked, &c.State, &c.Attempts, &c.Error, &updated); err != nil {
+			return nil, err
+		}
+		d.ExpiresAt = fromMS(exp)
+		c.CreatedAt, c.DeliveredAt, c.EndedAt, c.UpdatedAt = fromMS(created), fromMS(delivered), fromMS(acked), fromMS(updated)
+		d.Command = derive(d.Command, tx.now)
+		d.State, d.Error = d.Command.State, d.Command.Error
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+type rowScanner interface {
 	Next() bool
 	Scan(...any) error
 	Err() error
 	Close() error
-}, err error) ([]Command, error) {
+}
+
+func scanCommands(rows rowScanner, err error) ([]Command, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -62,28 +295,20 @@ func scanCommands(rows interface {
 	var out []Command
 	for rows.Next() {
 		var c Command
-		var created, delivered int64
-		if err := rows.Scan(&c.ID, &c.TargetKind, &c.TargetID, &c.Type, &c.Payload, &created, &delivered); err != nil {
+		var created, delivered, acked, updated int64
+		if err := rows.Scan(&c.ID, &c.TargetKind, &c.TargetID, &c.Type, &c.Payload, &created, &delivered, &acked,
+			&c.State, &c.Attempts, &c.Error, &updated); err != nil {
 			return nil, err
 		}
-		c.CreatedAt, c.DeliveredAt = fromMS(created), fromMS(delivered)
+		c.CreatedAt, c.DeliveredAt, c.EndedAt, c.UpdatedAt = fromMS(created), fromMS(delivered), fromMS(acked), fromMS(updated)
 		out = append(out, c)
 	}
 	return out, rows.Err()
 }
 
-// MarkDelivered records that commands were handed to their target.
+// MarkDelivered records that commands were handed to their target (one
+// more attempt each); DeliverCommands does this itself.
 func (db *DB) MarkDelivered(ctx context.Context, ids []int64) error {
-	return db.updateCommands(ctx, "delivered_at", "", "", ids)
-}
-
-// AckCommands records that the target carried the commands out; only the
-// target's own commands are touched, so a forged id does nothing.
-func (db *DB) AckCommands(ctx context.Context, kind, target string, ids []int64) error {
-	return db.updateCommands(ctx, "acked_at", kind, target, ids)
-}
-
-func (db *DB) updateCommands(ctx context.Context, col, kind, target string, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -92,17 +317,178 @@ func (db *DB) updateCommands(ctx context.Context, col, kind, target string, ids 
 		return err
 	}
 	defer tx.Rollback()
-	q := `UPDATE commands SET ` + col + ` = ? WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `) AND ` + col + ` = 0`
-	args := []any{ms(tx.now)}
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	if kind != "" {
-		q += ` AND target_kind = ? AND target_id = ?`
-		args = append(args, kind, target)
-	}
-	if _, err := tx.exec(q, args...); err != nil {
+	if err := markDelivered(tx, ids); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+func markDelivered(tx *Tx, ids []int64) error {
+	q := `UPDATE commands SET state = 'delivered', attempts = attempts + 1, updated_at = ?,
+		delivered_at = CASE WHEN delivered_at = 0 THEN ? ELSE delivered_at END
+		WHERE acked_at = 0 AND state IN ('queued', 'delivered') AND id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
+	args := []any{ms(tx.now), ms(tx.now)}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := tx.exec(q, args...)
+	return err
+}
+
+// AckCommands records that the target carried the commands out (done);
+// only the target's own commands are touched, so a forged id does nothing.
+func (db *DB) AckCommands(ctx context.Context, kind, target string, ids []int64) error {
+	rs := make([]CommandReport, len(ids))
+	for i, id := range ids {
+		rs[i] = CommandReport{ID: id, State: CommandDone}
+	}
+	return db.ReportCommands(ctx, kind, target, rs)
+}
+
+// ReportCommands records what a target says about its commands: running,
+// done, or failed with a reason (which also goes to the audit log, the
+// target as actor). Only the target's own open commands are touched: a
+// forged id, or a report about a command already done or failed, does
+// nothing. A state other than those three is refused.
+func (db *DB) ReportCommands(ctx context.Context, kind, target string, rs []CommandReport) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	for _, r := range rs {
+		switch r.State {
+		case CommandRunning, CommandDone, CommandFailed:
+		default:
+			return Errorf(EInvalid, "command %d: state %q: want running, done or failed", r.ID, r.State)
+		}
+	}
+	tx, err := db.BeginTx(WithActor(ctx, kind+"/"+target))
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, r := range rs {
+		if err := reportCommand(tx, kind, target, r); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func reportCommand(tx *Tx, kind, target string, r CommandReport) error {
+	now := ms(tx.now)
+	switch r.State {
+	case CommandRunning:
+		_, err := tx.exec(`UPDATE commands SET state = 'running', updated_at = ?
+			WHERE id = ? AND target_kind = ? AND target_id = ? AND acked_at = 0`, now, r.ID, kind, target)
+		return err
+	case CommandDone:
+		_, err := tx.exec(`UPDATE commands SET state = 'done', error = '', acked_at = ?, updated_at = ?
+			WHERE id = ? AND target_kind = ? AND target_id = ? AND acked_at = 0`, now, now, r.ID, kind, target)
+		return err
+	}
+	reason := cleanReason(r.Error)
+	if reason == "" {
+		reason = "the " + kind + " gave no reason"
+	}
+	return failCommand(tx, kind, target, r.ID, reason)
+}
+
+// failCommand ends an open command as failed and writes the audit entry.
+func failCommand(tx *Tx, kind, target string, id int64, reason string) error {
+	var typ string
+	err := tx.queryRow(`UPDATE commands SET state = 'failed', error = ?, acked_at = ?, updated_at = ?
+		WHERE id = ? AND target_kind = ? AND target_id = ? AND acked_at = 0 RETURNING type`,
+		reason, ms(tx.now), ms(tx.now), id, kind, target).Scan(&typ)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // not this target's, or already ended
+		}
+		return err
+	}
+	return tx.audit("command.failed", commandTarget(tx, kind, target), "command=%d type=%s: %s", id, typ, reason)
+}
+
+// commandTarget names a command's target in the audit log as the other
+// entries do: proxy/ACCOUNT/ID for a proxy server (ids are only shown
+// within an account), agent/ID for an agent (agent ids are global).
+func commandTarget(tx *Tx, kind, target string) string {
+	if kind == TargetProxy {
+		var acct string
+		if tx.queryRow(`SELECT a.name FROM proxies p JOIN clusters c ON c.id = p.cluster_id JOIN accounts a ON a.id = c.account_id
+			WHERE p.id = ?`, target).Scan(&acct) == nil {
+			return "proxy/" + acct + "/" + target
+		}
+	}
+	return kind + "/" + target
+}
+
+// ExpireCommands ends every open command past its bounds (see
+// MaxDeliveries, CommandAnswerTimeout) as failed, the actor being "system";
+// the management host runs it periodically so a target that went away
+// still leaves a true state. It returns how many it ended.
+func (db *DB) ExpireCommands(ctx context.Context) (int, error) {
+	tx, err := db.BeginTx(WithActor(ctx, "system"))
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	n, err := expireCommands(tx, "", "")
+	if err != nil || n == 0 {
+		return n, err
+	}
+	return n, tx.Commit()
+}
+
+// expireCommands fails the open commands that heard nothing for
+// CommandAnswerTimeout: those of every target when kind is "", else those
+// of one target that is asking for its commands again, which also ends
+// those it was handed MaxDeliveries times without answering.
+func expireCommands(tx *Tx, kind, target string) (int, error) {
+	q := `SELECT ` + commandCols + ` FROM commands WHERE acked_at = 0 AND state IN ('delivered', 'running') AND updated_at <= ?`
+	args := []any{ms(tx.now.Add(-CommandAnswerTimeout))}
+	if kind != "" {
+		q = `SELECT ` + commandCols + ` FROM commands WHERE target_kind = ? AND target_id = ? AND acked_at = 0 AND (
+			(state = 'delivered' AND attempts >= ?) OR (state IN ('delivered', 'running') AND updated_at <= ?))`
+		args = []any{kind, target, MaxDeliveries, ms(tx.now.Add(-CommandAnswerTimeout))}
+	}
+	cmds, err := scanCommands(tx.query(q, args...))
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range cmds {
+		if err := failCommand(tx, c.TargetKind, c.TargetID, c.ID, expiredReason(c, tx.now)); err != nil {
+			return 0, err
+		}
+	}
+	return len(cmds), nil
+}
+
+func expiredReason(c Command, now time.Time) string {
+	who := "the agent"
+	if c.TargetKind == TargetProxy {
+		who = "the relay"
+	}
+	if c.State == CommandDelivered && c.Attempts >= MaxDeliveries && now.Sub(c.UpdatedAt) < CommandAnswerTimeout {
+		return fmt.Sprintf("delivered %d times without an answer from %s", c.Attempts, who)
+	}
+	return fmt.Sprintf("no answer from %s since %s", who, c.UpdatedAt.UTC().Format(time.RFC3339))
+}
+
+// cleanReason keeps a reported reason to one printable line of at most
+// 300 characters: it comes from another machine and ends up in tables.
+func cleanReason(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || r == '\r' {
+			return ' '
+		}
+		if !unicode.IsPrint(r) {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > 300 {
+		s = string(r[:300]) + "…"
+	}
+	return s
 }

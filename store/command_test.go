@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,4 +104,178 @@ func TestCommandsLifecycle(t *testing.T) {
 			t.Error(err)
 		}
 	})
+}
+
+// TestCommandStates walks commands through the states an operator sees
+// and the bounds that end them: a failed report, MaxDeliveries deliveries
+// without an answer, and CommandAnswerTimeout without news.
+func TestCommandStates(t *testing.T) {
+	type step func(f *fixture, kind, target string, id int64)
+	deliver := func(f *fixture, kind, target string, id int64) {
+		f.t.Helper()
+		if _, err := f.db.DeliverCommands(f.ctx, kind, target); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	report := func(state, reason string) step {
+		return func(f *fixture, kind, target string, id int64) {
+			f.t.Helper()
+			if err := f.db.ReportCommands(f.ctx, kind, target, []store.CommandReport{{ID: id, State: state, Error: reason}}); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+	}
+	advance := func(d time.Duration) step {
+		return func(f *fixture, _, _ string, _ int64) { f.clock.Advance(d) }
+	}
+	sweep := func(f *fixture, _, _ string, _ int64) {
+		f.t.Helper()
+		if _, err := f.db.ExpireCommands(f.ctx); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	since := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+	tests := []struct {
+		name      string
+		steps     []step
+		wantState string
+		wantError string
+		wantAudit string // actor of the command.failed entry, "" = none
+	}{
+		{"queued", nil, store.CommandQueued, "", ""},
+		{"delivered", []step{deliver}, store.CommandDelivered, "", ""},
+		{"running", []step{deliver, report(store.CommandRunning, "")}, store.CommandRunning, "", ""},
+		{"done", []step{deliver, report(store.CommandRunning, ""), report(store.CommandDone, "")}, store.CommandDone, "", ""},
+		{"failed report ends it at once", []step{deliver, report(store.CommandFailed, "relay exited (exit status 1): port 127.0.0.1:18443 already in use")},
+			store.CommandFailed, "relay exited (exit status 1): port 127.0.0.1:18443 already in use", "agent/"},
+		{"a failure is final", []step{deliver, report(store.CommandFailed, "boom"), report(store.CommandDone, ""), deliver},
+			store.CommandFailed, "boom", "agent/"},
+		{"failed without a reason", []step{deliver, report(store.CommandFailed, "")}, store.CommandFailed, "the agent gave no reason", "agent/"},
+		{"reason kept to one line", []step{deliver, report(store.CommandFailed, "line one\nline\ttwo\x1b[31m")}, store.CommandFailed, "line one line two[31m", "agent/"},
+		{"done is final", []step{deliver, report(store.CommandDone, ""), report(store.CommandFailed, "late")}, store.CommandDone, "", ""},
+		{"redelivered up to the bound", []step{deliver, deliver, deliver}, store.CommandDelivered, "", ""},
+		{"no answer after the bound", []step{deliver, deliver, deliver, deliver}, store.CommandFailed,
+			"delivered 3 times without an answer from the agent", "system"},
+		{"no answer in time, delivered", []step{deliver, advance(store.CommandAnswerTimeout), sweep}, store.CommandFailed,
+			"no answer from the agent since " + since(0), "system"},
+		{"no answer in time, running", []step{deliver, advance(time.Minute), report(store.CommandRunning, ""), advance(store.CommandAnswerTimeout), sweep},
+			store.CommandFailed, "no answer from the agent since " + since(time.Minute), "system"},
+		{"shown failed before the sweep", []step{deliver, advance(store.CommandAnswerTimeout)}, store.CommandFailed,
+			"no answer from the agent since " + since(0), ""},
+		{"news in time keeps it", []step{deliver, advance(store.CommandAnswerTimeout - time.Second), report(store.CommandRunning, ""),
+			advance(store.CommandAnswerTimeout - time.Second), sweep}, store.CommandRunning, "", ""},
+		{"queued waits for its target", []step{advance(10 * store.CommandAnswerTimeout), sweep}, store.CommandQueued, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			a, key := f.account("acme")
+			c := f.cluster(a.ID, "edge", "relay.acme.example")
+			w := f.enrol(key, "web-01")
+			if _, err := f.db.Bind(f.ctx, c.ID, []string{"web-01"}); err != nil {
+				t.Fatal(err)
+			}
+			id := f.pending(store.TargetAgent, w.ID)[0].ID
+			audits := len(f.audits())
+			for _, s := range tt.steps {
+				s(f, store.TargetAgent, w.ID, id)
+			}
+			cs, err := f.db.ListCommands(f.ctx, store.TargetAgent, w.ID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cs) != 1 || cs[0].ID != id {
+				t.Fatalf("ListCommands: got %v, want [%d]", commandIDs(cs), id)
+			}
+			if got := cs[0]; got.State != tt.wantState || got.Error != tt.wantError {
+				t.Errorf("got %q %q, want %q %q", got.State, got.Error, tt.wantState, tt.wantError)
+			}
+			var failed []store.AuditEntry
+			for _, e := range f.audits()[:len(f.audits())-audits] {
+				if e.Action == "command.failed" {
+					failed = append(failed, e)
+				}
+			}
+			switch {
+			case tt.wantAudit == "" && len(failed) > 0:
+				t.Errorf("audit: got %+v, want no command.failed entry", failed)
+			case tt.wantAudit != "" && len(failed) != 1:
+				t.Errorf("audit: got %d command.failed entries, want 1", len(failed))
+			case tt.wantAudit != "":
+				want := tt.wantAudit
+				if want == "agent/" {
+					want += w.ID
+				}
+				if e := failed[0]; e.Actor != want || e.Target != "agent/"+w.ID || !strings.Contains(e.Detail, tt.wantError) {
+					t.Errorf("audit: got %+v, want actor %s, target agent/%s, detail with %q", e, want, w.ID, tt.wantError)
+				}
+			}
+			// Delivered again only while within its bounds.
+			want := tt.wantState == store.CommandQueued || (tt.wantState == store.CommandDelivered && cs[0].Attempts < store.MaxDeliveries)
+			if got := len(f.pending(store.TargetAgent, w.ID)) == 1; got != want {
+				t.Errorf("pending: got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestReportCommandsRefusals(t *testing.T) {
+	f := newFixture(t)
+	a, key := f.account("acme")
+	c := f.cluster(a.ID, "edge", "relay.acme.example")
+	w1, w2 := f.enrol(key, "web-01"), f.enrol(key, "web-02")
+	if _, err := f.db.Bind(f.ctx, c.ID, []string{"web-01", "web-02"}); err != nil {
+		t.Fatal(err)
+	}
+	id := f.pending(store.TargetAgent, w1.ID)[0].ID
+	before := f.dump()
+	tests := []struct {
+		name         string
+		kind, target string
+		r            store.CommandReport
+		wantCode     string
+	}{
+		{"unknown state", store.TargetAgent, w1.ID, store.CommandReport{ID: id, State: "exploded"}, store.EInvalid},
+		{"queued is not a report", store.TargetAgent, w1.ID, store.CommandReport{ID: id, State: store.CommandQueued}, store.EInvalid},
+		{"another agent's command", store.TargetAgent, w2.ID, store.CommandReport{ID: id, State: store.CommandFailed, Error: "forged"}, ""},
+		{"a proxy with the agent's id", store.TargetProxy, w1.ID, store.CommandReport{ID: id, State: store.CommandDone}, ""},
+		{"no such command", store.TargetAgent, w1.ID, store.CommandReport{ID: id + 100, State: store.CommandFailed}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := f.db.ReportCommands(f.ctx, tt.kind, tt.target, []store.CommandReport{tt.r})
+			if tt.wantCode != "" {
+				wantCode(t, err, tt.wantCode)
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			f.unchanged(before)
+		})
+	}
+}
+
+// TestCommandIDsNeverReused: the relays' poll cursor (CommandsAfter) skips
+// every id it has seen, so an id given again after a delete would hide the
+// new command from it.
+func TestCommandIDsNeverReused(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.account("acme")
+	c := f.cluster(a.ID, "edge", "relay.acme.example")
+	p := f.proxy(c.ID, "px-1", "1.0.0")
+	f.publish("1.1.0")
+	if _, err := f.db.UpgradeProxy(f.ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	first := f.pending(store.TargetProxy, itoa(p.ID))[0].ID
+	f.clock.Advance(time.Hour) // offline: deletable
+	if err := f.db.DeleteProxy(f.ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	q := f.proxy(c.ID, "px-2", "1.0.0")
+	if _, err := f.db.UpgradeProxy(f.ctx, q.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.pending(store.TargetProxy, itoa(q.ID))[0].ID; got <= first {
+		t.Errorf("new command id: got %d, want more than the deleted %d", got, first)
+	}
 }

@@ -32,7 +32,8 @@
 // (DeleteCluster, DeleteProxy), bind batches (Bind: 500 hosts, one batch per
 // BindBatchGap per cluster; Enrol: install-command enrolments into a cluster
 // are admitted at most 500 per gap), install keys (Enrol), policy limits and
-// warnings (NormalizePolicy, Warnings), upgrade (UpgradeProxy), duplicate
+// warnings (NormalizePolicy, Warnings), upgrade (UpgradeProxy: older than
+// the latest release, none under way), duplicate
 // identity (RecordCheckins), uninstall only when online (Uninstall).
 //
 // Choices the documents leave open:
@@ -66,4 +67,25 @@
 //     deploy-proxy command is delivered: IssueJoinToken then makes the
 //     secret and keeps only its hash, so no plain token sits in a command.
 //   - Deleting a cluster deletes its install commands and join tokens.
+//   - Commands (command.go, 0005) carry a state: queued -> delivered
+//     (DeliverCommands, one more attempt each time) -> running -> done or
+//     failed with a reason (ReportCommands; AckCommands is "done"). Done
+//     and failed are final and set acked_at, so "open" stays acked_at = 0.
+//     Bounds: a failure the target reports ends the command at once (no
+//     retry, the operator decides); a target asking again after
+//     MaxDeliveries deliveries without answering fails it; delivered or
+//     running with no news for CommandAnswerTimeout fails it, both in the
+//     sweep the management host runs (ExpireCommands) and as derived at
+//     read time (derive), so listings are true between sweeps. Failures are
+//     audited (command.failed; the target is the actor, "system" for
+//     bounds). Proxy listings carry the latest command of each type and the
+//     last error; ListDeployments joins quick-deploy join tokens with their
+//     deploy-proxy command.
+//   - Releases (PublishRelease) need their package: it is copied to
+//     ReleaseDir (DATA/releases/VERSION beside the database) and its
+//     SHA-256 recorded in the same call, so a release row never names a
+//     missing package. Versions are semantic versions (ParseVersion; a
+//     leading "v" is dropped, build metadata refused) compared by semver
+//     precedence (CompareVersions, lenient for what relays report, such as
+//     "dev"). DeleteRelease refuses a release an open upgrade names.
 package store

@@ -2,10 +2,16 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -19,8 +25,6 @@ const (
 	DeployManual = "manual" // the operator runs a generated command
 )
 
-var versionRE = regexp.MustCompile(`^v?[0-9]+(\.[0-9]+)*(-[0-9A-Za-z.]+)?$`)
-
 // DefaultJoinTTL is how long a deploy command stays valid.
 const DefaultJoinTTL = time.Hour
 
@@ -30,6 +34,41 @@ const DefaultJoinTTL = time.Hour
 // cluster's account). An IP-address cluster that already has its one proxy
 // server is refused here so the operator learns early.
 func (db *DB) CreateJoinToken(ctx context.Context, clusterID int64, deploy, assetID string, ttl time.Duration) (JoinToken, error) {
+	return db.createJoinToken(ctx, clusterID, deploy, assetID, ttl, RelayOptions{})
+}
+
+// RelayOptions are the --listen and --public values a quick deployment
+// hands to the relay the agent starts (empty: the relay's defaults).
+type RelayOptions struct {
+	Listen []string `json:"listen,omitempty"`
+	Public []string `json:"public,omitempty"`
+}
+
+func (o RelayOptions) validate() error {
+	for _, l := range o.Listen {
+		hp := strings.TrimPrefix(strings.TrimPrefix(l, "https://"), "http://")
+		if _, _, err := net.SplitHostPort(hp); err != nil {
+			return Errorf(EInvalid, "--listen %q: want https://HOST:PORT or http://HOST:PORT", l)
+		}
+	}
+	for _, u := range o.Public {
+		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			return Errorf(EInvalid, "--public %q: want a URL such as https://relay.example.com:8443", u)
+		}
+	}
+	return nil
+}
+
+// CreateQuickDeploy is CreateJoinToken for a quick deployment onto an
+// asset, with the listeners and public URLs of the relay to start.
+func (db *DB) CreateQuickDeploy(ctx context.Context, clusterID int64, assetID string, ttl time.Duration, o RelayOptions) (JoinToken, error) {
+	if err := o.validate(); err != nil {
+		return JoinToken{}, err
+	}
+	return db.createJoinToken(ctx, clusterID, DeployQuick, assetID, ttl, o)
+}
+
+func (db *DB) createJoinToken(ctx context.Context, clusterID int64, deploy, assetID string, ttl time.Duration, o RelayOptions) (JoinToken, error) {
 	if ttl <= 0 {
 		ttl = DefaultJoinTTL
 	}
@@ -81,8 +120,8 @@ func (db *DB) CreateJoinToken(ctx context.Context, clusterID int64, deploy, asse
 		// The command names the token, never holds it: the relay issues a
 		// fresh secret when it delivers the command (IssueJoinToken), so no
 		// plain token is ever stored.
-		payload, _ := json.Marshal(map[string]any{"join_token": id, "cluster": c.Name})
-		if err := enqueue(tx, TargetAgent, assetID, "deploy-proxy", string(payload)); err != nil {
+		payload, _ := json.Marshal(map[string]any{"join_token": id, "cluster": c.Name, "listen": o.Listen, "public": o.Public})
+		if jt.CommandID, err = enqueueID(tx, TargetAgent, assetID, "deploy-proxy", string(payload)); err != nil {
 			return JoinToken{}, err
 		}
 		jt.Token = ""
@@ -232,7 +271,13 @@ func (db *DB) GetProxy(ctx context.Context, id int64) (Proxy, error) {
 		return Proxy{}, err
 	}
 	defer tx.Rollback()
-	return getProxy(tx, id)
+	p, err := getProxy(tx, id)
+	if err != nil {
+		return p, err
+	}
+	ps := []Proxy{p}
+	err = fillProxyCommands(tx, ps)
+	return ps[0], err
 }
 
 // ListProxies lists proxy servers; clusterID 0 lists all.
@@ -260,7 +305,10 @@ func (db *DB) ListProxies(ctx context.Context, clusterID int64) ([]Proxy, error)
 		}
 		out = append(out, p)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, fillProxyCommands(tx, out)
 }
 
 // AuthProxy checks a relay's credentials in constant time.
@@ -357,8 +405,15 @@ func (db *DB) UpgradeProxy(ctx context.Context, id int64) (string, error) {
 		return "", Errorf(EConflict, "proxy server %d (%s) is offline: bring it online before upgrading", p.ID, p.Hostname)
 	case latest == "":
 		return "", Errorf(EConflict, "no release is published")
-	case CompareVersions(p.Version, latest) >= 0:
+	case CompareVersions(p.Version, latest) == 0:
 		return "", Errorf(EConflict, "proxy server %d (%s) already runs %s, the latest release", p.ID, p.Hostname, p.Version)
+	case CompareVersions(p.Version, latest) > 0:
+		return "", Errorf(EConflict, "proxy server %d (%s) runs %s, newer than the latest release %s: nothing to upgrade to", p.ID, p.Hostname, p.Version, latest)
+	}
+	if c, ok, err := openCommand(tx, TargetProxy, strconv.FormatInt(id, 10), "upgrade"); err != nil {
+		return "", err
+	} else if ok {
+		return "", Errorf(EConflict, "proxy server %d (%s) has an upgrade under way (command %d, %s): wait for it to end", p.ID, p.Hostname, c.ID, c.Describe())
 	}
 	payload, _ := json.Marshal(map[string]string{"version": latest})
 	if err := enqueue(tx, "proxy", strconv.FormatInt(id, 10), "upgrade", string(payload)); err != nil {
@@ -374,16 +429,38 @@ func (db *DB) UpgradeProxy(ctx context.Context, id int64) (string, error) {
 	return latest, tx.Commit()
 }
 
-// AddRelease publishes a release the proxies can upgrade to.
+// ReleaseDir is where release packages live: DATA/releases/VERSION beside
+// the database, served by every relay at /v1/update/package/VERSION.
+func (db *DB) ReleaseDir() string { return filepath.Join(filepath.Dir(db.Path), "releases") }
+
+// AddRelease records a release whose package is already in ReleaseDir
+// under its version, with that package's SHA-256 (64 hex digits). The
+// version must be a semantic version; a leading "v" is dropped. Most
+// callers want PublishRelease, which puts the package there.
 func (db *DB) AddRelease(ctx context.Context, r Release) error {
-	if !versionRE.MatchString(r.Version) {
-		return Errorf(EInvalid, "release version %q: want numbers separated by dots, such as 1.2.0", r.Version)
+	v, err := ParseVersion(r.Version)
+	if err != nil {
+		return err
 	}
+	r.Version = v.String()
+	if !sha256RE.MatchString(r.SHA256) {
+		return Errorf(EInvalid, "release %s needs the SHA-256 of its package (64 hex digits): publish it with 'outpost release add VERSION --file PATH'", r.Version)
+	}
+	r.SHA256 = strings.ToLower(r.SHA256)
 	tx, err := db.BeginTx(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if err := addRelease(tx, r); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+var sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+func addRelease(tx *Tx, r Release) error {
 	if r.PublishedAt.IsZero() {
 		r.PublishedAt = tx.now
 	}
@@ -391,10 +468,124 @@ func (db *DB) AddRelease(ctx context.Context, r Release) error {
 		r.Version, r.SHA256, r.Notes, ms(r.PublishedAt)); err != nil {
 		return sqlErr(err, "release "+r.Version+" already exists")
 	}
-	if err := tx.audit("release.add", "release/"+r.Version, ""); err != nil {
+	return tx.audit("release.add", "release/"+r.Version, "sha256=%s", r.SHA256)
+}
+
+// PublishRelease publishes a release with its package: the file at pkg is
+// copied to ReleaseDir()/VERSION and its SHA-256 recorded. The version is
+// normalised as in AddRelease (r.Version of the result). On any refusal
+// or error neither the row nor the file is left behind.
+func (db *DB) PublishRelease(ctx context.Context, r Release, pkg string) (Release, error) {
+	v, err := ParseVersion(r.Version)
+	if err != nil {
+		return r, err
+	}
+	r.Version = v.String()
+	src, err := os.Open(pkg)
+	if err != nil {
+		return r, Errorf(EInvalid, "release %s: package: %v", r.Version, err)
+	}
+	defer src.Close()
+	if st, err := src.Stat(); err != nil || !st.Mode().IsRegular() {
+		return r, Errorf(EInvalid, "release %s: package %s is not a regular file", r.Version, pkg)
+	}
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return r, err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.queryRow(`SELECT COUNT(*) FROM releases WHERE version = ?`, r.Version).Scan(&n); err != nil {
+		return r, err
+	} else if n > 0 {
+		return r, Errorf(EConflict, "release %s already exists", r.Version)
+	}
+	dir := db.ReleaseDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return r, err
+	}
+	dst := filepath.Join(dir, r.Version)
+	if _, err := os.Lstat(dst); err == nil {
+		return r, Errorf(EConflict, "release %s: %s already exists but no release names it: move it away first", r.Version, dst)
+	}
+	tmp, err := os.CreateTemp(dir, "."+r.Version+".*")
+	if err != nil {
+		return r, err
+	}
+	defer os.Remove(tmp.Name()) // gone after the rename; the leftover on failure
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(tmp, h), src); err != nil {
+		tmp.Close()
+		return r, fmt.Errorf("release %s: copy the package: %w", r.Version, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return r, err
+	}
+	if err := tmp.Close(); err != nil {
+		return r, err
+	}
+	r.SHA256 = hex.EncodeToString(h.Sum(nil))
+	if err := addRelease(tx, r); err != nil {
+		return r, err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return r, err
+	}
+	if err := tx.Commit(); err != nil {
+		os.Remove(dst)
+		return r, err
+	}
+	if r.PublishedAt.IsZero() {
+		r.PublishedAt = tx.now
+	}
+	return r, nil
+}
+
+// DeleteRelease removes a release and its package. A release that a
+// proxy server is upgrading to (an upgrade command naming it is queued,
+// delivered or running) is refused.
+func (db *DB) DeleteRelease(ctx context.Context, version string) error {
+	name := version
+	if v, err := ParseVersion(version); err == nil {
+		name = v.String()
+	}
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
 		return err
 	}
-	return tx.Commit()
+	defer tx.Rollback()
+	var n int
+	if err := tx.queryRow(`SELECT COUNT(*) FROM releases WHERE version = ?`, name).Scan(&n); err != nil {
+		return err
+	} else if n == 0 {
+		return Errorf(ENotFound, "release %s not found", version)
+	}
+	cmds, err := scanCommands(tx.query(`SELECT `+commandCols+` FROM commands
+		WHERE target_kind = 'proxy' AND type = 'upgrade' AND acked_at = 0 AND json_extract(payload, '$.version') = ? ORDER BY id`, name))
+	if err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		if c = derive(c, tx.now); c.State != CommandFailed {
+			return Errorf(EConflict, "release %s: proxy server %s is upgrading to it (command %d, %s): wait until that upgrade ends",
+				name, c.TargetID, c.ID, c.State)
+		}
+	}
+	if _, err := tx.exec(`DELETE FROM releases WHERE version = ?`, name); err != nil {
+		return err
+	}
+	if err := tx.audit("release.delete", "release/"+name, ""); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	path := filepath.Join(db.ReleaseDir(), name)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("release %s deleted, but its package stays: %w", name, err)
+	}
+	return nil
 }
 
 // ListReleases returns the published releases, newest version first.

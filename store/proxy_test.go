@@ -26,9 +26,7 @@ func TestUpgradeProxy(t *testing.T) {
 	}
 	refuse("no release", store.EConflict)
 
-	if err := f.db.AddRelease(f.ctx, store.Release{Version: "1.2.0"}); err != nil {
-		t.Fatal(err)
-	}
+	f.publish("1.2.0")
 	f.clock.Advance(f.db.Settings().ProxyOfflineAfter + time.Second)
 	if got, _ := f.db.GetProxy(f.ctx, p.ID); got.Upgrade {
 		t.Errorf("offline proxy: got Upgrade true, want false")
@@ -77,9 +75,7 @@ func TestUpgradeProxyNumericOrdering(t *testing.T) {
 	p := f.proxy(c.ID, "relay-1", "1.9.0")
 	// Published out of order: "1.10.0" sorts before "1.9.0" as text.
 	for _, v := range []string{"1.10.0", "1.9.0", "1.2.0"} {
-		if err := f.db.AddRelease(f.ctx, store.Release{Version: v}); err != nil {
-			t.Fatal(err)
-		}
+		f.publish(v)
 	}
 	if latest, err := f.db.LatestRelease(f.ctx); err != nil || latest != "1.10.0" {
 		t.Errorf("LatestRelease: got %q %v, want 1.10.0", latest, err)
@@ -90,7 +86,7 @@ func TestUpgradeProxyNumericOrdering(t *testing.T) {
 	}
 	t.Run("duplicate release", func(t *testing.T) {
 		before := f.dump()
-		wantCode(t, f.db.AddRelease(f.ctx, store.Release{Version: "1.9.0"}), store.EConflict)
+		wantCode(t, f.db.AddRelease(f.ctx, store.Release{Version: "1.9.0", SHA256: strings.Repeat("ab", 32)}), store.EConflict)
 		f.unchanged(before)
 	})
 	t.Run("empty release", func(t *testing.T) {

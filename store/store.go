@@ -226,6 +226,10 @@ type Proxy struct {
 	// offline or uninstalled.
 	Protected bool `json:"protected"`
 	Upgrade   bool `json:"upgradable"`
+	// Commands are the latest command of each type, newest first;
+	// LastError describes the latest of them that failed.
+	Commands  []Command `json:"commands,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
 }
 
 // Security status (seed 002).
@@ -318,6 +322,7 @@ type JoinToken struct {
 	Deploy    string    `json:"deploy"`
 	AssetID   string    `json:"asset_id,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
+	CommandID int64     `json:"command_id,omitempty"` // quick deployment: the deploy-proxy command
 }
 
 // Command is pending work for an agent or proxy.
@@ -329,6 +334,21 @@ type Command struct {
 	Payload     string    `json:"payload"`
 	CreatedAt   time.Time `json:"created_at"`
 	DeliveredAt time.Time `json:"delivered_at,omitempty"`
+	// State is queued, delivered, running, done or failed (Error says
+	// why); Attempts counts deliveries; UpdatedAt is the last change.
+	State     string    `json:"state"`
+	Attempts  int       `json:"attempts"`
+	Error     string    `json:"error,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+	EndedAt   time.Time `json:"ended_at,omitempty"`
+}
+
+// CommandReport is what a target says about one of its commands:
+// CommandRunning, CommandDone or CommandFailed with the reason.
+type CommandReport struct {
+	ID    int64
+	State string
+	Error string
 }
 
 // Release is a proxy/agent version the operator can upgrade to.

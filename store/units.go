@@ -190,38 +190,3 @@ func isNumeric(s string) bool {
 	_, err := strconv.Atoi(s)
 	return err == nil
 }
-
-// CompareVersions compares dotted numeric versions ("1.2.10" > "1.2.9");
-// a leading "v" and any "-suffix" are ignored.
-func CompareVersions(a, b string) int {
-	pa, pb := versionParts(a), versionParts(b)
-	for i := 0; i < len(pa) || i < len(pb); i++ {
-		var x, y int
-		if i < len(pa) {
-			x = pa[i]
-		}
-		if i < len(pb) {
-			y = pb[i]
-		}
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
-}
-
-func versionParts(v string) []int {
-	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
-	if i := strings.IndexAny(v, "-+ "); i >= 0 {
-		v = v[:i]
-	}
-	var out []int
-	for _, p := range strings.Split(v, ".") {
-		n, _ := strconv.Atoi(p)
-		out = append(out, n)
-	}
-	return out
-}

@@ -193,30 +193,6 @@ func TestAddressKind(t *testing.T) {
 	}
 }
 
-func TestCompareVersions(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want int
-	}{
-		{"1.1.9", "1.2.0", -1},
-		{"1.2.0", "1.1.9", 1},
-		{"1.9.0", "1.10.0", -1},
-		{"1.10.0", "1.9.0", 1},
-		{"1.2.10", "1.2.9", 1},
-		{"1.2", "1.2.0", 0},
-		{"v1.2.0", "1.2.0", 0},
-		{"1.2.0-rc1", "1.2.0", 0},
-		{"2.0.0", "10.0.0", -1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.a+"_vs_"+tt.b, func(t *testing.T) {
-			if got := store.CompareVersions(tt.a, tt.b); got != tt.want {
-				t.Errorf("got %d, want %d", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestDefaultSettings(t *testing.T) {
 	s := store.DefaultSettings()
 	for _, tt := range []struct {

@@ -14,12 +14,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -239,7 +241,7 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		Logf:           r.logf,
 		Load:           agentsim.HostFS{}.Load,
 	}
-	ag.OnCommand = func(ctx context.Context, c wire.Command) error { return r.command(ctx, client, dir, c) }
+	ag.OnCommand = func(ctx context.Context, c wire.Command) error { return r.command(ctx, ag, client, dir, c) }
 
 	// A first start stays quiet until it enrolled, so a refused key is the
 	// one error line.
@@ -497,24 +499,34 @@ func (s *agentIdentity) Save(id agentsim.Identity) error {
 }
 
 // command carries out commands the Agent does not handle itself.
-func (r *agentRun) command(ctx context.Context, client *agentsim.Client, dir string, c wire.Command) error {
+func (r *agentRun) command(ctx context.Context, ag *agentsim.Agent, client *agentsim.Client, dir string, c wire.Command) error {
 	switch c.Type {
 	case wire.CmdDeployProxy:
-		return r.deployProxy(client, dir, c)
+		return r.deployProxy(ag, client, dir, c)
 	}
-	r.logf("command %d %q is not supported by this agent: ignored", c.ID, c.Type)
-	return nil
+	return fmt.Errorf("command %q is not supported by this agent", c.Type)
 }
 
+// deployWait is how long the agent waits for the relay it started to join
+// (done) or exit (failed) before it reports the command running and goes on
+// checking in; the outcome is then reported with a later check-in.
+const deployWait = 20 * time.Second
+
 // deployProxy is the quick deployment of a proxy server onto this asset:
-// a relay that joins the management host with the one-time token.
-func (r *agentRun) deployProxy(client *agentsim.Client, dir string, c wire.Command) error {
+// a relay that joins the management host with the one-time token. It
+// returns nil once the relay joined and listens (its run file names its
+// pid), the relay's own error when it exited first (for example a port
+// already in use), or agentsim.ErrCommandRunning when neither happened
+// within deployWait.
+func (r *agentRun) deployProxy(ag *agentsim.Agent, client *agentsim.Client, dir string, c wire.Command) error {
 	var args struct {
-		Token   string `json:"token"`
-		Cluster string `json:"cluster"`
+		Token   string   `json:"token"`
+		Cluster string   `json:"cluster"`
+		Listen  []string `json:"listen"`
+		Public  []string `json:"public"`
 	}
 	if err := json.Unmarshal(c.Args, &args); err != nil || args.Token == "" {
-		return fmt.Errorf("deploy-proxy: no join token in the command")
+		return fmt.Errorf("deploy-proxy: no join token in the command (it was used or has expired: deploy again)")
 	}
 	data := filepath.Join(dir, agentRelayDir)
 	if err := os.MkdirAll(data, 0o700); err != nil {
@@ -536,8 +548,15 @@ func (r *agentRun) deployProxy(client *agentsim.Client, dir string, c wire.Comma
 	if r.caPin != "" {
 		argv = append(argv, "--ca-sha256", r.caPin)
 	}
-	for _, l := range r.deployListen {
+	listen := args.Listen
+	if len(listen) == 0 {
+		listen = r.deployListen
+	}
+	for _, l := range listen {
 		argv = append(argv, "--listen", l)
+	}
+	for _, u := range args.Public {
+		argv = append(argv, "--public", u)
 	}
 	logPath := filepath.Join(data, "relay.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -545,6 +564,7 @@ func (r *agentRun) deployProxy(client *agentsim.Client, dir string, c wire.Comma
 		return fmt.Errorf("deploy-proxy: %w", err)
 	}
 	defer logFile.Close()
+	offset, _ := logFile.Seek(0, io.SeekEnd)
 	proc := exec.Command(exe, argv...)
 	proc.Dir = data
 	proc.Stdout, proc.Stderr = logFile, logFile
@@ -552,13 +572,68 @@ func (r *agentRun) deployProxy(client *agentsim.Client, dir string, c wire.Comma
 	if err := proc.Start(); err != nil {
 		return fmt.Errorf("deploy-proxy: start relay: %w", err)
 	}
-	r.logf("deploy-proxy: started relay (pid %d) for cluster %s, joining %s; data %s, log %s", proc.Process.Pid, args.Cluster, manager, data, logPath)
+	pid := proc.Process.Pid
+	r.logf("deploy-proxy: started relay (pid %d) for cluster %s, joining %s; data %s, log %s", pid, args.Cluster, manager, data, logPath)
+	exited := make(chan error, 1)
 	go func() {
 		// Reap the child if it ends while the agent runs.
 		err := proc.Wait()
-		r.logf("deploy-proxy: relay (pid %d) exited: %v (see %s)", proc.Process.Pid, exitText(err), logPath)
+		r.logf("deploy-proxy: relay (pid %d) exited: %v (see %s)", pid, exitText(err), logPath)
+		exited <- err
 	}()
-	return nil
+	outcome := func(timeout <-chan time.Time) (error, bool) {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case err := <-exited:
+				return fmt.Errorf("relay exited (%s): %s", exitText(err), relayFailure(logPath, offset)), true
+			case <-tick.C:
+				if info, err := relay.ReadRunFile(data, "relay"); err == nil && info.PID == pid {
+					r.logf("deploy-proxy: relay (pid %d) joined cluster %s and listens on %s", pid, args.Cluster, strings.Join(info.URLs, ", "))
+					return nil, true
+				}
+			case <-timeout:
+				return nil, false
+			}
+		}
+	}
+	if err, ok := outcome(time.After(deployWait)); ok {
+		return err
+	}
+	go func() {
+		err, _ := outcome(nil)
+		res := wire.CommandResult{ID: c.ID, State: wire.StateDone}
+		if err != nil {
+			res = wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()}
+		}
+		ag.Report(res)
+	}()
+	return agentsim.ErrCommandRunning
+}
+
+var listenInUse = regexp.MustCompile(`listen tcp ([^ ]+): bind: address already in use`)
+
+// relayFailure is why the relay started by deploy-proxy stopped: its last
+// error line in the log written since offset, a port in use said plainly.
+func relayFailure(logPath string, offset int64) string {
+	b, err := os.ReadFile(logPath)
+	if err != nil || int64(len(b)) < offset {
+		return "see " + logPath
+	}
+	var last string
+	for _, l := range strings.Split(string(b[offset:]), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			last = l
+		}
+	}
+	if m := listenInUse.FindStringSubmatch(last); m != nil {
+		return fmt.Sprintf("port %s already in use on this host: deploy again with other --listen values", m[1])
+	}
+	if last == "" {
+		return "no error in " + logPath
+	}
+	return strings.TrimPrefix(last, "outpost: ")
 }
 
 func exitText(err error) string {

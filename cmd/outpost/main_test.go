@@ -385,14 +385,38 @@ func TestWalkthrough(t *testing.T) {
 		}
 	})
 	t.Run("release", func(t *testing.T) {
-		c.ok("release", "add", "1.2.0", "--notes", "first")
-		c.ok("release", "add", "1.10.0")
+		pkg := releasePackage(t)
+		c.ok("release", "add", "1.2.0", "--notes", "first", "--file", pkg)
+		c.ok("release", "add", "v1.10.0", "--file", pkg)
 		var rs []store.Release
 		c.json(&rs, "release", "list")
-		if len(rs) != 2 || rs[0].Version != "1.10.0" || rs[1].Notes != "first" {
+		if len(rs) != 2 || rs[0].Version != "1.10.0" || rs[1].Notes != "first" || len(rs[0].SHA256) != 64 {
 			t.Errorf("release list: %+v", rs)
 		}
-		c.fails(1, "release 1.2.0 already exists", "release", "add", "1.2.0")
+		for _, tt := range []struct {
+			name, want string
+			code       int
+			args       []string
+		}{
+			{"exists", "release 1.2.0 already exists", 1, []string{"1.2.0", "--file", pkg}},
+			{"no package", "--file PATH is required", 2, []string{"1.3.0"}},
+			{"missing package", "no such file", 1, []string{"1.3.0", "--file", pkg + ".missing"}},
+			{"not semver", `version "v1.0": three numbers are needed`, 1, []string{"v1.0", "--file", pkg}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				before := c.snapshot()
+				c.fails(tt.code, tt.want, append([]string{"release", "add"}, tt.args...)...)
+				if after := c.snapshot(); after != before {
+					t.Errorf("a refused release add changed the database")
+				}
+			})
+		}
+		c.fails(1, "release 9.9.9 not found", "release", "delete", "9.9.9")
+		c.ok("release", "delete", "1.10.0")
+		c.json(&rs, "release", "list")
+		if len(rs) != 1 || rs[0].Version != "1.2.0" {
+			t.Errorf("release list after delete: %+v", rs)
+		}
 		c.fails(1, "proxy server 7 not found", "proxy", "upgrade", "7")
 		c.fails(1, "proxy server 7 not found", "proxy", "delete", "7")
 	})
@@ -748,7 +772,7 @@ func TestProxyLifecycle(t *testing.T) {
 
 	// Upgrade: only to a newer published release; one bad id queues nothing.
 	c.fails(1, "no release is published", "proxy", "upgrade", id)
-	c.ok("release", "add", "1.1.0")
+	c.ok("release", "add", "1.1.0", "--file", releasePackage(t))
 	before := c.snapshot()
 	c.fails(1, "proxy server 99 not found", "proxy", "upgrade", id, "99")
 	if after := c.snapshot(); after != before {
@@ -774,4 +798,14 @@ func TestProxyLifecycle(t *testing.T) {
 		t.Errorf("proxy delete: %s", r)
 	}
 	c.ok("cluster", "delete", "web")
+}
+
+// releasePackage writes a small release package file.
+func releasePackage(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "outpost.pkg")
+	if err := os.WriteFile(p, []byte("outpost release package"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

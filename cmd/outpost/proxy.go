@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +15,7 @@ func init() { register("", newProxyCmd) }
 
 func newProxyCmd(a *app) *cobra.Command {
 	cmd := group("proxy", "Deploy, list, upgrade and delete proxy servers")
-	cmd.AddCommand(newProxyDeployCmd(a), newProxyListCmd(a), newProxyUpgradeCmd(a), newProxyDeleteCmd(a))
+	cmd.AddCommand(newProxyDeployCmd(a), newProxyListCmd(a), newProxyShowCmd(a), newProxyDeploymentsCmd(a), newProxyUpgradeCmd(a), newProxyDeleteCmd(a))
 	return cmd
 }
 
@@ -26,10 +28,7 @@ func proxyRows(ps []store.Proxy) [][]string {
 		if p.Protected {
 			prot = store.Protected
 		}
-		up := "-"
-		if p.Upgrade {
-			up = "available"
-		}
+		up := upgradeText(p)
 		rows = append(rows, []string{fmt.Sprint(p.ID), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, p.Status,
 			fmtAgo(p.LastSeen), fmt.Sprint(p.Agents), fmt.Sprintf("%.2f", p.Load), prot, up})
 	}
@@ -39,13 +38,18 @@ func proxyRows(ps []store.Proxy) [][]string {
 func newProxyDeployCmd(a *app) *cobra.Command {
 	var cluster, account, asset, expires, manager string
 	var manual bool
+	var listen, public []string
 	cmd := &cobra.Command{
-		Use:   "deploy --cluster N (--asset HOST | --manual) [--expires 1h] [--manager URL]",
+		Use:   "deploy --cluster N (--asset HOST [--listen L]... [--public URL]... | --manual) [--expires 1h] [--manager URL]",
 		Short: "Deploy a proxy server: onto an online Linux asset, or with a one-time command",
 		Long: `Deploy a proxy server into a cluster.
 
 --asset HOST   quick deployment: queue the deploy command for an online Linux
-               asset that runs the agent; the agent starts the relay.
+               asset that runs the agent; the agent starts the relay, with
+               --listen and --public as given here (as for 'outpost relay').
+               The command's state (queued, delivered, running, done, or
+               failed with the reason, such as a port already in use) shows
+               in 'outpost proxy list' and 'outpost proxy deployments'.
 --manual       print a one-time, expiring command to run on the proxy host:
                outpost relay --manager URL --join TOKEN [--ca-sha256 H]
                URL is --manager, else the first https URL of the relay running
@@ -57,6 +61,14 @@ func newProxyDeployCmd(a *app) *cobra.Command {
 			}
 			if asset != "" && manager != "" {
 				return usageErrorf("--manager applies to --manual only")
+			}
+			if manual && (len(listen) > 0 || len(public) > 0) {
+				return usageErrorf("--listen and --public apply to --asset only: give them to the 'outpost relay' command on the proxy host")
+			}
+			for _, l := range listen {
+				if _, err := parseListen(l); err != nil {
+					return err
+				}
 			}
 			ttl := store.DefaultJoinTTL
 			if cmd.Flags().Changed("expires") {
@@ -89,7 +101,7 @@ func newProxyDeployCmd(a *app) *cobra.Command {
 				if agent, err = db.FindAgent(ctx(cmd), c.AccountID, asset); err != nil {
 					return err
 				}
-				jt, err := db.CreateJoinToken(ctx(cmd), c.ID, store.DeployQuick, agent.ID, ttl)
+				jt, err := db.CreateQuickDeploy(ctx(cmd), c.ID, agent.ID, ttl, store.RelayOptions{Listen: listen, Public: public})
 				if err != nil {
 					return err
 				}
@@ -100,8 +112,8 @@ func newProxyDeployCmd(a *app) *cobra.Command {
 						Hostname string `json:"hostname"`
 					}{jt, agent.Hostname})
 				}
-				a.printf("deploy command queued for asset %s (%s): its agent starts the relay at its next check-in\n", clean(agent.Hostname), agent.ID)
-				a.printf("the join token expires at %s; watch it come online: outpost proxy list --cluster %s\n", fmtTime(jt.ExpiresAt), shellQuote(c.Name))
+				a.printf("deploy command %d queued for asset %s (%s): its agent starts the relay at its next check-in\n", jt.CommandID, clean(agent.Hostname), agent.ID)
+				a.printf("the join token expires at %s; follow it: outpost proxy deployments --cluster %s\n", fmtTime(jt.ExpiresAt), shellQuote(c.Name))
 				return nil
 			}
 			jt, err := db.CreateJoinToken(ctx(cmd), c.ID, store.DeployManual, "", ttl)
@@ -128,6 +140,8 @@ func newProxyDeployCmd(a *app) *cobra.Command {
 	f.StringVar(&expires, "expires", "1h", "how long the join token stays valid")
 	f.StringVar(&manager, "manager", "", "URL the relay uses to reach this management host (manual deployment)")
 	f.StringVar(&account, "account", "", "account of the cluster")
+	f.StringArrayVar(&listen, "listen", nil, "quick deployment: listener of the relay, repeatable: https://HOST:PORT or http://HOST:PORT (default the relay's)")
+	f.StringArrayVar(&public, "public", nil, "quick deployment: URL agents use to reach the relay, repeatable (default: from --listen)")
 	cmd.MarkFlagRequired("cluster")
 	return cmd
 }
@@ -172,9 +186,12 @@ func newProxyListCmd(a *app) *cobra.Command {
 			}
 			if len(ps) == 0 {
 				a.notef("no proxy server yet: deploy one with 'outpost proxy deploy --cluster N --manual'")
+				a.printDeploymentNotes(cmd, cluster, account)
 				return nil
 			}
 			a.printTable(proxyHead, proxyRows(ps))
+			a.printCommandNotes(ps)
+			a.printDeploymentNotes(cmd, cluster, account)
 			return nil
 		},
 	}
@@ -296,6 +313,192 @@ func newProxyDeleteCmd(a *app) *cobra.Command {
 				return a.printJSON(map[string]any{"deleted": "proxy", "id": id, "hostname": p.Hostname, "cluster": p.Cluster})
 			}
 			a.printf("proxy server %d (%s) deleted from cluster %s\n", id, clean(p.Hostname), clean(p.Cluster))
+			return nil
+		},
+	}
+}
+
+// upgradeText is the UPGRADE column: an upgrade under way or failed says
+// so (its state), else whether a newer release is available.
+func upgradeText(p store.Proxy) string {
+	if c, ok := p.UpgradeCommand(); ok && c.State != store.CommandDone {
+		return "to " + commandVersion(c) + ": " + c.Describe()
+	}
+	if p.Upgrade {
+		return "available"
+	}
+	return "-"
+}
+
+// commandVersion is the version an upgrade command names.
+func commandVersion(c store.Command) string {
+	var v struct {
+		Version string `json:"version"`
+	}
+	json.Unmarshal([]byte(c.Payload), &v)
+	return orDash(v.Version)
+}
+
+// printCommandNotes prints, under the proxy table, the last failed command
+// of each proxy server.
+func (a *app) printCommandNotes(ps []store.Proxy) {
+	for _, p := range ps {
+		if p.LastError != "" {
+			a.printf("proxy server %d (%s): last error: %s\n", p.ID, clean(p.Hostname), p.LastError)
+		}
+	}
+}
+
+// printDeploymentNotes prints quick deployments that have not ended well
+// (the latest per asset), so a relay that could not start is seen where
+// the operator looks for it.
+func (a *app) printDeploymentNotes(cmd *cobra.Command, cluster, account string) {
+	ds, err := a.deployments(cmd, cluster, account)
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, d := range ds {
+		if seen[d.AssetID] {
+			continue
+		}
+		seen[d.AssetID] = true
+		if d.State != store.CommandDone {
+			a.printf("quick deployment onto %s (cluster %s, command %d): %s\n", clean(orDash(d.Hostname)), clean(d.Cluster), d.Command.ID, d.Command.Describe())
+		}
+	}
+}
+
+// deployments lists quick deployments of a cluster, or of all clusters
+// (of one account when given).
+func (a *app) deployments(cmd *cobra.Command, cluster, account string) ([]store.Deployment, error) {
+	db, err := a.store()
+	if err != nil {
+		return nil, err
+	}
+	if cluster != "" {
+		c, err := a.resolveCluster(cmd, account, cluster)
+		if err != nil {
+			return nil, err
+		}
+		return db.ListDeployments(ctx(cmd), c.ID)
+	}
+	ds, err := db.ListDeployments(ctx(cmd), 0)
+	if err != nil || account == "" {
+		return ds, err
+	}
+	acct, err := a.resolveAccount(cmd, account)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := db.ListClusters(ctx(cmd), acct.ID)
+	if err != nil {
+		return nil, err
+	}
+	mine := map[int64]bool{}
+	for _, c := range cs {
+		mine[c.ID] = true
+	}
+	var out []store.Deployment
+	for _, d := range ds {
+		if mine[d.ClusterID] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+func newProxyDeploymentsCmd(a *app) *cobra.Command {
+	var cluster, account string
+	cmd := &cobra.Command{
+		Use:   "deployments [--cluster N]",
+		Short: "List quick deployments and the state of their deploy command",
+		Long: `List quick deployments (proxy deploy --asset), newest first, with the state
+of the deploy command: queued (the agent has not checked in since), delivered
+(handed to the agent, no answer yet), running (the agent started the relay),
+done (the relay joined and listens), or failed with the reason (the relay's
+own error, such as a port already in use, or no answer from the agent).`,
+		Args: nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ds, err := a.deployments(cmd, cluster, account)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(nonNil(ds))
+			}
+			if len(ds) == 0 {
+				a.notef("no quick deployment yet: outpost proxy deploy --cluster N --asset HOST")
+				return nil
+			}
+			var rows [][]string
+			for _, d := range ds {
+				proxy := "-"
+				if d.ProxyID != 0 {
+					proxy = fmt.Sprint(d.ProxyID)
+				}
+				rows = append(rows, []string{fmt.Sprint(d.Command.ID), d.Cluster, orDash(d.Hostname), d.Command.Describe(),
+					fmtAgo(d.Command.UpdatedAt), proxy})
+			}
+			a.printTable([]string{"COMMAND", "CLUSTER", "ASSET", "STATE", "UPDATED", "PROXY"}, rows)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster's deployments")
+	cmd.Flags().StringVar(&account, "account", "", "only this account's deployments")
+	return cmd
+}
+
+func newProxyShowCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a proxy server and its recent commands (upgrade, policy) with their states",
+		Args:  nargs(1, 1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID("proxy id", args[0])
+			if err != nil {
+				return err
+			}
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			p, err := db.GetProxy(ctx(cmd), id)
+			if err != nil {
+				return err
+			}
+			cmds, err := db.ListCommands(ctx(cmd), store.TargetProxy, fmt.Sprint(id), 10)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(struct {
+					store.Proxy
+					Recent []store.Command `json:"recent_commands"`
+				}{p, nonNil(cmds)})
+			}
+			a.printFields([][2]string{
+				{"Proxy server", fmt.Sprintf("%d (%s)", p.ID, p.Hostname)},
+				{"Cluster", p.Cluster},
+				{"IP", orDash(p.IP)},
+				{"URLs", orDash(strings.Join(p.URLs, ", "))},
+				{"Version", orDash(p.Version)},
+				{"Deploy", p.Deploy},
+				{"Status", p.Status + ", last seen " + fmtAgo(p.LastSeen)},
+				{"Agents", fmt.Sprint(p.Agents)},
+				{"Upgrade", upgradeText(p)},
+				{"Last error", orDash(p.LastError)},
+			})
+			a.printf("\nRecent commands:\n")
+			if len(cmds) == 0 {
+				a.printf("  none\n")
+				return nil
+			}
+			var rows [][]string
+			for _, c := range cmds {
+				rows = append(rows, []string{fmt.Sprint(c.ID), c.Type, c.Describe(), fmtTime(c.CreatedAt), fmtAgo(c.UpdatedAt), fmt.Sprint(c.Attempts)})
+			}
+			a.printTableIndent("  ", []string{"ID", "TYPE", "STATE", "QUEUED", "UPDATED", "DELIVERIES"}, rows)
 			return nil
 		},
 	}

@@ -11,19 +11,31 @@ import (
 func init() { register("", newReleaseCmd) }
 
 func newReleaseCmd(a *app) *cobra.Command {
-	cmd := group("release", "Publish and list releases (what 'proxy upgrade' upgrades to)")
-	var notes, sha string
+	cmd := group("release", "Publish, list and delete releases (what 'proxy upgrade' upgrades to)")
+	var notes, file string
 	add := &cobra.Command{
-		Use:   "add VERSION [--notes T]",
-		Short: "Publish a release; online proxy servers older than the latest one can be upgraded",
-		Args:  nargs(1, 1, "VERSION"),
+		Use:   "add VERSION --file PATH [--notes T]",
+		Short: "Publish a release with its package; online proxy servers older than the latest one can be upgraded",
+		Long: `Publish a release. VERSION is a semantic version, MAJOR.MINOR.PATCH with an
+optional -prerelease (1.2.0, 1.3.0-rc.1); a leading "v" is dropped (v1.2.0 is
+1.2.0), and anything else ("v1.0", "1.2") is refused. Versions compare as
+semantic versions: 1.10.0 is newer than 1.9.0, and 1.3.0-rc.1 is older than
+1.3.0.
+
+--file is the release package: it is copied to DATA/releases/VERSION on this
+host and its SHA-256 recorded; relays download it through the management host
+and check that SHA-256 before staging it.`,
+		Args: nargs(1, 1, "VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return usageErrorf("--file PATH is required: a release needs its package")
+			}
 			db, err := a.store()
 			if err != nil {
 				return err
 			}
-			r := store.Release{Version: args[0], Notes: notes, SHA256: sha}
-			if err := db.AddRelease(ctx(cmd), r); err != nil {
+			r, err := db.PublishRelease(ctx(cmd), store.Release{Version: args[0], Notes: notes}, file)
+			if err != nil {
 				return err
 			}
 			latest, err := db.LatestRelease(ctx(cmd))
@@ -33,12 +45,12 @@ func newReleaseCmd(a *app) *cobra.Command {
 			if a.jsonOut {
 				return a.printJSON(map[string]any{"version": r.Version, "notes": r.Notes, "sha256": r.SHA256, "latest": latest})
 			}
-			a.printf("release %s published (latest: %s)\n", clean(r.Version), clean(latest))
+			a.printf("release %s published (sha256 %s; latest: %s)\n", clean(r.Version), r.SHA256, clean(latest))
 			return nil
 		},
 	}
 	add.Flags().StringVar(&notes, "notes", "", "release notes")
-	add.Flags().StringVar(&sha, "sha256", "", "hex SHA-256 of the release package")
+	add.Flags().StringVar(&file, "file", "", "the release package (copied to DATA/releases/VERSION)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List published releases, newest first",
@@ -56,7 +68,7 @@ func newReleaseCmd(a *app) *cobra.Command {
 				return a.printJSON(nonNil(rs))
 			}
 			if len(rs) == 0 {
-				a.notef("no release published yet: outpost release add VERSION")
+				a.notef("no release published yet: outpost release add VERSION --file PATH")
 				return nil
 			}
 			var rows [][]string
@@ -71,7 +83,30 @@ func newReleaseCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(add, list)
+	del := &cobra.Command{
+		Use:   "delete VERSION",
+		Short: "Delete a release and its package (refused while a proxy server is upgrading to it)",
+		Args:  nargs(1, 1, "VERSION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			if err := db.DeleteRelease(ctx(cmd), args[0]); err != nil {
+				return err
+			}
+			latest, err := db.LatestRelease(ctx(cmd))
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"deleted": "release", "version": args[0], "latest": latest})
+			}
+			a.printf("release %s deleted (latest: %s)\n", clean(args[0]), orDash(clean(latest)))
+			return nil
+		},
+	}
+	cmd.AddCommand(add, list, del)
 	return cmd
 }
 
