@@ -6,12 +6,34 @@
 // facts read from /proc and /etc (HostFS), a generator of varied fleets
 // (FakeHost) and the simulator RunSim with its end-of-run Report.
 //
+// Failover: a call tries the URL in use, then each other URL once, and the
+// client stays on the one that answered. It moves on for network and TLS
+// errors and for answers that mean "this URL cannot serve you" (notHere:
+// 403 including wire.CodeNeedsTLS, 404, 421, 5xx, and anything that is not
+// a relay's JSON error, such as a TLS port answering plain HTTP with 400);
+// 400, 401, 409, 413 and 429 are answers about the request and are
+// returned at once. When every URL failed, NoRelayError says per URL what
+// happened (Describe renders it for logs). Enrolment stops for good on a
+// key or account refusal from any relay (they all ask the same management
+// host) and when every URL answered "not here"; it retries on 429, 5xx and
+// silence. A cluster's list starts with the cluster address (a load
+// balancer or VIP spreads agents itself), so Spread keeps the first URL
+// and rotates the relays' own URLs behind it; the dial timeout (3 s) keeps
+// an unreachable address cheap.
+//
 // Delivery: an Agent keeps every event in its EventBuffer until a relay
 // acknowledged it (memory for simulations, disk for the reference agent);
-// 429 answers are retried after Retry-After, network errors fail over to
-// the next relay URL. Sequence numbers are per agent and contiguous, so the
-// loss check compares each agent's last acknowledged sequence with the
-// collector's distinct count for it.
+// 429 answers are retried after Retry-After, other failures after a
+// back-off (spread over a window when no relay answered at all). Sequence
+// numbers are per agent and contiguous, so the loss check compares each
+// agent's last acknowledged sequence with the collector's distinct count
+// for it; without a collector the loss is not checked (nil in Report).
+//
+// Simulated fleets: install commands are per OS, so RunSim draws hosts of
+// the OSes it has keys for (fleetKeys); a key given without its OS is
+// taken as Linux until a refusal ("install command is for windows") names
+// its OS. Report.Problems lists what fails a run (lost events, agents
+// failed for good counted by reason, events left unacknowledged).
 //
 // Scale: RunSim spreads connections over several 127.0.0.x source
 // addresses (one shared transport each) when the relay is on loopback and
