@@ -31,7 +31,12 @@
 //     of another account; agent credentials for events are verified once
 //     with the management host and cached (hash only, AuthTTL). A heartbeat
 //     (HeartbeatInterval) reports version and load and brings back the
-//     cluster policy and relay commands (policy, upgrade).
+//     cluster policy and relay commands (policy, upgrade); a command the
+//     relay could not carry out (an upgrade whose download or checksum
+//     failed) is reported failed with the reason in the next heartbeat's
+//     Results, never retried on its own (commands.go, store.ReportCommands).
+//     Check-in Results from agents reach the store the same way; a joined
+//     relay forwards them unchanged.
 //
 // Data path (sink.go): an events batch is acknowledged only once durable.
 // Forward mode appends to relay/spool (CRC-framed segments, group-committed
