@@ -252,7 +252,7 @@ func (db *DB) ListDeployments(ctx context.Context, clusterID int64) ([]Deploymen
 		return nil, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.query(`SELECT j.id, j.cluster_id, cl.name, COALESCE(j.asset_id, ''), COALESCE(a.hostname, ''), COALESCE(j.proxy_id, 0), j.expires_at,
+	rows, err := tx.query(`SELECT j.id, j.cluster_id, cl.name, COALESCE(j.asset_id, ''), COALESCE(a.hostname, ''), COALESCE(j.proxy_id, 0), j.expires_at, j.used_at,
 		c.id, c.target_kind, c.target_id, c.type, c.payload, c.created_at, c.delivered_at, c.acked_at, c.state, c.attempts, c.error, c.updated_at
 		FROM join_tokens j JOIN clusters cl ON cl.id = j.cluster_id
 		JOIN commands c ON c.target_kind = 'agent' AND c.type = 'deploy-proxy' AND json_extract(c.payload, '$.join_token') = j.id
@@ -265,15 +265,19 @@ func (db *DB) ListDeployments(ctx context.Context, clusterID int64) ([]Deploymen
 	var out []Deployment
 	for rows.Next() {
 		var d Deployment
-		var exp, created, delivered, acked, updated int64
+		var exp, used, created, delivered, acked, updated int64
 		c := &d.Command
-		if err := rows.Scan(&d.JoinTokenID, &d.ClusterID, &d.Cluster, &d.AssetID, &d.Hostname, &d.ProxyID, &exp,
+		if err := rows.Scan(&d.JoinTokenID, &d.ClusterID, &d.Cluster, &d.AssetID, &d.Hostname, &d.ProxyID, &exp, &used,
 			&c.ID, &c.TargetKind, &c.TargetID, &c.Type, &c.Payload, &created, &delivered, &acked, &c.State, &c.Attempts, &c.Error, &updated); err != nil {
 			return nil, err
 		}
 		d.ExpiresAt = fromMS(exp)
 		c.CreatedAt, c.DeliveredAt, c.EndedAt, c.UpdatedAt = fromMS(created), fromMS(delivered), fromMS(acked), fromMS(updated)
 		d.Command = derive(d.Command, tx.now)
+		if (c.State == CommandQueued || c.State == CommandDelivered) && used == 0 && !tx.now.Before(d.ExpiresAt) {
+			c.State = CommandFailed
+			c.Error = fmt.Sprintf("the join token expired at %s before the agent started the relay: deploy again", d.ExpiresAt.Format(time.RFC3339))
+		}
 		d.State, d.Error = d.Command.State, d.Command.Error
 		out = append(out, d)
 	}
@@ -460,7 +464,53 @@ func expireCommands(tx *Tx, kind, target string) (int, error) {
 			return 0, err
 		}
 	}
-	return len(cmds), nil
+	n, err := expireDeployments(tx, kind, target)
+	return len(cmds) + n, err
+}
+
+// expireDeployments fails the quick deployments still to be handed over
+// whose join token expired: the relay could never join with it.
+func expireDeployments(tx *Tx, kind, target string) (int, error) {
+	if kind == TargetProxy {
+		return 0, nil
+	}
+	q := `SELECT c.id, c.target_id, j.expires_at FROM commands c JOIN join_tokens j ON j.id = json_extract(c.payload, '$.join_token')
+		WHERE c.target_kind = 'agent' AND c.type = 'deploy-proxy' AND c.acked_at = 0 AND c.state IN ('queued', 'delivered')
+		AND j.used_at = 0 AND j.expires_at <= ?`
+	args := []any{ms(tx.now)}
+	if kind != "" {
+		q += ` AND c.target_id = ?`
+		args = append(args, target)
+	}
+	rows, err := tx.query(q, args...)
+	if err != nil {
+		return 0, err
+	}
+	type exp struct {
+		id     int64
+		target string
+		at     int64
+	}
+	var es []exp
+	for rows.Next() {
+		var e exp
+		if err := rows.Scan(&e.id, &e.target, &e.at); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		es = append(es, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, e := range es {
+		reason := fmt.Sprintf("the join token expired at %s before the agent started the relay: deploy again", fromMS(e.at).Format(time.RFC3339))
+		if err := failCommand(tx, TargetAgent, e.target, e.id, reason); err != nil {
+			return 0, err
+		}
+	}
+	return len(es), nil
 }
 
 func expiredReason(c Command, now time.Time) string {

@@ -279,3 +279,79 @@ func TestCommandIDsNeverReused(t *testing.T) {
 		t.Errorf("new command id: got %d, want more than the deleted %d", got, first)
 	}
 }
+
+// TestQuickDeployTokenExpiry: a quick deployment whose join token expired
+// before the agent took it can never succeed; it ends failed with that
+// reason rather than staying queued, and is not handed to the agent.
+func TestQuickDeployTokenExpiry(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		sweep func(f *fixture, agent string)
+	}{
+		{"shown before any sweep", func(*fixture, string) {}},
+		{"swept", func(f *fixture, _ string) {
+			if _, err := f.db.ExpireCommands(f.ctx); err != nil {
+				f.t.Fatal(err)
+			}
+		}},
+		{"the agent asks again", func(f *fixture, agent string) {
+			if cs, err := f.db.DeliverCommands(f.ctx, store.TargetAgent, agent); err != nil || len(cs) != 0 {
+				f.t.Fatalf("DeliverCommands: got %v, %v, want nothing to deliver", commandIDs(cs), err)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			a, key := f.account("acme")
+			c := f.cluster(a.ID, "edge", "relay.acme.example")
+			w := f.enrol(key, "web-01")
+			jt, err := f.db.CreateQuickDeploy(f.ctx, c.ID, w.ID, time.Minute, store.RelayOptions{Listen: []string{"https://127.0.0.1:18443"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.clock.Advance(time.Minute)
+			tt.sweep(f, w.ID)
+			ds, err := f.db.ListDeployments(f.ctx, c.ID)
+			if err != nil || len(ds) != 1 || ds[0].Command.ID != jt.CommandID {
+				t.Fatalf("ListDeployments: got %+v, %v, want command %d", ds, err, jt.CommandID)
+			}
+			want := "the join token expired at " + t0.Add(time.Minute).Format(time.RFC3339)
+			if d := ds[0]; d.State != store.CommandFailed || !strings.Contains(d.Error, want) {
+				t.Errorf("got %s %q, want failed: %s...", d.State, d.Error, want)
+			}
+		})
+	}
+}
+
+func TestCreateQuickDeployOptions(t *testing.T) {
+	f := newFixture(t)
+	a, key := f.account("acme")
+	c := f.cluster(a.ID, "edge", "relay.acme.example")
+	w := f.enrol(key, "web-01")
+	before := f.dump()
+	for _, tt := range []struct {
+		name string
+		o    store.RelayOptions
+	}{
+		{"listen without a port", store.RelayOptions{Listen: []string{"https://127.0.0.1"}}},
+		{"public not a URL", store.RelayOptions{Public: []string{"relay.example.com:8443"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.db.CreateQuickDeploy(f.ctx, c.ID, w.ID, time.Hour, tt.o)
+			wantCode(t, err, store.EInvalid)
+			f.unchanged(before)
+		})
+	}
+	t.Run("passed to the agent", func(t *testing.T) {
+		o := store.RelayOptions{Listen: []string{"https://0.0.0.0:9443"}, Public: []string{"https://relay.acme.example:9443"}}
+		jt, err := f.db.CreateQuickDeploy(f.ctx, c.ID, w.ID, time.Hour, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := f.pending(store.TargetAgent, w.ID)
+		if len(cs) != 1 || cs[0].ID != jt.CommandID ||
+			!strings.Contains(cs[0].Payload, `"listen":["https://0.0.0.0:9443"]`) || !strings.Contains(cs[0].Payload, `"public":["https://relay.acme.example:9443"]`) {
+			t.Errorf("got %+v, want the deploy-proxy command %d with listen and public", cs, jt.CommandID)
+		}
+	})
+}
