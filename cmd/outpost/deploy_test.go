@@ -128,5 +128,8 @@ func TestQuickDeployStates(t *testing.T) {
 	if r := c.ok("proxy", "list", "--cluster", "edge"); strings.Contains(r.stdout, "quick deployment onto") {
 		t.Errorf("proxy list still shows a deployment note after a done one:\n%s", r)
 	}
+	if r := c.ok("proxy", "show", strconv.FormatInt(d.ProxyID, 10)); !strings.Contains(r.stdout, public) || !strings.Contains(r.stdout, "Recent commands:") {
+		t.Errorf("proxy show: want the public URL and the recent commands, got\n%s", r)
+	}
 	a.stop()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -350,8 +351,8 @@ func (a *app) printCommandNotes(ps []store.Proxy) {
 }
 
 // printDeploymentNotes prints quick deployments that have not ended well
-// (the latest per asset), so a relay that could not start is seen where
-// the operator looks for it.
+// (the latest per asset; failures of the last day), so a relay that could
+// not start is seen where the operator looks for it.
 func (a *app) printDeploymentNotes(cmd *cobra.Command, cluster, account string) {
 	ds, err := a.deployments(cmd, cluster, account)
 	if err != nil {
@@ -363,7 +364,7 @@ func (a *app) printDeploymentNotes(cmd *cobra.Command, cluster, account string) 
 			continue
 		}
 		seen[d.AssetID] = true
-		if d.State != store.CommandDone {
+		if d.State != store.CommandDone && (d.State != store.CommandFailed || time.Since(d.Command.UpdatedAt) < 24*time.Hour) {
 			a.printf("quick deployment onto %s (cluster %s, command %d): %s\n", clean(orDash(d.Hostname)), clean(d.Cluster), d.Command.ID, d.Command.Describe())
 		}
 	}
