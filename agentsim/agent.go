@@ -23,6 +23,15 @@ type Identity struct {
 	// CASHA256 is the CA pin the agent enrolled with, so later starts need
 	// no --ca-sha256.
 	CASHA256 string `json:"ca_sha256,omitempty"`
+	// Fingerprint is the one the agent enrolled with and checks in with;
+	// Machine (the machine's fingerprint) and the directory's path, device
+	// and inode say where this identity was written, so a copy of the
+	// directory is told apart (identitystamp.go).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Machine     string `json:"machine,omitempty"`
+	DirPath     string `json:"dir_path,omitempty"`
+	DirDev      uint64 `json:"dir_dev,omitempty"`
+	DirIno      uint64 `json:"dir_inode,omitempty"`
 }
 
 // IdentityStore persists the identity: in memory for simulated agents, in
@@ -179,6 +188,10 @@ type Agent struct {
 	// Load reports CPU and memory use in percent with each check-in (nil =
 	// not reported); the doctor's 95 % rule reads it.
 	Load func() (cpu, mem float64)
+	// CloneBackoff is how long an agent the management host calls a clone
+	// (wire.CheckinResponse.Clone) waits before it checks in again, with
+	// jitter (0 = 5 minutes).
+	CloneBackoff time.Duration
 	// OnCommand is called for commands other than bind/unbind/uninstall.
 	// nil means done; ErrCommandRunning means started, its outcome to come
 	// through Report; any other error is reported as the failure's reason.
@@ -194,6 +207,8 @@ type Agent struct {
 	lastErr error // what the last failed check-in got (nil after a success)
 
 	pollTimeout atomic.Int64 // poll_timeout from the relay's settings (ns)
+
+	clone clonePlace // where the identity lives and whether this is a copy (clone.go)
 }
 
 // LastError is what the last failed check-in got, nil once one succeeded;
@@ -256,6 +271,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.Logf = func(string, ...any) {}
 	}
 	a.kick = make(chan struct{}, 1)
+	if err := a.locate(); err != nil {
+		return err
+	}
 	if err := a.ensureIdentity(ctx); err != nil {
 		return err
 	}
@@ -292,7 +310,9 @@ func (a *Agent) ensureIdentity(ctx context.Context) error {
 			a.Stats.Enrolled.Add(1)
 			a.Stats.EnrolLatency.Add(time.Since(start))
 			a.Client.SetProxies(Spread(resp.Proxies, a.Host.Fingerprint))
-			return a.Identity.Save(Identity{AgentID: resp.AgentID, Secret: resp.Secret, Proxies: a.Client.Proxies(), Cluster: resp.Cluster})
+			id := Identity{AgentID: resp.AgentID, Secret: resp.Secret, Proxies: a.Client.Proxies(), Cluster: resp.Cluster}
+			a.stampEnrolled(&id)
+			return a.Identity.Save(id)
 		}
 		a.Stats.EnrolFailures.Add(1)
 		if ctx.Err() != nil {
@@ -407,9 +427,14 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 		}
 		a.applySettings(resp.Settings)
 		nextInv = lastInv.Add(a.inventoryInterval(resp.Settings))
-		if resp.DuplicateID {
-			a.Logf("agent %s: the management host reports a duplicate identity: re-install the agent on clones", a.Host.Hostname)
+		if resp.Clone {
+			acked = nil // carried by this check-in already
+			if !a.cloneBackoff(ctx) {
+				return nil
+			}
+			continue
 		}
+		a.noteDuplicate(resp.DuplicateID)
 		acked = nil
 		for _, c := range resp.Commands {
 			a.Stats.Commands.Add(1)
@@ -474,6 +499,9 @@ func (a *Agent) generate(ctx context.Context) {
 func (a *Agent) send(ctx context.Context) {
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
+		if !a.cloneWait(ctx) {
+			return
+		}
 		recs, err := a.Buffer.Peek(a.batch())
 		if err != nil {
 			a.Logf("agent %s: buffer: %v", a.Host.Hostname, err)

@@ -747,6 +747,9 @@ func (d *Doctor) CheckIdentity(ctx context.Context, relays []string) Check {
 	} else if h, err := (HostFS{}).Host(""); err == nil {
 		fp = h.Fingerprint
 	}
+	if d.IdentityDir != "" {
+		fp, _ = CheckinFingerprint(id, d.IdentityDir, fp) // what the agent of this directory presents
+	}
 	// The secret travels only over TLS when an https relay is available.
 	relays = slices.Clone(relays)
 	slices.SortStableFunc(relays, func(a, b string) int {
@@ -774,9 +777,13 @@ func (d *Doctor) CheckIdentity(ctx context.Context, relays []string) Check {
 		case status != http.StatusOK:
 			lastErr = fmt.Errorf("check-in answered HTTP %d", status)
 			continue
+		case resp.Clone:
+			c.Verdict = VerdictFail
+			c.Detail = fmt.Sprintf("this directory is a copy of agent %s's (another machine or directory holds the enrolled identity)", id.AgentID)
+			c.Fix = dupFix
 		case resp.DuplicateID:
 			c.Verdict = VerdictFail
-			c.Detail = fmt.Sprintf("the management host reports agent %s as a duplicate identity (seen from two machines)", id.AgentID)
+			c.Detail = fmt.Sprintf("the management host reports agent %s as a duplicate identity (a copy of it checked in)", id.AgentID)
 			c.Fix = dupFix
 		default:
 			c.Verdict, c.Detail = VerdictOK, fmt.Sprintf("agent %s checks in and is not duplicated", id.AgentID)

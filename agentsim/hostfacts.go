@@ -63,8 +63,10 @@ func (h HostFS) path(p string) string {
 //   - Fingerprint: hex SHA-256 of the trimmed machine id from
 //     Root/etc/machine-id, falling back to Root/var/lib/dbus/machine-id (an
 //     empty or "uninitialized" id is skipped), then to the host name. Clones
-//     of one image that keep the same machine id share a fingerprint, which
-//     is exactly what the relay uses to flag duplicated agents.
+//     of one image that keep the same machine id share it; an agent kept in
+//     a directory presents IdentityFingerprint instead, which also covers
+//     the directory (path, device, inode: identitystamp.go), so a copy of
+//     the directory on the same machine differs too.
 func (h HostFS) Host(version string) (wire.Host, error) {
 	name, err := h.hostname()
 	if err != nil {

@@ -123,11 +123,29 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 		c.Host = &h
 	}
 	s.batcher.Add(c)
-	dup := a.Duplicate || (req.Fingerprint != "" && a.Fingerprint != "" && req.Fingerprint != a.Fingerprint)
+	if req.Fingerprint != "" && a.Fingerprint != "" && req.Fingerprint != a.Fingerprint {
+		// Not the enrolled machine and directory: a copy. It is answered at
+		// once (the store flags it through the batch above) and never
+		// takes the original's held check-in over.
+		writeJSON(w, http.StatusOK, wire.CheckinResponse{Settings: s.settings(), DuplicateID: true, Clone: true, ServerTimeUTC: time.Now().UTC()})
+		return
+	}
+	dup := a.Duplicate
 	wait := min(time.Duration(req.Wait), s.settings().PollTimeout)
+	conn := agentConn(r, ra)
+	s.clones.arrive(a.ID, conn)
 	s.m.held.Add(1)
 	cmds, err := s.hub.wait(r.Context(), s.db, a.ID, wait)
 	s.m.held.Add(-1)
+	clone := s.clones.leave(a.ID, conn)
+	if clone {
+		s.logf("relay: agent %s: two live connections check in as it; %s is answered as a clone", a.ID, conn)
+		if err := s.db.FlagDuplicate(context.WithoutCancel(r.Context()), a.ID, conn); err != nil {
+			s.logf("relay: flag duplicate %s: %v", a.ID, err)
+		}
+		s.agents.drop(a.ID)
+		dup = true
+	}
 	if r.Context().Err() != nil {
 		return // the agent went away while held
 	}
@@ -135,7 +153,7 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 		s.storeErr(w, err)
 		return
 	}
-	resp := wire.CheckinResponse{Settings: s.settings(), DuplicateID: dup, ServerTimeUTC: time.Now().UTC()}
+	resp := wire.CheckinResponse{Settings: s.settings(), DuplicateID: dup, Clone: clone, ServerTimeUTC: time.Now().UTC()}
 	for _, c := range cmds {
 		resp.Commands = append(resp.Commands, s.wireCommand(r, c))
 	}
@@ -294,6 +312,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	req.Header.Set(wire.HeaderRelay, s.ident.header())
+	req.Header.Set(wire.HeaderAgentAddr, r.RemoteAddr)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		if s.closed.Load() && r.Context().Err() == nil {

@@ -43,6 +43,7 @@ type Server struct {
 	db          *store.DB
 	batcher     *store.Batcher
 	hub         *hub
+	clones      *cloneWatch
 	relays      *authCache[relayAuth]
 	ingestToken string
 
@@ -90,6 +91,7 @@ func New(cfg Config) (*Server, error) {
 		s.pki = pki
 		s.batcher = store.NewBatcher(s.db, cfg.CheckinFlush, 2000, s.logf)
 		s.hub = newHub()
+		s.clones = newCloneWatch()
 		s.ingestToken = store.NewSecret("it_")
 		policy = wire.Policy{Mode: store.ModeForward, Upstream: cfg.Upstream}
 	} else {

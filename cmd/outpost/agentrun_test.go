@@ -132,6 +132,21 @@ func arAgentID(t *testing.T, p *arAgent) string {
 	return id
 }
 
+// arFingerprint is the fingerprint an agent enrolled in dir on this
+// machine presents: the machine's, with the directory's place.
+func arFingerprint(t *testing.T, dir string) string {
+	t.Helper()
+	h, err := (agentsim.HostFS{}).Host(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := agentsim.StampDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return agentsim.IdentityFingerprint(h.Fingerprint, st)
+}
+
 func arGetAgent(t *testing.T, m *arManager, id string) store.Agent {
 	t.Helper()
 	g, err := m.DB.GetAgent(context.Background(), id)
@@ -237,8 +252,10 @@ func TestAgentRunLifecycle(t *testing.T) {
 	if g.Hostname != host || g.OS != "linux" || g.Arch != runtime.GOARCH || g.Version != version {
 		t.Errorf("host facts %q %q %q %q, want %q linux %q %q", g.Hostname, g.OS, g.Arch, g.Version, host, runtime.GOARCH, version)
 	}
-	if want, _ := (agentsim.HostFS{}).Host(version); g.OSName != want.OSName || g.Fingerprint != want.Fingerprint {
-		t.Errorf("os name %q fingerprint %q, want %q %q", g.OSName, g.Fingerprint, want.OSName, want.Fingerprint)
+	// The fingerprint covers this machine and where the identity lives.
+	enrolledFP := arFingerprint(t, dir)
+	if want, _ := (agentsim.HostFS{}).Host(version); g.OSName != want.OSName || g.Fingerprint != enrolledFP {
+		t.Errorf("os name %q fingerprint %q, want %q %q", g.OSName, g.Fingerprint, want.OSName, enrolledFP)
 	}
 	if !g.Online || g.SecurityStatus != "Protected" {
 		t.Errorf("agent online=%v security=%q, want online and Protected", g.Online, g.SecurityStatus)
@@ -318,7 +335,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 	if g.DuplicateFix == "" {
 		t.Error("duplicate without the fix text")
 	}
-	if want, _ := (agentsim.HostFS{}).Host(version); g.Fingerprint != want.Fingerprint {
+	if g.Fingerprint != enrolledFP {
 		t.Errorf("the clone overwrote the enrolled fingerprint: %s", g.Fingerprint)
 	}
 	waitCond(t, c.proc, 10*time.Second, "the clone told about the duplicate", func() bool {

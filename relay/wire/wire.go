@@ -28,6 +28,11 @@ const (
 // forwards an agent call; the agent's Authorization header is kept as is.
 const HeaderRelay = "X-Outpost-Relay"
 
+// HeaderAgentAddr is set by a joined relay on a forwarded check-in: the
+// agent's address as the relay sees it, so the management host tells two
+// live copies of one identity from one agent that reconnected.
+const HeaderAgentAddr = "X-Outpost-Agent-Addr"
+
 // HeaderVia is set by a joined relay when it forwards an agent call to the
 // management host, so the store records which proxy the agent came through.
 const HeaderVia = "X-Outpost-Via"
