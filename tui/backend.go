@@ -17,6 +17,7 @@ type Backend interface {
 	Settings() store.Settings
 	SetSettings(ctx context.Context, s store.Settings) error
 	ListAudit(ctx context.Context, limit int) ([]store.AuditEntry, error)
+	ListAuditPage(ctx context.Context, offset, limit int) (store.AuditPage, error)
 
 	// Clusters
 	ListClusters(ctx context.Context, accountID int64) ([]store.Cluster, error)
@@ -39,6 +40,7 @@ type Backend interface {
 	CountAgents(ctx context.Context, accountID int64) (store.AgentCounts, error)
 	ListAgents(ctx context.Context, f store.AgentFilter) (store.AgentPage, error)
 	GetAgent(ctx context.Context, id string) (store.Agent, error)
+	DiagnoseAgent(ctx context.Context, id string) (store.AgentDiagnosis, error)
 	FindAgent(ctx context.Context, accountID int64, host string) (store.Agent, error)
 	Bind(ctx context.Context, clusterID int64, hosts []string) (store.BindResult, error)
 	Unbind(ctx context.Context, clusterID int64, hosts []string, all bool) ([]string, error)

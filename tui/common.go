@@ -51,6 +51,8 @@ type Common struct {
 	// FlashFor is how long a flash line stays (errors twice as long);
 	// 0 keeps it until the next one.
 	FlashFor time.Duration
+	// Jobs is the background work (a paced bind) shown whatever the view.
+	Jobs *Jobs
 
 	nextID int
 }
@@ -94,6 +96,7 @@ func NewCommon(opt Options) *Common {
 		c.Actor = "operator@tui"
 	}
 	c.Keys = NewKeyMap(c.ReadOnly)
+	c.Jobs = newJobs()
 	c.Clipboard = osc52
 	return c
 }

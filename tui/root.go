@@ -190,6 +190,10 @@ func (r *Root) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return r, tea.Batch(Flash(msg.Flash), RefreshNow())
 	}
+	// Background jobs (a paced bind) belong to no view.
+	if cmd, ok := updateJobs(r.c, msg); ok {
+		return r, cmd
+	}
 	// Everything else (pages, action results) goes to the dialog and to
 	// every view on the stack: each picks the messages tagged with its id.
 	var cmds []tea.Cmd
@@ -253,6 +257,8 @@ func (r *Root) key(msg tea.KeyMsg) tea.Cmd {
 		case key.Matches(msg, k.Help):
 			r.help = true
 			return nil
+		case key.Matches(msg, cancelKey) && r.c.Jobs.Binding():
+			return stopBindConfirm(r.c)
 		case key.Matches(msg, k.Back):
 			if e, ok := v.(Escaper); ok {
 				if cmd, used := e.Escape(); used {
@@ -358,9 +364,12 @@ func (r *Root) View() string {
 	} else {
 		crumbs := r.crumbs()
 		room := w - Width(stripStyle(crumbs)) - 2
-		rt := r.relayText(room)
+		rt, style := r.relayText(room), r.relayStyle()
+		if bl := bindLine(r.c); bl != "" {
+			rt, style = Truncate(bl, room), st.Warn // a running bind matters more than the relay line
+		}
 		if room > 0 && rt != "" {
-			crumbs += strings.Repeat(" ", max(w-Width(stripStyle(crumbs))-Width(rt), 1)) + r.relayStyle().Render(rt)
+			crumbs += strings.Repeat(" ", max(w-Width(stripStyle(crumbs))-Width(rt), 1)) + style.Render(rt)
 		}
 		b.WriteString(clipLine(crumbs, w))
 	}

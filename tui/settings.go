@@ -1,5 +1,155 @@
 package tui
 
-// PLACEHOLDER (engineer F replaces this file): the timing settings and
-// their form.
-func newSettingsView(c *Common) View { return newPlaceholder(c, "Settings", "settings view") }
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"outpost/store"
+)
+
+// SettingsView shows the timing settings (store.Settings) with their
+// defaults and meaning; `e` edits the selected one in a form. The store
+// validates (Settings.Validate) and running relays pick the change up
+// within about a second.
+type SettingsView struct {
+	c     *Common
+	table *Table
+	w, h  int
+}
+
+// setting is one row of the settings table.
+type setting struct {
+	name, meaning string
+	get           func(s *store.Settings) *time.Duration
+}
+
+var settingsList = []setting{
+	{"offline_after", "an agent not heard of for this long is offline (Unprotected)", func(s *store.Settings) *time.Duration { return &s.OfflineAfter }},
+	{"inventory_interval", "how often agents send their online data (inventory)", func(s *store.Settings) *time.Duration { return &s.InventoryInterval }},
+	{"uninstall_grace", "an uninstall not acknowledged counts as done after this without contact", func(s *store.Settings) *time.Duration { return &s.UninstallGrace }},
+	{"proxy_offline_after", "a proxy server without heartbeat for this long is offline", func(s *store.Settings) *time.Duration { return &s.ProxyOfflineAfter }},
+	{"bind_batch_gap", "least time between two bind batches (500 hosts) to one cluster", func(s *store.Settings) *time.Duration { return &s.BindBatchGap }},
+	{"poll_timeout", "how long a relay holds an agent's check-in open (long poll)", func(s *store.Settings) *time.Duration { return &s.PollTimeout }},
+}
+
+// settingItem is a row's data.
+type settingItem struct {
+	setting
+	value, def time.Duration
+}
+
+func newSettingsView(c *Common) View { return NewSettingsView(c) }
+
+// NewSettingsView lists the settings.
+func NewSettingsView(c *Common) *SettingsView {
+	v := &SettingsView{c: c}
+	cols := []Column{
+		{Title: "SETTING", Width: 19},
+		{Title: "VALUE", Width: 8},
+		{Title: "DEFAULT", Width: 8, HideBelow: 90},
+		{Title: "MEANING", Width: 20, Flex: 1},
+	}
+	v.table = NewTable(c, cols, func(ctx context.Context, b Backend, q Query) (Page, error) {
+		cur, def := b.Settings(), store.DefaultSettings()
+		var items []settingItem
+		for _, s := range settingsList {
+			items = append(items, settingItem{setting: s, value: *s.get(&cur), def: *s.get(&def)})
+		}
+		return PageOf(items, q, func(it settingItem, f string) bool { return Contains(f, it.name, it.meaning) }, nil,
+			func(it settingItem) Row {
+				tone := ToneNone
+				if it.value != it.def {
+					tone = ToneWarn
+				}
+				return Row{ID: it.name, Cells: []string{it.name, Duration(it.value), Duration(it.def), it.meaning}, Tones: []Tone{1: tone}, Data: it}
+			}), nil
+	})
+	return v
+}
+
+// Init implements tea.Model.
+func (v *SettingsView) Init() tea.Cmd { return v.table.Load() }
+
+// Refresh implements View.
+func (v *SettingsView) Refresh() tea.Cmd { return v.table.Refresh() }
+
+// Title implements View.
+func (v *SettingsView) Title() string { return "Settings" }
+
+// Capturing implements View.
+func (v *SettingsView) Capturing() bool { return v.table.Capturing() }
+
+// Escape implements Escaper.
+func (v *SettingsView) Escape() (tea.Cmd, bool) { return v.table.Escape() }
+
+// SetSize implements View.
+func (v *SettingsView) SetSize(w, h int) {
+	v.w, v.h = w, h
+	v.table.SetSize(w, max(h-2, 2))
+}
+
+// ShortHelp implements help.KeyMap.
+func (v *SettingsView) ShortHelp() []key.Binding {
+	k := v.c.Keys
+	return []key.Binding{withHelp(k.Edit, "edit value"), k.Up, k.Down}
+}
+
+// FullHelp implements help.KeyMap.
+func (v *SettingsView) FullHelp() [][]key.Binding {
+	k := v.c.Keys
+	return [][]key.Binding{{withHelp(k.Edit, "edit the selected setting (validated by the store; running relays apply it within a second)")}, tableHelp(k)}
+}
+
+// Update implements tea.Model.
+func (v *SettingsView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if cmd, ok := v.table.Update(msg); ok {
+		return v, cmd
+	}
+	if km, ok := msg.(tea.KeyMsg); ok && key.Matches(km, v.c.Keys.Edit) {
+		if it, ok := v.table.SelectedData().(settingItem); ok {
+			return v, editSetting(v.c, it)
+		}
+	}
+	return v, nil
+}
+
+// editSetting opens the form for one setting.
+func editSetting(c *Common, it settingItem) tea.Cmd {
+	if cmd := readOnly(c); cmd != nil {
+		return cmd
+	}
+	f := NewForm(c, "Setting "+it.name, Field{Key: "value", Label: "Value", Value: Duration(it.value), Hint: "e.g. 30s, 12h or 7d"})
+	f.Note = it.meaning + fmt.Sprintf(" (default %s).", Duration(it.def))
+	f.Submit = func(v Values) (tea.Cmd, error) {
+		if cmd := readOnly(c); cmd != nil {
+			return nil, store.Errorf(store.EForbidden, "read-only dashboard: nothing can be changed")
+		}
+		d, err := parseDuration(v["value"])
+		if err != nil {
+			return nil, err
+		}
+		return c.Call(func(ctx context.Context, b Backend) tea.Msg {
+			s := b.Settings()
+			*it.get(&s) = d
+			if err := s.Validate(); err != nil {
+				return f.Result(err, "", nil)
+			}
+			if err := b.SetSettings(ctx, s); err != nil {
+				return f.Result(err, "", nil)
+			}
+			return f.Result(nil, fmt.Sprintf("%s = %s: running relays apply it within a second", it.name, Duration(d)), nil)
+		}), nil
+	}
+	return OpenDialog(f)
+}
+
+// View implements tea.Model.
+func (v *SettingsView) View() string {
+	st := v.c.Styles
+	note := "e edits the selected value; the command line: outpost settings set NAME=VALUE."
+	return clip(v.table.View(), v.w, max(v.h-2, 2)) + "\n\n" + st.Muted.Render(Truncate(note, v.w))
+}

@@ -179,6 +179,10 @@ func (t *Table) SelectedID() string {
 	return r.ID
 }
 
+// Cursor is the absolute index of the row under the cursor (marking a
+// range server-side).
+func (t *Table) Cursor() int { return t.cursor }
+
 // Total is the number of rows that match the filter.
 func (t *Table) Total() int { return t.total }
 
