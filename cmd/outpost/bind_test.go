@@ -126,7 +126,7 @@ func TestBindFile(t *testing.T) {
 	})
 	t.Run("quick deploy", func(t *testing.T) {
 		r := c.ok("proxy", "deploy", "--cluster", cluster, "--asset", prefix+"-0001")
-		if !strings.Contains(r.stdout, "deploy command queued for asset 腾讯云-web-0001 ("+ids[1]+")") {
+		if !strings.HasPrefix(r.stdout, "deploy command ") || !strings.Contains(r.stdout, " queued for asset 腾讯云-web-0001 ("+ids[1]+")") {
 			t.Errorf("quick deploy: %s", r)
 		}
 	})
