@@ -219,17 +219,12 @@ func (db *DB) ProxyAccount(ctx context.Context, proxyID int64) (accountID, clust
 const agentCols = `g.id, g.account_id, g.hostname, g.ips, g.os, g.os_name, g.arch, g.provider, g.region, g.grp, g.tags, g.version,
 	COALESCE(g.cluster_id, 0), COALESCE(c.name, ''), COALESCE(g.via_proxy_id, 0), g.fingerprint, g.dup_fingerprint, g.enrolled_at,
 	g.last_checkin, g.last_inventory, g.processes, g.ports, g.root_users, g.users, g.vulns, g.baseline_risks, g.alerts, g.cpu, g.mem, g.uninstall_at,
-	COALESCE((SELECT vp.hostname FROM proxies vp WHERE vp.id = g.via_proxy_id), ''), ` + uninstallAckSQL
-
-// uninstallAckSQL is when the agent acknowledged its uninstall command (0 =
-// not yet); it is looked up only for agents with an uninstall requested.
-const uninstallAckSQL = `CASE WHEN g.uninstall_at = 0 THEN 0 ELSE COALESCE((SELECT MAX(k.acked_at) FROM commands k
-	WHERE k.target_kind = 'agent' AND k.target_id = g.id AND k.type = 'uninstall'), 0) END`
+	COALESCE((SELECT vp.hostname FROM proxies vp WHERE vp.id = g.via_proxy_id), '')`
 
 // uninstalledSQL is the SQL form of Agent.Uninstalled for an agents row g;
 // its one argument is the grace cut-off (agentCutoffs).
 const uninstalledSQL = `(g.uninstall_at != 0 AND ((g.uninstall_at <= ? AND g.last_checkin <= g.uninstall_at) OR EXISTS (SELECT 1 FROM commands k
-	WHERE k.target_kind = 'agent' AND k.target_id = g.id AND k.type = 'uninstall' AND k.acked_at != 0)))`
+	WHERE k.target_kind = 'agent' AND k.target_id = g.id AND k.type = 'uninstall' AND k.state = 'done')))`
 
 // liveSQL is the SQL form of Agent.Online (with the online cut-off) and of
 // Agent.Connected (with the connected cut-off); arguments: (check-in
@@ -249,11 +244,11 @@ func (tx *Tx) agentCutoffs() agentCutoffs {
 func scanAgent(tx *Tx, sc interface{ Scan(...any) error }) (Agent, error) {
 	var a Agent
 	var ips, tags, dup, viaHost string
-	var enrolled, seen, inv, uninst, acked int64
+	var enrolled, seen, inv, uninst int64
 	err := sc.Scan(&a.ID, &a.AccountID, &a.Hostname, &ips, &a.OS, &a.OSName, &a.Arch, &a.Provider, &a.Region, &a.Group, &tags, &a.Version,
 		&a.ClusterID, &a.Cluster, &a.ViaProxyID, &a.Fingerprint, &dup, &enrolled, &seen, &inv,
 		&a.Processes, &a.Ports, &a.RootAccounts, &a.Accounts, &a.Vulns, &a.BaselineRisks, &a.Alerts, &a.CPU, &a.Mem, &uninst,
-		&viaHost, &acked)
+		&viaHost)
 	if err != nil {
 		return a, err
 	}
@@ -264,7 +259,23 @@ func scanAgent(tx *Tx, sc interface{ Scan(...any) error }) (Agent, error) {
 		a.Tags = strings.Split(tags, ",")
 	}
 	a.EnrolledAt, a.LastCheckin, a.LastInventory, a.UninstallAt = fromMS(enrolled), fromMS(seen), fromMS(inv), fromMS(uninst)
-	a.UninstalledAt = fromMS(acked)
+	if uninst != 0 {
+		// The latest uninstall command: done (acknowledged) or failed
+		// (the agent said why, or never answered) is what the operator
+		// needs to know; only agents with an uninstall requested pay this.
+		cmds, err := scanCommands(tx.query(`SELECT `+commandCols+` FROM commands
+			WHERE target_kind = 'agent' AND target_id = ? AND type = 'uninstall' ORDER BY id DESC LIMIT 1`, a.ID))
+		if err != nil {
+			return a, err
+		}
+		if len(cmds) == 1 {
+			c := derive(cmds[0], tx.now)
+			a.UninstallState = c.Describe()
+			if c.State == CommandDone {
+				a.UninstalledAt = c.EndedAt
+			}
+		}
+	}
 	a.Via = ViaDirect
 	if a.ViaProxyID != 0 {
 		a.Via = viaHost
@@ -675,9 +686,10 @@ func (db *DB) Uninstall(ctx context.Context, accountID int64, hosts []string) ([
 		case a.Uninstalled:
 			return nil, Errorf(EConflict, "agent %s (%s) is already uninstalled: requested at %s, not heard of since, and the %s grace has passed",
 				a.ID, a.Hostname, a.UninstallAt.Format(time.RFC3339), tx.db.Settings().UninstallGrace)
-		case !a.UninstallAt.IsZero():
-			return nil, Errorf(EConflict, "agent %s (%s) already has an uninstall pending since %s, not yet acknowledged by the agent",
-				a.ID, a.Hostname, a.UninstallAt.Format(time.RFC3339))
+		case !a.UninstallAt.IsZero() && !strings.HasPrefix(a.UninstallState, CommandFailed):
+			// A failed uninstall may be sent again; any other is under way.
+			return nil, Errorf(EConflict, "agent %s (%s) already has an uninstall pending since %s (%s), not yet acknowledged by the agent",
+				a.ID, a.Hostname, a.UninstallAt.Format(time.RFC3339), a.UninstallState)
 		case !a.Online:
 			return nil, Errorf(EConflict, "host %q is offline: an offline agent cannot receive the uninstall command", h)
 		}
@@ -742,6 +754,8 @@ func (a Agent) UninstallText(at func(time.Time) string) string {
 		return "requested " + at(a.UninstallAt) + ", done: the agent acknowledged it at " + at(a.UninstalledAt)
 	case a.Uninstalled:
 		return "requested " + at(a.UninstallAt) + ", done: not acknowledged and no contact since, the grace has passed"
+	case strings.HasPrefix(a.UninstallState, CommandFailed):
+		return "requested " + at(a.UninstallAt) + ", " + a.UninstallState + " (the agent still runs; outpost agent uninstall sends it again)"
 	}
-	return "requested " + at(a.UninstallAt) + ", pending: not acknowledged by the agent yet"
+	return "requested " + at(a.UninstallAt) + ", pending (" + a.UninstallState + "): not acknowledged by the agent yet"
 }

@@ -581,6 +581,7 @@ func TestUninstalledStatus(t *testing.T) {
 	tests := []struct {
 		name        string
 		ack         bool          // the agent acknowledges the uninstall command
+		fail        string        // or reports that it failed, with this reason
 		advance     time.Duration // then the clock moves on
 		checkinLate bool          // and the agent checks in again
 		wantStatus  string
@@ -591,6 +592,8 @@ func TestUninstalledStatus(t *testing.T) {
 		{name: "pending within the grace", advance: grace - time.Minute, wantStatus: store.StatusOnline, wantSec: store.Protected},
 		{name: "not heard of since, grace passed", advance: grace, wantStatus: store.StatusUninstalled, wantSec: store.Unprotected},
 		{name: "still checking in after the grace", advance: grace, checkinLate: true, wantStatus: store.StatusOnline, wantSec: store.Protected},
+		{name: "failed: the agent still runs", fail: "permission denied", wantStatus: store.StatusOnline, wantSec: store.Protected},
+		{name: "failed, then silent past the grace", fail: "permission denied", advance: grace, wantStatus: store.StatusOnline, wantSec: store.Protected},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -616,6 +619,18 @@ func TestUninstalledStatus(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			if tt.fail != "" {
+				cmds := f.pending(store.TargetAgent, ag.ID)
+				f.clock.Advance(time.Second)
+				// The failure arrives with a check-in, as the relay records it.
+				if err := f.db.RecordCheckins(f.ctx, []store.Checkin{{AgentID: ag.ID, Fingerprint: ag.Fingerprint}}); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.db.ReportCommands(f.ctx, store.TargetAgent, ag.ID, []store.CommandReport{
+					{ID: cmds[len(cmds)-1].ID, State: store.CommandFailed, Error: tt.fail}}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			f.clock.Advance(tt.advance)
 			if tt.checkinLate {
 				if err := f.db.RecordCheckins(f.ctx, []store.Checkin{{AgentID: ag.ID, Fingerprint: ag.Fingerprint}}); err != nil {
@@ -633,6 +648,9 @@ func TestUninstalledStatus(t *testing.T) {
 			}
 			if tt.ack && !got.UninstalledAt.Equal(ackAt) {
 				t.Errorf("UninstalledAt: got %v, want %v", got.UninstalledAt, ackAt)
+			}
+			if want := "failed: " + tt.fail; tt.fail != "" && got.UninstallState != want {
+				t.Errorf("UninstallState: got %q, want %q", got.UninstallState, want)
 			}
 			wantN := 0
 			if online {

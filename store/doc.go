@@ -44,15 +44,16 @@
 //     online = last check-in younger than OfflineAfter (the seed's 12 h)
 //     and not uninstalled. Connected now = last check-in younger than
 //     Settings.ConnectedWindow (PollTimeout + 15 s): an agent holds a
-//     long-poll check-in up to PollTimeout and checks in again at once, so
-//     a live connection is never older. Via = the proxy of the last
-//     check-in (its host name), or "direct". Uninstalled = the agent
-//     acknowledged the uninstall command, or UninstallGrace has passed
-//     since the request with no check-in since (one still checking in
-//     runs, so it is not). Protected = online (hence not uninstalled). A
-//     proxy server is Protected while its quick-deploy asset agent is.
-//     A cluster with bound agents and no proxy online warns "proxy down"
-//     instead of the capacity warning.
+//     long-poll check-in up to PollTimeout and checks in again at once,
+//     so a live connection is never older. Via = the proxy of the last
+//     check-in (its host name), or "direct". Uninstalled = the latest
+//     uninstall command is done (acknowledged), or UninstallGrace has
+//     passed since the request with no check-in since (one still
+//     checking in runs, so it is not; a failed uninstall may be sent
+//     again). Protected = online (hence not uninstalled). A proxy server
+//     is Protected while its quick-deploy asset agent is. A cluster with
+//     bound agents and no proxy online warns "proxy down" instead of the
+//     capacity warning.
 //   - Ids are AUTOINCREMENT (0004, 0005): a deleted object's id is never
 //     handed out again, so audit lines and printed hints stay true. Audit
 //     targets name the account (cluster/ACCOUNT/NAME, proxy/ACCOUNT/ID,

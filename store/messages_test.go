@@ -92,7 +92,7 @@ func TestUninstallAgainMessages(t *testing.T) {
 		want    string
 	}{
 		{name: "acknowledged", ack: true, want: "was uninstalled at 2025-03-01T09:00:01Z (it acknowledged the command): nothing to do"},
-		{name: "pending", advance: time.Minute, want: "already has an uninstall pending since 2025-03-01T09:00:00Z, not yet acknowledged by the agent"},
+		{name: "pending", advance: time.Minute, want: "already has an uninstall pending since 2025-03-01T09:00:00Z (queued), not yet acknowledged by the agent"},
 		{name: "grace passed without contact", advance: grace, want: "is already uninstalled: requested at 2025-03-01T09:00:00Z, not heard of since, and the 6h0m0s grace has passed"},
 	}
 	for _, tt := range tests {
@@ -121,5 +121,30 @@ func TestUninstallAgainMessages(t *testing.T) {
 			}
 			f.unchanged(before)
 		})
+	}
+}
+
+// An uninstall the agent reported as failed can be sent again.
+func TestUninstallAgainAfterFailure(t *testing.T) {
+	f := newFixture(t)
+	a, key := f.account("acme")
+	ag := f.enrol(key, "web-01")
+	if _, err := f.db.Uninstall(f.ctx, a.ID, []string{"web-01"}); err != nil {
+		t.Fatal(err)
+	}
+	first := f.pending(store.TargetAgent, ag.ID)
+	f.clock.Advance(time.Second)
+	if err := f.db.ReportCommands(f.ctx, store.TargetAgent, ag.ID, []store.CommandReport{
+		{ID: first[0].ID, State: store.CommandFailed, Error: "permission denied"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.agent(ag.ID).UninstallText(func(t time.Time) string { return t.Format(time.RFC3339) }); !strings.Contains(got, "failed: permission denied") {
+		t.Errorf("UninstallText: got %q, want the failure", got)
+	}
+	if _, err := f.db.Uninstall(f.ctx, a.ID, []string{"web-01"}); err != nil {
+		t.Fatalf("uninstall again after a failure: got %v, want it queued", err)
+	}
+	if got := f.pending(store.TargetAgent, ag.ID); len(got) != 1 || got[0].ID == first[0].ID {
+		t.Errorf("got pending %v, want one new uninstall command", commandTypes(got))
 	}
 }

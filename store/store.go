@@ -264,8 +264,11 @@ type Agent struct {
 	CPU         float64   `json:"cpu"`
 	Mem         float64   `json:"mem"`
 	UninstallAt time.Time `json:"uninstall_at,omitempty"` // uninstall requested
-	// UninstalledAt is when the agent acknowledged the uninstall command.
-	UninstalledAt time.Time `json:"uninstalled_at,omitempty"`
+	// UninstalledAt is when the agent acknowledged the uninstall command;
+	// UninstallState is that command's state (queued, delivered, running,
+	// done, failed: reason).
+	UninstalledAt  time.Time `json:"uninstalled_at,omitempty"`
+	UninstallState string    `json:"uninstall_state,omitempty"`
 
 	// Derived at read time; the definitions are in doc.go and the README.
 	Status         string `json:"status"`          // online | offline | uninstalled
