@@ -146,7 +146,10 @@ func startDemo(ctx context.Context, a *app, r *relayRun, agents int) (func(), er
 			defer wg.Done()
 			_, err := agentsim.RunSim(simCtx, agentsim.SimConfig{
 				Proxies: f.proxies, CASHA256: pin, Key: f.key, WindowsKey: f.winKey, Agents: per, FirstIndex: i * per, Seed: 42,
-				EventsPerSec: 0.2, Wait: 20 * time.Second, InventoryEvery: 20 * time.Second, Churn: 0.1,
+				// No InventoryEvery: the agents follow inventory_interval
+				// (20 s above), so `settings set` reaches them as it would
+				// a real fleet.
+				EventsPerSec: 0.2, Wait: 20 * time.Second, Churn: 0.1,
 				Version: version, EnrolRate: 50, DrainTimeout: 2 * time.Second,
 			})
 			if err != nil && simCtx.Err() == nil {
