@@ -162,6 +162,9 @@ func (e *NoRelayError) Error() string {
 	for i, a := range e.Attempts {
 		parts[i] = Describe(a.Err) + " (" + a.URL + ")"
 	}
+	if e.Unreachable() {
+		return "no relay reachable: " + strings.Join(parts, "; ")
+	}
 	return "no relay usable: " + strings.Join(parts, "; ")
 }
 

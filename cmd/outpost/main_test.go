@@ -766,7 +766,9 @@ func TestProxyLifecycle(t *testing.T) {
 		Command string `json:"command"`
 	}
 	r = c.json(&ic, "installcmd", "create", "--cluster", "web")
-	if want := "outpost agent run --proxy https://10.0.0.5:8443,http://10.0.0.5:8080 --key " + ic.Key; ic.Command != want || r.stderr != "" {
+	// The cluster address first, then what the proxy advertised (here
+	// joined directly in the store, so with a plain URL too).
+	if want := "outpost agent run --proxy https://relay.example.com:8443,https://10.0.0.5:8443,http://10.0.0.5:8080 --key " + ic.Key; ic.Command != want || r.stderr != "" {
 		t.Errorf("install command %q, want %q (stderr %q)", ic.Command, want, r.stderr)
 	}
 
