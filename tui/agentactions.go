@@ -15,12 +15,18 @@ import (
 // Each goes through the store method the command line calls and shows its
 // refusal unchanged; each asks first with Cancel focused.
 
+// unmarkMsg unmarks ids in a view (handed to a bind).
+type unmarkMsg struct {
+	view int
+	ids  []string
+}
+
 func noTargets() tea.Cmd {
 	return FlashError(store.Errorf(store.EInvalid, "no agent selected: mark agents with space (V range, ctrl+a all in filter)"))
 }
 
 // bindForm asks for the cluster, then confirms, then starts the paced bind.
-func bindForm(c *Common, ids []string) tea.Cmd {
+func bindForm(c *Common, view int, ids []string) tea.Cmd {
 	if cmd := readOnly(c); cmd != nil {
 		return cmd
 	}
@@ -40,7 +46,7 @@ func bindForm(c *Common, ids []string) tea.Cmd {
 		if len(cs) == 0 {
 			return FlashMsg{Text: "no cluster yet: create one first (:clusters, then n)", Err: true}
 		}
-		return OpenDialogMsg{newBindForm(c, cs, ids, b.Settings().BindBatchGap)}
+		return OpenDialogMsg{newBindForm(c, view, cs, ids, b.Settings().BindBatchGap)}
 	})
 }
 
@@ -51,7 +57,7 @@ func clusterLabel(c *Common, cl store.Cluster) string {
 	return cl.Name
 }
 
-func newBindForm(c *Common, cs []store.Cluster, ids []string, gap time.Duration) *Form {
+func newBindForm(c *Common, view int, cs []store.Cluster, ids []string, gap time.Duration) *Form {
 	byLabel := map[string]store.Cluster{}
 	var labels []string
 	for _, cl := range cs {
@@ -83,8 +89,10 @@ func newBindForm(c *Common, cs []store.Cluster, ids []string, gap time.Duration)
 			body += fmt.Sprintf(", about %s in all", Duration(gap*time.Duration(nb-1)))
 		}
 		body += "."
-		confirm := NewConfirm(c, fmt.Sprintf("Bind %d agent(s) to %s?", n, Clean(cl.Name)), body, "Bind",
-			func() tea.Msg { return bindStartMsg{cluster: cl, ids: ids} })
+		// The marks go to the job: the view unmarks them.
+		confirm := NewConfirm(c, fmt.Sprintf("Bind %d agent(s) to %s?", n, Clean(cl.Name)), body, "Bind", tea.Batch(
+			func() tea.Msg { return bindStartMsg{cluster: cl, ids: ids} },
+			func() tea.Msg { return unmarkMsg{view: view, ids: ids} }))
 		return func() tea.Msg { return f.Result(nil, "", OpenDialogMsg{confirm}) }, nil
 	}
 	return f

@@ -285,6 +285,12 @@ func (v *AgentsView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		v.table.SetMarked(false, msg.ids...)
 		return v, tea.Batch(Flash(msg.text), RefreshNow())
+	case unmarkMsg:
+		if msg.view == v.id {
+			v.table.SetMarked(false, msg.ids...)
+			v.anchor = -1
+		}
+		return v, nil
 	case agentDetailMsg:
 		if msg.view != v.id {
 			return v, nil
@@ -328,7 +334,7 @@ func (v *AgentsView) key(msg tea.KeyMsg) tea.Cmd {
 		}
 		return openAgent(v.c, v.id, a.ID)
 	case key.Matches(msg, k.Bind):
-		return bindForm(v.c, v.targets())
+		return bindForm(v.c, v.id, v.targets())
 	case key.Matches(msg, k.Unbind):
 		return unbindConfirm(v.c, v.id, v.targets())
 	case key.Matches(msg, k.Uninstall):
