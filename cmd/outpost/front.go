@@ -60,11 +60,11 @@ func fleetSummary(ctx context.Context, db *store.DB) (string, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n== outpost %s  %s ==\n", version, time.Now().Format("15:04:05"))
-	fmt.Fprintf(&b, "agents: %d enrolled, %d online, %d direct, %d at risk, %d duplicate identities\n",
-		counts.Total, counts.Online, counts.Direct, counts.AtRisk, counts.Duplicates)
+	fmt.Fprintf(&b, "agents: %d enrolled, %d online, %d connected now, %d direct, %d at risk, %d duplicate identities\n",
+		counts.Total, counts.Online, counts.Connected, counts.Direct, counts.AtRisk, counts.Duplicates)
 	for _, c := range clusters {
-		fmt.Fprintf(&b, "cluster %-16s %-7s %-24s mode=%-7s proxies %d/%d online  agents %d/%d online\n",
-			c.Name, c.Status, c.Address, c.Policy.Mode, c.ProxiesOnline, c.Proxies, c.AgentsOnline, c.Agents)
+		fmt.Fprintf(&b, "cluster %-16s %-7s %-24s mode=%-7s proxies %d/%d online  agents %s\n",
+			c.Name, c.Status, c.Address, c.Policy.Mode, c.ProxiesOnline, c.Proxies, c.AgentsText())
 		for _, w := range c.Warnings {
 			fmt.Fprintf(&b, "  warning: %s\n", w)
 		}

@@ -142,3 +142,37 @@ func TestPolicyValueMessages(t *testing.T) {
 		})
 	}
 }
+
+// The up summary counts agents connected now beside online ones.
+func TestFleetSummaryConnectedNow(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "outpost.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	acct, key, err := db.CreateAccount(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := db.CreateCluster(ctx, store.ClusterInput{AccountID: acct.ID, Name: "edge", Address: "relay.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := db.Enrol(ctx, store.EnrolInput{Key: key, Host: store.HostFacts{Hostname: "web-01", OS: "linux", Fingerprint: "fp-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Bind(ctx, cl.ID, []string{e.Agent.ID}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := fleetSummary(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"agents: 1 enrolled, 1 online, 1 connected now, 0 direct", "agents 1/1 online, 1 connected now"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary does not contain %q:\n%s", want, out)
+		}
+	}
+}
