@@ -505,8 +505,24 @@ func (db *DB) PublishRelease(ctx context.Context, r Release, pkg string) (Releas
 		return r, err
 	}
 	dst := filepath.Join(dir, r.Version)
-	if _, err := os.Lstat(dst); err == nil {
-		return r, Errorf(EConflict, "release %s: %s already exists but no release names it: move it away first", r.Version, dst)
+	if dt, err := os.Lstat(dst); err == nil {
+		st, _ := src.Stat()
+		if !os.SameFile(st, dt) {
+			return r, Errorf(EConflict, "release %s: %s already exists but no release names it: move it away first", r.Version, dst)
+		}
+		// The package is already in place (put there by hand): record it.
+		h := sha256.New()
+		if _, err := io.Copy(h, src); err != nil {
+			return r, fmt.Errorf("release %s: read the package: %w", r.Version, err)
+		}
+		r.SHA256 = hex.EncodeToString(h.Sum(nil))
+		if err := addRelease(tx, r); err != nil {
+			return r, err
+		}
+		if r.PublishedAt.IsZero() {
+			r.PublishedAt = tx.now
+		}
+		return r, tx.Commit()
 	}
 	tmp, err := os.CreateTemp(dir, "."+r.Version+".*")
 	if err != nil {

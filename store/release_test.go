@@ -163,6 +163,33 @@ func TestPublishRelease(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a package already in place", func(t *testing.T) {
+		inPlace := filepath.Join(f.db.ReleaseDir(), "1.5.0")
+		if err := os.WriteFile(inPlace, []byte("put here by hand"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		other := filepath.Join(f.db.ReleaseDir(), "1.6.0")
+		if err := os.WriteFile(other, []byte("another file"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(other)
+		dump := f.dump()
+		_, err := f.db.PublishRelease(f.ctx, store.Release{Version: "1.6.0"}, pkg)
+		wantCode(t, err, store.EConflict) // a different file would be overwritten
+		f.unchanged(dump)
+		r, err := f.db.PublishRelease(f.ctx, store.Release{Version: "1.5.0"}, inPlace)
+		if err != nil {
+			t.Fatalf("got %v, want the file in place recorded", err)
+		}
+		sum := sha256.Sum256([]byte("put here by hand"))
+		if r.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("sha256: got %s, want that of the file in place", r.SHA256)
+		}
+		if err := f.db.DeleteRelease(f.ctx, "1.5.0"); err != nil {
+			t.Fatal(err)
+		}
+		before, filesBefore = f.dump(), files()
+	})
 	t.Run("AddRelease needs the package's sha256", func(t *testing.T) {
 		wantCode(t, f.db.AddRelease(f.ctx, store.Release{Version: "1.4.0"}), store.EInvalid)
 		wantCode(t, f.db.AddRelease(f.ctx, store.Release{Version: "1.4", SHA256: r.SHA256}), store.EInvalid)
