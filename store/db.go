@@ -113,7 +113,7 @@ func (db *DB) migrate() error {
 // setting cannot change inside a transaction, so it is switched on the
 // pinned writer connection around it, and foreign_key_check must find no
 // dangling reference before the migration commits.
-func (db *DB) migrateFile(name string) error {
+func (db *DB) migrateFile(name string) (err error) {
 	ctx := context.Background()
 	conn, err := db.w.Conn(ctx)
 	if err != nil {
@@ -123,7 +123,12 @@ func (db *DB) migrateFile(name string) error {
 	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
 		return err
 	}
-	defer conn.ExecContext(ctx, `PRAGMA foreign_keys = ON`)
+	defer func() {
+		// The writer connection is reused: it must not keep foreign keys off.
+		if _, e := conn.ExecContext(ctx, `PRAGMA foreign_keys = ON`); e != nil && err == nil {
+			err = fmt.Errorf("foreign keys back on: %w", e)
+		}
+	}()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
