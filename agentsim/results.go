@@ -55,8 +55,16 @@ func commandResult(id int64, err error) (wire.CommandResult, bool) {
 	case errors.Is(err, ErrCommandRunning):
 		return wire.CommandResult{ID: id, State: wire.StateRunning}, true
 	}
-	return wire.CommandResult{ID: id, State: wire.StateFailed, Error: err.Error()}, true
+	msg := err.Error()
+	if len(msg) > maxReason {
+		msg = msg[:maxReason] + "..." // the store keeps 300 characters anyway
+	}
+	return wire.CommandResult{ID: id, State: wire.StateFailed, Error: msg}, true
 }
+
+// maxReason bounds a reported reason so a long log line cannot make the
+// check-in too large to be accepted.
+const maxReason = 1000
 
 // errUnsupported is the failure reported for a command this agent cannot
 // carry out (a simulated agent starts no relay), rather than a "done" that
