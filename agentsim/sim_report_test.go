@@ -109,6 +109,7 @@ func TestSimHostsTakeTheKeysOS(t *testing.T) {
 		{"revoked Windows key", []string{"linux=linux", "windows=revoked-windows"}, true, false, "refused: install key was revoked"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			acct, _, err := m.DB.CreateAccount(ctx, fmt.Sprintf("acct-%d", i))
 			if err != nil {
 				t.Fatal(err)
@@ -128,7 +129,7 @@ func TestSimHostsTakeTheKeysOS(t *testing.T) {
 				keys[os] = ic.Key
 			}
 			rep := simOnce(t, agentsim.SimConfig{Proxies: []string{m.TLSURL}, CASHA256: m.Pin(), Keys: keys, Agents: 20,
-				FirstIndex: 1000 * (i + 1), Seed: 11})
+				FirstIndex: 1000 * (i + 1), Seed: 11, Duration: 3 * time.Second})
 			page, err := m.DB.ListAgents(ctx, store.AgentFilter{AccountID: acct.ID, Limit: 1000})
 			if err != nil {
 				t.Fatal(err)
