@@ -43,4 +43,4 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 )
 
-replace early.outpost.invalid/termbg => ./third_party/termbg
+replace early.outpost.invalid/termbg => ./tui/termbg
