@@ -247,6 +247,7 @@ func scanProxy(tx *Tx, sc interface{ Scan(...any) error }, latest string) (Proxy
 			return p, err
 		}
 		p.Protected = err == nil && a.SecurityStatus == Protected
+		p.AssetStatus = a.Status
 	}
 	p.Upgrade = p.Status == StatusOnline && latest != "" && CompareVersions(p.Version, latest) < 0
 	return p, nil
@@ -657,4 +658,17 @@ func latestVersion(tx *Tx) (string, error) {
 		}
 	}
 	return latest, rows.Err()
+}
+
+// SecurityText is a proxy server's security for listings: "Protected"
+// while its host's agent is, otherwise "proxy only", with why for a quick
+// deployment ("proxy only (agent uninstalled)").
+func (p Proxy) SecurityText() string {
+	switch {
+	case p.Protected:
+		return Protected
+	case p.AssetID == "" || p.AssetStatus == "":
+		return "proxy only"
+	}
+	return "proxy only (agent " + p.AssetStatus + ")"
 }

@@ -77,9 +77,10 @@ func TestQuickProxyProtectedFollowsAgent(t *testing.T) {
 		name   string
 		change func(f *fixture, acct store.Account, ag store.Agent)
 		want   bool
+		text   string // SecurityText
 	}{
-		{name: "agent running", change: func(*fixture, store.Account, store.Agent) {}, want: true},
-		{name: "agent uninstalled", want: false, change: func(f *fixture, acct store.Account, ag store.Agent) {
+		{name: "agent running", change: func(*fixture, store.Account, store.Agent) {}, want: true, text: "Protected"},
+		{name: "agent uninstalled", want: false, text: "proxy only (agent uninstalled)", change: func(f *fixture, acct store.Account, ag store.Agent) {
 			if _, err := f.db.Uninstall(f.ctx, acct.ID, []string{ag.ID}); err != nil {
 				f.t.Fatal(err)
 			}
@@ -91,7 +92,7 @@ func TestQuickProxyProtectedFollowsAgent(t *testing.T) {
 				f.t.Fatal(err)
 			}
 		}},
-		{name: "agent offline", want: false, change: func(f *fixture, _ store.Account, ag store.Agent) {
+		{name: "agent offline", want: false, text: "proxy only (agent offline)", change: func(f *fixture, _ store.Account, ag store.Agent) {
 			f.clock.Advance(f.db.Settings().OfflineAfter)
 			// The relay itself is still heartbeating.
 			ps, _ := f.db.ListProxies(f.ctx, 0)
@@ -123,8 +124,8 @@ func TestQuickProxyProtectedFollowsAgent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Protected != tt.want {
-				t.Errorf("GetProxy: got protected=%v, want %v", got.Protected, tt.want)
+			if got.Protected != tt.want || got.SecurityText() != tt.text {
+				t.Errorf("GetProxy: got protected=%v %q, want %v %q", got.Protected, got.SecurityText(), tt.want, tt.text)
 			}
 			ps, err := f.db.ListProxies(f.ctx, c.ID)
 			if err != nil || len(ps) != 1 || ps[0].Protected != tt.want {
@@ -155,5 +156,15 @@ func TestClusterProxyDownWarning(t *testing.T) {
 		if strings.Contains(w, "exceed") {
 			t.Errorf("got capacity warning %q for a stopped proxy", w)
 		}
+	}
+}
+
+func TestManualProxyIsProxyOnly(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.account("acme")
+	c := f.cluster(a.ID, "edge", "relay.acme.example")
+	p := f.proxy(c.ID, "relay-1", "1.0.0")
+	if p.Protected || p.SecurityText() != "proxy only" {
+		t.Errorf("manual proxy: got protected=%v %q, want false \"proxy only\"", p.Protected, p.SecurityText())
 	}
 }

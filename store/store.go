@@ -225,7 +225,10 @@ type Proxy struct {
 	// false for a manual deployment (proxy only) and once that agent is
 	// offline or uninstalled.
 	Protected bool `json:"protected"`
-	Upgrade   bool `json:"upgradable"`
+	// AssetStatus is the status of that agent (online, offline,
+	// uninstalled); "" for a manual deployment.
+	AssetStatus string `json:"asset_status,omitempty"`
+	Upgrade     bool   `json:"upgradable"`
 	// Commands are the latest command of each type, newest first;
 	// LastError describes the latest of them that failed.
 	Commands  []Command `json:"commands,omitempty"`

@@ -25,10 +25,7 @@ var proxyHead = []string{"ID", "CLUSTER", "HOST", "IP", "VERSION", "DEPLOY", "ST
 func proxyRows(ps []store.Proxy) [][]string {
 	rows := make([][]string, 0, len(ps))
 	for _, p := range ps {
-		prot := store.Unprotected // proxy only, no agent on the host
-		if p.Protected {
-			prot = store.Protected
-		}
+		prot := p.SecurityText()
 		up := upgradeText(p)
 		rows = append(rows, []string{fmt.Sprint(p.ID), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, p.Status,
 			fmtAgo(p.LastSeen), fmt.Sprint(p.Agents), fmt.Sprintf("%.2f", p.Load), prot, up})
@@ -487,6 +484,7 @@ func newProxyShowCmd(a *app) *cobra.Command {
 				{"Deploy", p.Deploy},
 				{"Status", p.Status + ", last seen " + fmtAgo(p.LastSeen)},
 				{"Agents", fmt.Sprint(p.Agents)},
+				{"Security", p.SecurityText()},
 				{"Upgrade", upgradeText(p)},
 				{"Last error", orDash(p.LastError)},
 			})

@@ -102,6 +102,11 @@ func TestCLIConnectedNow(t *testing.T) {
 			t.Errorf("cluster show --json: got %+v, want 2 online, 1 connected", got)
 		}
 	})
+	t.Run("proxy list", func(t *testing.T) {
+		if out := c.ok("proxy", "list").stdout; !regexp.MustCompile(`(?m)^\d+ +edge +edge-2 .* proxy only +`).MatchString(out) {
+			t.Errorf("proxy list: want the manual proxy edge-2 shown as proxy only in\n%s", out)
+		}
+	})
 	t.Run("relay stopped", func(t *testing.T) {
 		if _, err := raw.Exec(`UPDATE proxies SET last_seen = ?`, time.Now().Add(-time.Hour).UnixMilli()); err != nil {
 			t.Fatal(err)
