@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -174,5 +175,23 @@ func TestUnreachableFirstURLFailsOverQuickly(t *testing.T) {
 	}
 	if got, want := time.Since(start), 3*time.Second; got > want {
 		t.Errorf("enrolment took %s, want under %s", got, want)
+	}
+}
+
+// The cluster address stays first (a load balancer spreads agents itself);
+// the relays' own URLs behind it are rotated per agent, so a fleet whose
+// address is unreachable spreads over the relays.
+func TestSpreadKeepsTheClusterAddressFirst(t *testing.T) {
+	urls := []string{"https://relay.example.com:8443", "https://vm-1:8443", "https://vm-2:8443", "https://vm-3:8443"}
+	seen := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		got := agentsim.Spread(urls, fmt.Sprintf("fp-%d", i))
+		if got[0] != urls[0] || len(got) != len(urls) {
+			t.Fatalf("agent %d: got %v, want %s first and every URL", i, got, urls[0])
+		}
+		seen[got[1]] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("second URLs used: got %v, want all three relays", seen)
 	}
 }
