@@ -151,7 +151,7 @@ func (r Report) String() string {
 	}
 	sort.Strings(reasons)
 	for _, why := range reasons {
-		row("  failed: "+fmt.Sprint(r.FailedBy[why]), why)
+		row("", fmt.Sprintf("%d %s", r.FailedBy[why], why))
 	}
 	row("events sent", r.EventsSent)
 	row("events acknowledged", r.EventsAcked)
