@@ -102,6 +102,12 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.storeErr(w, err)
 		return
 	}
+	if len(req.URLs) > 0 {
+		if err := s.db.SetProxyURLs(ctx, ra.ProxyID, req.URLs); err != nil {
+			s.storeErr(w, err)
+			return
+		}
+	}
 	if err := s.db.AckCommands(ctx, store.TargetProxy, id, req.Acked); err != nil {
 		s.storeErr(w, err)
 		return
@@ -329,7 +335,7 @@ func (s *Server) heartbeatLoop() {
 	for {
 		spoolBytes, _, _ := s.sink.stats()
 		body, _ := json.Marshal(wire.HeartbeatRequest{Version: s.cfg.Version, Load: loadAvg(), Agents: int(s.m.held.Load()),
-			SpoolSize: spoolBytes, Acked: acked, Results: results})
+			SpoolSize: spoolBytes, Acked: acked, Results: results, URLs: s.publicURLs()})
 		var resp wire.HeartbeatResponse
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		status, err := s.callManager(ctx, wire.PathHeartbeat, body, &resp)

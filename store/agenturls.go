@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -97,4 +100,42 @@ func clusterAddressURL(address, relayURL string) string {
 		}
 	}
 	return u.Scheme + "://" + net.JoinHostPort(strings.TrimSuffix(address, "."), port)
+}
+
+// SetProxyURLs records what a relay advertises now (sent with every
+// heartbeat), so a relay restarted with another --public or --allow-plain
+// changes the list agents are handed; a change is audited.
+func (db *DB) SetProxyURLs(ctx context.Context, proxyID int64, urls []string) error {
+	if len(urls) > 16 {
+		return Errorf(EInvalid, "a relay advertises at most 16 URLs")
+	}
+	for _, u := range urls {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || strings.Contains(u, ",") || len(u) > 512 {
+			return Errorf(EInvalid, "advertised URL %q: want https://HOST:PORT", u)
+		}
+	}
+	joined := strings.Join(urls, ",")
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var old, cluster string
+	err = tx.queryRow(`SELECT p.urls, c.name FROM proxies p JOIN clusters c ON c.id = p.cluster_id WHERE p.id = ?`, proxyID).Scan(&old, &cluster)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Errorf(ENotFound, "proxy server %d not found", proxyID)
+	} else if err != nil {
+		return err
+	}
+	if old == joined {
+		return nil
+	}
+	if _, err := tx.exec(`UPDATE proxies SET urls = ? WHERE id = ?`, joined, proxyID); err != nil {
+		return err
+	}
+	if err := tx.audit("proxy.urls", "proxy/"+strconv.FormatInt(proxyID, 10), "cluster=%s urls=%s (was %s)", cluster, joined, old); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

@@ -50,3 +50,50 @@ func TestProxyURLsPutTheClusterAddressFirst(t *testing.T) {
 		})
 	}
 }
+
+// A relay's heartbeat carries what it advertises now: a change (another
+// --public after a restart) replaces the proxy's URLs and is audited once.
+func TestSetProxyURLs(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.account("acme")
+	c := f.cluster(a.ID, "edge", "relay.acme.example")
+	p := f.proxy(c.ID, "vm-1", "1.0.0") // advertises https://vm-1:8443
+	changes := func() int {
+		n := 0
+		for _, e := range f.audits() {
+			if e.Action == "proxy.urls" {
+				n++
+			}
+		}
+		return n
+	}
+	for _, tt := range []struct {
+		name    string
+		urls    []string
+		code    string
+		want    []string
+		changes int
+	}{
+		{"same as at join", []string{"https://vm-1:8443"}, "", []string{"https://relay.acme.example:8443", "https://vm-1:8443"}, 0},
+		{"restarted with --public", []string{"https://edge-1.acme.example:9443"}, "",
+			[]string{"https://relay.acme.example:9443", "https://edge-1.acme.example:9443"}, 1},
+		{"not a URL", []string{"vm-1:8443"}, store.EInvalid, []string{"https://relay.acme.example:9443", "https://edge-1.acme.example:9443"}, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := f.db.SetProxyURLs(f.ctx, p.ID, tt.urls)
+			if got := store.ErrorCode(err); got != tt.code {
+				t.Fatalf("code: got %q (%v), want %q", got, err, tt.code)
+			}
+			got, err := f.db.ProxyURLs(f.ctx, c.ID)
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("got %v (%v), want %v", got, err, tt.want)
+			}
+			if got := changes(); got != tt.changes {
+				t.Errorf("proxy.urls audit lines: got %d, want %d", got, tt.changes)
+			}
+		})
+	}
+	if err := f.db.SetProxyURLs(f.ctx, 999, []string{"https://x:1"}); store.ErrorCode(err) != store.ENotFound {
+		t.Errorf("unknown proxy: got %v, want not found", err)
+	}
+}

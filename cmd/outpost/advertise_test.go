@@ -134,3 +134,32 @@ func TestJoinedRelaysAdvertiseUsableURLs(t *testing.T) {
 		t.Errorf("got %d acknowledged, %d unacknowledged, lost %v; want > 0, 0, 0", rep.EventsAcked, rep.Unacked, rep.Lost)
 	}
 }
+
+// A joined relay restarted with another --public advertises it with its
+// next heartbeat: agents are handed the new URL.
+func TestRestartedRelayAdvertisesItsNewPublicURL(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.createAccount("acme")
+	c.ok("cluster", "create", "--name", "dc", "--address", "relay.dc.example")
+	mgr := svStart(t, c, "relay", "--listen", "https://127.0.0.1:0")
+	info := svRunFile(t, mgr, c.data, "relay")
+	mgrURL := svURL(t, info, "https")
+	var jt struct {
+		Token string `json:"token"`
+	}
+	c.json(&jt, "proxy", "deploy", "--cluster", "dc", "--manual", "--manager", mgrURL)
+	rc := &cli{t: t, data: t.TempDir(), env: c.env}
+	p := svStart(t, rc, "relay", "--manager", mgrURL, "--join", jt.Token, "--ca-sha256", info.CASHA256,
+		"--listen", "https://127.0.0.1:0", "--public", "https://edge-old.dc.example:9443", "--heartbeat", "200ms")
+	waitCond(t, p, 15*time.Second, "the old URL handed out", func() bool {
+		return slices.Contains(installProxyList(t, c, "dc"), "https://edge-old.dc.example:9443")
+	})
+	p.cmd.Process.Kill()
+	p.waitExit(10 * time.Second)
+	p = svStart(t, rc, "relay", "--listen", "https://127.0.0.1:0", "--public", "https://edge-new.dc.example:9443", "--heartbeat", "200ms")
+	waitCond(t, p, 15*time.Second, "the new URL handed out", func() bool {
+		got := installProxyList(t, c, "dc")
+		return slices.Contains(got, "https://edge-new.dc.example:9443") && !slices.Contains(got, "https://edge-old.dc.example:9443")
+	})
+}

@@ -264,6 +264,10 @@ type HeartbeatRequest struct {
 	SpoolSize int64           `json:"spool_bytes"`
 	Acked     []int64         `json:"acked,omitempty"`
 	Results   []CommandResult `json:"results,omitempty"`
+	// URLs are what the relay advertises to agents now (--public, else its
+	// usable listeners), so a restart with other flags updates the list
+	// the management host hands out.
+	URLs []string `json:"urls,omitempty"`
 }
 
 // HeartbeatResponse carries commands for the relay and its current policy.
