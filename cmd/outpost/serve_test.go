@@ -600,6 +600,8 @@ func svDemoReady(block string) bool {
 // with SIGINT.
 func TestUpDemo(t *testing.T) {
 	t.Parallel()
+	demoPorts.Lock() // the demo's fixed ports (TestDashboardInTmux)
+	defer demoPorts.Unlock()
 	for _, port := range svDemoPorts {
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
