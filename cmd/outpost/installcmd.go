@@ -29,10 +29,10 @@ each host:
 
   outpost agent run --proxy URL[,URL] --key KEY [--ca-sha256 H]
 
-With --cluster, the URLs are the cluster's address on its relays' TLS port
-first (https://ADDRESS:PORT: the proxy's IP, or a domain, load balancer or
-VIP in front of the proxies), then each proxy server's own URLs as fallbacks
-(what it advertised at join: --public, else its https listeners; http ones
+With --cluster, the URLs are the cluster's address on the first relay's TLS
+port first (https://ADDRESS:PORT: the proxy's IP, or a domain, load balancer
+or VIP in front of the proxies), then each proxy server's own URLs as
+fallbacks (what it advertises: --public, else its https listeners; http ones
 only for a relay started with --allow-plain). While the cluster has no proxy
 server it is https://ADDRESS:8443. Without --cluster the agents connect
 directly to the management host (--manager, else the running relay's https
