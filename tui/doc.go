@@ -53,6 +53,21 @@
 // changing keys (KeyMap.ChangeKeys) are disabled, so they neither match
 // nor show in the help, and each action refuses as well (readOnly).
 //
+// Background work belongs to no view: a paced bind (Jobs, bindjob.go) is
+// started from the agents view, but its steps are messages the root hands
+// to Common.Jobs, its progress is drawn on the crumb line and ctrl+x stops
+// it between batches, so switching views loses nothing. Its pacing is
+// ops.PacedBind, the one `agent bind --file` runs (500 per batch, the bind
+// gap, the store's RetryAfter); Jobs.After is its timer, replaced in tests
+// to drive it with the fake clock.
+//
+// Agent marks are agent ids. Space marks a row and sets the start of a
+// range (V marks from there to the cursor); ctrl+a marks the whole filter.
+// Ranges and "all" page the ids from the store (at most maxMarks) in the
+// table's filter and sort, so rows outside the loaded window count too.
+// Why an agent is offline is store.DiagnoseAgent, which `agent show`
+// prints as well.
+//
 // Colour is never needed: states are words (online/offline, Protected),
 // NO_COLOR gives a colourless style set, and only fixed colours are used
 // so lipgloss never asks the terminal for its background.

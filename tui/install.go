@@ -60,10 +60,14 @@ func NewInstallView(c *Common) *InstallView {
 		// The command text only for the page's rows (one URL lookup per cluster).
 		mgr, _ := ops.ManagerURL(c.DataDir, "")
 		pin, _ := ops.CAPin(c.DataDir)
-		urls := map[int64][]string{}
+		type target struct {
+			urls []string
+			note string
+		}
+		targets := map[int64]target{}
 		for i, r := range page.Rows {
 			it := r.Data.(installItem)
-			u, ok := urls[it.ic.ClusterID]
+			tg, ok := targets[it.ic.ClusterID]
 			if !ok {
 				var cl *store.Cluster
 				if it.ic.ClusterID != 0 {
@@ -73,12 +77,12 @@ func NewInstallView(c *Common) *InstallView {
 					}
 					cl = &got
 				}
-				if u, it.note, err = ops.InstallURLs(ctx, b, cl, mgr); err != nil {
+				if tg.urls, tg.note, err = ops.InstallURLs(ctx, b, cl, mgr); err != nil {
 					return Page{}, err
 				}
-				urls[it.ic.ClusterID] = u
+				targets[it.ic.ClusterID] = tg
 			}
-			it.command = ops.AgentCommand(u, it.ic.KeyPrefix+"…", pin)
+			it.command, it.note = ops.AgentCommand(tg.urls, it.ic.KeyPrefix+"…", pin), tg.note
 			page.Rows[i].Data = it
 		}
 		return page, nil

@@ -206,6 +206,22 @@ func newAgentShowCmd(a *app) *cobra.Command {
 			if g.Duplicate {
 				fields = append(fields, [2]string{"DUPLICATE", "this identity is used by two machines: " + g.DuplicateFix})
 			}
+			// The server-side reasons, shared with the dashboard's agent view.
+			d, err := db.DiagnoseAgent(ctx(cmd), g.ID)
+			if err != nil {
+				return err
+			}
+			why := "Why offline"
+			if g.Online {
+				why = "Not connected"
+			}
+			for _, r := range d.Reasons {
+				fields = append(fields, [2]string{why, r})
+				why = ""
+			}
+			if d.Next != "" {
+				fields = append(fields, [2]string{"Next", d.Next})
+			}
 			a.printFields(fields)
 			return nil
 		},
