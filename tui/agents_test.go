@@ -585,3 +585,40 @@ func TestReadOnlyAgentViews(t *testing.T) {
 		t.Error("read-only dashboard changed the store")
 	}
 }
+
+// TestFViewsRender: every view of this file renders whole at 80x24 and
+// 120x40 with CJK names, nothing wider than the terminal.
+func TestFViewsRender(t *testing.T) {
+	for _, size := range []struct{ w, h int }{{80, 24}, {120, 40}} {
+		f := newFleet(t)
+		gz := f.cluster("腾讯云-广州", "relay.gz.example")
+		f.proxy(gz, "腾讯云-edge-01")
+		ags := f.agents(gz.ID, "腾讯云-web", 3)
+		f.clock.Advance(13 * time.Hour)
+		c := f.common(false)
+		d, err := f.db.DiagnoseAgent(f.ctx, ags[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		views := []struct {
+			name  string
+			view  View
+			wants []string
+		}{
+			{"agents", NewAgentsView(c, 0), []string{"腾讯云-web-1", "Unprotected"}},
+			{"cluster agents", NewAgentsView(c, gz.ID), []string{"腾讯云-web-3", "Connected agents"}},
+			{"agent", NewAgentView(c, d), []string{"腾讯云-web-1", "Why it is offline"}},
+			{"install", NewInstallView(c), []string{"腾讯云-广州", "outpost agent run --proxy"}},
+			{"audit", NewAuditView(c), []string{"installcmd.create", "cluster.create", "account/acme"}},
+			{"settings", NewSettingsView(c), []string{"offline_after", "uninstall_grace"}},
+		}
+		for _, v := range views {
+			t.Run(fmt.Sprintf("%s %dx%d", v.name, size.w, size.h), func(t *testing.T) {
+				hs := newHarness(t, c, size.w, size.h)
+				hs.send(SwitchMsg{v.view})
+				hs.wantScreen(v.wants...)
+				agFrame(t, hs.screen(), size.w, size.h)
+			})
+		}
+	}
+}
