@@ -106,6 +106,11 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.m.checkins.Add(1)
+	wait := min(time.Duration(req.Wait), s.settings().PollTimeout)
+	if req.Fingerprint != "" && a.Fingerprint != "" && req.Fingerprint != a.Fingerprint {
+		s.answerCopy(w, r, a, ra, req.Fingerprint, wait)
+		return
+	}
 	if len(req.Acked) > 0 {
 		if err := s.db.AckCommands(r.Context(), store.TargetAgent, a.ID, req.Acked); err != nil {
 			s.storeErr(w, err)
@@ -123,24 +128,20 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 		c.Host = &h
 	}
 	s.batcher.Add(c)
-	if req.Fingerprint != "" && a.Fingerprint != "" && req.Fingerprint != a.Fingerprint {
-		// Not the enrolled machine and directory: a copy. It is answered at
-		// once (the store flags it through the batch above) and never
-		// takes the original's held check-in over.
-		writeJSON(w, http.StatusOK, wire.CheckinResponse{Settings: s.settings(), DuplicateID: true, Clone: true, ServerTimeUTC: time.Now().UTC()})
-		return
-	}
 	dup := a.Duplicate
-	wait := min(time.Duration(req.Wait), s.settings().PollTimeout)
 	conn := agentConn(r, ra)
-	s.clones.arrive(a.ID, conn)
-	s.m.held.Add(1)
-	cmds, err := s.hub.wait(r.Context(), s.db, a.ID, wait)
-	s.m.held.Add(-1)
-	clone := s.clones.leave(a.ID, conn)
+	var cmds []store.Command
+	var err error
+	clone := s.clones.arrive(a.ID, conn, wait)
+	if !clone {
+		s.m.held.Add(1)
+		cmds, err = s.hub.wait(r.Context(), s.db, a.ID, wait)
+		s.m.held.Add(-1)
+		clone = s.clones.leave(a.ID, conn)
+	}
 	if clone {
 		s.logf("relay: agent %s: two live connections check in as it; %s is answered as a clone", a.ID, conn)
-		if err := s.db.FlagDuplicate(context.WithoutCancel(r.Context()), a.ID, conn); err != nil {
+		if err := s.db.FlagDuplicate(context.WithoutCancel(r.Context()), a.ID, req.Fingerprint, conn); err != nil {
 			s.logf("relay: flag duplicate %s: %v", a.ID, err)
 		}
 		s.agents.drop(a.ID)
