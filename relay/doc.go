@@ -50,15 +50,18 @@
 // policy change switches mode and limits live; the spool keeps draining.
 //
 // Clones (clones.go): a check-in whose fingerprint is not the enrolled one
-// is a copy of the agent directory; it is answered at once with Clone (the
-// store flags the identity) and never takes the original's hold. Copies
-// presenting the same fingerprint are found by their connections: one
-// check-in per agent is held, a second connection takes the hold over and
-// the first is answered; an agent that reconnected never returns on the
-// connection it left, a live copy does at once (it was just answered), so
-// that return while the taker still holds proves two live agents and the
-// taker (the newcomer) is answered Clone and flagged. Joined relays pass
-// the agent's address (wire.HeaderAgentAddr) to tell its connections apart.
+// is a copy of the agent directory; the store flags the identity, nothing
+// else of the check-in is recorded, and it is answered Clone after a short
+// hold (5 s, so an agent too old to back off does not spin), never taking
+// the original's hold. Copies presenting the same fingerprint are found by
+// their connections: one check-in per agent is held, a second connection's
+// long poll takes the hold over and the first is answered; an agent that
+// reconnected never returns on the connection it left, a live copy does at
+// once (it was just answered), so that return while the taker still holds
+// proves two live agents: the connection first seen later is answered
+// Clone and the identity flagged. Short check-ins (inventory, doctor) are
+// not counted. Joined relays pass the agent's address
+// (wire.HeaderAgentAddr) to tell its connections apart.
 //
 // Choices: the frequency limit also caps agent event requests per second at
 // the relay (excess answered 429 + Retry-After: 1), because a store-and-
