@@ -78,10 +78,13 @@ note; it is used only to enrol again if the management host no longer
 knows the identity), and --proxy or --ca-sha256 given then replace the
 saved list or pin (with a note), a list set by a bind included. An
 unknown, expired or revoked key is refused on the first start: "install
-key not recognised" (exit 1). Copying DIR to another machine (or
-baking it into an image) copies the identity: the management host sees one
-agent id from two machine fingerprints (the sha256 of /etc/machine-id) and
-flags a duplicate identity; delete DIR on the clone and install again.
+key not recognised" (exit 1). Copying DIR (to another machine, into an
+image, or beside it on this machine) copies the identity; the fingerprint
+covers /etc/machine-id and where DIR lives (path, device, inode), so the
+management host tells the copy apart, flags a duplicate identity and answers
+the copy as a clone: it checks in only every 5 minutes and logs how to fix
+it (delete the copy and install again). mv within one file system keeps
+the agent; a move to another file system makes it a copy.
 
 Connection. The agent holds a long-poll check-in open through a relay so
 commands reach it within seconds, and sends its full inventory ("online
