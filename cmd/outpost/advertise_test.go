@@ -152,6 +152,7 @@ func TestRestartedRelayAdvertisesItsNewPublicURL(t *testing.T) {
 	rc := &cli{t: t, data: t.TempDir(), env: c.env}
 	p := svStart(t, rc, "relay", "--manager", mgrURL, "--join", jt.Token, "--ca-sha256", info.CASHA256,
 		"--listen", "https://127.0.0.1:0", "--public", "https://edge-old.dc.example:9443", "--heartbeat", "200ms")
+	svRunFile(t, p, rc.data, "relay") // joined, identity saved
 	waitCond(t, p, 15*time.Second, "the old URL handed out", func() bool {
 		return slices.Contains(installProxyList(t, c, "dc"), "https://edge-old.dc.example:9443")
 	})
