@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
@@ -19,13 +20,14 @@ type ClustersView struct {
 	c     *Common
 	id    int
 	table *Table
+	cache *listCache[store.Cluster]
 	w, h  int
 }
 
 // NewClustersView returns the home view.
 func NewClustersView(c *Common) *ClustersView {
-	v := &ClustersView{c: c, id: c.NewID()}
-	acct := c.Account.ID
+	v := &ClustersView{c: c, id: c.NewID(), cache: newListCache[store.Cluster](time.Second)}
+	acct, cache := c.Account.ID, v.cache
 	v.table = NewTable(c, []Column{
 		{Title: "NAME", Width: 10, Flex: 3, Sort: "name"},
 		{Title: "ADDRESS", Width: 10, Flex: 3, Sort: "address"},
@@ -37,7 +39,7 @@ func NewClustersView(c *Common) *ClustersView {
 		{Title: "MODE", Width: 7, Sort: "mode"},
 		{Title: "WARN", Width: 4, Flex: 1, Sort: "warnings"},
 	}, func(ctx context.Context, b Backend, q Query) (Page, error) {
-		cs, err := b.ListClusters(ctx, acct)
+		cs, err := cache.get(ctx, func(ctx context.Context) ([]store.Cluster, error) { return b.ListClusters(ctx, acct) })
 		if err != nil {
 			return Page{}, err
 		}
@@ -117,7 +119,10 @@ func (v *ClustersView) Table() *Table { return v.table }
 func (v *ClustersView) Init() tea.Cmd { return v.table.Load() }
 
 // Refresh implements View.
-func (v *ClustersView) Refresh() tea.Cmd { return v.table.Refresh() }
+func (v *ClustersView) Refresh() tea.Cmd {
+	v.cache.invalidate()
+	return v.table.Refresh()
+}
 
 // Title implements View.
 func (v *ClustersView) Title() string { return "Clusters" }
@@ -172,6 +177,9 @@ func withHelp(b key.Binding, desc string) key.Binding {
 
 // Update implements tea.Model.
 func (v *ClustersView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if km, ok := msg.(tea.KeyMsg); ok && key.Matches(km, v.c.Keys.Refresh) {
+		return v, v.Refresh()
+	}
 	if cmd, ok := v.table.Update(msg); ok {
 		return v, cmd
 	}

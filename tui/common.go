@@ -54,7 +54,8 @@ type Common struct {
 	// Jobs is the background work (a paced bind) shown whatever the view.
 	Jobs *Jobs
 
-	nextID int
+	nextID          int
+	clusterAccounts clusterAccounts // for the proxies of one account
 }
 
 // Options configure a new Common.
@@ -119,9 +120,15 @@ func (c *Common) NewID() int {
 // Call runs fn as a tea.Cmd with a bounded context carrying the audit
 // actor. It is the only way views reach the backend: Update never blocks.
 func (c *Common) Call(fn func(ctx context.Context, b Backend) tea.Msg) tea.Cmd {
+	return c.CallContext(context.Background(), fn)
+}
+
+// CallContext is Call under parent, which the caller may cancel (a table
+// cancels the page load a newer one replaces).
+func (c *Common) CallContext(parent context.Context, fn func(ctx context.Context, b Backend) tea.Msg) tea.Cmd {
 	b, timeout, actor := c.Backend, c.CallTimeout, c.Actor
 	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(store.WithActor(context.Background(), actor), timeout)
+		ctx, cancel := context.WithTimeout(store.WithActor(parent, actor), timeout)
 		defer cancel()
 		return fn(ctx, b)
 	}

@@ -51,7 +51,7 @@ func NewProxiesView(c *Common, clusterID int64) *ProxiesView {
 			return Page{}, err
 		}
 		if clusterID == 0 && acct != 0 {
-			if ps, err = accountProxies(ctx, b, acct, ps); err != nil {
+			if ps, err = accountProxies(ctx, c, b, acct, ps); err != nil {
 				return Page{}, err
 			}
 		}
@@ -66,18 +66,18 @@ func NewProxiesView(c *Common, clusterID int64) *ProxiesView {
 }
 
 // accountProxies keeps the proxies of one account's clusters.
-func accountProxies(ctx context.Context, b Backend, acct int64, ps []store.Proxy) ([]store.Proxy, error) {
-	cs, err := b.ListClusters(ctx, acct)
+func accountProxies(ctx context.Context, c *Common, b Backend, acct int64, ps []store.Proxy) ([]store.Proxy, error) {
+	ids := make([]int64, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ClusterID
+	}
+	owner, err := c.clusterAccounts.accountOf(ctx, b, ids)
 	if err != nil {
 		return nil, err
 	}
-	mine := map[int64]bool{}
-	for _, c := range cs {
-		mine[c.ID] = true
-	}
 	out := ps[:0:0]
 	for _, p := range ps {
-		if mine[p.ClusterID] {
+		if owner[p.ClusterID] == acct {
 			out = append(out, p)
 		}
 	}

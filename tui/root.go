@@ -41,6 +41,7 @@ type headerMsg struct {
 type Root struct {
 	c      *Common
 	stack  []View
+	home   View // kept: `:clusters` comes back to it with its cursor and rows
 	dialog Dialog
 
 	cmdMode bool
@@ -70,7 +71,7 @@ func NewRoot(c *Common, home View) *Root {
 		names = append(names, cmd.name)
 	}
 	in.SetSuggestions(names)
-	r := &Root{c: c, cmdIn: in}
+	r := &Root{c: c, cmdIn: in, home: home}
 	r.stack = []View{home}
 	return r
 }
@@ -334,7 +335,7 @@ func (r *Root) runCommand(s string) tea.Cmd {
 		r.quitting = true
 		return tea.Quit
 	case "clusters":
-		v = NewClustersView(r.c)
+		v = r.home
 	case "proxies":
 		v = NewProxiesView(r.c, 0)
 	case "agents":

@@ -3,6 +3,7 @@ package tui
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -90,6 +91,7 @@ type Table struct {
 	err     error
 	seq     int // last request
 	applied int // last applied response
+	cancel  context.CancelFunc
 
 	cursor int    // absolute index
 	top    int    // first visible absolute index
@@ -149,7 +151,14 @@ func (t *Table) Load() tea.Cmd {
 		q.Sort = t.cols[t.sort].Sort
 	}
 	seq, id, fetch := t.seq, t.id, t.fetch
-	return t.c.Call(func(ctx context.Context, b Backend) tea.Msg {
+	// A newer load replaces an older one still running: cancel it, so
+	// that typing a filter does not pile up scans of the fleet.
+	if t.cancel != nil {
+		t.cancel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.cancel = cancel
+	return t.c.CallContext(ctx, func(ctx context.Context, b Backend) tea.Msg {
 		p, err := fetch(ctx, b, q)
 		return pageMsg{table: id, seq: seq, q: q, page: p, err: err}
 	})
@@ -271,8 +280,8 @@ func (t *Table) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 }
 
 func (t *Table) apply(m pageMsg) {
-	if m.seq <= t.applied {
-		return // an older answer than one already shown
+	if m.seq <= t.applied || (m.err != nil && m.seq < t.seq && errors.Is(m.err, context.Canceled)) {
+		return // older than what is shown, or replaced and cancelled
 	}
 	t.applied = m.seq
 	if m.err != nil {

@@ -1,0 +1,164 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"outpost/store"
+)
+
+// tableView wraps a bare table as a View for the harness.
+type tableView struct{ t *Table }
+
+func (v *tableView) ShortHelp() []key.Binding  { return nil }
+func (v *tableView) FullHelp() [][]key.Binding { return nil }
+func (v *tableView) Title() string             { return "table" }
+func (v *tableView) Capturing() bool           { return v.t.Capturing() }
+
+func (v *tableView) Init() tea.Cmd    { return v.t.Load() }
+func (v *tableView) Refresh() tea.Cmd { return v.t.Refresh() }
+func (v *tableView) SetSize(w, h int) { v.t.SetSize(w, h) }
+func (v *tableView) View() string     { return v.t.View() }
+func (v *tableView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd, _ := v.t.Update(msg)
+	return v, cmd
+}
+
+func TestTablePagesOnlyAWindow(t *testing.T) {
+	const total = 100_000
+	var mu sync.Mutex
+	var asked []Query
+	fetch := func(ctx context.Context, b Backend, q Query) (Page, error) {
+		mu.Lock()
+		asked = append(asked, q)
+		mu.Unlock()
+		p := Page{Total: total}
+		for i := q.Offset; i < min(q.Offset+q.Limit, total); i++ {
+			p.Rows = append(p.Rows, Row{ID: fmt.Sprint(i), Cells: []string{fmt.Sprintf("host-%06d", i)}})
+		}
+		return p, nil
+	}
+	f := newFleet(t)
+	c := f.common(false)
+	tbl := NewTable(c, []Column{{Title: "HOST", Width: 12, Flex: 1}}, fetch)
+	hs := newHarness(t, c, 80, 24)
+	hs.send(SwitchMsg{&tableView{t: tbl}})
+	vis := tbl.visible()
+	check := func(what string) {
+		t.Helper()
+		if n := len(tbl.rows); n > tbl.window() {
+			t.Errorf("%s: table holds %d rows, more than its window of %d", what, n, tbl.window())
+		}
+		for _, q := range asked {
+			if q.Limit > 3*vis+30 {
+				t.Errorf("%s: asked for %d rows at once (screen %d)", what, q.Limit, vis)
+			}
+		}
+		asked = nil
+	}
+	check("first page")
+	hs.wantScreen("host-000000")
+	for range 10 {
+		hs.keys("pgdown")
+	}
+	check("after paging")
+	hs.wantScreen(fmt.Sprintf("host-%06d", 10*vis))
+	hs.keys("end")
+	check("at the end")
+	if got := tbl.SelectedID(); got != fmt.Sprint(total-1) {
+		t.Fatalf("end selected %q, want the last row", got)
+	}
+	hs.wantScreen("host-099999")
+	if strings.Contains(hs.screen(), "…") {
+		t.Errorf("rows shown as not loaded after the page arrived:\n%s", hs.screen())
+	}
+}
+
+func TestTableCancelsReplacedLoad(t *testing.T) {
+	f := newFleet(t)
+	c := f.common(false)
+	var calls atomic.Int32
+	cancelled, started := make(chan struct{}), make(chan struct{})
+	tbl := NewTable(c, []Column{{Title: "X", Width: 4}}, func(ctx context.Context, b Backend, q Query) (Page, error) {
+		if calls.Add(1) == 1 {
+			close(started)
+			select {
+			case <-ctx.Done():
+				close(cancelled)
+				return Page{}, ctx.Err()
+			case <-time.After(5 * time.Second):
+				return Page{}, fmt.Errorf("first load was never cancelled")
+			}
+		}
+		return Page{Total: 1, Rows: []Row{{ID: "a", Cells: []string{"a"}}}}, nil
+	})
+	tbl.SetSize(40, 10)
+	first := tbl.Load()
+	done := make(chan tea.Msg, 1)
+	go func() { done <- first() }()
+	<-started
+	second := tbl.SetFilter("a") // typing replaces the load
+	tbl.Update(second())
+	select {
+	case <-cancelled:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("the replaced load was not cancelled")
+	}
+	tbl.Update(<-done) // the cancelled answer arrives late: ignored
+	if tbl.Err() != nil || tbl.Total() != 1 {
+		t.Fatalf("after the late cancelled answer: err %v, total %d; want the newer page kept", tbl.Err(), tbl.Total())
+	}
+}
+
+// countingBackend counts ListClusters calls.
+type countingBackend struct {
+	Backend
+	clusters atomic.Int32
+}
+
+func (b *countingBackend) ListClusters(ctx context.Context, acct int64) ([]store.Cluster, error) {
+	b.clusters.Add(1)
+	return b.Backend.ListClusters(ctx, acct)
+}
+
+func TestClustersPagingReusesTheList(t *testing.T) {
+	f := newFleet(t)
+	for i := range 120 {
+		f.cluster(fmt.Sprintf("c-%03d", i), fmt.Sprintf("c%03d.example", i))
+	}
+	c := f.common(false)
+	cb := &countingBackend{Backend: f.db}
+	c.Backend = cb
+	hs := newHarness(t, c, 80, 24)
+	n := cb.clusters.Load()
+	for range 8 {
+		hs.keys("pgdown")
+	}
+	hs.keys("s", "s", "/")
+	hs.typeText("c-1")
+	hs.keys("enter")
+	if got := cb.clusters.Load(); got != n {
+		t.Errorf("paging, sorting and filtering 120 clusters asked the store %d more times", got-n)
+	}
+	hs.keys("ctrl+r")
+	if got := cb.clusters.Load(); got != n+1 {
+		t.Errorf("a refresh asked the store %d times, want once", got-n)
+	}
+	// The proxies of one account: the cluster -> account map is loaded once.
+	hs.keys(":")
+	hs.typeText("proxies")
+	hs.keys("enter")
+	m := cb.clusters.Load()
+	hs.keys("ctrl+r", "ctrl+r")
+	if got := cb.clusters.Load(); got != m {
+		t.Errorf("refreshing :proxies listed the clusters %d more times", got-m)
+	}
+}
