@@ -95,7 +95,8 @@ address, then each proxy server's own URLs. The agent moves to the next URL
 when one is unreachable or answers "not here" (TLS error, a plain listener
 of a TLS-only relay, 403, 421, 5xx) and stays on the one that works; the
 log says what each URL did ("refused: needs TLS", "relay unreachable: dial
-tcp ..."). A refused key or account ends the agent with the reason.
+tcp ..."). A refused key ends the first start with the reason; other
+refusals are retried with a back-off and logged.
 
 Commands. bind / unbind switch the agent to a cluster's proxies or back to
 direct connection; the new list is saved in DIR/identity.json. uninstall
