@@ -211,7 +211,16 @@ func (s *Server) wireCommand(r *http.Request, c store.Command) wire.Command {
 		if err != nil {
 			s.logf("relay: deploy-proxy command %d: %v", c.ID, err)
 		}
-		wc.Args, _ = json.Marshal(map[string]any{"token": token, "cluster": d.Cluster, "listen": d.Listen, "public": d.Public})
+		// The new relay joins the management host itself: the agent's own
+		// relay (a joined one) does not serve the relay-facing API.
+		var manager string
+		for _, u := range s.publicURLs() {
+			if strings.HasPrefix(u, "https://") {
+				manager = u
+				break
+			}
+		}
+		wc.Args, _ = json.Marshal(map[string]any{"token": token, "cluster": d.Cluster, "listen": d.Listen, "public": d.Public, "manager": manager})
 	}
 	return wc
 }

@@ -528,6 +528,7 @@ func (r *agentRun) deployProxy(ag *agentsim.Agent, client *agentsim.Client, dir 
 		Cluster string   `json:"cluster"`
 		Listen  []string `json:"listen"`
 		Public  []string `json:"public"`
+		Manager string   `json:"manager"`
 	}
 	if err := json.Unmarshal(c.Args, &args); err != nil || args.Token == "" {
 		return fmt.Errorf("deploy-proxy: no join token in the command (it was used or has expired: deploy again)")
@@ -540,8 +541,10 @@ func (r *agentRun) deployProxy(ag *agentsim.Agent, client *agentsim.Client, dir 
 		r.logf("deploy-proxy for cluster %s: a relay already runs from %s (pid %d): nothing to do", args.Cluster, data, info.PID)
 		return nil
 	}
-	manager := ""
-	if p := client.Proxies(); len(p) > 0 {
+	// The management host's URL comes with the command; older management
+	// hosts sent none, and then the relay in use is the best guess.
+	manager := args.Manager
+	if p := client.Proxies(); manager == "" && len(p) > 0 {
 		manager = p[0]
 	}
 	exe, err := os.Executable()
