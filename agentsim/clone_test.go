@@ -188,23 +188,23 @@ func TestCopiedAgentDirectory(t *testing.T) {
 				orig = startCloneAgent(t, m, key, origDir)
 			} else {
 				orig = startCloneAgent(t, m, key, origDir)
-				cloneWaitUntil(t, 10*time.Second, "the original's enrolment", func() bool {
+				cloneWaitUntil(t, 20*time.Second, "the original's enrolment", func() bool {
 					_, ok, _ := (&agentsim.DiskIdentity{Dir: origDir}).Load()
 					return ok
 				})
 				id = identityOf(t, origDir).AgentID
 				copyDir(t, origDir, copyDirPath)
 			}
-			cloneWaitUntil(t, 10*time.Second, "the original's held check-in", func() bool { return orig.ag.Stats.Held.Load() == 1 && orig.ag.Stats.Checkins.Load() > 0 })
+			cloneWaitUntil(t, 20*time.Second, "the original's held check-in", func() bool { return orig.ag.Stats.Held.Load() == 1 && orig.ag.Stats.Checkins.Load() > 0 })
 
 			cp := startCloneAgent(t, m, key, copyDirPath)
-			cloneWaitUntil(t, 10*time.Second, "the copy told it is a clone", func() bool {
+			cloneWaitUntil(t, 20*time.Second, "the copy told it is a clone", func() bool {
 				return cp.log.count("reports this process as a clone") > 0
 			})
-			cloneWaitUntil(t, 5*time.Second, "the duplicate flag in the store", func() bool { return flagged(id) })
+			cloneWaitUntil(t, 15*time.Second, "the duplicate flag in the store", func() bool { return flagged(id) })
 			// From now on: the copy stays quiet, the original goes on.
 			copyCheckins, origCheckins := cp.ag.Stats.Checkins.Load(), orig.ag.Stats.Checkins.Load()
-			cloneWaitUntil(t, 10*time.Second, "two more check-ins of the original", func() bool {
+			cloneWaitUntil(t, 20*time.Second, "two more check-ins of the original", func() bool {
 				return orig.ag.Stats.Checkins.Load() >= origCheckins+2
 			})
 			if got := cp.ag.Stats.Checkins.Load(); got != copyCheckins {
@@ -232,7 +232,7 @@ func TestCopiedAgentDirectory(t *testing.T) {
 		dir := filepath.Join(base, "agent")
 		id := legacyIdentity(t, m, key, dir)
 		a := startCloneAgent(t, m, key, dir)
-		cloneWaitUntil(t, 10*time.Second, "the upgraded agent's check-in", func() bool { return a.ag.Stats.Checkins.Load() > 0 })
+		cloneWaitUntil(t, 20*time.Second, "the upgraded agent's check-in", func() bool { return a.ag.Stats.Checkins.Load() > 0 })
 		a.stop()
 		<-a.done
 		a.done <- nil // for the cleanup
@@ -244,7 +244,7 @@ func TestCopiedAgentDirectory(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := startCloneAgent(t, m, key, moved)
-		cloneWaitUntil(t, 10*time.Second, "the moved agent's check-ins", func() bool { return b.ag.Stats.Checkins.Load() >= 2 })
+		cloneWaitUntil(t, 20*time.Second, "the moved agent's check-ins", func() bool { return b.ag.Stats.Checkins.Load() >= 2 })
 		if got := identityOf(t, moved); got.AgentID != id {
 			t.Errorf("moved agent id: got %s, want %s", got.AgentID, id)
 		}
