@@ -18,6 +18,7 @@ type AgentView struct {
 	c      *Common
 	id     int
 	d      store.AgentDiagnosis
+	cmds   []store.Command
 	err    error
 	scroll int
 	w, h   int
@@ -68,7 +69,7 @@ func (v *AgentView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.view == v.id {
 			v.err = msg.err
 			if msg.err == nil {
-				v.d = msg.d
+				v.d, v.cmds = msg.d, msg.cmds
 			}
 		}
 	case agentsActionMsg:
@@ -169,6 +170,17 @@ func (v *AgentView) lines() []string {
 		field("Risks", fmt.Sprintf("%d vulnerabilities, %d baseline risks, %d alerts", a.Vulns, a.BaselineRisks, a.Alerts)),
 		field("Load", fmt.Sprintf("cpu %.0f%%, mem %.0f%%", a.CPU, a.Mem)),
 	)
+	for i, c := range v.cmds {
+		k := ""
+		if i == 0 {
+			k = "Commands"
+		}
+		text := fmt.Sprintf("%s: %s, %s", c.Type, c.State, Ago(now, c.CreatedAt))
+		if c.Error != "" {
+			text += ": " + c.Error
+		}
+		out = append(out, field(k, text))
+	}
 	if u := a.UninstallText(func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }); u != "" {
 		out = append(out, field("Uninstall", u))
 	}

@@ -246,6 +246,7 @@ type marksMsg struct {
 type agentDetailMsg struct {
 	view int
 	d    store.AgentDiagnosis
+	cmds []store.Command // its latest commands, newest first
 	err  error
 }
 
@@ -299,7 +300,9 @@ func (v *AgentsView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.err != nil {
 			return v, FlashError(msg.err)
 		}
-		return v, Push(NewAgentView(v.c, msg.d))
+		av := NewAgentView(v.c, msg.d)
+		av.cmds = msg.cmds
+		return v, Push(av)
 	}
 	return v, nil
 }
@@ -348,7 +351,11 @@ func (v *AgentsView) key(msg tea.KeyMsg) tea.Cmd {
 func openAgent(c *Common, view int, id string) tea.Cmd {
 	return c.Call(func(ctx context.Context, b Backend) tea.Msg {
 		d, err := b.DiagnoseAgent(ctx, id)
-		return agentDetailMsg{view: view, d: d, err: err}
+		if err != nil {
+			return agentDetailMsg{view: view, err: err}
+		}
+		cmds, err := b.ListCommands(ctx, store.TargetAgent, id, 5)
+		return agentDetailMsg{view: view, d: d, cmds: cmds, err: err}
 	})
 }
 

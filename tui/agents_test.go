@@ -404,6 +404,9 @@ func TestUninstallOnline(t *testing.T) {
 	if a, _ := f.db.GetAgent(f.ctx, ags[0].ID); a.UninstallAt.IsZero() {
 		t.Error("uninstall not requested")
 	}
+	// The agent view shows the command and its state.
+	hs.keys("enter")
+	hs.wantScreen("Commands", "uninstall: queued, just now", "not acknowledged by the agent yet")
 }
 
 func TestAgentDetailWhyOffline(t *testing.T) {
