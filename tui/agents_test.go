@@ -286,6 +286,16 @@ func TestBindMarkedPaced(t *testing.T) {
 	}
 	hs.wantScreen("bind gz 1000/1001", "batch 3/3")
 
+	// q asks first while a bind runs (Keep focused).
+	hs.keys("q")
+	if d := dialogAs[*Choice](t, hs); d.Focused() != "Keep the dashboard" || hs.quit {
+		t.Fatalf("q during a bind: focus %q, quit %v", d.Focused(), hs.quit)
+	}
+	hs.keys("enter")
+	if hs.quit || !c.Jobs.Binding() {
+		t.Fatal("Keep the dashboard quit or stopped the bind")
+	}
+
 	// ctrl+x stops it between batches, after a confirmation.
 	hs.keys("ctrl+x")
 	stop := dialogAs[*Choice](t, hs)

@@ -172,6 +172,16 @@ func stopBindConfirm(c *Common) tea.Cmd {
 		Button{Label: "Keep binding"}, Button{Label: "Stop binding", Cmd: func() tea.Msg { return bindStopMsg{job: b.id} }}))
 }
 
+// quitBindConfirm asks before quitting while a bind runs (it would stop
+// between batches, like ctrl+x). ctrl+c still quits at once.
+func quitBindConfirm(c *Common) tea.Cmd {
+	b := c.Jobs.bind
+	p := b.prog
+	body := fmt.Sprintf("The bind to %s has bound %d of %d agent(s). Quitting stops it; the rest stay as they are (bind them again later).",
+		Clean(b.cluster.Name), p.Done, p.Total)
+	return OpenDialog(NewChoice(c, "Quit while a bind runs?", body, Button{Label: "Keep the dashboard"}, Button{Label: "Quit", Cmd: tea.Quit}))
+}
+
 // bindLine is the progress shown on the crumb line ("" when no bind
 // runs), compact enough for 80 columns:
 // "bind gz 500/1200 [####......] batch 2/3, next in 42s · ctrl+x stop".

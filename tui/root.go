@@ -249,6 +249,9 @@ func (r *Root) key(msg tea.KeyMsg) tea.Cmd {
 	if !v.Capturing() {
 		switch {
 		case key.Matches(msg, k.Quit):
+			if r.c.Jobs.Binding() {
+				return quitBindConfirm(r.c) // q by habit must not drop a bind
+			}
 			r.quitting = true
 			return tea.Quit
 		case key.Matches(msg, k.Command):
