@@ -431,12 +431,27 @@ func (db *DB) ListAgents(ctx context.Context, f AgentFilter) (AgentPage, error) 
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	// A search of three or more characters that matches few agents should
+	// drive the query: "+" keeps the planner from scanning the account's or
+	// the cluster's index and probing the search per row (about 90 ms at
+	// 100,000 agents for a rare host name). A broad one is faster the
+	// planner's way (the listing index, stopped at the page).
+	ix, phrase := "", ""
+	if utf8.RuneCountInString(f.Query) >= 3 {
+		phrase = `"` + strings.ReplaceAll(f.Query, `"`, `""`) + `"`
+		var n int
+		if err := tx.queryRow(`SELECT COUNT(*) FROM (SELECT 1 FROM agents_search WHERE agents_search MATCH ? LIMIT 2000)`, phrase).Scan(&n); err != nil {
+			return AgentPage{}, err
+		} else if n < 2000 {
+			ix = "+"
+		}
+	}
 	if f.AccountID != 0 {
-		add("g.account_id = ?", f.AccountID)
+		add(ix+"g.account_id = ?", f.AccountID)
 	}
 	switch {
 	case f.ClusterID > 0:
-		add("g.cluster_id = ?", f.ClusterID)
+		add(ix+"g.cluster_id = ?", f.ClusterID)
 	case f.ClusterID < 0:
 		add("g.cluster_id IS NULL")
 	}
@@ -455,8 +470,8 @@ func (db *DB) ListAgents(ctx context.Context, f AgentFilter) (AgentPage, error) 
 	if f.Query != "" {
 		if utf8.RuneCountInString(f.Query) >= 3 {
 			// Trigram index: any substring of three or more characters.
-			phrase := `"` + strings.ReplaceAll(f.Query, `"`, `""`) + `"`
-			add(`(g.rowid IN (SELECT rowid FROM agents_search WHERE agents_search MATCH ?) OR g.id = ?)`, phrase, f.Query)
+			// One IN over both ("IN (...) OR id = ?" cannot drive the query).
+			add(`g.rowid IN (SELECT rowid FROM agents_search WHERE agents_search MATCH ? UNION ALL SELECT rowid FROM agents WHERE id = ?)`, phrase, f.Query)
 		} else {
 			q := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Query) + "%"
 			add(`(g.hostname LIKE ? ESCAPE '\' OR g.ips LIKE ? ESCAPE '\' OR g.id = ?)`, q, q, f.Query)

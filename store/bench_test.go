@@ -156,6 +156,8 @@ func BenchmarkListAgents(b *testing.B) {
 		{"cluster+online+sort-hostname", store.AgentFilter{AccountID: fl.accounts[0], ClusterID: fl.clusters[3], Status: store.StatusOnline, Sort: "hostname"}},
 		{"all+sort-last_checkin-desc", store.AgentFilter{Sort: "last_checkin", Desc: true}},
 		{"query-substring", store.AgentFilter{Query: "web-01"}},
+		{"account+query-rare", store.AgentFilter{AccountID: fl.accounts[0], Query: "-00012", Limit: 99}}, // the dashboard's filter
+		{"account+query-broad", store.AgentFilter{AccountID: fl.accounts[0], Query: "web", Limit: 99}},
 		{"page-500-offset-50000", store.AgentFilter{Limit: 500, Offset: 50000}},
 	}
 	for _, tc := range cases {

@@ -20,7 +20,7 @@ import (
 // openPTY returns a new pseudo-terminal pair. Nothing answers on the
 // master side unless the test writes: a terminal that never replies to
 // queries.
-func openPTY(t *testing.T) (master, slave *os.File) {
+func openPTY(t *testing.T, cols, rows uint16) (master, slave *os.File) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -37,7 +37,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	if err != nil {
 		t.Fatalf("open pty slave: %v", err)
 	}
-	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80}); err != nil {
+	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
 		t.Fatalf("pty size: %v", err)
 	}
 	t.Cleanup(func() { m.Close(); s.Close() })
@@ -56,7 +56,12 @@ type ptyProc struct {
 
 func startOnPTY(t *testing.T, c *cli, args ...string) *ptyProc {
 	t.Helper()
-	master, slave := openPTY(t)
+	return startOnPTYSize(t, c, 80, 24, args...)
+}
+
+func startOnPTYSize(t *testing.T, c *cli, cols, rows uint16, args ...string) *ptyProc {
+	t.Helper()
+	master, slave := openPTY(t, cols, rows)
 	cmd := c.command(context.Background(), args...)
 	cmd.Env = append(cmd.Env, "TERM=xterm-256color")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
