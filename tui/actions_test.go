@@ -437,3 +437,35 @@ func lastLine(s string) string {
 }
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestProxyCommandStates: the proxies tab says what the proxy's commands
+// are doing, and a failure's reason.
+func TestProxyCommandStates(t *testing.T) {
+	f := newFleet(t)
+	gz := f.cluster("gz", "gz.example")
+	p := f.proxy(gz, "web-01")
+	if err := f.db.AddRelease(f.ctx, store.Release{Version: "1.1.0", SHA256: strings.Repeat("a", 64)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.UpgradeProxy(f.ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	hs := newHarness(t, f.common(false), 130, 40)
+	hs.keys("enter")
+	hs.wantScreen("upgrade: queued", "commands: upgrade queued")
+	cmds, err := f.db.PendingCommands(f.ctx, store.TargetProxy, itoa64(p.ID))
+	if err != nil || len(cmds) == 0 {
+		t.Fatalf("pending: %v %v", cmds, err)
+	}
+	var id int64
+	for _, c := range cmds {
+		if c.Type == "upgrade" {
+			id = c.ID
+		}
+	}
+	if err := f.db.ReportCommands(f.ctx, store.TargetProxy, itoa64(p.ID), []store.CommandReport{{ID: id, State: store.CommandFailed, Error: "sha256 mismatch"}}); err != nil {
+		t.Fatal(err)
+	}
+	hs.keys("ctrl+r")
+	hs.wantScreen("upgrade: faile", "commands: upgrade failed: sha256 mismatch", "last error: upgrade (command")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -17,6 +18,7 @@ import (
 // the selected proxy; both go through the store, which refuses with its
 // reason (offline, up to date, still online).
 type ProxiesView struct {
+	w         int
 	c         *Common
 	id        int
 	clusterID int64
@@ -122,18 +124,43 @@ func upgradeText(p store.Proxy) string {
 	return "up to date"
 }
 
-func proxyRow(now time.Time, p store.Proxy) Row {
-	cmd := "-"
-	if p.Upgrade {
-		cmd = "upgradable"
+// commandText is the COMMAND column: the newest command still under way
+// or failed ("upgrade: running", "policy: failed: ..."), else whether an
+// upgrade is available.
+func commandText(p store.Proxy) string {
+	for _, c := range p.Commands {
+		if c.State != store.CommandDone {
+			return c.Type + ": " + c.Describe()
+		}
 	}
+	if p.Upgrade {
+		return "upgradable"
+	}
+	return "-"
+}
+
+func proxyRow(now time.Time, p store.Proxy) Row {
+	cmd := commandText(p)
 	return Row{
 		ID: strconv.FormatInt(p.ID, 10),
 		Cells: []string{strconv.FormatInt(p.ID, 10), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, p.Status,
 			Ago(now, p.LastSeen), strconv.Itoa(p.Agents), fmt.Sprintf("%.2f", p.Load), securityText(p), cmd},
-		Tones: []Tone{6: statusTone(p.Status)},
+		Tones: []Tone{6: statusTone(p.Status), 11: commandTone(p)},
 		Data:  p,
 	}
+}
+
+func commandTone(p store.Proxy) Tone {
+	for _, c := range p.Commands {
+		switch c.State {
+		case store.CommandDone:
+			continue
+		case store.CommandFailed:
+			return ToneBad
+		}
+		return ToneWarn
+	}
+	return ToneNone
 }
 
 // Selected is the proxy under the cursor.
@@ -165,8 +192,12 @@ func (v *ProxiesView) Capturing() bool { return v.table.Capturing() }
 // Escape implements Escaper.
 func (v *ProxiesView) Escape() (tea.Cmd, bool) { return v.table.Escape() }
 
-// SetSize implements View.
-func (v *ProxiesView) SetSize(w, h int) { v.table.SetSize(w, h) }
+// SetSize implements View: the table, then one line about the selected
+// proxy server (what the narrow table hides, its commands, its last error).
+func (v *ProxiesView) SetSize(w, h int) {
+	v.w = w
+	v.table.SetSize(w, max(h-2, 2))
+}
 
 // upgradeKey is the upgrade binding with the reason it would be refused.
 func (v *ProxiesView) upgradeKey() key.Binding {
@@ -263,4 +294,28 @@ func (v *ProxiesView) key(msg tea.KeyMsg) tea.Cmd {
 }
 
 // View implements tea.Model.
-func (v *ProxiesView) View() string { return v.table.View() }
+func (v *ProxiesView) View() string {
+	out := v.table.View()
+	lines := strings.Count(out, "\n") + 1
+	out += strings.Repeat("\n", max(v.table.height-lines, 0))
+	p, ok := v.Selected()
+	if !ok {
+		return out
+	}
+	st := v.c.Styles
+	var cmds []string
+	for _, c := range p.Commands {
+		cmds = append(cmds, c.Type+" "+c.Describe())
+	}
+	text := fmt.Sprintf("proxy %d %s: ", p.ID, p.Hostname)
+	if len(cmds) > 0 {
+		text += "commands: " + strings.Join(cmds, ", ") + "; "
+	}
+	text += fmt.Sprintf("%s v%s, %s deployment, %s, last seen %s; %s", orDash(p.IP), orDash(p.Version),
+		p.Deploy, p.Status, Ago(v.c.Now(), p.LastSeen), upgradeText(p))
+	out += "\n" + st.Muted.Render(Truncate(Clean(text), v.w))
+	if p.LastError != "" {
+		out += "\n" + st.Bad.Render(Truncate("last error: "+Clean(p.LastError), v.w))
+	}
+	return out
+}
