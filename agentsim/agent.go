@@ -376,6 +376,8 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 			inv := a.Inventory()
 			h := a.Host
 			req.Inventory, req.Host, req.Wait = &inv, &h, 0
+		} else if due := time.Until(nextInv); due < time.Duration(req.Wait) {
+			req.Wait = wire.Duration(due) // the inventory is due before the hold would end
 		}
 		start := time.Now()
 		a.Stats.Held.Add(1)
