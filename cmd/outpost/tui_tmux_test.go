@@ -93,6 +93,10 @@ func (p *paneTerm) command(name string) {
 		return len(l) > 1 && strings.HasPrefix(l[1], ":"+name)
 	})
 	p.keys("Enter")
+	p.waitUntil("command run", 5*time.Second, func(s string) bool {
+		l := strings.Split(s, "\n")
+		return len(l) > 1 && !strings.HasPrefix(l[1], ":")
+	})
 }
 
 // esc sends Escape alone: a key right behind it would read as alt+key.
@@ -272,7 +276,7 @@ func TestDashboardInTmux(t *testing.T) {
 
 	// Delete a non-empty cluster: refused, with what is left and the next step.
 	up.command("clusters")
-	up.waitFor("clusters view", 5*time.Second, "beijing-idc", "腾讯云-tmux")
+	up.waitFor("clusters view", 5*time.Second, "NAME", "ADDRESS", "beijing-idc", "腾讯云-tmux")
 	up.filter("beijing", "beijing-idc")
 	up.keys("C-d")
 	up.waitFor("delete confirmation", 5*time.Second, "Delete cluster beijing-idc?", "[Cancel]")
