@@ -666,3 +666,22 @@ func TestFViewsRender(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateIdentityShown: a cloned identity is flagged in the table
+// and the agent view gives the fix.
+func TestDuplicateIdentityShown(t *testing.T) {
+	f := newFleet(t)
+	ags := f.agents(0, "web", 1)
+	if err := f.db.RecordCheckins(f.ctx, []store.Checkin{{AgentID: ags[0].ID, Fingerprint: "fp-of-a-copy"}}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := f.db.GetAgent(f.ctx, ags[0].ID); !a.Duplicate {
+		t.Fatal("the store did not flag a check-in with another fingerprint as a duplicate identity")
+	}
+	c := f.common(false)
+	hs := newHarness(t, c, 100, 30)
+	openAgents(hs, c)
+	hs.wantScreen("DUP web-1")
+	hs.keys("enter")
+	hs.wantScreen("DUPLICATE IDENTITY", "fix: "+store.DuplicateFix[:40])
+}
