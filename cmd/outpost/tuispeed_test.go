@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -204,7 +205,33 @@ func TestDashboardSpeed(t *testing.T) {
 		p.master.WriteString("q")
 		p.wait(t, 5*time.Second)
 	}
-	t.Logf("first full frame from process start: %s", firsts)
+	t.Logf("first full frame from process start (pty, 80x24): %s", firsts)
+	if tmux, err := exec.LookPath("tmux"); err == nil {
+		var inTmux figures
+		for i := range 3 {
+			name := fmt.Sprintf("outpost-speed-%d-%d", os.Getpid(), i)
+			args := []string{"new-session", "-d", "-s", name, "-x", "120", "-y", "40", "env"}
+			args = append(args, c.env...)
+			args = append(args, outpostBin, "--data", c.data, "tui", "--account", "acme")
+			start := time.Now()
+			if out, err := exec.Command(tmux, args...).CombinedOutput(); err != nil {
+				t.Fatalf("tmux: %v %s", err, out)
+			}
+			for {
+				out, _ := exec.Command(tmux, "capture-pane", "-p", "-t", name).Output()
+				if strings.Contains(string(out), "cluster-0001") {
+					inTmux = append(inTmux, time.Since(start))
+					break
+				}
+				if time.Since(start) > 10*time.Second {
+					t.Fatalf("no frame in tmux within 10 s: %s", out)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			exec.Command(tmux, "kill-session", "-t", name).Run()
+		}
+		t.Logf("first full frame in tmux (120x40) from starting the session: %s", inTmux)
+	}
 
 	p = startOnPTYSize(t, c, 120, 40, "tui", "--account", "acme")
 	p.waitFor(t, "cluster-0001", 10*time.Second)
