@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay"
 	"outpost/store"
 )
 
@@ -32,6 +33,18 @@ func TestJoinErrorsReadAsSentences(t *testing.T) {
 	if _, _, err := startJoined(t, m, first.Token, t.TempDir()); err != nil {
 		t.Fatalf("first join: %v", err)
 	}
+	t.Run("no CA pin", func(t *testing.T) {
+		jt, err := m.DB.CreateJoinToken(ctx, newCluster(t, m, acct.ID, "edge", "edge.example").ID, store.DeployManual, "", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := relay.DefaultConfig()
+		cfg.DataDir, cfg.Manager, cfg.JoinToken = t.TempDir(), m.TLSURL, jt.Token
+		_, err = relay.New(cfg)
+		if err == nil || !strings.Contains(err.Error(), "pass the --ca-sha256 printed by 'outpost proxy deploy --manual'") {
+			t.Errorf("join without a pin: got %v, want the hint to pass --ca-sha256", err)
+		}
+	})
 	status := regexp.MustCompile(`\b[1-5][0-9][0-9]\b`)
 	for _, tc := range []struct {
 		name, token, want string

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -294,7 +295,7 @@ func joinError(manager string, status int, err error) error {
 	case errors.As(err, &re):
 		return fmt.Errorf("join %s refused: %s", manager, re.msg)
 	case status == 0 && err != nil:
-		return fmt.Errorf("join: cannot reach the management host %s: %w", manager, err)
+		return fmt.Errorf("join: cannot reach the management host %s: %w%s", manager, err, trustHint(err))
 	case status == http.StatusTooManyRequests:
 		return fmt.Errorf("join %s refused: the management host is busy: try again in a minute", manager)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
@@ -306,6 +307,16 @@ func joinError(manager string, status int, err error) error {
 }
 
 func short(pin string) string { return pin[:min(12, len(pin))] + "…" }
+
+// trustHint tells what to do when the management host's certificate is not
+// trusted: pin its CA.
+func trustHint(err error) string {
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) || strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		return " (pass the --ca-sha256 printed by 'outpost proxy deploy --manual')"
+	}
+	return ""
+}
 
 // keepPolicy saves the newest policy from the management host, so a
 // restart while it is unreachable starts with that one.
@@ -389,7 +400,7 @@ func (s *Server) heartbeatFailed(status int, err error) {
 	case errors.As(err, &re):
 		msg = "refused by the management host: " + re.msg
 	case err != nil:
-		msg = "management host " + s.cfg.Manager + " unreachable: " + err.Error()
+		msg = "management host " + s.cfg.Manager + " unreachable: " + err.Error() + trustHint(err)
 	}
 	if msg != s.hbErr {
 		s.logf("relay: heartbeat: %s (retrying every %s)", msg, s.cfg.HeartbeatInterval)
