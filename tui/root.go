@@ -138,7 +138,12 @@ func (r *Root) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.KeyMsg:
 		return r, r.key(msg)
 	case refreshTickMsg:
-		cmds := []tea.Cmd{r.tick()}
+		var cmds []tea.Cmd
+		if r.c.Refresh > 0 {
+			cmds = append(cmds, r.tick())
+		}
+		// Only the active view, and not while a dialog is open: its values
+		// must not change under the operator.
 		if r.dialog == nil {
 			cmds = append(cmds, r.Active().Refresh(), r.loadHeader())
 		}

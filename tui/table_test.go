@@ -162,3 +162,31 @@ func TestClustersPagingReusesTheList(t *testing.T) {
 		t.Errorf("refreshing :proxies listed the clusters %d more times", got-m)
 	}
 }
+
+// TestLiveRefresh: the tick reloads the active view only, and nothing
+// while a dialog is open.
+func TestLiveRefresh(t *testing.T) {
+	f := newFleet(t)
+	f.cluster("gz", "gz.example")
+	c := f.common(false)
+	cb := &countingBackend{Backend: f.db}
+	c.Backend = cb
+	hs := newHarness(t, c, 100, 30)
+	n := cb.clusters.Load()
+	hs.send(refreshTickMsg{})
+	if got := cb.clusters.Load(); got != n+1 {
+		t.Fatalf("a tick on the clusters view listed them %d times, want once", got-n)
+	}
+	hs.keys("e") // a dialog
+	n = cb.clusters.Load()
+	hs.send(refreshTickMsg{})
+	if got := cb.clusters.Load(); got != n {
+		t.Errorf("a tick under an open dialog reloaded the view")
+	}
+	hs.keys("esc", "enter") // the cluster on top: the clusters view is not active
+	n = cb.clusters.Load()
+	hs.send(refreshTickMsg{})
+	if got := cb.clusters.Load(); got != n {
+		t.Errorf("a tick reloaded the clusters view under the cluster view")
+	}
+}
