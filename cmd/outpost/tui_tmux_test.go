@@ -83,17 +83,17 @@ func (p *paneTerm) keys(keys ...string) {
 func (p *paneTerm) command(name string) {
 	p.t.Helper()
 	p.typeText(":")
-	p.waitUntil("command line", 5*time.Second, func(s string) bool {
+	p.waitUntil("command line", 15*time.Second, func(s string) bool {
 		l := strings.Split(s, "\n")
 		return len(l) > 1 && strings.HasPrefix(l[1], ":")
 	})
 	p.typeText(name)
-	p.waitUntil("command typed", 5*time.Second, func(s string) bool {
+	p.waitUntil("command typed", 15*time.Second, func(s string) bool {
 		l := strings.Split(s, "\n")
 		return len(l) > 1 && strings.HasPrefix(l[1], ":"+name)
 	})
 	p.keys("Enter")
-	p.waitUntil("command run", 5*time.Second, func(s string) bool {
+	p.waitUntil("command run", 15*time.Second, func(s string) bool {
 		l := strings.Split(s, "\n")
 		return len(l) > 1 && !strings.HasPrefix(l[1], ":")
 	})
@@ -116,11 +116,11 @@ func (p *paneTerm) typeText(s string) {
 func (p *paneTerm) filter(text string, wants ...string) {
 	p.t.Helper()
 	p.typeText("/")
-	p.waitUntil("filter prompt", 5*time.Second, func(s string) bool { return regexp.MustCompile(`(?m)^/`).MatchString(s) })
+	p.waitUntil("filter prompt", 15*time.Second, func(s string) bool { return regexp.MustCompile(`(?m)^/`).MatchString(s) })
 	p.typeText(text)
-	p.waitFor("filter text", 5*time.Second, "/"+text)
+	p.waitFor("filter text", 15*time.Second, "/"+text)
 	p.keys("Enter")
-	p.waitUntil("filter applied", 5*time.Second, func(s string) bool {
+	p.waitUntil("filter applied", 15*time.Second, func(s string) bool {
 		if regexp.MustCompile(`(?m)^/`).MatchString(s) {
 			return false
 		}
@@ -207,20 +207,20 @@ func TestDashboardInTmux(t *testing.T) {
 	// Drill into a cluster and its proxy servers.
 	up.filter("hangzhou", "hangzhou-vpc")
 	up.keys("Enter")
-	up.waitFor("cluster view with its proxies", 5*time.Second, "Proxy servers", "hangzhou-vpc-proxy-1", "hangzhou-vpc-proxy-2", "online")
+	up.waitFor("cluster view with its proxies", 15*time.Second, "Proxy servers", "hangzhou-vpc-proxy-1", "hangzhou-vpc-proxy-2", "online")
 
 	// Change its policy: the 60 % warning shows live.
 	up.keys("e")
-	up.waitFor("policy form", 5*time.Second, "Proxy settings of cluster hangzhou-vpc")
+	up.waitFor("policy form", 15*time.Second, "Proxy settings of cluster hangzhou-vpc")
 	up.keys("Tab", "C-u")
 	up.typeText("70Mbit")
-	up.waitFor("live 60 % warning", 5*time.Second, "warning: bandwidth limit", "is more than 60% of the")
+	up.waitFor("live 60 % warning", 15*time.Second, "warning: bandwidth limit", "is more than 60% of the")
 	up.keys("Enter")
-	up.waitFor("policy saved with its warning", 5*time.Second, "cluster hangzhou-vpc policy:", "policy: forward to the built-in collector, bandwidth 70 Mbit/s", "warning: bandwidth limit")
+	up.waitFor("policy saved with its warning", 15*time.Second, "cluster hangzhou-vpc policy:", "policy: forward to the built-in collector, bandwidth 70 Mbit/s", "warning: bandwidth limit")
 
 	// Connected agents tab, filtered.
 	up.keys("Tab")
-	s := up.waitFor("connected agents tab", 5*time.Second, "Connected agents", "ASSET", "SECURITY")
+	s := up.waitFor("connected agents tab", 15*time.Second, "Connected agents", "ASSET", "SECURITY")
 	host := firstAgent(t, s)
 	up.filter(host, fmt.Sprintf("matching %q", host), host)
 	up.esc() // the agents filter
@@ -228,46 +228,46 @@ func TestDashboardInTmux(t *testing.T) {
 	up.esc() // their filter
 
 	// Create a cluster through the form.
-	up.waitFor("clusters view", 5*time.Second, "beijing-idc", "shanghai-cache")
+	up.waitFor("clusters view", 15*time.Second, "beijing-idc", "shanghai-cache")
 	up.keys("n")
-	up.waitFor("create form", 5*time.Second, "Create a cluster", "cannot be changed after creation")
+	up.waitFor("create form", 15*time.Second, "Create a cluster", "cannot be changed after creation")
 	up.typeText("腾讯云-tmux")
 	up.keys("Tab")
 	up.typeText("tmux.example.com")
 	up.keys("Enter")
-	up.waitFor("cluster created", 5*time.Second, "cluster 腾讯云-tmux created")
+	up.waitFor("cluster created", 15*time.Second, "cluster 腾讯云-tmux created")
 
 	// Bind marked agents: the first batch at once, the second waits out
 	// the gap with its progress on the top line; ctrl+x stops it.
 	up.command("agents")
-	up.waitFor("agents view", 5*time.Second, "ASSET", "CHECK-IN")
+	up.waitFor("agents view", 15*time.Second, "ASSET", "CHECK-IN")
 	bindTo := func() {
 		up.keys("b")
-		up.waitFor("bind form", 5*time.Second, "Bind 2 agent(s) to a cluster")
+		up.waitFor("bind form", 15*time.Second, "Bind 2 agent(s) to a cluster")
 		for i := 0; i < 6 && !strings.Contains(up.screen(), "< 腾讯云-tmux >"); i++ {
 			up.keys("Right")
 			time.Sleep(100 * time.Millisecond)
 		}
-		up.waitFor("the new cluster chosen", 2*time.Second, "< 腾讯云-tmux >")
+		up.waitFor("the new cluster chosen", 10*time.Second, "< 腾讯云-tmux >")
 		up.keys("Enter")
-		up.waitFor("bind confirmation", 5*time.Second, "Bind 2 agent(s) to 腾讯云-tmux?", "[Cancel]")
+		up.waitFor("bind confirmation", 15*time.Second, "Bind 2 agent(s) to 腾讯云-tmux?", "[Cancel]")
 		up.keys("Right", "Enter")
 	}
 	up.keys("Space", "Space")
 	bindTo()
-	up.waitFor("first bind done", 5*time.Second, "2 of 2 agent(s) bound to cluster 腾讯云-tmux in 1 batch(es)")
+	up.waitFor("first bind done", 15*time.Second, "2 of 2 agent(s) bound to cluster 腾讯云-tmux in 1 batch(es)")
 	up.keys("Space", "Space")
 	bindTo()
-	up.waitUntil("second bind waiting for the gap", 5*time.Second, func(s string) bool {
+	up.waitUntil("second bind waiting for the gap", 15*time.Second, func(s string) bool {
 		return regexp.MustCompile(`bind 腾讯云-tmux 0/2 \[\.+\] batch 1/1, next in \d+s · ctrl\+x stop`).MatchString(s)
 	})
 	// The progress survives switching views.
 	up.command("install")
-	up.waitFor("progress on another view", 5*time.Second, "Install commands", "bind 腾讯云-tmux 0/2")
+	up.waitFor("progress on another view", 15*time.Second, "Install commands", "bind 腾讯云-tmux 0/2")
 	up.keys("C-x")
-	up.waitFor("stop confirmation", 5*time.Second, "Stop the bind to 腾讯云-tmux?", "[Keep binding]")
+	up.waitFor("stop confirmation", 15*time.Second, "Stop the bind to 腾讯云-tmux?", "[Keep binding]")
 	up.keys("Right", "Enter")
-	up.waitFor("bind stopped", 5*time.Second, "bind stopped before batch 1/1")
+	up.waitFor("bind stopped", 15*time.Second, "bind stopped before batch 1/1")
 	var cl clusterJSON
 	c.json(&cl, "cluster", "show", "腾讯云-tmux")
 	if cl.Agents != 2 {
@@ -276,12 +276,12 @@ func TestDashboardInTmux(t *testing.T) {
 
 	// Delete a non-empty cluster: refused, with what is left and the next step.
 	up.command("clusters")
-	up.waitFor("clusters view", 5*time.Second, "NAME", "ADDRESS", "beijing-idc", "腾讯云-tmux")
+	up.waitFor("clusters view", 15*time.Second, "NAME", "ADDRESS", "beijing-idc", "腾讯云-tmux")
 	up.filter("beijing", "beijing-idc")
 	up.keys("C-d")
-	up.waitFor("delete confirmation", 5*time.Second, "Delete cluster beijing-idc?", "[Cancel]")
+	up.waitFor("delete confirmation", 15*time.Second, "Delete cluster beijing-idc?", "[Cancel]")
 	up.keys("Right", "Enter")
-	up.waitFor("guided refusal", 5*time.Second, "cannot be deleted yet", "bound agent(s)", "Next: unbind the")
+	up.waitFor("guided refusal", 15*time.Second, "cannot be deleted yet", "bound agent(s)", "Next: unbind the")
 	up.esc()
 
 	// A read-only dashboard on the same store refuses every change.
@@ -293,7 +293,7 @@ func TestDashboardInTmux(t *testing.T) {
 	}
 	ro.filter("hangzhou", "hangzhou-vpc")
 	ro.keys("Enter")
-	ro.waitFor("cluster view", 5*time.Second, "Proxy servers")
+	ro.waitFor("cluster view", 15*time.Second, "Proxy servers")
 	for _, k := range []string{"e", "p", "u", "C-d"} {
 		ro.keys(k)
 		ro.noDialog(k)
@@ -307,7 +307,7 @@ func TestDashboardInTmux(t *testing.T) {
 		{"settings", "bind_batch_gap", []string{"e"}},
 	} {
 		ro.command(v.cmd)
-		ro.waitFor(":"+v.cmd, 5*time.Second, v.wait)
+		ro.waitFor(":"+v.cmd, 15*time.Second, v.wait)
 		for _, k := range v.keys {
 			ro.keys(k)
 			ro.noDialog(v.cmd + " " + k)
