@@ -35,7 +35,7 @@ func NewProxiesView(c *Common, clusterID int64) *ProxiesView {
 		{Title: "CLUSTER", Width: 8, Flex: 2, Sort: "cluster"},
 		{Title: "HOST", Width: 10, Flex: 3, Sort: "host"},
 		{Title: "IP", Width: 9, Flex: 2, Sort: "ip", HideBelow: 90},
-		{Title: "VERSION", Width: 7, Sort: "version"},
+		{Title: "VERSION", Width: 9, Sort: "version"},
 		{Title: "DEPLOY", Width: 6, Sort: "deploy", HideBelow: 100},
 		{Title: "STATUS", Width: 7, Sort: "status"},
 		{Title: "LAST SEEN", Width: 9, Sort: "seen"},

@@ -239,7 +239,7 @@ func (r *Root) key(msg tea.KeyMsg) tea.Cmd {
 	if r.dialog != nil {
 		var cmd tea.Cmd
 		r.dialog, cmd = r.dialog.Update(msg)
-		return cmd
+		return r.settle(cmd)
 	}
 	if r.cmdMode {
 		return r.commandKey(msg)
@@ -283,7 +283,19 @@ func (r *Root) key(msg tea.KeyMsg) tea.Cmd {
 	}
 	m, cmd := v.Update(msg)
 	r.stack[len(r.stack)-1] = m.(View)
-	return cmd
+	return r.settle(cmd)
+}
+
+// settle applies at once a key's result that only drives the root (open
+// a dialog, push a view, ...; see isUI) instead of returning it as a
+// command: keys typed or pasted right after it then reach what it opened,
+// not the view underneath.
+func (r *Root) settle(cmd tea.Cmd) tea.Cmd {
+	if !isUI(cmd) {
+		return cmd
+	}
+	_, next := r.Update(cmd())
+	return next
 }
 
 // complete returns the commands starting with prefix.

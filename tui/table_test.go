@@ -190,3 +190,21 @@ func TestLiveRefresh(t *testing.T) {
 		t.Errorf("a tick reloaded the clusters view under the cluster view")
 	}
 }
+
+// TestKeysAfterADialogKeyReachTheDialog: keys that arrive together (typed
+// fast, pasted, sent by a script) reach the dialog the first one opens,
+// not the view under it.
+func TestKeysAfterADialogKeyReachTheDialog(t *testing.T) {
+	f := newFleet(t)
+	f.cluster("gz", "gz.example")
+	hs := newHarness(t, f.common(false), 100, 30)
+	hs.root.Update(keyMsg("p")) // its command is not run: the next key comes first
+	if _, ok := hs.root.Dialog().(*Choice); !ok {
+		t.Fatalf("after p the deploy dialog is not open yet (%T): the next keys would go to the clusters view", hs.root.Dialog())
+	}
+	hs.root.Update(keyMsg("esc"))
+	hs.root.Update(keyMsg("enter"))
+	if _, ok := hs.root.Active().(*ClusterView); !ok {
+		t.Fatalf("enter did not open the cluster at once: %T", hs.root.Active())
+	}
+}

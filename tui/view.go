@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"reflect"
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -58,34 +59,31 @@ type (
 )
 
 // Push returns a command opening v.
-func Push(v View) tea.Cmd { return func() tea.Msg { return PushMsg{v} } }
+func Push(v View) tea.Cmd { return ui(PushMsg{v}) }
 
 // Pop returns a command going back one view.
-func Pop() tea.Cmd { return func() tea.Msg { return PopMsg{} } }
+func Pop() tea.Cmd { return ui(PopMsg{}) }
 
 // Switch returns a command replacing the stack with v.
-func Switch(v View) tea.Cmd { return func() tea.Msg { return SwitchMsg{v} } }
+func Switch(v View) tea.Cmd { return ui(SwitchMsg{v}) }
 
 // Flash returns a command showing an informational line.
-func Flash(text string) tea.Cmd {
-	return func() tea.Msg { return FlashMsg{Text: text} }
-}
+func Flash(text string) tea.Cmd { return ui(FlashMsg{Text: text}) }
 
 // FlashError returns a command showing err's operator-facing message (the
 // store's refusal) as an error line.
 func FlashError(err error) tea.Cmd {
-	text := store.ErrorMessage(err)
-	return func() tea.Msg { return FlashMsg{Text: text, Err: true} }
+	return ui(FlashMsg{Text: store.ErrorMessage(err), Err: true})
 }
 
 // OpenDialog returns a command showing d.
-func OpenDialog(d Dialog) tea.Cmd { return func() tea.Msg { return OpenDialogMsg{d} } }
+func OpenDialog(d Dialog) tea.Cmd { return ui(OpenDialogMsg{d}) }
 
 // CloseDialog returns a command closing the open dialog.
-func CloseDialog() tea.Cmd { return func() tea.Msg { return CloseDialogMsg{} } }
+func CloseDialog() tea.Cmd { return ui(CloseDialogMsg{}) }
 
 // RefreshNow returns a command asking the active view to reload.
-func RefreshNow() tea.Cmd { return func() tea.Msg { return RefreshMsg{} } }
+func RefreshNow() tea.Cmd { return ui(RefreshMsg{}) }
 
 // Dialog is a modal box drawn over the body: a confirmation, a choice or
 // a form. Update returns the dialog itself. A dialog with an Init() tea.Cmd
@@ -96,6 +94,21 @@ type Dialog interface {
 	SetSize(width, height int)
 	ShortHelp() []key.Binding
 }
+
+// uiMsg is the command of the helpers above. They only drive the root,
+// so the root runs them at once instead of in a goroutine (Root.settle);
+// a method value has one code pointer wherever it is made, which is how
+// isUI recognises them.
+type uiMsg struct{ msg tea.Msg }
+
+func (u uiMsg) run() tea.Msg { return u.msg }
+
+func ui(m tea.Msg) tea.Cmd { return uiMsg{m}.run }
+
+var uiCode = reflect.ValueOf(ui(nil)).Pointer()
+
+// isUI reports whether cmd is one of the helpers' commands.
+func isUI(cmd tea.Cmd) bool { return cmd != nil && reflect.ValueOf(cmd).Pointer() == uiCode }
 
 // refreshTickMsg drives live refresh.
 type refreshTickMsg struct{ at time.Time }
