@@ -105,7 +105,8 @@ the management host" and exits 0. deploy-proxy (quick deployment of a proxy
 server onto this asset) starts 'outpost relay --manager URL --join TOKEN
 --ca-sha256 PIN --data DIR/relay' as a detached process (log in
 DIR/relay/relay.log); it keeps running when the agent stops, and a later
-'outpost relay --manager URL --data DIR/relay' reuses its joined identity.
+'outpost relay --data DIR/relay' reuses its joined identity (management
+host and CA pin included).
 
 Events. Every --event-every (60s) the agent records a small status event
 (load averages, uptime, memory) with its own sequence number. Events are

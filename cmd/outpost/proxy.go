@@ -51,7 +51,8 @@ func newProxyDeployCmd(a *app) *cobra.Command {
 --manual       print a one-time, expiring command to run on the proxy host:
                outpost relay --manager URL --join TOKEN [--ca-sha256 H]
                URL is --manager, else the first https URL of the relay running
-               on this host (DATA/run/relay.json), else https://HOSTNAME:8443.`,
+               on this host (DATA/run/relay.json), else https://HOSTNAME:8443.
+               The relay saves URL and pin: later starts need only --data DIR.`,
 		Args: nargs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if manual == (asset != "") {
