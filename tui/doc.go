@@ -26,15 +26,19 @@
 // agents.go, install.go, audit.go, settings.go): tea.Model plus SetSize,
 // ShortHelp/FullHelp (help.KeyMap), Title, Capturing and Refresh. A view
 // drives the root with messages: Push (enter), Pop (esc), Switch (`:`
-// commands), Flash/FlashError, OpenDialog/CloseDialog and RefreshNow. The
-// root refreshes the active view only, every Common.Refresh (2 s), and not
-// while a dialog is open.
+// commands), Flash/FlashError, OpenDialog/CloseDialog and RefreshNow. These
+// only drive the root, so it applies them at once rather than in a
+// goroutine (Root.settle): keys pasted or typed right after the one that
+// opened a dialog reach the dialog. The root refreshes the active view
+// only, every Common.Refresh (2 s), and not while a dialog is open.
 //
 // Table pages from the backend: it holds a window of three screens around
 // the cursor, asks its PageFunc for another when the cursor leaves it, and
-// keeps the cursor on the same row ID across refreshes. Lists the store
+// keeps the cursor on the same row ID across refreshes; a newer load
+// cancels the one it replaces (typing a filter). Lists the store
 // returns whole (clusters, a cluster's proxies) are filtered, sorted and
-// sliced with PageOf so only the page becomes rows; agents page in SQL
+// sliced with PageOf so only the page becomes rows (the clusters view keeps
+// the list for a second, so paging does not ask again); agents page in SQL
 // (store.ListAgents with Offset/Limit), so the fleet is never in memory.
 // Widths are terminal cells from go-runewidth with East Asian ambiguous
 // characters counted as one cell (box drawing, "…"), as lipgloss and
