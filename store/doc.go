@@ -63,7 +63,9 @@
 //     changes); the agent row records when and with which install command.
 //   - A clone's check-ins (fingerprint differs) only raise the duplicate
 //     flag; they never overwrite the original's connection, load, host
-//     facts or inventory.
+//     facts or inventory. The relay also raises it with FlagDuplicate for
+//     copies it finds itself (another fingerprint, or two live connections
+//     with the same one), audited once as agent.duplicate by "system".
 //   - A quick deployment's join token is not stored at all until its
 //     deploy-proxy command is delivered: IssueJoinToken then makes the
 //     secret and keeps only its hash, so no plain token sits in a command.
