@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,10 +29,15 @@ here reach the running relay within seconds. --readonly binds no key that
 changes anything. Keys: ? shows them all, : switches views, q quits.`,
 		Args: nargs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir := a.dataDir()
+			// Opening would create an empty store: a mistyped --data
+			// would show an empty fleet instead of saying so.
+			if _, err := os.Stat(filepath.Join(dir, dbFileName)); err != nil {
+				return failf("no store in %s: start 'outpost up' or 'outpost relay' there first, or give --data DIR", dir)
+			}
 			if !isTerminal(a.stdout) {
 				return failf("the dashboard needs a terminal; use the list commands (with --json) otherwise")
 			}
-			dir := a.dataDir()
 			return runDashboard(cmd.Context(), a, account, readOnly, func(context.Context) tui.RelayState { return runFileState(dir) })
 		},
 	}

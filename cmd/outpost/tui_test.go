@@ -160,3 +160,17 @@ func TestNoTerminalQueryAtStart(t *testing.T) {
 		}
 	})
 }
+
+func TestTUIRefusals(t *testing.T) {
+	c := newCLI(t)
+	t.Run("no store", func(t *testing.T) {
+		c.fails(1, "no store in", "tui")
+		if _, err := os.Stat(c.data + "/" + dbFileName); err == nil {
+			t.Errorf("outpost tui created a store in the empty data directory")
+		}
+	})
+	t.Run("not a terminal", func(t *testing.T) {
+		c.ok("account", "create", "acme")
+		c.fails(1, "needs a terminal", "tui")
+	})
+}
