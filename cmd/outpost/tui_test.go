@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -173,4 +174,38 @@ func TestTUIRefusals(t *testing.T) {
 		c.ok("account", "create", "acme")
 		c.fails(1, "needs a terminal", "tui")
 	})
+}
+
+// TestUpRunsTheDashboard: `outpost up` on a terminal shows the dashboard
+// instead of the text summary, keeps the relay's log off the screen, and
+// quitting the dashboard stops the relay.
+func TestUpRunsTheDashboard(t *testing.T) {
+	c := newCLI(t)
+	c.ok("account", "create", "acme")
+	c.ok("cluster", "create", "--name", "腾讯云-广州", "--address", "relay.gz.example")
+	p := startOnPTYSize(t, c, 120, 30, "up", "--listen", "https://127.0.0.1:0", "--listen", "http://127.0.0.1:0")
+	p.waitFor(t, "relay running", 10*time.Second)
+	p.waitFor(t, "腾讯云-广州", 5*time.Second)
+	if _, err := os.Stat(filepath.Join(c.data, "run", "relay.json")); err != nil {
+		t.Fatalf("relay run file: %v", err)
+	}
+	if strings.Contains(p.output(), "== outpost") {
+		t.Errorf("the text summary was printed on a terminal")
+	}
+	if _, err := p.master.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t, 25*time.Second)
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("up exited %d after q, want 0", code)
+	}
+	if _, err := os.Stat(filepath.Join(c.data, "run", "relay.json")); !os.IsNotExist(err) {
+		t.Errorf("relay run file still there after the dashboard quit (err %v): the relay was not stopped", err)
+	}
+	if !strings.Contains(p.output(), "dashboard closed: stopping the relay") {
+		t.Errorf("no word about stopping the relay: %q", p.output()[max(0, len(p.output())-300):])
+	}
+	if _, err := os.Stat(filepath.Join(c.data, "up.log")); err != nil {
+		t.Errorf("relay log while the dashboard runs: %v", err)
+	}
 }
