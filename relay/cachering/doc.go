@@ -29,8 +29,9 @@
 //   - Reopening continues the numbering (after the highest segment still on
 //     disk) and the byte accounting; Stats.Dropped counts only what this
 //     process deleted.
-//   - Files are created 0640 in a 0750 directory: run the shipper as the
-//     relay's user or group.
+//   - Event data is private by default: the ring creates its directory
+//     0700 and files 0600. If the operator opened an existing directory to
+//     a group (g+rx) for the shipper, files are created 0640 instead.
 //   - At-least-once: an Append that fails part-way may have written some of
 //     its lines; the caller retries and readers dedup by (agent, seq).
 package cachering

@@ -78,6 +78,7 @@ type Ring struct {
 	logf      func(string, ...any)
 	syncEach  bool
 	userSeg   int64 // Options.SegmentBytes as given (0 = derive from max)
+	perm      os.FileMode
 
 	syncMu sync.Mutex // one fsync leader at a time
 
@@ -123,10 +124,14 @@ func Open(dir string, opts Options) (*Ring, error) {
 		userSeg:  opts.SegmentBytes,
 		max:      capBytes,
 		next:     1,
+		perm:     0o600,
 	}
 	r.seg = r.segFor(capBytes)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cachering: %w", err)
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o050 == 0o050 {
+		r.perm = 0o640 // the operator opened the directory to a group (a shipper)
 	}
 	if err := r.scan(); err != nil {
 		return nil, err
@@ -265,7 +270,7 @@ func lastLineEnd(f io.ReaderAt, size int64) (int64, error) {
 
 // openLive opens (or creates) the live file for appending.
 func (r *Ring) openLive() error {
-	f, err := os.OpenFile(filepath.Join(r.dir, r.name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(filepath.Join(r.dir, r.name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, r.perm)
 	if err != nil {
 		return fmt.Errorf("cachering: %w", err)
 	}

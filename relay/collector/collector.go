@@ -60,7 +60,7 @@ func New(dir string, logf func(string, ...any)) (*Collector, error) {
 		logf = func(string, ...any) {}
 	}
 	c := &Collector{dir: dir, logf: logf, segBytes: SegmentBytes, agents: map[string]*seqSet{}}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	nums, err := c.segments()
@@ -206,7 +206,7 @@ func (c *Collector) seen(agent string, seq uint64) bool {
 
 // open opens segment c.num for appending.
 func (c *Collector) open() error {
-	f, err := os.OpenFile(filepath.Join(c.dir, segName(c.num)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(filepath.Join(c.dir, segName(c.num)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("collector: %w", err)
 	}

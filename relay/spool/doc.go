@@ -9,14 +9,23 @@
 // DIR/NNNNNNNNNNNNNNNNNNNN.seg are segments, numbered consecutively from
 // 1 (20 zero-padded digits). Each holds frames:
 //
-//	uint32 LE payload length (> 0) | uint32 LE CRC32C(payload) | payload
+//	F5 0D A7 E1 | uint32 LE payload length (> 0) | uint32 LE CRC32C(length, payload) | payload
+//
+// The marker lets a reader find the next frame after damage (0xF5 never
+// occurs in UTF-8, and a candidate counts only if its checksum verifies);
+// the checksum covers the length so a damaged length is caught. Frames of
+// the previous format (uint32 length | CRC32C(payload) | payload, no
+// marker) are still read, so a spool written by an older relay drains
+// without a migration; the new relay appends current frames after them in
+// the same segment.
 //
 // The writer starts a new segment before a frame that would take a
 // non-empty segment past SegmentBytes; only the last segment is written.
 // DIR/cursor (24 bytes: "SPC1", segment and offset as uint64 LE, CRC32C of
 // the first 20 bytes) is the committed read position, replaced via
 // cursor.tmp + fsync + rename + fsync of DIR. DIR/LOCK is flocked by the
-// owning process.
+// owning process. The directory is 0700 and its files 0600 (Open tightens
+// those an older relay left 0755/0644).
 //
 // # Durability
 //
@@ -35,26 +44,37 @@
 // # Recovery at Open
 //
 // Every segment from the cursor on is read and checked, so Open costs one
-// sequential read of the backlog. Stats.Corrupt counts the events marked
-// (counted) below.
+// sequential read of the backlog. Nothing intact is given up: after a bad
+// frame the reader scans byte by byte for the next frame whose marker and
+// checksum verify and resumes there. Stats.Corrupt counts the events
+// marked (counted) below; Stats.DroppedRecords/DroppedBytes count what was
+// lost, torn tails included (a damaged range counts as one record, a
+// zero-filled tail as none).
 //
-//   - Torn tail in the last segment (partial header or payload, zero-filled
-//     tail, or a bad checksum in the frame that ends the file): the segment
-//     is truncated to its last good frame and writing resumes there. These
-//     are writes that were never acknowledged. Logged, not counted.
-//   - Bad frame with data after it, in any segment (bad checksum, zero or
-//     impossible length): the rest of that segment is skipped, since frame
-//     boundaries after it are unknown, and reading continues with the next
-//     segment; the bytes stay on disk. A damaged last segment is sealed and
-//     a new one started. Logged, counted.
+//   - Bad frame followed by a valid one, in any segment: the bytes in
+//     between (a "hole", kept on disk) are skipped by readers. Logged,
+//     counted. The cursor stays where it is when it sits on a record
+//     boundary, before or after the hole.
+//   - Torn tail in the last segment (no valid frame after a partial header
+//     or payload, a zero-filled tail or a bad checksum): the segment is
+//     truncated to its last good frame and writing resumes there. These are
+//     normally writes that were never acknowledged. Logged, not counted as
+//     corruption, but dropped records/bytes are.
+//   - Bad frame with nothing valid after it in a sealed segment (always
+//     the case in a previous-format segment, which has no marker to find):
+//     the rest of that segment is skipped; the bytes stay on disk. Logged,
+//     counted.
 //   - Missing segment between existing ones: skipped. Logged, counted per
 //     missing file.
 //   - Cursor in a missing segment: moved to the start of the next existing
-//     one. Logged, counted. A cursor off a frame boundary or past the
+//     one. Logged, counted. A cursor off a record boundary or past the
 //     valid data moves back to the previous boundary (redelivery).
 //   - Damaged cursor file: reading restarts at the oldest segment. Logged,
 //     counted.
 //
 // A frame that verified at Open but fails when Peek reads it is handled
-// like a bad frame at Open.
+// the same way: skipped up to the next valid frame, or, if none follows in
+// the durable part of its segment, the rest of the segment is dropped (an
+// active segment is then sealed and Appends still waiting for their fsync
+// fail, so they are retried rather than acknowledged).
 package spool

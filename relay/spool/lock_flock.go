@@ -11,7 +11,7 @@ import (
 // lockDir takes an exclusive flock on path. The kernel drops it when the
 // process dies, so a crashed owner never blocks recovery.
 func lockDir(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,8 @@ package spool
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -77,7 +75,11 @@ func (s *Spool) Peek(max, maxBytes int) ([]Entry, error) {
 	var out []Entry
 	used := 0
 	for (max <= 0 || len(out) < max) && (maxBytes <= 0 || used < maxBytes) {
-		end, next, ok := s.readable(pos)
+		end, next, ok, skip := s.readable(pos)
+		if skip != pos.off {
+			pos.off = skip // over a damaged range
+			continue
+		}
 		if pos.off >= end {
 			if !ok {
 				break
@@ -85,9 +87,10 @@ func (s *Spool) Peek(max, maxBytes int) ([]Entry, error) {
 			pos = Position{seg: next}
 			continue
 		}
-		p, err := s.frame(pos, end, len(out) == 0, maxBytes-used, maxBytes > 0)
-		if errors.Is(err, errCorrupt) {
-			s.corruptAt(pos, err)
+		p, after, err := s.frame(pos, end, len(out) == 0, maxBytes-used, maxBytes > 0)
+		var bad badFrame
+		if errors.As(err, &bad) {
+			s.corruptAt(pos, string(bad), end)
 			continue
 		}
 		if err != nil {
@@ -100,87 +103,106 @@ func (s *Spool) Peek(max, maxBytes int) ([]Entry, error) {
 			break // next record would exceed maxBytes
 		}
 		used += len(p)
-		pos = Position{seg: pos.seg, off: pos.off + frameHeader + int64(len(p)), n: pos.n + 1}
+		pos = Position{seg: pos.seg, off: after, n: pos.n + 1}
 		out = append(out, Entry{Payload: p, Pos: pos})
 	}
 	return out, nil
 }
 
+// badFrame is a frame that fails verification while reading.
+type badFrame string
+
+func (b badFrame) Error() string { return string(b) }
+
 // readable reports how far segment pos.seg may be read and, if the reader
 // may move on once it is exhausted, the next segment's sequence number.
-func (s *Spool) readable(pos Position) (end int64, next uint64, ok bool) {
+// skip is pos.off moved past any damaged range starting there.
+func (s *Spool) readable(pos Position) (end int64, next uint64, ok bool, skip int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := s.segIndex(pos.seg)
+	skip = pos.off
+	if i >= 0 {
+		skip = s.segs[i].skip(pos.off)
+	}
 	switch {
 	case i < 0 || s.durable.seg < pos.seg:
-		return 0, 0, false
+		return 0, 0, false, skip
 	case s.durable.seg == pos.seg:
-		return s.durable.off, 0, false
+		return s.durable.off, 0, false, skip
 	default:
-		return s.segs[i].size, s.segs[i+1].seq, true
+		return s.segs[i].size, s.segs[i+1].seq, true, skip
 	}
 }
 
-// frame reads and verifies the record at pos. It returns nil, nil if the
-// payload does not fit into budget (and first is false).
-func (s *Spool) frame(pos Position, end int64, first bool, budget int, limited bool) ([]byte, error) {
+// frame reads and verifies the record at pos and returns a copy of its
+// payload and the offset after it. It returns nil if the payload does not
+// fit into budget (and first is false).
+func (s *Spool) frame(pos Position, end int64, first bool, budget int, limited bool) ([]byte, int64, error) {
 	r := &s.rd
 	if r.f == nil || r.seq != pos.seg {
 		r.close()
 		f, err := os.Open(filepath.Join(s.dir, segName(pos.seg)))
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("%w: segment vanished", errCorrupt)
+				return nil, 0, badFrame("segment vanished")
 			}
-			return nil, err
+			return nil, 0, err
 		}
 		r.f, r.seq, r.off = f, pos.seg, 0
 	}
-	if end-pos.off < frameHeader {
-		return nil, fmt.Errorf("%w: partial header", errCorrupt)
-	}
-	h, err := r.bytes(pos.off, frameHeader, end)
+	b, next, why, err := r.frameAt(pos.off, end)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	n := int64(binary.LittleEndian.Uint32(h))
-	sum := binary.LittleEndian.Uint32(h[4:])
-	if n == 0 || n > end-pos.off-frameHeader {
-		return nil, fmt.Errorf("%w: bad length %d", errCorrupt, n)
+	if why != "" {
+		return nil, 0, badFrame(why)
 	}
-	if limited && !first && n > int64(budget) {
-		return nil, nil
+	if limited && !first && len(b) > budget {
+		return nil, 0, nil
 	}
-	b, err := r.bytes(pos.off+frameHeader, int(n), end)
-	if err != nil {
-		return nil, err
-	}
-	if crc32.Checksum(b, castagnoli) != sum {
-		return nil, fmt.Errorf("%w: checksum mismatch", errCorrupt)
-	}
-	return append([]byte(nil), b...), nil
+	return append([]byte(nil), b...), next, nil
 }
 
 // corruptAt handles a frame that was valid at Open (or when written) but
-// no longer verifies: the rest of its segment is dropped, as recovery
-// would do, and an active segment is sealed so new records stay readable.
-func (s *Spool) corruptAt(pos Position, why error) {
+// no longer verifies. Like recovery it jumps to the next valid frame; if
+// there is none before end, the rest of the segment is dropped and an
+// active segment is sealed so new records stay readable.
+func (s *Spool) corruptAt(pos Position, why string, end int64) {
+	q := int64(-1)
+	if s.rd.f != nil && s.rd.seq == pos.seg {
+		var err error
+		if q, err = s.rd.resync(pos.off, end); err != nil {
+			q = -1
+		}
+	}
 	s.rd.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// An in-flight fsync would advance durable past the cut below.
-	for s.syncing {
-		s.cond.Wait()
-	}
 	i := s.segIndex(pos.seg)
 	if i < 0 {
 		return
 	}
 	seg := s.segs[i]
 	s.corrupt++
-	s.logf("spool: %s: %v at offset %d; skipping %d bytes (%d records) to the next segment",
+	if q > pos.off {
+		seg.addHole(pos.off, q)
+		s.drop(1, q-pos.off)
+		if seg.count > pos.n { // the damaged record (a range may hold more)
+			seg.count--
+			s.records--
+		}
+		s.logf("spool: %s: damaged record at offset %d (%s); skipping %d bytes to the next valid record at %d",
+			segName(seg.seq), pos.off, why, q-pos.off, q)
+		return
+	}
+	// An in-flight fsync would advance durable past the cut below.
+	for s.syncing {
+		s.cond.Wait()
+	}
+	s.logf("spool: %s: %s at offset %d; no valid record after it, skipping %d bytes (%d records) to the next segment",
 		segName(seg.seq), why, pos.off, seg.size-pos.off, seg.count-pos.n)
+	s.drop(seg.count-pos.n, seg.size-pos.off)
 	s.total -= seg.size - pos.off
 	s.records -= seg.count - pos.n
 	seg.size, seg.count = pos.off, pos.n
@@ -316,6 +338,7 @@ func (s *Spool) readyLocked() bool {
 		if i == 0 {
 			start = s.cursor.off
 		}
+		start = g.skip(start)
 		if g.seq == s.durable.seg {
 			end = s.durable.off
 		}

@@ -1,12 +1,10 @@
 package spool
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"outpost/relay/internal/fsx"
 	"path/filepath"
@@ -27,7 +25,7 @@ func writeCursor(dir string, p Position) error {
 	b = binary.LittleEndian.AppendUint64(b, p.seg)
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.off))
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	if err := fsx.WriteFileAtomic(filepath.Join(dir, cursorName), b, 0o644); err != nil {
+	if err := fsx.WriteFileAtomic(filepath.Join(dir, cursorName), b, 0o600); err != nil {
 		return fmt.Errorf("spool: write cursor: %w", err)
 	}
 	return nil
@@ -76,18 +74,25 @@ func listSegments(dir string) ([]uint64, error) {
 	return seqs, nil
 }
 
-// scanResult describes the valid prefix of a segment file.
+// scanResult describes the readable frames of a segment file.
 type scanResult struct {
-	end, count     int64  // bytes and records of whole, verified frames
-	markOff, markN int64  // last frame boundary <= mark, records before it
+	end, count     int64  // end of the last valid frame, valid frames
+	markOff, markN int64  // last record boundary <= mark, records before it
 	size           int64  // file size
-	problem        string // why scanning stopped before size, or ""
-	torn           bool   // the problem can only be an unfinished write
+	holes          []hole // damaged ranges with valid frames after them
+	problem        string // why the frames stopped before size, or ""
+	zero           bool   // the bytes after end are all zero
 }
 
-// scanSegment verifies every frame of f. A problem counts as torn when no
-// complete frame can follow it: a partial header or payload, a zero-filled
-// tail, or a checksum mismatch in the frame that ends the file.
+// hole is a damaged byte range [start, end) that readers jump over.
+type hole struct {
+	start, end int64
+	why        string
+}
+
+// scanSegment verifies every frame of f. After a bad frame it looks for
+// the next valid one (resync) and records the bytes in between as a hole;
+// when none follows, scanning stops there (problem, end).
 func scanSegment(f *os.File, mark int64) (scanResult, error) {
 	var r scanResult
 	st, err := f.Stat()
@@ -95,49 +100,33 @@ func scanSegment(f *os.File, mark int64) (scanResult, error) {
 		return r, err
 	}
 	r.size = st.Size()
-	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, r.size), 1<<20)
-	var hdr [frameHeader]byte
-	var buf []byte
+	rd := segReader{f: f}
 	off := int64(0)
 	for off < r.size {
-		rem := r.size - off
-		if rem < frameHeader {
-			r.problem, r.torn = fmt.Sprintf("partial frame header (%d bytes)", rem), true
-			break
-		}
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		_, next, why, err := rd.frameAt(off, r.size)
+		if err != nil {
 			return r, err
 		}
-		n := int64(binary.LittleEndian.Uint32(hdr[:]))
-		sum := binary.LittleEndian.Uint32(hdr[4:])
-		if n == 0 {
-			zero, err := restIsZero(br)
+		if why == "" {
+			off = next
+			r.count++
+		} else {
+			q, err := rd.resync(off, r.size)
 			if err != nil {
 				return r, err
 			}
-			r.problem, r.torn = "zero-length frame", zero && sum == 0
-			if r.torn {
-				r.problem = "zero-filled tail"
+			if q < 0 {
+				r.problem = why
+				r.zero, err = rest0(&rd, off, r.size)
+				if err != nil {
+					return r, err
+				}
+				break
 			}
-			break
+			r.holes = append(r.holes, hole{off, q, why})
+			r.problem = why
+			off = q
 		}
-		if n > rem-frameHeader {
-			r.problem, r.torn = fmt.Sprintf("frame of %d bytes runs past end of file", n), true
-			break
-		}
-		if int64(cap(buf)) < n {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return r, err
-		}
-		if crc32.Checksum(buf, castagnoli) != sum {
-			r.problem, r.torn = "checksum mismatch", off+frameHeader+n == r.size
-			break
-		}
-		off += frameHeader + n
-		r.count++
 		if off <= mark {
 			r.markOff, r.markN = off, r.count
 		}
@@ -146,22 +135,46 @@ func scanSegment(f *os.File, mark int64) (scanResult, error) {
 	return r, nil
 }
 
-func restIsZero(r io.Reader) (bool, error) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := r.Read(buf)
-		for _, c := range buf[:n] {
+// rest0 reports whether [off, end) holds only zero bytes.
+func rest0(rd *segReader, off, end int64) (bool, error) {
+	for off < end {
+		n := int(min(int64(readChunk), end-off))
+		b, err := rd.bytes(off, n, end)
+		if err != nil {
+			return false, err
+		}
+		for _, c := range b {
 			if c != 0 {
 				return false, nil
 			}
 		}
-		if err == io.EOF {
-			return true, nil
+		off += int64(n)
+	}
+	return true, nil
+}
+
+// privateFiles makes the spool's files 0600: an older relay created them
+// 0644, readable by every local user.
+func privateFiles(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
 		}
+		fi, err := e.Info()
 		if err != nil {
-			return false, err
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o600); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
 // recover rebuilds the in-memory state from dir; see the package doc for
@@ -173,6 +186,9 @@ func (s *Spool) recover() error {
 	}
 	seqs, err := listSegments(dir)
 	if err != nil {
+		return err
+	}
+	if err := privateFiles(dir); err != nil {
 		return err
 	}
 	cur, ok, bad, err := readCursor(dir)
@@ -235,22 +251,36 @@ func (s *Spool) recover() error {
 			return fmt.Errorf("spool: scan %s: %w", segName(seq), err)
 		}
 		seg := &segment{seq: seq, size: r.end, count: r.count, sealed: !last}
+		for _, h := range r.holes {
+			seg.addHole(h.start, h.end)
+			s.corrupt++
+			s.drop(1, h.end-h.start)
+			s.logf("spool: %s: damaged record at offset %d (%s); skipping %d bytes to the next valid record at %d",
+				segName(seq), h.start, h.why, h.end-h.start, h.end)
+		}
 		switch {
-		case r.problem == "":
-		case last && r.torn:
+		case r.end == r.size:
+		case last:
+			// Nothing valid follows: an unfinished write (never
+			// acknowledged) or damage to the newest records.
 			s.logf("spool: %s: torn tail (%s) at offset %d; truncating %d bytes",
 				segName(seq), r.problem, r.end, r.size-r.end)
+			if r.zero {
+				s.drop(0, r.size-r.end) // preallocated, never written
+			} else {
+				s.drop(1, r.size-r.end)
+			}
 			if err := f.Truncate(r.end); err != nil {
 				f.Close()
 				return fmt.Errorf("spool: truncate torn tail: %w", err)
 			}
 		default:
-			// Frames after the damage cannot be located reliably: skip to
-			// the next segment. The bytes stay on disk for inspection.
+			// No valid current-format frame after the damage (an old
+			// segment cannot be resynchronised). The bytes stay on disk.
 			s.corrupt++
-			s.logf("spool: %s: %s at offset %d; skipping %d bytes to the next segment",
+			s.drop(1, r.size-r.end)
+			s.logf("spool: %s: %s at offset %d; no valid record after it, skipping %d bytes to the next segment",
 				segName(seq), r.problem, r.end, r.size-r.end)
-			seg.sealed = true
 		}
 		if seq == cur.seg {
 			if r.markOff != cur.off {

@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -22,13 +21,12 @@ const (
 )
 
 const (
-	frameHeader = 8 // 4-byte length + 4-byte CRC32C
-	segSuffix   = ".seg"
-	segNameLen  = 20 + len(segSuffix)
-	cursorName  = "cursor"
-	cursorTmp   = cursorName + ".tmp" // fsx.WriteFileAtomic's temp name
-	lockName    = "LOCK"
-	wbufKeep    = 1 << 20 // largest write buffer kept between Appends
+	segSuffix  = ".seg"
+	segNameLen = 20 + len(segSuffix)
+	cursorName = "cursor"
+	cursorTmp  = cursorName + ".tmp" // fsx.WriteFileAtomic's temp name
+	lockName   = "LOCK"
+	wbufKeep   = 1 << 20 // largest write buffer kept between Appends
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -127,13 +125,36 @@ type Stats struct {
 	Bytes    int64 // unconsumed bytes on disk, frame headers included
 	Pending  int64 // unconsumed records
 	Corrupt  int64 // corruption events seen since Open (see package doc)
+	// Lost to damage or torn writes since Open: records (each damaged
+	// range counts as one; a zero-filled tail as none) and bytes skipped
+	// or truncated.
+	DroppedRecords, DroppedBytes int64
 }
 
 type segment struct {
 	seq    uint64
-	size   int64 // valid bytes (the write offset for the active segment)
-	count  int64 // records in size
-	sealed bool  // no more writes; every segment but the last is sealed
+	size   int64           // valid bytes (the write offset for the active segment)
+	count  int64           // records in size
+	sealed bool            // no more writes; every segment but the last is sealed
+	holes  map[int64]int64 // damaged ranges: start -> end (next valid frame)
+}
+
+func (g *segment) addHole(start, end int64) {
+	if g.holes == nil {
+		g.holes = map[int64]int64{}
+	}
+	g.holes[start] = end
+}
+
+// skip returns the first offset at or after off that is not in a hole.
+func (g *segment) skip(off int64) int64 {
+	for {
+		e, ok := g.holes[off]
+		if !ok {
+			return off
+		}
+		off = e
+	}
 }
 
 // Spool is a durable FIFO of records. Append may be called concurrently;
@@ -164,6 +185,8 @@ type Spool struct {
 	lastSync  time.Time
 	syncs     int64 // fsyncs of segment data, for tests
 	corrupt   int64
+	dropRecs  int64 // see Stats.DroppedRecords
+	dropBytes int64
 	err       error  // sticky write/fsync failure
 	lostAfter uint64 // Appends in (lostAfter, lostUpTo] were cut off by
 	lostUpTo  uint64 // corruption before their fsync; see corruptAt
@@ -189,7 +212,12 @@ func Open(dir string, opts Options) (*Spool, error) {
 		s.logf = log.Printf
 	}
 	s.cond.L = &s.mu
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Event data is for the relay's user only; an older relay created
+	// the directory 0755, so tighten it (recover does the files).
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, err
 	}
 	lk, err := lockDir(filepath.Join(dir, lockName))
@@ -285,9 +313,7 @@ func (s *Spool) write(payloads [][]byte) error {
 			}
 			seg = s.segs[len(s.segs)-1]
 		}
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(p)))
-		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(p, castagnoli))
-		buf = append(buf, p...)
+		buf = appendFrame(buf, p)
 		n++
 	}
 	err := flush()
@@ -370,6 +396,12 @@ func (s *Spool) awaitSync(gen uint64) error {
 	return nil
 }
 
+// drop counts records and bytes lost to damage. mu held (or recovery).
+func (s *Spool) drop(records, bytes int64) {
+	s.dropRecs += records
+	s.dropBytes += bytes
+}
+
 // advance moves the durable horizon forward and wakes Wait. mu held.
 func (s *Spool) advance(p Position) {
 	if s.durable.before(p) {
@@ -388,6 +420,9 @@ func (s *Spool) Stats() Stats {
 		Bytes:    s.total - s.cursor.off,
 		Pending:  s.records - s.cursor.n,
 		Corrupt:  s.corrupt,
+
+		DroppedRecords: s.dropRecs,
+		DroppedBytes:   s.dropBytes,
 	}
 }
 
@@ -432,7 +467,7 @@ func (s *Spool) Close() error {
 func segName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, segSuffix) }
 
 func createSegment(dir string, seq uint64) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, segName(seq)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, segName(seq)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -471,16 +471,23 @@ func TestMidSegmentCorruption(t *testing.T) {
 	}{
 		{"checksum in sealed segment", 2, func(t *testing.T, p string) {
 			flipByte(t, p, frameLen+frameHeader+20) // payload of record 5
-		}, []int{0, 1, 2, 3, 4, 8, 9, 10, 11}, 4},
+		}, []int{0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11}, 4},
 		{"length field in sealed segment", 2, func(t *testing.T, p string) {
-			writeAt(t, p, frameLen, []byte{0, 0, 0, 0x7f}) // length of record 5
-		}, []int{0, 1, 2, 3, 4, 8, 9, 10, 11}, 4},
+			writeAt(t, p, frameLen+4, []byte{0, 0, 0, 0x7f}) // length of record 5
+		}, []int{0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11}, 4},
 		{"zero length in sealed segment", 2, func(t *testing.T, p string) {
-			writeAt(t, p, 0, []byte{0, 0, 0, 0}) // length of record 4
-		}, []int{0, 1, 2, 3, 8, 9, 10, 11}, 4},
+			writeAt(t, p, 4, []byte{0, 0, 0, 0}) // length of record 4
+		}, []int{0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11}, 4},
+		{"magic in sealed segment", 2, func(t *testing.T, p string) {
+			writeAt(t, p, 2*frameLen, []byte{0, 0, 0, 0}) // marker of record 6
+		}, []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11}, 4},
 		{"checksum in last segment", 3, func(t *testing.T, p string) {
 			flipByte(t, p, frameLen+frameHeader) // payload of record 9
-		}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8}, 4},
+		}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11}, 4},
+		{"two records in last segment", 3, func(t *testing.T, p string) {
+			flipByte(t, p, frameHeader+1) // payloads of records 8 and 9
+			flipByte(t, p, frameLen+frameHeader+1)
+		}, []int{0, 1, 2, 3, 4, 5, 6, 7, 10, 11}, 4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -518,8 +525,9 @@ func TestCorruptionWhileOpen(t *testing.T) {
 		record int // index within the segment
 		want   []int
 	}{
-		{"sealed segment", 2, 1, []int{0, 1, 2, 3, 4, 8, 9, 10, 11, 100}},
-		{"active segment", 3, 1, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 100}},
+		{"sealed segment", 2, 1, []int{0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 100}},
+		{"active segment", 3, 1, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 100}},
+		{"last record of the active segment", 3, 3, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 100}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
