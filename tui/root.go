@@ -518,7 +518,15 @@ func (r *Root) fullHelp(w int) string {
 	if w >= 80 {
 		colW = w / 2
 	}
-	keyW := 16
+	keyW := 10 // "q / ctrl+c"
+	for _, group := range r.Active().FullHelp() {
+		for _, kb := range group {
+			if kb.Enabled() {
+				keyW = max(keyW, Width(kb.Help().Key))
+			}
+		}
+	}
+	keyW = min(keyW, 14)
 	line := func(b *strings.Builder, k, d string) {
 		b.WriteString(clipLine(" "+st.HelpKey.Render(Fit(k, keyW))+" "+st.HelpDesc.Render(Truncate(d, max(colW-keyW-3, 4))), colW) + "\n")
 	}
