@@ -19,11 +19,13 @@ import (
 // drawing, "…", "·") count as one cell whatever the locale says: terminals
 // and lipgloss draw them narrow, and a CJK locale would otherwise make
 // runewidth count them as two and tear every table line.
-var cells = func() *runewidth.Condition {
-	c := runewidth.NewCondition()
+var cells = newCells()
+
+func newCells() *runewidth.Condition {
+	c := runewidth.NewCondition() // the locale's: LANG, RUNEWIDTH_EASTASIAN
 	c.EastAsianWidth = false
 	return c
-}()
+}
 
 // Width is the display width of plain text s in terminal cells (CJK
 // characters take two).
