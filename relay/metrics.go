@@ -80,6 +80,21 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	for _, m := range rows {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.kind, m.name, m.v)
 	}
+	// What recovery dropped (damaged or torn files), per store; a store the
+	// relay does not have is left out.
+	ds := s.damageAll()
+	for _, c := range []struct {
+		name, help string
+		v          func(Damage) int64
+	}{
+		{"outpost_recovery_dropped_records_total", "Records lost to damaged or torn files, found by recovery.", func(d Damage) int64 { return d.Records }},
+		{"outpost_recovery_dropped_bytes_total", "Bytes skipped or cut by recovery.", func(d Damage) int64 { return d.Bytes }},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", c.name, c.help, c.name)
+		for _, d := range ds {
+			fmt.Fprintf(w, "%s{store=%q} %d\n", c.name, d.Store, c.v(d))
+		}
+	}
 	const h = "outpost_request_seconds"
 	fmt.Fprintf(w, "# HELP %s Time the relay spent on a request (check-ins: not held).\n# TYPE %s histogram\n", h, h)
 	s.m.enrolTime.write(w, h, "enrol")

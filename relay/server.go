@@ -1,13 +1,10 @@
 package relay
 
 import (
-	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -19,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"outpost/relay/internal/httpbody"
 	"outpost/relay/wire"
 	"outpost/store"
 )
@@ -322,6 +320,11 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if s.pki != nil {
 		st["ca_sha256"] = s.pki.CAFingerprint()
 	}
+	if d := s.Damage(); d != nil {
+		// Still serving, so still ok; but say what recovery dropped.
+		st["damage"] = d
+		st["damage_text"] = FormatDamage(d)
+	}
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -373,27 +376,18 @@ func writeErr(w http.ResponseWriter, code int, kind, msg string) {
 
 // errTooLarge and errBadJSON classify body failures.
 var (
-	errTooLarge = errors.New("request body too large")
+	errTooLarge = httpbody.ErrTooLarge
 	errBadJSON  = errors.New("malformed JSON")
 )
 
 // readJSON decodes a size-limited (optionally gzip) JSON body into v.
 func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	body := io.Reader(http.MaxBytesReader(w, r.Body, limit))
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
-		zr, err := gzip.NewReader(body)
-		if err != nil {
+	buf, err := httpbody.Read(w, r, limit)
+	if err != nil {
+		if errors.Is(err, httpbody.ErrGzip) {
 			return errBadJSON
 		}
-		defer zr.Close()
-		body = io.LimitReader(zr, limit+1)
-	}
-	buf, err := io.ReadAll(body)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) || int64(len(buf)) > limit {
-		return errTooLarge
-	} else if err != nil {
-		return fmt.Errorf("read body: %w", err)
+		return err
 	}
 	if err := json.Unmarshal(buf, v); err != nil {
 		return errBadJSON
@@ -402,9 +396,12 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 }
 
 func bodyErr(w http.ResponseWriter, err error) {
+	var ee *httpbody.EncodingError
 	switch {
 	case errors.Is(err, errTooLarge):
 		writeErr(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
+	case errors.As(err, &ee):
+		writeErr(w, http.StatusUnsupportedMediaType, "unsupported_encoding", err.Error())
 	case errors.Is(err, errBadJSON):
 		writeErr(w, http.StatusBadRequest, store.EInvalid, "malformed JSON body")
 	default:

@@ -36,6 +36,9 @@ type sinkSet struct {
 	policy  wire.Policy
 	ring    *cachering.Ring
 	ringDir string
+	// Recovery losses of every ring opened since start (a policy change
+	// can replace the ring).
+	cacheLostRecs, cacheLostBytes int64
 
 	bw     *rate.Limiter // upstream bytes/s
 	freq   *rate.Limiter // upstream requests/s
@@ -54,6 +57,10 @@ func newSinkSet(s *Server, p wire.Policy) (*sinkSet, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
+	}
+	if st := sp.Stats(); st.DroppedRecords > 0 || st.DroppedBytes > 0 {
+		s.logf("relay: spool: recovery dropped %d record(s), %d bytes (damaged or torn; see the lines above)",
+			st.DroppedRecords, st.DroppedBytes)
 	}
 	k := &sinkSet{s: s, spool: sp, bw: rate.NewLimiter(rate.Inf, 0), freq: rate.NewLimiter(rate.Inf, 0),
 		intake: rate.NewLimiter(rate.Inf, 0), done: make(chan struct{})}
@@ -101,6 +108,12 @@ func (k *sinkSet) apply(p wire.Policy) error {
 				return fmt.Errorf("open cache %s: %w", dir, err)
 			}
 			k.ring, k.ringDir = r, dir
+			if st := r.Stats(); st.RecoveryDroppedRecords > 0 || st.RecoveryDroppedBytes > 0 {
+				k.cacheLostRecs += st.RecoveryDroppedRecords
+				k.cacheLostBytes += st.RecoveryDroppedBytes
+				k.s.logf("relay: cache %s: recovery dropped %d record(s), %d bytes (a line torn by a crash)",
+					dir, st.RecoveryDroppedRecords, st.RecoveryDroppedBytes)
+			}
 		} else if p.CacheMax > 0 {
 			if err := k.ring.SetMax(p.CacheMax); err != nil {
 				return err
@@ -285,6 +298,13 @@ func (k *sinkSet) stats() (spoolBytes, pending int64, cacheBytes int64) {
 		cacheBytes = k.ring.Stats().Bytes
 	}
 	return st.Bytes, st.Pending, cacheBytes
+}
+
+// cacheDropped reports what recovery of the cache rings cut.
+func (k *sinkSet) cacheDropped() (records, bytes int64) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.cacheLostRecs, k.cacheLostBytes
 }
 
 // Close stops forwarding and syncs everything acknowledged to disk.

@@ -75,6 +75,7 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 		body    []byte
 		gzip    bool   // send body gzip-compressed
 		badGzip bool   // claim gzip, send garbage
+		enc     string // Content-Encoding sent as is
 		raw     string // request sent as is on a TCP connection instead
 		want    int
 	}{
@@ -86,6 +87,9 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 		{name: "oversized events body via joined relay", base: relayA, method: "POST", path: wire.PathEvents, auth: authA, body: oversized(4<<20 + 1), want: 413},
 		{name: "gzip bomb events body", base: m.TLSURL, method: "POST", path: wire.PathEvents, auth: authA, body: oversized(8 << 20), gzip: true, want: 413},
 		{name: "corrupt gzip events body", base: m.TLSURL, method: "POST", path: wire.PathEvents, auth: authA, body: []byte("not gzip"), badGzip: true, want: 400},
+		{name: "brotli events body", base: m.TLSURL, method: "POST", path: wire.PathEvents, auth: authA, body: eventsBody, enc: "br", want: 415},
+		{name: "brotli events body via joined relay", base: relayA, method: "POST", path: wire.PathEvents, auth: authA, body: eventsBody, enc: "br", want: 415},
+		{name: "brotli check-in", base: m.TLSURL, method: "POST", path: wire.PathCheckin, auth: authA, body: checkinBody, enc: "br", want: 415},
 		{name: "oversized enrol body", base: m.TLSURL, method: "POST", path: wire.PathEnrol, body: oversized(256<<10 + 1), want: 413},
 		{name: "oversized enrol body via joined relay", base: relayA, method: "POST", path: wire.PathEnrol, body: oversized(256<<10 + 1), want: 413},
 		{name: "bad agent secret", base: m.TLSURL, method: "POST", path: wire.PathEvents, auth: relay.AgentAuthHeader(agentA.AgentID, "as_wrong"), body: eventsBody, want: 401},
@@ -164,6 +168,9 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 				req.Header.Set("Content-Type", "application/json")
 				if tc.gzip || tc.badGzip {
 					req.Header.Set("Content-Encoding", "gzip")
+				}
+				if tc.enc != "" {
+					req.Header.Set("Content-Encoding", tc.enc)
 				}
 				if tc.auth != "" {
 					req.Header.Set("Authorization", tc.auth)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"outpost/relay"
 	"outpost/store"
 )
 
@@ -39,6 +40,11 @@ func runFront(ctx context.Context, a *app, r *relayRun, noTUI bool) error {
 		if r.col != nil {
 			st := r.col.Stats()
 			summary += fmt.Sprintf("collector: %d records received, %d duplicates\n", st.Total, st.Duplicates)
+		}
+		if r.srv != nil {
+			if d := relay.FormatDamage(r.srv.Damage()); d != "" {
+				summary += "damage: " + d + "; see the log\n"
+			}
 		}
 		fmt.Fprint(a.stdout, summary)
 	}

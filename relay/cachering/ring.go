@@ -54,6 +54,8 @@ type Stats struct {
 	Bytes    int64 // total size of all segments, live file included
 	Segments int   // number of files, live file included
 	Dropped  int64 // bytes deleted by this process to respect the cap
+	// A torn last line cut off at Open (a crash mid-write): lines, bytes.
+	RecoveryDroppedRecords, RecoveryDroppedBytes int64
 }
 
 type segment struct {
@@ -92,6 +94,7 @@ type Ring struct {
 	max     int64
 	seg     int64
 	dropped int64
+	torn    int64    // bytes of a torn last line cut at Open
 	pending *group   // Appends written since the last fsync started
 	syncing *os.File // file the fsync leader is syncing
 	retire  *os.File // rotated file to close once the leader is done
@@ -137,7 +140,7 @@ func Open(dir string, opts Options) (*Ring, error) {
 		return nil, err
 	}
 	livePath := filepath.Join(dir, r.name)
-	if err := repairTail(livePath, r.logf); err != nil {
+	if r.torn, err = repairTail(livePath, r.logf); err != nil {
 		return nil, err
 	}
 	if err := r.openLive(); err != nil {
@@ -219,35 +222,35 @@ func allDigits(s string) bool {
 
 // repairTail cuts an unterminated last line (a write torn by a crash; it
 // was never acknowledged) so the file stays valid NDJSON.
-func repairTail(path string, logf func(string, ...any)) error {
+func repairTail(path string, logf func(string, ...any)) (cut int64, _ error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("cachering: %w", err)
+		return 0, fmt.Errorf("cachering: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("cachering: %w", err)
+		return 0, fmt.Errorf("cachering: %w", err)
 	}
 	size := fi.Size()
 	if size == 0 {
-		return nil
+		return 0, nil
 	}
 	keep, err := lastLineEnd(f, size)
 	if err != nil {
-		return fmt.Errorf("cachering: %w", err)
+		return 0, fmt.Errorf("cachering: %w", err)
 	}
 	if keep == size {
-		return nil
+		return 0, nil
 	}
 	logf("cachering: %s: cutting %d bytes of torn last line", filepath.Base(path), size-keep)
 	if err := f.Truncate(keep); err != nil {
-		return fmt.Errorf("cachering: %w", err)
+		return 0, fmt.Errorf("cachering: %w", err)
 	}
-	return f.Sync()
+	return size - keep, f.Sync()
 }
 
 // lastLineEnd returns the offset just after the last '\n' in f (0 if none).
@@ -485,7 +488,11 @@ func (r *Ring) trim() {
 func (r *Ring) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Stats{Bytes: r.rotated + r.live, Segments: len(r.segs) + 1, Dropped: r.dropped}
+	st := Stats{Bytes: r.rotated + r.live, Segments: len(r.segs) + 1, Dropped: r.dropped}
+	if r.torn > 0 {
+		st.RecoveryDroppedRecords, st.RecoveryDroppedBytes = 1, r.torn
+	}
+	return st
 }
 
 // SetMax changes the cap while running (a policy change); 0 means the

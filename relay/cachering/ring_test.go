@@ -321,6 +321,11 @@ func TestReopenCutsTornLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	// The cut is reported, so the relay can show it.
+	st := r.Stats()
+	if got, want := [2]int64{st.RecoveryDroppedRecords, st.RecoveryDroppedBytes}, [2]int64{1, int64(len(`{"n":4,"pad":"xx`))}; got != want {
+		t.Errorf("recovery dropped (records, bytes): got %v, want %v", got, want)
+	}
 	if err := r.Append(line(4)); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"outpost/relay/internal/fsx"
 	"path/filepath"
@@ -44,6 +45,8 @@ type Collector struct {
 	agents   map[string]*seqSet
 	dups     uint64
 	total    uint64
+	lostRecs int64  // lines New could not load (torn or unreadable)
+	lostB    int64  // and their bytes
 	writeGen uint64 // bumped by every write
 	durable  uint64 // writes up to this generation are fsynced
 	failed   error  // sticky: state may claim records not on disk
@@ -150,6 +153,8 @@ func (c *Collector) load(num uint64, last bool) error {
 		}
 		if err == io.EOF {
 			if len(chunk) > 0 { // torn tail
+				c.lostRecs++
+				c.lostB += int64(len(chunk))
 				if !last {
 					bad++
 					break
@@ -175,6 +180,8 @@ func (c *Collector) load(num uint64, last bool) error {
 		}
 		if json.Unmarshal(chunk, &id) != nil || id.Agent == "" || id.Seq == 0 {
 			bad++
+			c.lostRecs++
+			c.lostB += int64(len(chunk))
 			continue
 		}
 		c.mark(id.Agent, id.Seq)
@@ -416,6 +423,23 @@ func (c *Collector) Stats() wire.CollectorStats {
 	}
 	return st
 }
+
+// RecoveryDropped reports the lines New found torn or unreadable in the
+// segments (records and bytes): data on disk that counts as not received.
+func (c *Collector) RecoveryDropped() (records, bytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lostRecs, c.lostB
+}
+
+// handler is Collector.Handler's result; it also answers RecoveryDropped
+// so that a relay serving it can report the collector's damage.
+type handler struct {
+	http.Handler
+	c *Collector
+}
+
+func (h handler) RecoveryDropped() (records, bytes int64) { return h.c.RecoveryDropped() }
 
 // Received returns how many distinct records of agent are stored.
 func (c *Collector) Received(agent string) uint64 {

@@ -1,19 +1,16 @@
 package collector
 
 import (
-	"compress/gzip"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
+	"outpost/relay/internal/httpbody"
 	"outpost/relay/wire"
 )
-
-// errTooLarge marks a body that decompresses past MaxBody.
-var errTooLarge = errors.New("body too large")
 
 // Handler serves the ingest, stats and health endpoints; every error is a
 // JSON wire.Error.
@@ -25,7 +22,7 @@ func (c *Collector) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
-	return mux
+	return handler{mux, c}
 }
 
 func (c *Collector) serveIngest(w http.ResponseWriter, r *http.Request) {
@@ -34,22 +31,12 @@ func (c *Collector) serveIngest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
 		return
 	}
-	body := io.Reader(http.MaxBytesReader(w, r.Body, MaxBody))
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			bodyError(w, fmt.Errorf("gzip: %w", err))
-			return
-		}
-		defer zr.Close()
-		body = &capReader{r: zr, left: MaxBody}
-	default:
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported_encoding",
-			fmt.Sprintf("Content-Encoding %q not supported (use gzip)", enc))
+	raw, err := httpbody.Read(w, r, MaxBody)
+	if err != nil {
+		bodyError(w, err)
 		return
 	}
+	body := bytes.NewReader(raw)
 
 	var batch wire.IngestBatch
 	dec := json.NewDecoder(body)
@@ -57,7 +44,7 @@ func (c *Collector) serveIngest(w http.ResponseWriter, r *http.Request) {
 		bodyError(w, err)
 		return
 	}
-	// Read to the end: rejects trailing data and checks the gzip checksum.
+	// Read to the end: rejects trailing data.
 	if _, err := dec.Token(); err != io.EOF {
 		if err == nil {
 			err = errors.New("trailing data after the batch")
@@ -85,15 +72,17 @@ func (c *Collector) serveIngest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ack)
 }
 
-// bodyError answers 413 for an oversized body and 400 for anything else.
+// bodyError answers 413 for an oversized body, 415 for an unsupported
+// encoding and 400 for anything else.
 func bodyError(w http.ResponseWriter, err error) {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) || errors.Is(err, errTooLarge) {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large",
-			fmt.Sprintf("body above %d bytes", MaxBody))
-		return
+	switch code, kind := httpbody.Status(err); code {
+	case http.StatusRequestEntityTooLarge:
+		writeError(w, code, kind, fmt.Sprintf("body above %d bytes", MaxBody))
+	case http.StatusUnsupportedMediaType:
+		writeError(w, code, kind, err.Error())
+	default:
+		writeError(w, http.StatusBadRequest, "bad_request", "malformed batch: "+err.Error())
 	}
-	writeError(w, http.StatusBadRequest, "bad_request", "malformed batch: "+err.Error())
 }
 
 func (c *Collector) serveStats(w http.ResponseWriter, r *http.Request) {
@@ -132,28 +121,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, kind, msg string) {
 	writeJSON(w, code, wire.Error{Code: kind, Message: msg})
-}
-
-// capReader fails with errTooLarge once more than left bytes come out of
-// r, bounding what a small gzip body may expand to.
-type capReader struct {
-	r    io.Reader
-	left int64
-}
-
-func (c *capReader) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		var one [1]byte
-		n, err := c.r.Read(one[:])
-		if n > 0 {
-			return 0, errTooLarge
-		}
-		return 0, err
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.r.Read(p)
-	c.left -= int64(n)
-	return n, err
 }

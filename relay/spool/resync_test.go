@@ -57,8 +57,10 @@ func TestDamageResync(t *testing.T) {
 			if logs.has("next segment") || logs.has("moving back") {
 				t.Errorf("recovery gave up on the segment or moved the cursor: %q", logs.lines)
 			}
-			if got := s.Stats().Corrupt; got != 1 {
-				t.Errorf("Corrupt: got %d, want 1", got)
+			st := s.Stats()
+			if st.Corrupt != 1 || st.DroppedRecords != 1 || st.DroppedBytes != frameLen {
+				t.Errorf("Stats: got Corrupt %d, dropped %d records %d bytes; want 1, 1, %d",
+					st.Corrupt, st.DroppedRecords, st.DroppedBytes, frameLen)
 			}
 			// Writing continues behind the damage and survives a reopen.
 			appendRange(t, s, 200, 202)

@@ -450,8 +450,8 @@ func TestTornTail(t *testing.T) {
 			if got, want := fileSize(t, segPath(dir, 1)), int64(tc.valid*frameLen); got != want {
 				t.Errorf("segment size after recovery: got %d, want %d", got, want)
 			}
-			if st := s.Stats(); st.Corrupt != 0 || st.Segments != 1 {
-				t.Errorf("Stats: got %+v, want Corrupt 0, 1 segment", st)
+			if st := s.Stats(); st.Corrupt != 0 || st.Segments != 1 || st.DroppedBytes == 0 {
+				t.Errorf("Stats: got %+v, want Corrupt 0, 1 segment, the cut bytes counted", st)
 			}
 			checkRecords(t, s, seq(0, tc.valid))
 			appendRange(t, s, 100, 102)

@@ -1,0 +1,75 @@
+// Package httpbody reads a request body the same way at the relay and at
+// the collector: bounded before and after decompression, gzip or plain,
+// and any other Content-Encoding refused (415) rather than read as JSON.
+package httpbody
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// ErrTooLarge: the body, or what it decompresses to, is above the limit.
+var ErrTooLarge = errors.New("request body too large")
+
+// ErrGzip: the body is not a valid gzip stream.
+var ErrGzip = errors.New("malformed gzip body")
+
+// EncodingError is an unsupported Content-Encoding: answer 415.
+type EncodingError struct{ Encoding string }
+
+func (e *EncodingError) Error() string {
+	return fmt.Sprintf("Content-Encoding %q not supported (use gzip)", e.Encoding)
+}
+
+// Read returns the decoded body of r, at most limit bytes both on the wire
+// and decompressed. A malformed gzip stream is an error other than the two
+// above (a 400).
+func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body := io.Reader(http.MaxBytesReader(w, r.Body, limit))
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			if tooLarge(err) {
+				return nil, ErrTooLarge
+			}
+			return nil, fmt.Errorf("%w: %v", ErrGzip, err)
+		}
+		defer zr.Close()
+		body = io.LimitReader(zr, limit+1)
+	default:
+		return nil, &EncodingError{enc}
+	}
+	buf, err := io.ReadAll(body)
+	if tooLarge(err) || int64(len(buf)) > limit {
+		return nil, ErrTooLarge
+	} else if err != nil {
+		if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+			return nil, fmt.Errorf("%w: %v", ErrGzip, err)
+		}
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	return buf, nil
+}
+
+func tooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+// Status is the HTTP status and error code for a Read failure.
+func Status(err error) (int, string) {
+	var ee *EncodingError
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, "too_large"
+	case errors.As(err, &ee):
+		return http.StatusUnsupportedMediaType, "unsupported_encoding"
+	}
+	return http.StatusBadRequest, "invalid"
+}
