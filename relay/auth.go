@@ -204,7 +204,7 @@ func (s *Server) authRelay(ctx context.Context, r *http.Request) (relayAuth, boo
 // this process's own forwarder, with its in-memory token) may write.
 func (s *Server) requireIngestAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "Bearer "+s.ingestToken && s.ingestToken != "" {
+		if wire.BearerIs(r.Header.Get("Authorization"), s.ingestToken) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -106,14 +106,8 @@ func clusterAddressURL(address, relayURL string) string {
 // heartbeat), so a relay restarted with another --public or --allow-plain
 // changes the list agents are handed; a change is audited.
 func (db *DB) SetProxyURLs(ctx context.Context, proxyID int64, urls []string) error {
-	if len(urls) > 16 {
-		return Errorf(EInvalid, "a relay advertises at most 16 URLs")
-	}
-	for _, u := range urls {
-		p, err := url.Parse(u)
-		if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || strings.Contains(u, ",") || len(u) > 512 {
-			return Errorf(EInvalid, "advertised URL %q: want https://HOST:PORT", u)
-		}
+	if err := checkRelayURLs(urls); err != nil {
+		return err
 	}
 	joined := strings.Join(urls, ",")
 	tx, err := db.BeginTx(ctx)
@@ -138,4 +132,41 @@ func (db *DB) SetProxyURLs(ctx context.Context, proxyID int64, urls []string) er
 		return err
 	}
 	return tx.Commit()
+}
+
+// CheckRelayURL is the one rule for a URL a relay advertises (--public,
+// join, heartbeat): http(s)://HOST:PORT with nothing else, http:// only
+// when plain is allowed.
+func CheckRelayURL(u string, plain bool) error {
+	p, err := url.Parse(u)
+	ok := err == nil && p.Hostname() != "" && p.Port() != "" && (p.Path == "" || p.Path == "/") && p.RawQuery == "" &&
+		p.User == nil && p.Fragment == "" && !strings.Contains(u, ",") && len(u) <= 512 &&
+		(p.Scheme == "https" || (p.Scheme == "http" && plain))
+	if ok {
+		if n, err := strconv.Atoi(p.Port()); err != nil || n < 1 || n > 65535 {
+			ok = false
+		}
+	}
+	if !ok {
+		if err == nil && p.Scheme == "http" && !plain {
+			return Errorf(EInvalid, "URL %q: agents need TLS (https://HOST:PORT)", u)
+		}
+		return Errorf(EInvalid, "URL %q: want https://HOST:PORT", u)
+	}
+	return nil
+}
+
+// checkRelayURLs checks what a relay reports (join, heartbeat). The store
+// cannot know whether the relay runs with --allow-plain: the relay itself
+// advertises http:// only then.
+func checkRelayURLs(urls []string) error {
+	if len(urls) > 16 {
+		return Errorf(EInvalid, "a relay advertises at most 16 URLs")
+	}
+	for _, u := range urls {
+		if err := CheckRelayURL(u, true); err != nil {
+			return Errorf(EInvalid, "advertised %s", ErrorMessage(err))
+		}
+	}
+	return nil
 }

@@ -24,9 +24,9 @@ func TestProxyURLsPutTheClusterAddressFirst(t *testing.T) {
 		{"IP cluster whose relay also allows plain HTTP", "10.0.0.5",
 			[][]string{{"http://10.0.0.5:8080", "https://10.0.0.5:8443"}},
 			[]string{"https://10.0.0.5:8443", "http://10.0.0.5:8080"}},
-		{"IPv6 address, port from a URL without one", "2001:db8::5",
-			[][]string{{"https://vm-1"}},
-			[]string{"https://[2001:db8::5]:443", "https://vm-1"}},
+		{"IPv6 address", "2001:db8::5",
+			[][]string{{"https://vm-1:8443"}},
+			[]string{"https://[2001:db8::5]:8443", "https://vm-1:8443"}},
 		{"no relay advertised anything", "relay.acme.example", nil, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,5 +95,43 @@ func TestSetProxyURLs(t *testing.T) {
 	}
 	if err := f.db.SetProxyURLs(f.ctx, 999, []string{"https://x:1"}); store.ErrorCode(err) != store.ENotFound {
 		t.Errorf("unknown proxy: got %v, want not found", err)
+	}
+}
+
+// A join's listen URLs become the URLs agents are handed: anything but
+// http(s)://HOST:PORT is refused and nothing is stored.
+func TestJoinRefusesBadURLs(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.account("acme")
+	c := f.cluster(a.ID, "edge", "relay.acme.example")
+	for _, tt := range []struct {
+		name string
+		url  string
+		code string
+	}{
+		{"javascript", "javascript:alert(1)", store.EInvalid},
+		{"no port", "https://vm-1", store.EInvalid},
+		{"no host", "https://:8443", store.EInvalid},
+		{"path", "https://vm-1:8443/x", store.EInvalid},
+		{"query", "https://vm-1:8443?a=b", store.EInvalid},
+		{"user info", "https://u:p@vm-1:8443", store.EInvalid},
+		{"ftp", "ftp://vm-1:21", store.EInvalid},
+		{"port out of range", "https://vm-1:99999", store.EInvalid},
+		{"https", "https://vm-1:8443", ""},
+		{"http (relay with --allow-plain)", "http://vm-1:8080", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := f.db.JoinProxy(f.ctx, store.JoinInput{Token: f.joinToken(c.ID), Hostname: "vm-1", URLs: []string{tt.url}})
+			if got := store.ErrorCode(err); got != tt.code {
+				t.Fatalf("code: got %q (%v), want %q", got, err, tt.code)
+			}
+			urls, err := f.db.ProxyURLs(f.ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := slices.Contains(urls, tt.url), tt.code == ""; got != want {
+				t.Errorf("%q handed to agents: got %v, want %v (%v)", tt.url, got, want, urls)
+			}
+		})
 	}
 }

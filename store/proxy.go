@@ -188,6 +188,9 @@ func (db *DB) JoinProxy(ctx context.Context, in JoinInput) (Proxy, string, error
 	if strings.TrimSpace(in.Hostname) == "" {
 		return Proxy{}, "", Errorf(EInvalid, "hostname is required")
 	}
+	if err := checkRelayURLs(in.URLs); err != nil {
+		return Proxy{}, "", err
+	}
 	c, err := getCluster(tx, clusterID)
 	if err != nil {
 		return Proxy{}, "", err

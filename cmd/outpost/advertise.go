@@ -3,6 +3,8 @@ package main
 import (
 	"net/url"
 	"strings"
+
+	"outpost/store"
 )
 
 // advertisedURLs is what a relay tells the management host (at join) and
@@ -17,9 +19,7 @@ func advertisedURLs(listening, public []string, allowPlain bool) ([]string, erro
 		for _, p := range public {
 			p = strings.TrimRight(strings.TrimSpace(p), "/")
 			u, err := url.Parse(p)
-			ok := err == nil && u.Hostname() != "" && u.Port() != "" && (u.Path == "" || u.Path == "/") && u.RawQuery == "" &&
-				(u.Scheme == "https" || (u.Scheme == "http" && allowPlain))
-			if !ok {
+			if store.CheckRelayURL(p, allowPlain) != nil {
 				if err == nil && u.Scheme == "http" {
 					return nil, usageErrorf("invalid --public %q: agents need TLS (https://HOST:PORT) unless the relay runs with --allow-plain", p)
 				}
