@@ -78,8 +78,8 @@ func (v *ClusterView) summary() []string {
 	w := v.w
 	lines := []string{
 		Truncate(Clean(fmt.Sprintf("%s  %s (%s)  region %s", cl.Name, cl.Address, kindText(cl), orDash(cl.Region))), w),
-		Truncate(fmt.Sprintf("status %s: %d of %d proxy servers online; agents %d bound, %d online", cl.Status, cl.ProxiesOnline,
-			cl.Proxies, cl.Agents, cl.AgentsOnline), w),
+		Truncate(fmt.Sprintf("status %s: %d of %d proxy servers online; agents %d bound, %d online, %d connected now", cl.Status,
+			cl.ProxiesOnline, cl.Proxies, cl.Agents, cl.AgentsOnline, cl.AgentsConnected), w),
 		Truncate(Clean("policy: "+policyText(cl.Policy)), w),
 	}
 	lines[1] = toneStyle(st, statusTone(cl.Status)).Render(lines[1])
@@ -105,7 +105,9 @@ func (v *ClusterView) tabBar() string {
 	for i, t := range v.tabs {
 		label := t.Title()
 		if i == 1 {
-			label = fmt.Sprintf("%s (%d)", label, v.cluster.Agents)
+			// The tab lists every bound agent; the count says how many are
+			// connected right now.
+			label = fmt.Sprintf("%s (%d now, %d bound)", label, v.cluster.AgentsConnected, v.cluster.Agents)
 		} else {
 			label = fmt.Sprintf("%s (%d)", label, v.cluster.Proxies)
 		}

@@ -36,6 +36,7 @@ func NewClustersView(c *Common) *ClustersView {
 		{Title: "STATUS", Width: 7, Sort: "status"},
 		{Title: "PROXIES", Width: 7, Sort: "proxies", Right: true},
 		{Title: "AGENTS", Width: 9, Sort: "agents", Right: true},
+		{Title: "NOW", Width: 5, Sort: "connected", Right: true, HideBelow: 90},
 		{Title: "MODE", Width: 7, Sort: "mode"},
 		{Title: "WARN", Width: 4, Flex: 1, Sort: "warnings"},
 	}, func(ctx context.Context, b Backend, q Query) (Page, error) {
@@ -57,15 +58,16 @@ func matchCluster(c store.Cluster, f string) bool {
 }
 
 var clusterSorts = map[string]func(a, b store.Cluster) int{
-	"name":     ByString(func(c store.Cluster) string { return c.Name }),
-	"address":  ByString(func(c store.Cluster) string { return c.Address }),
-	"kind":     ByString(func(c store.Cluster) string { return c.AddressKind }),
-	"region":   ByString(func(c store.Cluster) string { return c.Region }),
-	"status":   ByString(func(c store.Cluster) string { return c.Status }),
-	"proxies":  ByInt(func(c store.Cluster) int { return c.ProxiesOnline }),
-	"agents":   ByInt(func(c store.Cluster) int { return c.AgentsOnline }),
-	"mode":     ByString(func(c store.Cluster) string { return c.Policy.Mode }),
-	"warnings": ByInt(func(c store.Cluster) int { return len(c.Warnings) }),
+	"name":      ByString(func(c store.Cluster) string { return c.Name }),
+	"address":   ByString(func(c store.Cluster) string { return c.Address }),
+	"kind":      ByString(func(c store.Cluster) string { return c.AddressKind }),
+	"region":    ByString(func(c store.Cluster) string { return c.Region }),
+	"status":    ByString(func(c store.Cluster) string { return c.Status }),
+	"proxies":   ByInt(func(c store.Cluster) int { return c.ProxiesOnline }),
+	"agents":    ByInt(func(c store.Cluster) int { return c.AgentsOnline }),
+	"connected": ByInt(func(c store.Cluster) int { return c.AgentsConnected }),
+	"mode":      ByString(func(c store.Cluster) string { return c.Policy.Mode }),
+	"warnings":  ByInt(func(c store.Cluster) int { return len(c.Warnings) }),
 }
 
 // kindText is the address kind in the operator's terms.
@@ -100,8 +102,8 @@ func clusterRow(c store.Cluster) Row {
 		ID: strconv.FormatInt(c.ID, 10),
 		Cells: []string{c.Name, c.Address, kindShort(c), orDash(c.Region), c.Status,
 			fmt.Sprintf("%d/%d", c.ProxiesOnline, c.Proxies), fmt.Sprintf("%d/%d", c.AgentsOnline, c.Agents),
-			c.Policy.Mode, warn},
-		Tones: []Tone{4: statusTone(c.Status), 8: wt},
+			strconv.Itoa(c.AgentsConnected), c.Policy.Mode, warn},
+		Tones: []Tone{4: statusTone(c.Status), 9: wt},
 		Data:  c,
 	}
 }
