@@ -15,6 +15,7 @@ type Backend interface {
 	ListAccounts(ctx context.Context) ([]store.Account, error)
 	FindAccount(ctx context.Context, name string) (store.Account, error)
 	Settings() store.Settings
+	ReloadSettings(ctx context.Context) (changed bool, err error)
 	SetSettings(ctx context.Context, s store.Settings) error
 	ListAudit(ctx context.Context, limit int) ([]store.AuditEntry, error)
 	ListAuditPage(ctx context.Context, offset, limit int) (store.AuditPage, error)

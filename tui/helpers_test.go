@@ -38,6 +38,7 @@ type fleet struct {
 	t     *testing.T
 	db    *store.DB
 	clock *fakeClock
+	path  string // the database file, for a second handle
 	ctx   context.Context
 	acct  store.Account
 	n     int
@@ -46,12 +47,13 @@ type fleet struct {
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
-	db, err := store.Open(filepath.Join(t.TempDir(), "outpost.db"), clock)
+	path := filepath.Join(t.TempDir(), "outpost.db")
+	db, err := store.Open(path, clock)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	f := &fleet{t: t, db: db, clock: clock, ctx: store.WithActor(context.Background(), "tester")}
+	f := &fleet{t: t, db: db, path: path, clock: clock, ctx: store.WithActor(context.Background(), "tester")}
 	if f.acct, _, err = db.CreateAccount(f.ctx, "acme"); err != nil {
 		t.Fatalf("CreateAccount: %v", err)
 	}

@@ -105,6 +105,12 @@ func (r *Root) loadHeader() tea.Cmd {
 	acct, relay := r.c.Account.ID, r.c.Relay
 	return r.c.Call(func(ctx context.Context, b Backend) tea.Msg {
 		m := headerMsg{}
+		// Settings may be changed by another process (the CLI, another
+		// dashboard): statuses are derived with the current ones.
+		if _, err := b.ReloadSettings(ctx); err != nil {
+			m.err = err
+			return m
+		}
 		m.counts, m.err = b.CountAgents(ctx, acct)
 		if relay != nil {
 			st := relay(ctx)

@@ -208,3 +208,25 @@ func TestKeysAfterADialogKeyReachTheDialog(t *testing.T) {
 		t.Fatalf("enter did not open the cluster at once: %T", hs.root.Active())
 	}
 }
+
+// TestSettingsChangedElsewhereReachTheDashboard: a setting changed by
+// another process (here a second handle on the same file, as the CLI is)
+// is in force at the next refresh, so statuses use it.
+func TestSettingsChangedElsewhereReachTheDashboard(t *testing.T) {
+	f := newFleet(t)
+	hs := newHarness(t, f.common(false), 100, 30)
+	other, err := store.Open(f.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	s := other.Settings()
+	s.OfflineAfter = 7 * time.Hour
+	if err := other.SetSettings(f.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	hs.send(refreshTickMsg{})
+	if got, want := f.db.Settings().OfflineAfter, 7*time.Hour; got != want {
+		t.Errorf("offline_after after a refresh: got %s, want %s (set by another process)", got, want)
+	}
+}
