@@ -128,6 +128,17 @@ func (s *Server) requireTLS(r *http.Request) *authError {
 	return nil
 }
 
+// requireRelayTLS refuses a relay-facing call on plain HTTP whatever
+// --allow-plain says: join answers the relay's secret and private key,
+// relay auth carries agent secrets, and every other relay call carries the
+// relay's own secret.
+func requireRelayTLS(r *http.Request) *authError {
+	if r.TLS == nil {
+		return &authError{http.StatusForbidden, wire.CodeNeedsTLS, "relay calls need TLS: use the management host's https URL"}
+	}
+	return nil
+}
+
 // authAgent verifies the calling agent. The management host checks the
 // store; a joined relay asks the management host, which also refuses agents
 // of another account than the relay's cluster.
@@ -177,6 +188,9 @@ func (s *Server) authRelay(ctx context.Context, r *http.Request) (relayAuth, boo
 	h := r.Header.Get(wire.HeaderRelay)
 	if h == "" {
 		return relayAuth{}, false, nil
+	}
+	if e := requireRelayTLS(r); e != nil {
+		return relayAuth{}, true, e
 	}
 	idStr, secret, _ := strings.Cut(h, ":")
 	id, err := strconv.ParseInt(idStr, 10, 64)

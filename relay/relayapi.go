@@ -49,6 +49,10 @@ func policyOf(p store.Policy) wire.Policy {
 // handleJoin registers a relay of another host as a proxy server of the
 // token's cluster and issues its certificate under the fleet CA.
 func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
+	if e := requireRelayTLS(r); e != nil {
+		e.write(w)
+		return
+	}
 	var req wire.JoinRequest
 	if err := readJSON(w, r, maxControlBody, &req); err != nil {
 		bodyErr(w, err)
@@ -137,6 +141,10 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 // requireRelay authenticates a joined relay's call, answering the refusal
 // itself.
 func (s *Server) requireRelay(w http.ResponseWriter, r *http.Request) (relayAuth, bool) {
+	if e := requireRelayTLS(r); e != nil {
+		e.write(w)
+		return relayAuth{}, false
+	}
 	ra, ok, e := s.authRelay(r.Context(), r)
 	if e != nil {
 		e.write(w)

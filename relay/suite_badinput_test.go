@@ -7,9 +7,12 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,9 +32,15 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, relayA, err := startJoined(t, m, jt.Token, t.TempDir())
+	dirA := t.TempDir()
+	_, relayA, err := startJoined(t, m, jt.Token, dirA)
 	if err != nil {
 		t.Fatalf("join: %v", err)
+	}
+	relayCreds := relayHeader(t, dirA)
+	jt2, err := m.DB.CreateJoinToken(ctx, cl.ID, store.DeployManual, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
 	}
 	fb := newFleet(t, m, "globex", 0)
 
@@ -76,6 +85,8 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 		gzip    bool   // send body gzip-compressed
 		badGzip bool   // claim gzip, send garbage
 		enc     string // Content-Encoding sent as is
+		relay   string // wire.HeaderRelay sent
+		code    string // wire.Error code wanted, when set
 		raw     string // request sent as is on a TCP connection instead
 		want    int
 	}{
@@ -116,6 +127,11 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 		{name: "events on plain HTTP", base: m.PlainURL, method: "POST", path: wire.PathEvents, auth: authA, body: eventsBody, want: 403},
 		{name: "enrol on plain HTTP", base: m.PlainURL, method: "POST", path: wire.PathEnrol, body: enrolBody(fa.Key, 16), want: 403},
 		{name: "check-in on plain HTTP", base: m.PlainURL, method: "POST", path: wire.PathCheckin, auth: authA, body: checkinBody, want: 403},
+		{name: "join on plain HTTP", base: m.PlainURL, method: "POST", path: wire.PathJoin, body: []byte(`{"token":"` + jt2.Token + `","hostname":"vm-2","ip":"10.9.9.8"}`), want: 403, code: wire.CodeNeedsTLS},
+		{name: "heartbeat on plain HTTP", base: m.PlainURL, method: "POST", path: wire.PathHeartbeat, relay: relayCreds, body: []byte(`{}`), want: 403, code: wire.CodeNeedsTLS},
+		{name: "relay auth on plain HTTP", base: m.PlainURL, method: "POST", path: wire.PathAuth, relay: relayCreds,
+			body: []byte(`{"agent":"` + agentA.AgentID + `","secret":"` + agentA.Secret + `"}`), want: 403, code: wire.CodeNeedsTLS},
+		{name: "ingest with relay credentials on plain HTTP", base: m.PlainURL, method: "POST", path: wire.PathIngest, relay: relayCreds, body: []byte(`{"records":[]}`), want: 403, code: wire.CodeNeedsTLS},
 	}
 
 	hc := httpClient(m)
@@ -175,6 +191,9 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 				if tc.auth != "" {
 					req.Header.Set("Authorization", tc.auth)
 				}
+				if tc.relay != "" {
+					req.Header.Set(wire.HeaderRelay, tc.relay)
+				}
 				resp, err := hc.Do(req)
 				if err != nil {
 					t.Fatalf("%s %s: %v", tc.method, tc.path, err)
@@ -187,6 +206,9 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 			var e wire.Error
 			if err := json.Unmarshal([]byte(body), &e); err != nil || e.Message == "" {
 				t.Errorf("got body %q, want a JSON error with a message", body)
+			}
+			if tc.code != "" && e.Code != tc.code {
+				t.Errorf("got code %q, want %q", e.Code, tc.code)
 			}
 			if after := snap(); after != before {
 				t.Errorf("left a trace: got %+v, want %+v", after, before)
@@ -237,4 +259,21 @@ func rawRequest(t *testing.T, m *manager, base, req string) (int, string) {
 		t.Fatalf("read response: %v", err)
 	}
 	return resp.StatusCode, drainBody(resp)
+}
+
+// relayHeader is a joined relay's own credentials, from its DATA/relay.json.
+func relayHeader(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "relay.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id struct {
+		ProxyID int64  `json:"proxy_id"`
+		Secret  string `json:"secret"`
+	}
+	if err := json.Unmarshal(b, &id); err != nil || id.Secret == "" {
+		t.Fatalf("relay.json: %v", err)
+	}
+	return fmt.Sprintf("%d:%s", id.ProxyID, id.Secret)
 }
