@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,7 +210,19 @@ type Agent struct {
 	pollTimeout atomic.Int64 // poll_timeout from the relay's settings (ns)
 
 	clone clonePlace // where the identity lives and whether this is a copy (clone.go)
+
+	// Records a relay refused with 413 when sent alone (larger than it can
+	// store): kept in the buffer, reported, and left out of batches so they
+	// do not hold back the rest; tried again after refusedRetry. Owned by
+	// the send loop.
+	refused    map[uint64]bool
+	refusedAt  time.Time
+	singleLeft int // after a 413 for a batch: records to send one by one
 }
+
+// refusedRetry is how long a refused record waits before it is offered
+// again (the relay's limits may have changed).
+const refusedRetry = 5 * time.Minute
 
 // LastError is what the last failed check-in got, nil once one succeeded;
 // Describe turns it into a log line.
@@ -504,15 +517,29 @@ func (a *Agent) send(ctx context.Context) {
 		if !a.cloneWait(ctx) {
 			return
 		}
-		recs, err := a.Buffer.Peek(a.batch())
+		if len(a.refused) > 0 && time.Since(a.refusedAt) > refusedRetry {
+			a.refused = nil
+		}
+		n := a.batch()
+		if a.singleLeft > 0 {
+			n = 1
+		}
+		recs, err := a.Buffer.Peek(n + len(a.refused))
 		if err != nil {
 			a.Logf("agent %s: buffer: %v", a.Host.Hostname, err)
 		}
+		recs = slices.DeleteFunc(recs, func(r wire.Record) bool { return a.refused[r.Seq] })
+		recs = recs[:min(n, len(recs))]
 		if len(recs) == 0 {
+			retry := make(<-chan time.Time)
+			if len(a.refused) > 0 {
+				retry = time.After(time.Until(a.refusedAt.Add(refusedRetry)))
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-a.kick:
+			case <-retry:
 			}
 			continue
 		}
@@ -528,6 +555,7 @@ func (a *Agent) send(ctx context.Context) {
 			a.Stats.EventsAcked.Add(int64(len(acked)))
 			a.Buffer.Ack(acked)
 			backoff = 500 * time.Millisecond
+			a.singleLeft = max(a.singleLeft-1, 0)
 			if a.Linger > 0 && !sleepCtx(ctx, a.Linger) {
 				return
 			}
@@ -540,6 +568,20 @@ func (a *Agent) send(ctx context.Context) {
 		var se *StatusError
 		var nr *NoRelayError
 		switch {
+		case !errors.As(err, &nr) && errors.As(err, &se) && se.Status == http.StatusRequestEntityTooLarge:
+			// Never stored as sent: find the record, keep it, send the rest.
+			a.Stats.SendErrors.Add(1)
+			if len(recs) > 1 {
+				a.singleLeft = len(recs)
+				continue
+			}
+			if len(a.refused) == 0 {
+				a.refused, a.refusedAt = map[uint64]bool{}, time.Now()
+			}
+			a.refused[recs[0].Seq] = true
+			a.singleLeft = max(a.singleLeft-1, 0)
+			a.Logf("agent %s: relay refused event seq %d: %s; keeping it and sending the others", a.Host.Hostname, recs[0].Seq, se.Message)
+			continue
 		case !errors.As(err, &nr) && errors.As(err, &se) && se.Status == http.StatusTooManyRequests:
 			a.Stats.Throttled.Add(1)
 			wait = jitter(max(se.RetryAfter, 200*time.Millisecond))

@@ -265,6 +265,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		acked = append(acked, rec.Seq)
 	}
 	if err := s.sink.append(lines); err != nil {
+		if msg, ok := tooLarge(err, batch.Records); ok {
+			writeErr(w, http.StatusRequestEntityTooLarge, "too_large", msg)
+			return
+		}
 		if isFull(err) {
 			s.m.throttled.Add(1)
 			w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))

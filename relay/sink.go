@@ -151,9 +151,49 @@ func (k *sinkSet) append(lines [][]byte) error {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	if k.policy.Mode == store.ModeCache && k.ring != nil {
-		return k.ring.Append(lines...)
+		err := k.ring.Append(lines...)
+		var le *cachering.LineError
+		if errors.As(err, &le) {
+			return &recordTooLarge{index: le.Index, size: le.Size, limit: le.Limit, where: "cache segment"}
+		}
+		return err
+	}
+	if lim := k.spool.MaxRecord(); lim > 0 {
+		for i, l := range lines {
+			if int64(len(l)) > lim {
+				return &recordTooLarge{index: i, size: int64(len(l)), limit: lim, where: "spool"}
+			}
+		}
 	}
 	return k.spool.Append(lines...)
+}
+
+// recordTooLarge: one record can never be stored under the current
+// limits. The agent is answered 413 and keeps it; storing it in the cache
+// would take the ring past its cap and evict everything older.
+type recordTooLarge struct {
+	index       int
+	size, limit int64
+	where       string
+}
+
+func (e *recordTooLarge) Error() string {
+	return fmt.Sprintf("record %d is %d bytes, larger than this relay stores (%s: %d bytes)", e.index, e.size, e.where, e.limit)
+}
+
+// tooLarge reports the 413 message for an append error about one record
+// of recs, naming its sequence number.
+func tooLarge(err error, recs []wire.Record) (string, bool) {
+	var e *recordTooLarge
+	if !errors.As(err, &e) {
+		return "", false
+	}
+	seq := uint64(0)
+	if e.index < len(recs) {
+		seq = recs[e.index].Seq
+	}
+	return fmt.Sprintf("record seq %d is %d bytes, more than this relay can store (%s holds at most %d bytes)",
+		seq, e.size, e.where, e.limit), true
 }
 
 func isFull(err error) bool { return errors.Is(err, spool.ErrFull) }

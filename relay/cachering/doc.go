@@ -23,8 +23,9 @@
 //     segments are deleted until the total is <= MaxBytes. The live file is
 //     not deleted (SetMax rotates it first if it alone exceeds the new cap)
 //     and is at most SegmentBytes <= MaxBytes, so the total
-//     stays within the cap; only a single line longer than a segment (it
-//     gets a segment of its own) can push it over, by less than that line.
+//     stays within the cap. A line longer than a segment is refused
+//     (ErrTooLarge, nothing written): stored, it would take the ring past
+//     the cap and evict all older data.
 //     A failed delete is logged and retried on the next Append.
 //   - Reopening continues the numbering (after the highest segment still on
 //     disk) and the byte accounting; Stats.Dropped counts only what this

@@ -28,7 +28,22 @@ var (
 	ErrClosed      = errors.New("cachering: ring is closed")
 	ErrCapTooLarge = errors.New("cachering: cache size above the 10 GB limit")
 	ErrInvalidLine = errors.New("cachering: invalid line")
+	// ErrTooLarge: a line longer than a segment would push the ring past
+	// its cap and evict all older data, so it is refused (see LineError).
+	ErrTooLarge = errors.New("cachering: line larger than a segment")
 )
+
+// LineError says which line of an Append was refused with ErrTooLarge.
+type LineError struct {
+	Index       int   // in the Append's arguments
+	Size, Limit int64 // bytes with the newline; the segment size
+}
+
+func (e *LineError) Error() string {
+	return fmt.Sprintf("cachering: line %d is %d bytes, larger than a segment (%d bytes)", e.Index, e.Size, e.Limit)
+}
+
+func (e *LineError) Unwrap() error { return ErrTooLarge }
 
 // Options configure a Ring; the zero value gives a 10 GB ring.
 type Options struct {
@@ -303,6 +318,12 @@ func (r *Ring) Append(lines ...[]byte) error {
 		r.mu.Unlock()
 		return ErrClosed
 	}
+	for i, l := range lines {
+		if n := lineLen(l); n > r.seg {
+			r.mu.Unlock()
+			return &LineError{Index: i, Size: n, Limit: r.seg}
+		}
+	}
 	if r.f == nil {
 		if err := r.openLive(); err != nil {
 			r.mu.Unlock()
@@ -325,6 +346,14 @@ func (r *Ring) Append(lines ...[]byte) error {
 	r.trim()
 	r.mu.Unlock()
 	return r.wait(g)
+}
+
+// lineLen is l's size on disk, newline included.
+func lineLen(l []byte) int64 {
+	if l[len(l)-1] == '\n' {
+		return int64(len(l))
+	}
+	return int64(len(l)) + 1
 }
 
 func checkLine(l []byte) error {
@@ -482,6 +511,14 @@ func (r *Ring) trim() {
 	if len(r.segs) == 0 {
 		r.segs = nil
 	}
+}
+
+// MaxLine is the longest line (newline included) Append accepts: one
+// segment.
+func (r *Ring) MaxLine() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seg
 }
 
 // Stats reports the current size of the ring.

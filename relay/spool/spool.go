@@ -411,6 +411,10 @@ func (s *Spool) advance(p Position) {
 	}
 }
 
+// MaxRecord is the largest payload Append can ever take: one that fills
+// MaxBytes on its own.
+func (s *Spool) MaxRecord() int64 { return s.opts.MaxBytes - frameHeader }
+
 // Stats reports the current size of the backlog.
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
