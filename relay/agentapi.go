@@ -287,6 +287,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 // adding this relay's credentials so the store records the proxy the agent
 // came through (and refuses agents of other accounts).
 func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
+	path, ok := forwardPath(r)
+	if !ok {
+		writeErr(w, http.StatusBadRequest, store.EInvalid, "bad path: a package name is a release version such as 1.2.0")
+		return
+	}
 	if r.URL.Path == wire.PathEnrol || r.URL.Path == wire.PathCheckin {
 		if e := s.requireTLS(r); e != nil {
 			e.write(w)
@@ -315,7 +320,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 			}
 		}()
 	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, strings.TrimRight(s.cfg.Manager, "/")+r.URL.Path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, r.Method, strings.TrimRight(s.cfg.Manager, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, store.EInvalid, "bad request")
 		return
@@ -376,8 +381,8 @@ func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {
 // handlePackage serves DATA/releases/VERSION, the package a release ships.
 func (s *Server) handlePackage(w http.ResponseWriter, r *http.Request) {
 	v := r.PathValue("version")
-	if v == "" || strings.ContainsAny(v, `/\`) || strings.HasPrefix(v, ".") {
-		writeErr(w, http.StatusBadRequest, store.EInvalid, "bad version")
+	if !validVersion(v) {
+		writeErr(w, http.StatusBadRequest, store.EInvalid, "bad version: a release version such as 1.2.0")
 		return
 	}
 	p := filepath.Join(s.cfg.DataDir, "releases", v)

@@ -222,11 +222,15 @@ func (s *Server) requireIngestAuth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if _, ok, e := s.authRelay(r.Context(), r); e != nil {
+		ra, ok, e := s.authRelay(r.Context(), r)
+		if e != nil {
 			e.write(w)
 			return
 		} else if !ok {
 			writeErr(w, http.StatusUnauthorized, store.EUnauthorized, "ingest needs relay credentials")
+			return
+		}
+		if !s.checkIngestAccount(w, r, ra) {
 			return
 		}
 		next.ServeHTTP(w, r)

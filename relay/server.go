@@ -43,6 +43,7 @@ type Server struct {
 	hub         *hub
 	clones      *cloneWatch
 	relays      *authCache[relayAuth]
+	agentAcct   acctCache // agent -> account, for relays' ingest
 	ingestToken string
 
 	// joined relay only

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,5 +39,114 @@ func TestJoinNeedsTLSEvenWithAllowPlain(t *testing.T) {
 	}
 	if px, err := m.DB.ListProxies(ctx, 0); err != nil || len(px) != 0 {
 		t.Errorf("got %d proxy servers (%v), want none", len(px), err)
+	}
+}
+
+// ingest posts a batch to the management host's /v1/ingest with a joined
+// relay's credentials.
+func ingest(t *testing.T, m *manager, relayCreds string, recs []wire.Record) (int, wire.IngestAck, string) {
+	t.Helper()
+	body, _ := json.Marshal(wire.IngestBatch{Relay: "test", Records: recs})
+	req, _ := http.NewRequest(http.MethodPost, m.TLSURL+wire.PathIngest, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(wire.HeaderRelay, relayCreds)
+	hc := httpClient(m)
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ack wire.IngestAck
+	b, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(b, &ack)
+	return resp.StatusCode, ack, string(b)
+}
+
+// A joined relay writes events only for agents of its own account: a
+// relay of account B posting as an agent of account A is refused whole
+// (403, nothing stored), and that agent's real events are then accepted,
+// not dropped as duplicates. Same account is the rule, not the binding:
+// records of an agent not bound to the relay's cluster are accepted.
+func TestIngestOnlyForAgentsOfTheRelaysAccount(t *testing.T) {
+	ctx := context.Background()
+	m := startManager(t)
+	fa, clA := clusterFleet(t, m, "acme", "dc-a", "relay.a.example")
+	_, clB := clusterFleet(t, m, "globex", "dc-b", "relay.b.example")
+	creds := map[string]string{}
+	for name, cl := range map[string]store.Cluster{"A": clA, "B": clB} {
+		jt, err := m.DB.CreateJoinToken(ctx, cl.ID, store.DeployManual, "", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if _, _, err := startJoined(t, m, jt.Token, dir); err != nil {
+			t.Fatalf("join %s: %v", name, err)
+		}
+		creds[name] = relayHeader(t, dir)
+	}
+	victim := enrolLinux(t, agentClient(t, m, m.TLSURL), fa.Key, 1) // direct: bound to no cluster of relay A
+	recs := func(agent string) []wire.Record {
+		rs := records(1, 100)
+		for i := range rs {
+			rs[i].Agent = agent
+		}
+		return rs
+	}
+	mixed := append(recs(victim.AgentID)[:50:50], recs("ag_unknown")[50:]...)
+
+	for _, tc := range []struct {
+		name  string
+		relay string
+		recs  []wire.Record
+		want  int
+		ack   wire.IngestAck
+		total uint64 // records in the collector after the call
+	}{
+		{"relay of account B as an agent of A", "B", recs(victim.AgentID), http.StatusForbidden, wire.IngestAck{}, 0},
+		{"one unknown agent in the batch", "A", mixed, http.StatusForbidden, wire.IngestAck{}, 0},
+		{"relay of account A, agent not bound to its cluster", "A", recs(victim.AgentID), http.StatusOK, wire.IngestAck{Accepted: 100}, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, ack, body := ingest(t, m, creds[tc.relay], tc.recs)
+			if code != tc.want || ack != tc.ack {
+				t.Errorf("got %d %+v (%s), want %d %+v", code, ack, body, tc.want, tc.ack)
+			}
+			if got := m.Collector.Stats().Total; got != tc.total {
+				t.Errorf("collector total: got %d, want %d", got, tc.total)
+			}
+		})
+	}
+}
+
+// A joined relay forwards exactly its agent paths: a package name that
+// decodes to another path (or is no release version) is refused, never
+// passed on to the management host.
+func TestForwarderSendsOnlyAllowedPaths(t *testing.T) {
+	m := startManager(t)
+	_, cl := clusterFleet(t, m, "acme", "dc-a", "relay.a.example")
+	relayURL, _ := startJoinedAt(t, m, cl.ID, t.TempDir())
+	hc := httpClient(m)
+	t.Cleanup(hc.CloseIdleConnections)
+	for _, tc := range []struct {
+		name, path string
+		want       int
+	}{
+		{"encoded dot-dot to metrics", wire.PathPackage + "..%2f..%2f..%2fmetrics", http.StatusBadRequest},
+		{"version then encoded dot-dot", wire.PathPackage + "1.2.3%2f..%2f..%2f..%2fmetrics", http.StatusBadRequest},
+		{"encoded dot-dot to healthz", wire.PathPackage + "..%2F..%2F..%2Fhealthz", http.StatusBadRequest},
+		{"not a release version", wire.PathPackage + "latest", http.StatusBadRequest},
+		{"valid version not released", wire.PathPackage + "9.9.9", http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := hc.Get(relayURL + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := drainBody(resp)
+			if resp.StatusCode != tc.want || strings.Contains(body, "outpost_") {
+				t.Errorf("GET %s: got %d %.120q, want %d and no management host answer", tc.path, resp.StatusCode, body, tc.want)
+			}
+		})
 	}
 }

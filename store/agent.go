@@ -201,6 +201,47 @@ func (db *DB) LookupAgentAuth(ctx context.Context, id string) (AgentAuth, error)
 	return a, err
 }
 
+// AgentAccounts returns the account of each known agent among ids (an
+// unknown id is absent), for checking a relay's ingest batch. An agent's
+// account never changes, so callers may cache the answer.
+func (db *DB) AgentAccounts(ctx context.Context, ids []string) (map[string]int64, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	out := make(map[string]int64, len(ids))
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		if err := agentAccounts(tx, chunk, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func agentAccounts(tx *Tx, ids []string, out map[string]int64) error {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := tx.query(`SELECT id, account_id FROM agents WHERE id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var acct int64
+		if err := rows.Scan(&id, &acct); err != nil {
+			return err
+		}
+		out[id] = acct
+	}
+	return rows.Err()
+}
+
 // ProxyAccount returns the account and cluster that a proxy server serves,
 // so the relay can refuse agents of other accounts.
 func (db *DB) ProxyAccount(ctx context.Context, proxyID int64) (accountID, clusterID int64, err error) {

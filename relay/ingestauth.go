@@ -1,0 +1,110 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"outpost/relay/collector"
+	"outpost/relay/internal/httpbody"
+	"outpost/store"
+)
+
+// acctCache maps agent ids to their account. An agent's account never
+// changes (agents are not moved between accounts nor deleted), so entries
+// need no expiry; the map is only emptied when it grows past a bound.
+type acctCache struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+const acctCacheMax = 1 << 20
+
+// accounts returns the account of each id (unknown ids absent), asking
+// the store once for the ids not cached.
+func (c *acctCache) accounts(r *http.Request, db *store.DB, ids []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	var miss []string
+	c.mu.Lock()
+	for _, id := range ids {
+		if a, ok := c.m[id]; ok {
+			out[id] = a
+		} else {
+			miss = append(miss, id)
+		}
+	}
+	c.mu.Unlock()
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := db.AgentAccounts(r.Context(), miss)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m)+len(got) > acctCacheMax {
+		c.m = make(map[string]int64, len(got))
+	}
+	for id, a := range got {
+		c.m[id] = a
+		out[id] = a
+	}
+	c.mu.Unlock()
+	return out, nil
+}
+
+// checkIngestAccount refuses (403, nothing passed on) a joined relay's
+// ingest batch holding a record of an agent outside the relay's account:
+// the collector trusts each record's agent field, and a relay of another
+// account could otherwise write events (and burn sequence numbers) under
+// any agent id. Same account is the rule, not the agent's binding: records
+// an agent sent through a cluster it has since left stay acceptable. The
+// body is read here once and handed on decoded.
+func (s *Server) checkIngestAccount(w http.ResponseWriter, r *http.Request, ra relayAuth) bool {
+	raw, err := httpbody.Read(w, r, collector.MaxBody)
+	if err != nil {
+		code, kind := httpbody.Status(err)
+		writeErr(w, code, kind, err.Error())
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	r.ContentLength = int64(len(raw))
+	r.Header.Del("Content-Encoding")
+	var batch struct {
+		Records []struct {
+			Agent string `json:"agent"`
+		} `json:"records"`
+	}
+	if json.Unmarshal(raw, &batch) != nil {
+		return true // malformed: the collector answers 400 with its reason
+	}
+	seen := make(map[string]bool)
+	var ids []string
+	for _, rec := range batch.Records {
+		if rec.Agent != "" && !seen[rec.Agent] {
+			seen[rec.Agent] = true
+			ids = append(ids, rec.Agent)
+		}
+	}
+	if len(ids) == 0 {
+		return true
+	}
+	accts, err := s.agentAcct.accounts(r, s.db, ids)
+	if err != nil {
+		s.storeErr(w, err)
+		return false
+	}
+	for i, rec := range batch.Records {
+		if a, ok := accts[rec.Agent]; rec.Agent != "" && (!ok || a != ra.AccountID) {
+			s.m.refused.Add(1)
+			s.logf("relay: ingest from proxy server %d refused: record %d names agent %q of another account", ra.ProxyID, i, rec.Agent)
+			writeErr(w, http.StatusForbidden, store.EForbidden,
+				fmt.Sprintf("record %d: agent %q is not an agent of proxy server %d's account: batch refused", i, rec.Agent, ra.ProxyID))
+			return false
+		}
+	}
+	return true
+}
