@@ -358,3 +358,36 @@ func TestNormalizePolicyRefusesParentDirs(t *testing.T) {
 		})
 	}
 }
+
+func TestFormatAgoAndDuration(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name string
+		t    time.Time
+		want string
+	}{
+		{"zero", time.Time{}, "never"},
+		{"future", now.Add(time.Second), "just now"},
+		{"under a second", now.Add(-500 * time.Millisecond), "just now"},
+		{"seconds", now.Add(-12 * time.Second), "12s ago"},
+		{"minutes", now.Add(-3 * time.Minute), "3m ago"},
+		{"hours", now.Add(-47 * time.Hour), "47h ago"},
+		{"days", now.Add(-72 * time.Hour), "3d ago"},
+	} {
+		t.Run("ago "+tt.name, func(t *testing.T) {
+			if got := store.FormatAgo(now, tt.t); got != tt.want {
+				t.Errorf("FormatAgo: got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{{12 * time.Hour, "12h"}, {90 * time.Second, "1m30s"}, {time.Minute, "1m"}, {500 * time.Millisecond, "500ms"}, {36 * time.Hour, "36h"}} {
+		t.Run("duration "+tt.want, func(t *testing.T) {
+			if got := store.FormatDuration(tt.d); got != tt.want {
+				t.Errorf("FormatDuration(%v): got %q, want %q", tt.d, got, tt.want)
+			}
+		})
+	}
+}

@@ -109,7 +109,7 @@ func (v *AgentView) lines() []string {
 		if t.IsZero() {
 			return "never"
 		}
-		return t.Local().Format("2006-01-02 15:04:05") + " (" + Ago(now, t) + ")"
+		return t.Local().Format("2006-01-02 15:04:05") + " (" + store.FormatAgo(now, t) + ")"
 	}
 	cluster := "(direct connection)"
 	if a.ClusterID != 0 {
@@ -175,7 +175,7 @@ func (v *AgentView) lines() []string {
 		if i == 0 {
 			k = "Commands"
 		}
-		text := fmt.Sprintf("%s: %s, %s", c.Type, c.State, Ago(now, c.CreatedAt))
+		text := fmt.Sprintf("%s: %s, %s", c.Type, c.State, store.FormatAgo(now, c.CreatedAt))
 		if c.Error != "" {
 			text += ": " + c.Error
 		}

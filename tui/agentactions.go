@@ -69,7 +69,7 @@ func newBindForm(c *Common, view int, cs []store.Cluster, ids []string, gap time
 	f := NewForm(c, fmt.Sprintf("Bind %d agent(s) to a cluster", n),
 		Field{Key: "cluster", Label: "Cluster", Kind: FieldChoice, Choices: labels, Value: labels[0], Hint: "←/→ to choose"})
 	f.Note = fmt.Sprintf("%d agent(s) in %d batch(es) of at most %d, one batch per bind gap (%s). The progress shows on the top line and survives switching views; ctrl+x stops between batches.",
-		n, nb, store.BindBatchMax, Duration(gap))
+		n, nb, store.BindBatchMax, store.FormatDuration(gap))
 	f.Live = func(v Values) []string {
 		cl := byLabel[v["cluster"]]
 		line := fmt.Sprintf("%s: %d proxy server(s), %d online; %d agent(s) bound now", cl.Address, cl.Proxies, cl.ProxiesOnline, cl.Agents)
@@ -84,9 +84,9 @@ func newBindForm(c *Common, view int, cs []store.Cluster, ids []string, gap time
 			return nil, store.Errorf(store.EInvalid, "choose a cluster")
 		}
 		body := fmt.Sprintf("%d agent(s) will connect through cluster %s (%s) from their next check-in: %d batch(es) of at most %d, %s apart",
-			n, Clean(cl.Name), cl.Address, nb, store.BindBatchMax, Duration(gap))
+			n, Clean(cl.Name), cl.Address, nb, store.BindBatchMax, store.FormatDuration(gap))
 		if nb > 1 {
-			body += fmt.Sprintf(", about %s in all", Duration(gap*time.Duration(nb-1)))
+			body += fmt.Sprintf(", about %s in all", store.FormatDuration(gap*time.Duration(nb-1)))
 		}
 		body += "."
 		// The marks go to the job: the view unmarks them.
@@ -163,7 +163,7 @@ func uninstallConfirm(c *Common, view int, ids []string) tea.Cmd {
 	grace := c.Backend.Settings().UninstallGrace
 	body := fmt.Sprintf("The uninstall command goes to %d agent(s); the agent removes itself from the host. Only an online agent can receive it: "+
 		"if one is offline, nothing is sent. Each asset turns uninstalled and Unprotected when its agent acknowledges, "+
-		"at the latest after the grace period (%s) without contact.", len(ids), Duration(grace))
+		"at the latest after the grace period (%s) without contact.", len(ids), store.FormatDuration(grace))
 	acct := c.Account.ID
 	do := c.Call(func(ctx context.Context, b Backend) tea.Msg {
 		got, err := b.Uninstall(ctx, acct, ids)
@@ -171,7 +171,7 @@ func uninstallConfirm(c *Common, view int, ids []string) tea.Cmd {
 			return agentsActionMsg{view: view, err: err}
 		}
 		return agentsActionMsg{view: view, ids: ids, text: fmt.Sprintf("uninstall command queued for %d agent(s); each turns Unprotected when it acknowledges (at the latest after %s without contact)",
-			len(got), Duration(grace))}
+			len(got), store.FormatDuration(grace))}
 	})
 	return OpenDialog(NewConfirm(c, fmt.Sprintf("Uninstall the agent from %d host(s)?", len(ids)), body, "Uninstall", do))
 }

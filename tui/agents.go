@@ -149,7 +149,7 @@ func agentRow(c *Common, a store.Agent) Row {
 		ID: a.ID,
 		Cells: []string{asset, ip, orDash(strings.Join(a.Tags, ",")), sys, orDash(a.Region), security,
 			count(a, a.Vulns), count(a, a.BaselineRisks), count(a, a.Alerts), count(a, a.Processes), count(a, a.Ports), root,
-			risk, orDash(a.Group), orDash(a.Provider), cluster, via, Ago(c.Now(), a.LastCheckin), conn},
+			risk, orDash(a.Group), orDash(a.Provider), cluster, via, store.FormatAgo(c.Now(), a.LastCheckin), conn},
 		Tones: []Tone{5: secTone, 12: riskTone, 18: connTone(a.Connected)},
 		Data:  a,
 	}
@@ -275,7 +275,7 @@ func (v *AgentsView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		if n := len(v.table.Marked()); n > markWarn {
 			text += fmt.Sprintf("; warning: binding %d agents takes %d batches, at least %s", n, batches(n),
-				Duration(v.c.Backend.Settings().BindBatchGap*time.Duration(batches(n)-1)))
+				store.FormatDuration(v.c.Backend.Settings().BindBatchGap*time.Duration(batches(n)-1)))
 		}
 		return v, Flash(text)
 	case agentsActionMsg:

@@ -29,7 +29,7 @@ func deployDialog(c *Common, cl store.Cluster) tea.Cmd {
 // deployChoice asks quick or manual; Cancel has the focus.
 func deployChoice(c *Common, cl store.Cluster) Dialog {
 	body := "Quick: pick an online Linux asset of the account; its agent starts the relay at its next check-in.\n" +
-		"Manual: get a one-time command (expires in " + Duration(store.DefaultJoinTTL) + ") to run on the proxy host."
+		"Manual: get a one-time command (expires in " + store.FormatDuration(store.DefaultJoinTTL) + ") to run on the proxy host."
 	if cl.AddressKind == "ip" {
 		body += "\n\nThis cluster uses an IP address: it holds one proxy server."
 		if cl.Proxies > 0 {
@@ -75,7 +75,7 @@ func newAssetPicker(c *Common, cl store.Cluster) *assetPicker {
 			if len(a.IPs) > 0 {
 				ip = a.IPs[0]
 			}
-			p.Rows = append(p.Rows, Row{ID: a.ID, Cells: []string{a.Hostname, orDash(ip), orDash(a.Cluster), Ago(now, a.LastCheckin)}, Data: a})
+			p.Rows = append(p.Rows, Row{ID: a.ID, Cells: []string{a.Hostname, orDash(ip), orDash(a.Cluster), store.FormatAgo(now, a.LastCheckin)}, Data: a})
 		}
 		return p, nil
 	})
@@ -173,7 +173,7 @@ func manualDeploy(c *Common, cl store.Cluster) tea.Cmd {
 		}
 		return OpenDialogMsg{newCommandDialog(c, "Run this on the proxy host of "+cl.Name,
 			fmt.Sprintf("One use; expires at %s (in %s). Then watch it come online in the Proxy servers tab.",
-				jt.ExpiresAt.Local().Format("2006-01-02 15:04"), Duration(jt.ExpiresAt.Sub(c.Now()).Round(time.Minute))),
+				jt.ExpiresAt.Local().Format("2006-01-02 15:04"), store.FormatDuration(jt.ExpiresAt.Sub(c.Now()).Round(time.Minute))),
 			ops.JoinCommand(mgr, jt.Token, pin))}
 	})
 }

@@ -136,7 +136,7 @@ func until(now, t time.Time) string {
 	d := t.Sub(now)
 	switch {
 	case d <= 0:
-		return Ago(now, t)
+		return store.FormatAgo(now, t)
 	case d < time.Hour:
 		return fmt.Sprintf("in %dm", int(d.Minutes()))
 	case d < 48*time.Hour:

@@ -144,7 +144,7 @@ func proxyRow(now time.Time, p store.Proxy) Row {
 	return Row{
 		ID: strconv.FormatInt(p.ID, 10),
 		Cells: []string{strconv.FormatInt(p.ID, 10), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, p.Status,
-			Ago(now, p.LastSeen), strconv.Itoa(p.Agents), fmt.Sprintf("%.2f", p.Load), securityText(p), cmd},
+			store.FormatAgo(now, p.LastSeen), strconv.Itoa(p.Agents), fmt.Sprintf("%.2f", p.Load), securityText(p), cmd},
 		Tones: []Tone{6: statusTone(p.Status), 11: commandTone(p)},
 		Data:  p,
 	}
@@ -312,7 +312,7 @@ func (v *ProxiesView) View() string {
 		text += "commands: " + strings.Join(cmds, ", ") + "; "
 	}
 	text += fmt.Sprintf("%s v%s, %s deployment, %s, last seen %s; %s", orDash(p.IP), orDash(p.Version),
-		p.Deploy, p.Status, Ago(v.c.Now(), p.LastSeen), upgradeText(p))
+		p.Deploy, p.Status, store.FormatAgo(v.c.Now(), p.LastSeen), upgradeText(p))
 	out += "\n" + st.Muted.Render(Truncate(Clean(text), v.w))
 	if p.LastError != "" {
 		out += "\n" + st.Bad.Render(Truncate("last error: "+Clean(p.LastError), v.w))

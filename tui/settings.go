@@ -65,7 +65,7 @@ func NewSettingsView(c *Common) *SettingsView {
 				if it.value != it.def {
 					tone = ToneWarn
 				}
-				return Row{ID: it.name, Cells: []string{it.name, Duration(it.value), Duration(it.def), it.meaning}, Tones: []Tone{1: tone}, Data: it}
+				return Row{ID: it.name, Cells: []string{it.name, store.FormatDuration(it.value), store.FormatDuration(it.def), it.meaning}, Tones: []Tone{1: tone}, Data: it}
 			}), nil
 	})
 	return v
@@ -122,8 +122,8 @@ func editSetting(c *Common, it settingItem) tea.Cmd {
 	if cmd := readOnly(c); cmd != nil {
 		return cmd
 	}
-	f := NewForm(c, "Setting "+it.name, Field{Key: "value", Label: "Value", Value: Duration(it.value), Hint: "e.g. 30s, 12h or 7d"})
-	f.Note = it.meaning + fmt.Sprintf(" (default %s).", Duration(it.def))
+	f := NewForm(c, "Setting "+it.name, Field{Key: "value", Label: "Value", Value: store.FormatDuration(it.value), Hint: "e.g. 30s, 12h or 7d"})
+	f.Note = it.meaning + fmt.Sprintf(" (default %s).", store.FormatDuration(it.def))
 	f.Submit = func(v Values) (tea.Cmd, error) {
 		if cmd := readOnly(c); cmd != nil {
 			return nil, store.Errorf(store.EForbidden, "read-only dashboard: nothing can be changed")
@@ -141,7 +141,7 @@ func editSetting(c *Common, it settingItem) tea.Cmd {
 			if err := b.SetSettings(ctx, s); err != nil {
 				return f.Result(err, "", nil)
 			}
-			return f.Result(nil, fmt.Sprintf("%s = %s: running relays apply it within a second", it.name, Duration(d)), nil)
+			return f.Result(nil, fmt.Sprintf("%s = %s: running relays apply it within a second", it.name, store.FormatDuration(d)), nil)
 		}), nil
 	}
 	return OpenDialog(f)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -118,7 +119,7 @@ func newAgentListCmd(a *app) *cobra.Command {
 					status += " DUPLICATE"
 				}
 				rows = append(rows, []string{g.Hostname, strings.Join(g.IPs, ","), g.OS, cl, status, g.ConnectedText(), g.SecurityStatus, g.RiskStatus,
-					fmtAgo(g.LastCheckin), orDash(g.Version), g.ID})
+					store.FormatAgo(time.Now(), g.LastCheckin), orDash(g.Version), g.ID})
 			}
 			a.printTable([]string{"HOST", "IP", "OS", "CLUSTER", "STATUS", "CONNECTED", "SECURITY", "RISK", "LAST CHECK-IN", "VERSION", "ID"}, rows)
 			if shown := len(page.Agents); shown < page.Total {
@@ -174,7 +175,7 @@ func newAgentShowCmd(a *app) *cobra.Command {
 			if g.Connected {
 				connected = "yes, via " + via
 			} else if g.Status != store.StatusUninstalled {
-				connected = "no: last check-in " + fmtAgo(g.LastCheckin) + " via " + via
+				connected = "no: last check-in " + store.FormatAgo(time.Now(), g.LastCheckin) + " via " + via
 			}
 			osName := g.OS
 			if g.OSName != "" {
@@ -194,7 +195,7 @@ func newAgentShowCmd(a *app) *cobra.Command {
 				{"Status", fmt.Sprintf("%s, %s, %s", g.Status, g.SecurityStatus, g.RiskStatus)},
 				{"Connected", connected},
 				{"Enrolled", fmtTime(g.EnrolledAt)},
-				{"Last check-in", fmtTime(g.LastCheckin) + " (" + fmtAgo(g.LastCheckin) + ")"},
+				{"Last check-in", fmtTime(g.LastCheckin) + " (" + store.FormatAgo(time.Now(), g.LastCheckin) + ")"},
 				{"Last inventory", fmtTime(g.LastInventory)},
 				{"Inventory", fmt.Sprintf("%d processes, %d listening ports, %d root / %d accounts", g.Processes, g.Ports, g.RootAccounts, g.Accounts)},
 				{"Risks", fmt.Sprintf("%d vulnerabilities, %d baseline risks, %d alerts", g.Vulns, g.BaselineRisks, g.Alerts)},
@@ -254,7 +255,7 @@ uninstalled once the grace period has passed (settings: uninstall_grace).`,
 				return a.printJSON(map[string]any{"uninstall_queued": len(ids), "agents": nonNil(ids)})
 			}
 			a.printf("uninstall command queued for %d agent(s); each turns Unprotected when it acknowledges it (at the latest after the grace period, %s, without contact); check: outpost agent show HOST\n",
-				len(ids), fmtDuration(db.Settings().UninstallGrace))
+				len(ids), store.FormatDuration(db.Settings().UninstallGrace))
 			return nil
 		},
 	}

@@ -28,7 +28,7 @@ func proxyRows(ps []store.Proxy) [][]string {
 		prot := p.SecurityText()
 		up := upgradeText(p)
 		rows = append(rows, []string{fmt.Sprint(p.ID), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, p.Status,
-			fmtAgo(p.LastSeen), fmt.Sprint(p.Agents), fmt.Sprintf("%.2f", p.Load), prot, up})
+			store.FormatAgo(time.Now(), p.LastSeen), fmt.Sprint(p.Agents), fmt.Sprintf("%.2f", p.Load), prot, up})
 	}
 	return rows
 }
@@ -127,7 +127,7 @@ func newProxyDeployCmd(a *app) *cobra.Command {
 				}{jt, command})
 			}
 			a.printf("Run this on the proxy host of cluster %s (one use, expires at %s, in %s):\n\n  %s\n\n",
-				clean(c.Name), fmtTime(jt.ExpiresAt), fmtDuration(ttl), command)
+				clean(c.Name), fmtTime(jt.ExpiresAt), store.FormatDuration(ttl), command)
 			a.printf("Then watch it come online: outpost proxy list --cluster %s\n", shellQuote(c.Name))
 			return nil
 		},
@@ -437,7 +437,7 @@ own error, such as a port already in use, or no answer from the agent).`,
 					proxy = fmt.Sprint(d.ProxyID)
 				}
 				rows = append(rows, []string{fmt.Sprint(d.Command.ID), d.Cluster, orDash(d.Hostname), d.Command.Describe(),
-					fmtAgo(d.Command.UpdatedAt), proxy})
+					store.FormatAgo(time.Now(), d.Command.UpdatedAt), proxy})
 			}
 			a.printTable([]string{"COMMAND", "CLUSTER", "ASSET", "STATE", "UPDATED", "PROXY"}, rows)
 			return nil
@@ -483,7 +483,7 @@ func newProxyShowCmd(a *app) *cobra.Command {
 				{"URLs", orDash(strings.Join(p.URLs, ", "))},
 				{"Version", orDash(p.Version)},
 				{"Deploy", p.Deploy},
-				{"Status", p.Status + ", last seen " + fmtAgo(p.LastSeen)},
+				{"Status", p.Status + ", last seen " + store.FormatAgo(time.Now(), p.LastSeen)},
 				{"Agents", fmt.Sprint(p.Agents)},
 				{"Security", p.SecurityText()},
 				{"Upgrade", upgradeText(p)},
@@ -496,7 +496,7 @@ func newProxyShowCmd(a *app) *cobra.Command {
 			}
 			var rows [][]string
 			for _, c := range cmds {
-				rows = append(rows, []string{fmt.Sprint(c.ID), c.Type, c.Describe(), fmtTime(c.CreatedAt), fmtAgo(c.UpdatedAt), fmt.Sprint(c.Attempts)})
+				rows = append(rows, []string{fmt.Sprint(c.ID), c.Type, c.Describe(), fmtTime(c.CreatedAt), store.FormatAgo(time.Now(), c.UpdatedAt), fmt.Sprint(c.Attempts)})
 			}
 			a.printTableIndent("  ", []string{"ID", "TYPE", "STATE", "QUEUED", "UPDATED", "DELIVERIES"}, rows)
 			return nil

@@ -109,13 +109,13 @@ func (a *app) printSettings(s store.Settings) error {
 	if a.jsonOut {
 		out := map[string]string{}
 		for _, f := range fields {
-			out[f.key] = fmtDuration(*f.v)
+			out[f.key] = store.FormatDuration(*f.v)
 		}
 		return a.printJSON(out)
 	}
 	var rows [][]string
 	for _, f := range fields {
-		rows = append(rows, []string{f.key, fmtDuration(*f.v), f.help})
+		rows = append(rows, []string{f.key, store.FormatDuration(*f.v), f.help})
 	}
 	a.printTable([]string{"KEY", "VALUE", "MEANING"}, rows)
 	return nil

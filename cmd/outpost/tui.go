@@ -92,7 +92,7 @@ func runUpDashboard(ctx context.Context, a *app, r *relayRun) error {
 	started := time.Now()
 	urls := strings.Join(r.urls, " ")
 	err = runDashboard(ctx, a, "", false, func(context.Context) tui.RelayState {
-		return tui.RelayState{Running: true, Text: "running", Detail: "up " + tui.Duration(time.Since(started).Round(time.Second)) + " " + urls}
+		return tui.RelayState{Running: true, Text: "running", Detail: "up " + store.FormatDuration(time.Since(started).Round(time.Second)) + " " + urls}
 	})
 	restore()
 	if err == nil {
