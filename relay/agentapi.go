@@ -105,6 +105,10 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 		bodyErr(w, err)
 		return
 	}
+	if err := req.Validate(); err != nil {
+		writeErr(w, http.StatusBadRequest, store.EInvalid, err.Error())
+		return
+	}
 	s.m.checkins.Add(1)
 	wait := min(time.Duration(req.Wait), s.settings().PollTimeout)
 	if req.Fingerprint != "" && a.Fingerprint != "" && req.Fingerprint != a.Fingerprint {

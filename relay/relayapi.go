@@ -96,6 +96,10 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		bodyErr(w, err)
 		return
 	}
+	if err := req.Validate(); err != nil {
+		writeErr(w, http.StatusBadRequest, store.EInvalid, err.Error())
+		return
+	}
 	ctx := r.Context()
 	id := strconv.FormatInt(ra.ProxyID, 10)
 	if err := s.db.Heartbeat(ctx, ra.ProxyID, req.Version, req.Load, req.Agents); err != nil {

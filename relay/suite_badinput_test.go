@@ -70,6 +70,12 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 	}
 	eventsBody, _ := json.Marshal(wire.EventBatch{Records: records(1, 5)})
 	checkinBody, _ := json.Marshal(wire.CheckinRequest{Fingerprint: "fp"})
+	manyIDs := make([]int64, 33000) // past SQLite's 32,766 variables: answered 500 before
+	for i := range manyIDs {
+		manyIDs[i] = int64(i + 1)
+	}
+	manyAcked, _ := json.Marshal(wire.CheckinRequest{Fingerprint: "fp", Acked: manyIDs})
+	manyHeartbeat, _ := json.Marshal(wire.HeartbeatRequest{Version: "0.1.0", Acked: manyIDs})
 	oversized := func(n int) []byte {
 		// A valid JSON document, just too long.
 		return []byte(`{"records":[],"pad":"` + strings.Repeat("x", n) + `"}`)
@@ -120,6 +126,9 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 		{name: "cross-account enrol via joined relay", base: relayA, method: "POST", path: wire.PathEnrol, body: enrolBody(fb.Key, 15), want: 403},
 		{name: "cross-account check-in via joined relay", base: relayA, method: "POST", path: wire.PathCheckin, auth: authB, body: checkinBody, want: 403},
 		{name: "cross-account events via joined relay", base: relayA, method: "POST", path: wire.PathEvents, auth: authB, body: eventsBody, want: 403},
+		{name: "check-in with 33,000 acked ids", base: m.TLSURL, method: "POST", path: wire.PathCheckin, auth: authA, body: manyAcked, want: 400},
+		{name: "check-in with 33,000 acked ids via joined relay", base: relayA, method: "POST", path: wire.PathCheckin, auth: authA, body: manyAcked, want: 400},
+		{name: "heartbeat with 33,000 acked ids", base: m.TLSURL, method: "POST", path: wire.PathHeartbeat, relay: relayCreds, body: manyHeartbeat, want: 400},
 		{name: "CONNECT", base: m.PlainURL, raw: "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", want: 405},
 		{name: "CONNECT via joined relay over TLS", base: relayA, raw: "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", want: 405},
 		{name: "absolute-form GET", base: m.PlainURL, raw: "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n", want: 403},
