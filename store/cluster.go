@@ -266,8 +266,10 @@ func NormalizePolicy(p Policy, clusterName string) (Policy, error) {
 		if p.CacheMax > MaxCacheBytes {
 			return p, Errorf(ELimit, "cache-max %s exceeds the maximum of 10 GB", FormatBytes(p.CacheMax))
 		}
-		if p.CacheMax < 64*1024 {
-			return p, Errorf(EInvalid, "cache-max %s is below the minimum of 64 KB", FormatBytes(p.CacheMax))
+		if p.CacheMax < MinCacheBytes {
+			// Say it in bytes: "64KB" (decimal, 64,000) is below 64 KiB.
+			return p, Errorf(EInvalid, "cache-max %s (%d bytes) is below the minimum of 64 KiB (%d bytes)",
+				FormatBytes(p.CacheMax), p.CacheMax, MinCacheBytes)
 		}
 		if p.CacheDir == "" {
 			p.CacheDir = filepath.Join(DefaultCacheDir, clusterName)

@@ -68,6 +68,7 @@ const (
 	HostsPerProxy      = 6000                    // one 8-core 16 GB proxy (seed 000)
 	ReservedBpsPerHost = 10 * 1000               // 10 Kbit/s per host (seed 000)
 	LinkShareWarn      = 0.60                    // limits above 60 % of the link (seed 000)
+	MinCacheBytes      = 64 << 10                // smallest cache cap (ours)
 )
 
 // Settings are the timing rules; stored in the database so that the relay,

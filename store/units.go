@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -38,6 +39,9 @@ func parseRate(what, example, s string) (int64, error) {
 	}
 	num, unit := splitNumber(t)
 	v, err := strconv.ParseFloat(num, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, Errorf(EInvalid, "%s %q is too large (at most 1 Pbit/s)", what, s)
+	}
 	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, Errorf(EInvalid, "%s %q: want a number with a unit, e.g. %s", what, s, example)
 	}
@@ -47,26 +51,45 @@ func parseRate(what, example, s string) (int64, error) {
 		}
 		return 0, Errorf(EInvalid, "%s %s needs a unit, e.g. %s", what, t, example)
 	}
+	v, err = rateValue(what, s, unit, v)
+	if err != nil {
+		return 0, err
+	}
+	if v > maxRate {
+		return 0, Errorf(EInvalid, "%s %q is too large (at most 1 Pbit/s)", what, s)
+	}
+	return int64(v), nil
+}
+
+// maxRate bounds rates in bytes/s (1 Pbit/s) so that conversions to bits
+// and int64 can never overflow into a negative limit.
+const maxRate = 1e15 / 8
+
+// rateValue converts a number and its rate unit to bytes/s.
+func rateValue(what, s, unit string, v float64) (float64, error) {
 	u := strings.TrimSuffix(unit, "/s")
 	lower := strings.ToLower(u)
 	prefix := map[string]float64{"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
 	switch {
 	case strings.HasSuffix(lower, "bit") || strings.HasSuffix(lower, "bps"):
 		if m, ok := prefix[lower[:len(lower)-3]]; ok {
-			return int64(math.Ceil(v * m / 8)), nil
+			return math.Ceil(v * m / 8), nil
 		}
 	case strings.HasSuffix(u, "B"): // capital B: bytes
 		bin := map[string]float64{"ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30}
 		p := strings.TrimSuffix(lower, "b")
 		if m, ok := prefix[p]; ok {
-			return int64(v * m), nil
+			return math.Floor(v * m), nil
 		}
 		if m, ok := bin[p]; ok {
-			return int64(v * m), nil
+			return math.Floor(v * m), nil
 		}
 	}
 	return 0, Errorf(EInvalid, "%s %q: unknown unit %q (use bit, Kbit, Mbit, Gbit, B, KB, MB, GB or unlimited)", what, s, unit)
 }
+
+// maxFrequency bounds request rates: far beyond any relay, below overflow.
+const maxFrequency = 1_000_000_000
 
 // ParseFrequency reads an upstream request rate; "unlimited" is 0.
 func ParseFrequency(s string) (int64, error) {
@@ -75,6 +98,9 @@ func ParseFrequency(s string) (int64, error) {
 		return 0, nil
 	}
 	v, err := strconv.ParseInt(t, 10, 64)
+	if errors.Is(err, strconv.ErrRange) || v > maxFrequency {
+		return 0, Errorf(EInvalid, "frequency %q is too large (at most %d requests/s)", s, maxFrequency)
+	}
 	if err != nil || v < 0 {
 		return 0, Errorf(EInvalid, "frequency %q: want requests per second (a whole number) or unlimited", s)
 	}
@@ -87,6 +113,9 @@ func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	num, unit := splitNumber(t)
 	v, err := strconv.ParseFloat(num, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, Errorf(EInvalid, "size %q is too large", s)
+	}
 	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, Errorf(EInvalid, "size %q: want a number with a unit such as 512MB or 10GB", s)
 	}

@@ -391,3 +391,55 @@ func TestFormatAgoAndDuration(t *testing.T) {
 		})
 	}
 }
+
+// TestTooLarge: values past what the limits can hold are refused as too
+// large, never wrapped into a negative or zero limit.
+func TestTooLarge(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		parse func(string) (int64, error)
+		in    string
+		want  string
+	}{
+		{"bandwidth overflows int64", store.ParseBandwidth, "99999999999999999999Gbit", `bandwidth "99999999999999999999Gbit" is too large`},
+		{"bandwidth past 1 Pbit/s", store.ParseBandwidth, "2000000Gbit", "is too large"},
+		{"bandwidth 400 digits", store.ParseBandwidth, strings.Repeat("9", 400) + "Mbit", "is too large"},
+		{"link overflows", store.ParseLink, "99999999999999999999Gbit", `link "99999999999999999999Gbit" is too large`},
+		{"frequency past int64", store.ParseFrequency, "99999999999999999999", `frequency "99999999999999999999" is too large`},
+		{"frequency past the bound", store.ParseFrequency, "5000000000", "is too large"},
+		{"size 400 digits", store.ParseSize, strings.Repeat("9", 400) + "GB", "is too large"},
+		{"size past int64", store.ParseSize, "99999999999999999999GB", "is too large"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.parse(tt.in)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %d, %v; want an error containing %q", got, err, tt.want)
+			}
+			if code := store.ErrorCode(err); code != store.EInvalid {
+				t.Errorf("error code: got %q, want %q", code, store.EInvalid)
+			}
+		})
+	}
+	t.Run("largest accepted", func(t *testing.T) {
+		if got, err := store.ParseBandwidth("1000000Gbit"); err != nil || got != 125_000_000_000_000 {
+			t.Errorf("1 Pbit/s: got %d, %v; want 125000000000000", got, err)
+		}
+	})
+}
+
+// TestCacheMinimumSaysBytes: 64KB is decimal (64,000 bytes), below the
+// 64 KiB minimum; the refusal says so instead of "64 KB is below 64 KB".
+func TestCacheMinimumSaysBytes(t *testing.T) {
+	size, err := store.ParseSize("64KB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = store.NormalizePolicy(store.Policy{Mode: store.ModeCache, CacheMax: size}, "edge")
+	want := "cache-max 64 KB (64000 bytes) is below the minimum of 64 KiB (65536 bytes)"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if _, err := store.NormalizePolicy(store.Policy{Mode: store.ModeCache, CacheMax: 64 << 10}, "edge"); err != nil {
+		t.Errorf("64 KiB: got %v, want accepted", err)
+	}
+}
