@@ -53,6 +53,7 @@ func TestLoad(t *testing.T) {
 	baseRSS := rss(relay.Process.Pid)
 	// Agents use TLS (HTTP/2, one connection each) with the relay's CA pinned.
 	pin := caPin(t, data)
+	statsTok := statsToken(t, data)
 	agentURL := fmt.Sprintf("https://127.0.0.1:%d", tlsPort)
 
 	logf := func(string, ...any) {}
@@ -69,7 +70,7 @@ func TestLoad(t *testing.T) {
 	go func() {
 		rep, err := agentsim.RunSim(ctx, agentsim.SimConfig{
 			Proxies: []string{agentURL}, CASHA256: pin, Key: key, Agents: agents, EventsPerSec: 1, Duration: dur, Seed: 7,
-			Version: "1.0.0", Wait: 30 * time.Second, InventoryEvery: 20 * time.Second, CollectorURL: url,
+			Version: "1.0.0", Wait: 30 * time.Second, InventoryEvery: 20 * time.Second, CollectorURL: url, CollectorToken: statsTok,
 			DrainTimeout: 3 * time.Minute, EnrolRate: 500, Linger: 2 * time.Second, Logf: logf,
 		})
 		done <- result{rep, err}
@@ -254,4 +255,14 @@ func envDuration(k string, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// statsToken is the management host's token for /v1/stats.
+func statsToken(t *testing.T, data string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(data, "stats.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -58,6 +58,9 @@ type SimConfig struct {
 	// CollectorURL (a relay with the built-in collector, or outpost center)
 	// is asked for per-agent received counts at the end, for the loss check.
 	CollectorURL string
+	// CollectorToken is sent as a bearer token to read the collector's
+	// stats (the stats token, or outpost center's ingest token).
+	CollectorToken string
 	// DrainTimeout bounds the end-of-run delivery of buffered events.
 	DrainTimeout time.Duration
 	// Linger batches each agent's events: at most one events request per
@@ -560,6 +563,9 @@ func fetchStats(ctx context.Context, cfg SimConfig) (wire.CollectorStats, error)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return st, err
+	}
+	if cfg.CollectorToken != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.CollectorToken)
 	}
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: PinnedTLS(cfg.CASHA256)}}
 	resp, err := c.Do(req)

@@ -46,7 +46,7 @@ func TestSimReportSaysWhatWasChecked(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rep := simOnce(t, agentsim.SimConfig{Proxies: []string{m.TLSURL}, CASHA256: m.Pin(), Key: key, Agents: 3,
-				EventsPerSec: 5, CollectorURL: tt.collector, Seed: 2})
+				EventsPerSec: 5, CollectorURL: tt.collector, CollectorToken: m.Relay.StatsToken(), Seed: 2})
 			b, _ := json.Marshal(rep)
 			var raw map[string]any
 			json.Unmarshal(b, &raw)

@@ -43,6 +43,15 @@ type Config struct {
 	// Upstream is where a forward-mode sink sends data when the policy
 	// names none ("" = the management host's built-in collector).
 	Upstream string
+	// UpstreamToken, when set, is sent as "Authorization: Bearer" to an
+	// upstream that is not this process's own collector (outpost center
+	// needs its ingest token).
+	UpstreamToken string
+	// StatsToken lets a caller read the built-in collector's /v1/stats
+	// (which lists agent ids); "" = DATA/stats.token, created when missing.
+	StatsToken string
+	// MetricsToken, when set, is required (Bearer) on /metrics.
+	MetricsToken string
 
 	PollTimeout       time.Duration // longest a check-in is held (also capped by the store setting)
 	HeartbeatInterval time.Duration // joined relay -> management host

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"outpost/relay/collector"
 	"outpost/relay/internal/httpbody"
 	"outpost/relay/wire"
 	"outpost/store"
@@ -92,6 +93,11 @@ func New(cfg Config) (*Server, error) {
 		s.hub = newHub()
 		s.clones = newCloneWatch()
 		s.ingestToken = store.NewSecret("it_")
+		if cfg.Collector != nil && s.cfg.StatsToken == "" {
+			if s.cfg.StatsToken, err = collector.LoadOrCreateToken(filepath.Join(cfg.DataDir, "stats.token"), "st_"); err != nil {
+				return nil, err
+			}
+		}
 		policy = wire.Policy{Mode: store.ModeForward, Upstream: cfg.Upstream}
 	} else {
 		joined := Joined(cfg.DataDir)
@@ -267,7 +273,7 @@ func (s *Server) closeStore() error {
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathHealth, s.handleHealth)
-	mux.HandleFunc("GET "+wire.PathMetrics, s.handleMetrics)
+	mux.HandleFunc("GET "+wire.PathMetrics, s.requireMetricsAuth(s.handleMetrics))
 	mux.HandleFunc("POST "+wire.PathEvents, s.handleEvents)
 	if s.db != nil {
 		mux.HandleFunc("POST "+wire.PathEnrol, s.handleEnrol)
@@ -279,7 +285,7 @@ func (s *Server) routes() *http.ServeMux {
 		mux.HandleFunc("POST "+wire.PathAuth, s.handleAuth)
 		if s.cfg.Collector != nil {
 			mux.Handle("POST "+wire.PathIngest, s.requireIngestAuth(s.cfg.Collector))
-			mux.Handle("GET "+wire.PathCollStats, s.cfg.Collector)
+			mux.Handle("GET "+wire.PathCollStats, s.requireStatsAuth(s.cfg.Collector))
 		}
 	} else {
 		// A joined relay forwards what needs the store to the management host.

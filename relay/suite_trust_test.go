@@ -150,3 +150,48 @@ func TestForwarderSendsOnlyAllowedPaths(t *testing.T) {
 		})
 	}
 }
+
+// /v1/stats lists every agent id of every account: it needs the stats
+// token (a joined relay's credentials do not do). /metrics carries no
+// identity, and needs a token only when the operator set one.
+func TestStatsNeedTheStatsToken(t *testing.T) {
+	m := startManager(t, func(c *relay.Config) { c.MetricsToken = "mt_secret" })
+	fa, cl := clusterFleet(t, m, "acme", "dc-a", "relay.a.example")
+	dir := t.TempDir()
+	startJoinedAt(t, m, cl.ID, dir)
+	ag := enrolLinux(t, agentClient(t, m, m.TLSURL), fa.Key, 1)
+	hc := httpClient(m)
+	t.Cleanup(hc.CloseIdleConnections)
+	for _, tc := range []struct {
+		name, path, auth, relay string
+		want                    int
+	}{
+		{"stats without credentials", wire.PathCollStats, "", "", http.StatusUnauthorized},
+		{"stats with relay credentials", wire.PathCollStats, "", relayHeader(t, dir), http.StatusUnauthorized},
+		{"stats with a wrong token", wire.PathCollStats, "Bearer st_wrong", "", http.StatusUnauthorized},
+		{"stats with the stats token", wire.PathCollStats, "Bearer " + m.Relay.StatsToken(), "", http.StatusOK},
+		{"metrics without the metrics token", wire.PathMetrics, "", "", http.StatusUnauthorized},
+		{"metrics with the metrics token", wire.PathMetrics, "Bearer mt_secret", "", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, m.TLSURL+tc.path, nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			if tc.relay != "" {
+				req.Header.Set(wire.HeaderRelay, tc.relay)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := drainBody(resp)
+			if resp.StatusCode != tc.want {
+				t.Errorf("got %d %.100q, want %d", resp.StatusCode, body, tc.want)
+			}
+			if tc.path == wire.PathMetrics && strings.Contains(body, ag.AgentID) {
+				t.Errorf("metrics name agent %s", ag.AgentID)
+			}
+		})
+	}
+}

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,7 +17,7 @@ func init() { register("", newAgentsimCmd) }
 
 func newAgentsimCmd(a *app) *cobra.Command {
 	var cfg agentsim.SimConfig
-	var proxies string
+	var proxies, tokenFile string
 	var keys []string
 	cmd := &cobra.Command{
 		Use:   "agentsim",
@@ -60,6 +64,13 @@ func newAgentsimCmd(a *app) *cobra.Command {
 			if cfg.Churn < 0 || cfg.Churn > 1 {
 				return usageErrorf("--churn must be between 0 and 1")
 			}
+			if cfg.CollectorURL != "" {
+				tok, err := collectorToken(a, tokenFile)
+				if err != nil {
+					return err
+				}
+				cfg.CollectorToken = tok
+			}
 			cfg.Version = version
 			rep, err := agentsim.RunSim(cmd.Context(), cfg)
 			if err != nil {
@@ -94,9 +105,33 @@ func newAgentsimCmd(a *app) *cobra.Command {
 	f.Float64Var(&cfg.Churn, "churn", 0, "fraction of agents that go away and come back during the run")
 	f.IntVar(&cfg.SourceIPs, "source-ips", 0, "spread connections over this many 127.0.0.x source addresses (0 = automatic)")
 	f.StringVar(&cfg.CollectorURL, "collector", "", "collector URL for the loss check (a relay with the built-in collector, or outpost center)")
+	f.StringVar(&tokenFile, "collector-token-file", "", "file holding the token that reads the collector's stats (default DATA/stats.token; $OUTPOST_COLLECTOR_TOKEN overrides)")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "longest wait for buffered events at the end")
 	f.Float64Var(&cfg.EnrolRate, "enrol-rate", 500, "enrolments per second")
 	return cmd
+}
+
+// collectorToken is what the loss check sends to read /v1/stats:
+// $OUTPOST_COLLECTOR_TOKEN, else the --collector-token-file, else
+// DATA/stats.token (written by the management host and by outpost center
+// on this DATA directory). None is not an error here: the collector then
+// says what it needs.
+func collectorToken(a *app, file string) (string, error) {
+	if v := strings.TrimSpace(os.Getenv("OUTPOST_COLLECTOR_TOKEN")); v != "" {
+		return v, nil
+	}
+	explicit := file != ""
+	if !explicit {
+		file = filepath.Join(a.dataDir(), "stats.token")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		if !explicit && errors.Is(err, os.ErrNotExist) {
+			return "", nil
+		}
+		return "", fmt.Errorf("--collector-token-file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 func splitList(s string) []string {

@@ -63,6 +63,8 @@ type relayRun struct {
 	hostname   string
 	cpuProfile string
 	heartbeat  time.Duration
+	upTokFile  string
+	metricsTok string
 
 	srv        *relay.Server
 	col        *collector.Collector
@@ -84,6 +86,8 @@ func (r *relayRun) flags(cmd *cobra.Command, defaults []string) {
 	f.StringVar(&r.spoolMax, "spool-max", "1GiB", "forward-mode spool cap; agents get 429 beyond it")
 	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the relay stops")
 	f.DurationVar(&r.heartbeat, "heartbeat", 10*time.Second, "joined relay: heartbeat interval")
+	f.StringVar(&r.upTokFile, "upstream-token-file", "", "file holding the token sent to --upstream (outpost center's DATA/center.token)")
+	f.StringVar(&r.metricsTok, "metrics-token-file", "", "file holding a token /metrics then requires (Authorization: Bearer); default: open")
 	f.MarkHidden("cpuprofile")
 	f.MarkHidden("heartbeat")
 }
@@ -100,6 +104,21 @@ func (r *relayRun) config() (relay.Config, error) {
 		return cfg, usageErrorf("invalid --heartbeat %s: must be positive", r.heartbeat)
 	}
 	cfg.HeartbeatInterval = r.heartbeat
+	for _, t := range []struct {
+		flag, file string
+		to         *string
+	}{{"--upstream-token-file", r.upTokFile, &cfg.UpstreamToken}, {"--metrics-token-file", r.metricsTok, &cfg.MetricsToken}} {
+		if t.file == "" {
+			continue
+		}
+		b, err := os.ReadFile(t.file)
+		if err != nil {
+			return cfg, fmt.Errorf("%s: %w", t.flag, err)
+		}
+		if *t.to = strings.TrimSpace(string(b)); *t.to == "" {
+			return cfg, fmt.Errorf("%s: %s is empty", t.flag, t.file)
+		}
+	}
 	cfg.Logf = func(format string, args ...any) {
 		fmt.Fprintf(r.a.stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
 	}
@@ -329,7 +348,7 @@ func newUpCmd(a *app) *cobra.Command {
 }
 
 func newCenterCmd(a *app) *cobra.Command {
-	var listen, out string
+	var listen, out, tokenFile string
 	cmd := &cobra.Command{
 		Use:   "center",
 		Short: "Run a standalone collector (the management centre's ingest)",
@@ -341,6 +360,14 @@ func newCenterCmd(a *app) *cobra.Command {
 			logf := func(format string, args ...any) {
 				fmt.Fprintf(a.stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
 			}
+			ingestTok, from, err := centerToken(a, tokenFile)
+			if err != nil {
+				return err
+			}
+			statsTok, err := collector.LoadOrCreateToken(filepath.Join(a.dataDir(), "stats.token"), "st_")
+			if err != nil {
+				return err
+			}
 			col, err := collector.New(out, logf)
 			if err != nil {
 				return err
@@ -350,12 +377,12 @@ func newCenterCmd(a *app) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listen %s: %w", listen, err)
 			}
-			hs := &http.Server{Handler: col.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+			hs := &http.Server{Handler: collector.RequireTokens(col.Handler(), ingestTok, statsTok), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 				WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 			url := "http://" + ln.Addr().String()
 			relay.WriteRunFile(a.dataDir(), "center", relay.RunInfo{URLs: []string{url + wire.PathIngest}})
 			defer relay.RemoveRunFile(a.dataDir(), "center")
-			logf("collector listening on %s, writing to %s", url, out)
+			logf("collector listening on %s, writing to %s; ingest token from %s", url, out, from)
 			go hs.Serve(ln)
 			<-cmd.Context().Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -365,5 +392,23 @@ func newCenterCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9090", "listen address")
 	cmd.Flags().StringVar(&out, "out", "", "directory for NDJSON segments (default DATA/center)")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the ingest token relays send (default DATA/center.token, created when missing; $OUTPOST_CENTER_TOKEN overrides)")
 	return cmd
+}
+
+// centerToken is the standalone collector's ingest token: $OUTPOST_CENTER_TOKEN,
+// else the --token-file (DATA/center.token by default, created on first
+// start). Ingest without it is refused: anyone reaching the port could
+// otherwise write events under any agent id.
+func centerToken(a *app, file string) (tok, from string, err error) {
+	if v := strings.TrimSpace(os.Getenv("OUTPOST_CENTER_TOKEN")); v != "" {
+		return v, "$OUTPOST_CENTER_TOKEN", nil
+	}
+	if file == "" {
+		file = filepath.Join(a.dataDir(), "center.token")
+	} else if _, err := os.Stat(file); err != nil {
+		return "", "", fmt.Errorf("--token-file: %w", err)
+	}
+	tok, err = collector.LoadOrCreateToken(file, "ct_")
+	return tok, file, err
 }

@@ -408,23 +408,40 @@ func TestCenterCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tokB, err := os.ReadFile(filepath.Join(c.data, "center.token"))
+	if err != nil {
+		t.Fatalf("ingest token: %v", err)
+	}
+	token := strings.TrimSpace(string(tokB))
 	client := &http.Client{Timeout: 10 * time.Second}
 	for _, tc := range []struct {
-		name string
-		want wire.IngestAck
+		name   string
+		auth   string
+		status int
+		want   wire.IngestAck
 	}{
-		{"first delivery", wire.IngestAck{Accepted: 2}},
-		{"same batch again", wire.IngestAck{Duplicates: 2}},
+		{"no token", "", http.StatusUnauthorized, wire.IngestAck{}},
+		{"wrong token", "Bearer ct_wrong", http.StatusUnauthorized, wire.IngestAck{}},
+		{"first delivery", "Bearer " + token, http.StatusOK, wire.IngestAck{Accepted: 2}},
+		{"same batch again", "Bearer " + token, http.StatusOK, wire.IngestAck{Duplicates: 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := client.Post(ingest, "application/json", bytes.NewReader(body))
+			req, _ := http.NewRequest(http.MethodPost, ingest, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
 			b, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("POST %s: got %s %s, want 200", wire.PathIngest, resp.Status, b)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("POST %s: got %s %s, want %d", wire.PathIngest, resp.Status, b, tc.status)
+			}
+			if tc.status != http.StatusOK {
+				return
 			}
 			var got wire.IngestAck
 			if err := json.Unmarshal(b, &got); err != nil {
@@ -436,6 +453,10 @@ func TestCenterCommand(t *testing.T) {
 		})
 	}
 
+	if code, sb := svGet(t, client, base+wire.PathCollStats); code != http.StatusUnauthorized {
+		t.Errorf("GET %s without a token: got %d %q, want 401", wire.PathCollStats, code, sb)
+	}
+	client.Transport = bearer{token}
 	code, sb := svGet(t, client, base+wire.PathCollStats)
 	var st wire.CollectorStats
 	if err := json.Unmarshal([]byte(sb), &st); err != nil || code != http.StatusOK {
@@ -497,7 +518,8 @@ func TestAgentsimCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	common := []string{"agentsim", "--proxy", m.TLSURL, "--ca-sha256", m.Pin(), "--collector", m.TLSURL}
+	common := []string{"agentsim", "--proxy", m.TLSURL, "--ca-sha256", m.Pin(), "--collector", m.TLSURL,
+		"--collector-token-file", filepath.Join(m.Dir, "stats.token")}
 
 	t.Run("fleet", func(t *testing.T) {
 		t.Parallel()
@@ -649,4 +671,13 @@ func TestUpDemo(t *testing.T) {
 	p.wantExit0(10 * time.Second)
 	t.Logf("up stopped %s after SIGINT", time.Since(sent).Round(time.Millisecond))
 	svRunFileGone(t, c.data, "relay")
+}
+
+// bearer adds an Authorization header to every request.
+type bearer struct{ token string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
 }
