@@ -20,7 +20,8 @@ func (db *DB) CreateAccount(ctx context.Context, name string) (Account, string, 
 	}
 	defer tx.Rollback()
 	key := NewSecret("vk_")
-	res, err := tx.exec(`INSERT INTO accounts (name, key_hash, created_at) VALUES (?, ?, ?)`, name, HashSecret(key), ms(tx.now))
+	res, err := tx.exec(`INSERT INTO accounts (name, key_hash, created_at, key_created_at) VALUES (?, ?, ?, ?)`,
+		name, HashSecret(key), ms(tx.now), ms(tx.now))
 	if err != nil {
 		return Account{}, "", sqlErr(err, "account "+quote(name)+" already exists")
 	}
@@ -31,7 +32,44 @@ func (db *DB) CreateAccount(ctx context.Context, name string) (Account, string, 
 	if err := tx.Commit(); err != nil {
 		return Account{}, "", err
 	}
-	return Account{ID: id, Name: name, CreatedAt: tx.now}, key, nil
+	return Account{ID: id, Name: name, CreatedAt: tx.now, KeyCreatedAt: tx.now}, key, nil
+}
+
+// RotateAccountKey replaces an account's verification key and returns the
+// new one (shown once). The old key enrols nothing from then on; agents
+// already enrolled keep their own credentials.
+func (db *DB) RotateAccountKey(ctx context.Context, name string) (Account, string, error) {
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return Account{}, "", err
+	}
+	defer tx.Rollback()
+	a, err := findAccount(tx, name)
+	if err != nil {
+		return Account{}, "", err
+	}
+	key := NewSecret("vk_")
+	if _, err := tx.exec(`UPDATE accounts SET key_hash = ?, key_created_at = ? WHERE id = ?`, HashSecret(key), ms(tx.now), a.ID); err != nil {
+		return Account{}, "", err
+	}
+	if err := tx.audit("account.rotate-key", "account/"+a.Name, ""); err != nil {
+		return Account{}, "", err
+	}
+	if err := tx.Commit(); err != nil {
+		return Account{}, "", err
+	}
+	a.KeyCreatedAt = tx.now
+	return a, key, nil
+}
+
+const accountColumns = `id, name, created_at, key_created_at`
+
+func scanAccount(sc interface{ Scan(...any) error }) (Account, error) {
+	var a Account
+	var at, keyAt int64
+	err := sc.Scan(&a.ID, &a.Name, &at, &keyAt)
+	a.CreatedAt, a.KeyCreatedAt = fromMS(at), fromMS(keyAt)
+	return a, err
 }
 
 // ListAccounts returns all accounts by name.
@@ -41,19 +79,17 @@ func (db *DB) ListAccounts(ctx context.Context) ([]Account, error) {
 		return nil, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.query(`SELECT id, name, created_at FROM accounts ORDER BY name`)
+	rows, err := tx.query(`SELECT ` + accountColumns + ` FROM accounts ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []Account
 	for rows.Next() {
-		var a Account
-		var at int64
-		if err := rows.Scan(&a.ID, &a.Name, &at); err != nil {
+		a, err := scanAccount(rows)
+		if err != nil {
 			return nil, err
 		}
-		a.CreatedAt = fromMS(at)
 		out = append(out, a)
 	}
 	return out, rows.Err()
@@ -71,36 +107,36 @@ func (db *DB) FindAccount(ctx context.Context, name string) (Account, error) {
 }
 
 func findAccount(tx *Tx, name string) (Account, error) {
-	var a Account
-	var at int64
 	if name == "" {
-		rows, err := tx.query(`SELECT id, name, created_at FROM accounts ORDER BY id LIMIT 2`)
+		rows, err := tx.query(`SELECT ` + accountColumns + ` FROM accounts ORDER BY id LIMIT 2`)
 		if err != nil {
-			return a, err
+			return Account{}, err
 		}
 		defer rows.Close()
-		n := 0
+		var found []Account
 		for rows.Next() {
-			n++
-			if err := rows.Scan(&a.ID, &a.Name, &at); err != nil {
-				return a, err
+			a, err := scanAccount(rows)
+			if err != nil {
+				return Account{}, err
 			}
+			found = append(found, a)
 		}
-		switch n {
+		if err := rows.Err(); err != nil {
+			return Account{}, err
+		}
+		switch len(found) {
 		case 0:
 			return Account{}, Errorf(ENotFound, "no account yet: create one with 'outpost account create NAME'")
 		case 1:
-			a.CreatedAt = fromMS(at)
-			return a, rows.Err()
+			return found[0], nil
 		default:
 			return Account{}, Errorf(EInvalid, "several accounts exist: name one with --account")
 		}
 	}
-	err := tx.queryRow(`SELECT id, name, created_at FROM accounts WHERE name = ?`, name).Scan(&a.ID, &a.Name, &at)
+	a, err := scanAccount(tx.queryRow(`SELECT `+accountColumns+` FROM accounts WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return a, Errorf(ENotFound, "account %q not found", name)
+		return Account{}, Errorf(ENotFound, "account %q not found", name)
 	}
-	a.CreatedAt = fromMS(at)
 	return a, err
 }
 

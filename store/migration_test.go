@@ -144,8 +144,9 @@ func TestMigrationNoIDReuseKeepsRows(t *testing.T) {
 		(?, 'alice', 'proxy.join', 'cluster/edge', 'proxy=7 host=old ip= version=1.0.0'),
 		(?, 'alice', 'proxy.delete', 'proxy/7', 'cluster=edge host=old'),
 		(?, 'alice', 'installcmd.create', 'cluster/edge', 'id=9 os=linux group= provider= expires=x image=false')`, at, at, at)
-	// commands: only the columns 0001 made (0005 rebuilds it with more).
-	tables := []string{"accounts", "clusters", "agents", "proxies", "install_commands", "join_tokens", "bind_batches", "audit",
+	// commands and accounts: only the columns 0001 made (0005 rebuilds
+	// commands with more, 0006 adds the key's creation time).
+	tables := []string{"(SELECT id, name, key_hash, created_at FROM accounts)", "clusters", "agents", "proxies", "install_commands", "join_tokens", "bind_batches", "audit",
 		"(SELECT id, target_kind, target_id, type, payload, created_at, delivered_at, acked_at FROM commands)"}
 	before := dumpTables(t, raw, tables)
 	raw.Close()
@@ -158,6 +159,10 @@ func TestMigrationNoIDReuseKeepsRows(t *testing.T) {
 	f := &fixture{t: t, db: db, clock: newClock(), ctx: store.WithActor(t.Context(), "tester")}
 	if after := dumpTables(t, f.raw(), tables); after != before {
 		t.Errorf("rows changed by the migration:\n--- before\n%s--- after\n%s", before, after)
+	}
+	var keyAt int64
+	if err := f.raw().QueryRow(`SELECT key_created_at FROM accounts WHERE id = 1`).Scan(&keyAt); err != nil || keyAt != at {
+		t.Errorf("key_created_at after 0006: got %d (%v), want the account's creation %d", keyAt, err, at)
 	}
 	var dangling int
 	if err := f.raw().QueryRow(`SELECT COUNT(*) FROM pragma_foreign_key_check`).Scan(&dangling); err != nil || dangling != 0 {

@@ -143,9 +143,10 @@ func actorFrom(ctx context.Context) string {
 // Account owns clusters, install commands and agents; an agent of one account
 // can never use another account's cluster.
 type Account struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
+	ID           int64     `json:"id"`
+	Name         string    `json:"name"`
+	CreatedAt    time.Time `json:"created_at"`
+	KeyCreatedAt time.Time `json:"key_created_at"` // when the verification key was made (rotate-key)
 }
 
 // Policy is a cluster's transmission policy (seed 000, step 4).

@@ -11,7 +11,7 @@ import (
 func init() { register("", newAccountCmd) }
 
 func newAccountCmd(a *app) *cobra.Command {
-	cmd := group("account", "Create and list accounts (each has a verification key)")
+	cmd := group("account", "Create and list accounts and rotate their verification keys")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an account and print its verification key (shown once)",
@@ -36,6 +36,32 @@ func newAccountCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}, &cobra.Command{
+		Use:   "rotate-key NAME",
+		Short: "Replace an account's verification key (the old one enrols nothing from now on)",
+		Long: "Replace an account's verification key and print the new one (shown once). The old key\n" +
+			"enrols no further direct agent; agents already enrolled keep working with their own\n" +
+			"credentials, and install commands are not affected.",
+		Args: nargs(1, 1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			acct, key, err := db.RotateAccountKey(ctx(cmd), args[0])
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(struct {
+					store.Account
+					VerificationKey string `json:"verification_key"`
+				}{acct, key})
+			}
+			a.printf("account %s: new verification key (shown once, keep it safe): %s\n", clean(acct.Name), key)
+			a.printf("the previous key enrols nothing from now on; enrolled agents are not affected\n")
+			return nil
+		},
+	}, &cobra.Command{
 		Use:   "list",
 		Short: "List accounts",
 		Args:  nargs(0, 0, ""),
@@ -57,9 +83,9 @@ func newAccountCmd(a *app) *cobra.Command {
 			}
 			rows := make([][]string, 0, len(accts))
 			for _, ac := range accts {
-				rows = append(rows, []string{fmt.Sprint(ac.ID), ac.Name, fmtTime(ac.CreatedAt)})
+				rows = append(rows, []string{fmt.Sprint(ac.ID), ac.Name, fmtTime(ac.CreatedAt), fmtTime(ac.KeyCreatedAt)})
 			}
-			a.printTable([]string{"ID", "NAME", "CREATED"}, rows)
+			a.printTable([]string{"ID", "NAME", "CREATED", "KEY CREATED"}, rows)
 			return nil
 		},
 	})
