@@ -23,8 +23,11 @@
 //     contiguous seq plus runs of out-of-order seqs above it, so memory is
 //     per gap, not per record.
 //   - New rebuilds that state by reading every segment; a torn last line of
-//     the newest segment (never acked) is cut off. The duplicate counter is
-//     not persisted and restarts at zero.
+//     the newest segment (never acked) is cut off, unreadable lines are
+//     skipped, and both are reported by RecoveryDropped (a relay serving
+//     Handler exports them in /metrics). The duplicate counter is not
+//     persisted and restarts at zero.
+//   - Segments are 0600 in a 0700 directory: they hold event data.
 //   - A failed fsync makes the collector refuse work (503) until restarted,
 //     because its state may then count records that are not on disk.
 package collector
