@@ -221,6 +221,32 @@ func isNumeric(s string) bool {
 	return err == nil
 }
 
+// maxDays is the longest whole-day duration a time.Duration holds.
+const maxDays = math.MaxInt64 / int64(24*time.Hour)
+
+// ParseDuration reads Go duration syntax (90s, 1h30m) or whole days (7d),
+// the form every duration flag, setting and dashboard field takes. Days past
+// what a duration holds (about 292 years) are too large instead of wrapping.
+// The sign is kept: callers decide whether zero or negative make sense.
+func ParseDuration(s string) (time.Duration, error) {
+	t := strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(t, "d"); ok {
+		days, err := strconv.ParseInt(n, 10, 64)
+		if errors.Is(err, strconv.ErrRange) || days > maxDays || days < -maxDays {
+			return 0, Errorf(EInvalid, "duration %q is too large", s)
+		}
+		if err != nil {
+			return 0, Errorf(EInvalid, "duration %q: want e.g. 30m, 24h or 7d", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(t)
+	if err != nil {
+		return 0, Errorf(EInvalid, "duration %q: want e.g. 30m, 24h or 7d", s)
+	}
+	return d, nil
+}
+
 // FormatAgo renders a past time relative to now: "just now", "12s ago",
 // "3h ago", "5d ago", "never" for the zero time.
 func FormatAgo(now, t time.Time) string {

@@ -371,20 +371,12 @@ func newInstallForm(c *Common, cs []store.Cluster, accounts []store.Account) *Fo
 	return f
 }
 
-// parseDuration reads 30m, 24h or 7d (as the command line does).
+// parseDuration reads a positive duration: 30m, 24h or 7d (as the command
+// line does).
 func parseDuration(s string) (time.Duration, error) {
-	t := strings.TrimSpace(s)
-	var d time.Duration
-	var err error
-	if n, ok := strings.CutSuffix(t, "d"); ok {
-		var days int64
-		days, err = strconv.ParseInt(n, 10, 32)
-		d = time.Duration(days) * 24 * time.Hour
-	} else {
-		d, err = time.ParseDuration(t)
-	}
+	d, err := store.ParseDuration(s)
 	if err != nil {
-		return 0, store.Errorf(store.EInvalid, "duration %q: want e.g. 30m, 24h or 7d", s)
+		return 0, err
 	}
 	if d <= 0 {
 		return 0, store.Errorf(store.EInvalid, "duration %q: must be positive", s)

@@ -330,27 +330,25 @@ func nargs(min, max int, what string) cobra.PositionalArgs {
 	}
 }
 
-// durationValue reads Go duration syntax (90s, 1h30m) or whole days (7d).
-func durationValue(s string) (time.Duration, bool) {
-	t := strings.TrimSpace(s)
-	if n, ok := strings.CutSuffix(t, "d"); ok {
-		days, err := strconv.ParseInt(n, 10, 32)
-		return time.Duration(days) * 24 * time.Hour, err == nil
-	}
-	d, err := time.ParseDuration(t)
-	return d, err == nil
-}
-
-// parseDuration reads a positive flag duration (see durationValue).
+// parseDuration reads a positive flag duration (see store.ParseDuration).
 func parseDuration(flag, s string) (time.Duration, error) {
-	d, ok := durationValue(s)
-	if !ok {
-		return 0, usageErrorf("invalid --%s %q: want a duration such as 30m, 24h or 7d", flag, s)
+	d, err := store.ParseDuration(s)
+	if err != nil {
+		return 0, usageErrorf("invalid --%s %q: %s", flag, s, durationProblem(err, "30m, 24h or 7d"))
 	}
 	if d <= 0 {
 		return 0, usageErrorf("invalid --%s %q: must be positive", flag, s)
 	}
 	return d, nil
+}
+
+// durationProblem says what is wrong with a duration store.ParseDuration
+// refused.
+func durationProblem(err error, examples string) string {
+	if strings.Contains(store.ErrorMessage(err), "too large") {
+		return "too large (at most 106751d)"
+	}
+	return "want a duration such as " + examples
 }
 
 // parseID reads a numeric id argument.

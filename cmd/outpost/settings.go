@@ -97,9 +97,9 @@ offline_after counts at once in every listing and the live summary.`,
 // parseSettingDuration reads a value; the store decides whether it is
 // acceptable (positive, consistent with the others).
 func parseSettingDuration(key, s string) (time.Duration, error) {
-	d, ok := durationValue(s)
-	if !ok {
-		return 0, usageErrorf("invalid %s %q: want a duration such as 90s, 5h or 1d", key, s)
+	d, err := store.ParseDuration(s)
+	if err != nil {
+		return 0, usageErrorf("invalid %s %q: %s", key, s, durationProblem(err, "90s, 5h or 1d"))
 	}
 	return d, nil
 }
