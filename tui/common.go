@@ -19,6 +19,9 @@ type RelayState struct {
 	Running bool
 	Text    string // short: "running", "not running here"
 	Detail  string // shown when the header has room: pid, URLs
+	// Damage says what the relay's recovery dropped from damaged spool,
+	// cache or collector files ("" = nothing); the header shows it.
+	Damage string
 }
 
 // Common is shared by the root and every view and dialog: size, styles,

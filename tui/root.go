@@ -443,6 +443,9 @@ func (r *Root) header(w int) string {
 	if r.c.ReadOnly {
 		parts = append(parts, "READ-ONLY")
 	}
+	if r.relay != nil && r.relay.Damage != "" {
+		parts = append(parts, "DAMAGE "+Clean(r.relay.Damage))
+	}
 	return st.Header.Render(Fit(" "+strings.Join(parts, " │ "), w))
 }
 

@@ -230,3 +230,30 @@ func TestSettingsChangedElsewhereReachTheDashboard(t *testing.T) {
 		t.Errorf("offline_after after a refresh: got %s, want %s (set by another process)", got, want)
 	}
 }
+
+// TestHeaderShowsDamage: what the relay's recovery dropped from damaged
+// files is in the header, in words, and nothing is said when nothing was.
+func TestHeaderShowsDamage(t *testing.T) {
+	for _, tt := range []struct {
+		name, damage string
+		want         bool
+	}{
+		{"damage", "spool 1 record (99 bytes)", true},
+		{"none", "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFleet(t)
+			c := f.common(false)
+			c.Relay = func(context.Context) RelayState { return RelayState{Running: true, Text: "running", Damage: tt.damage} }
+			hs := newHarness(t, c, 120, 30)
+			hs.send(refreshTickMsg{})
+			head := strings.Split(hs.screen(), "\n")[0]
+			if got := strings.Contains(head, "DAMAGE spool 1 record (99 bytes)"); got != tt.want {
+				t.Errorf("header %q: damage shown %v, want %v", head, got, tt.want)
+			}
+			if !tt.want && strings.Contains(head, "DAMAGE") {
+				t.Errorf("header %q: want no damage", head)
+			}
+		})
+	}
+}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"outpost/relay"
+	"outpost/relay/wire"
 	"outpost/store"
 	"outpost/tui"
 )
@@ -77,7 +81,33 @@ func runFileState(dir string) tui.RelayState {
 	if !pidRunning(info.PID) {
 		return tui.RelayState{Text: fmt.Sprintf("stopped (pid %d gone)", info.PID)}
 	}
-	return tui.RelayState{Running: true, Text: "running", Detail: fmt.Sprintf("pid %d %s", info.PID, strings.Join(info.URLs, " "))}
+	return tui.RelayState{Running: true, Text: "running", Detail: fmt.Sprintf("pid %d %s", info.PID, strings.Join(info.URLs, " ")),
+		Damage: healthDamage(info.URLs)}
+}
+
+// healthDamage asks a relay of this host what its recovery dropped (the
+// damage_text of /healthz on a plain listener); "" when nothing was or
+// it cannot tell.
+func healthDamage(urls []string) string {
+	for _, u := range urls {
+		if !strings.HasPrefix(u, "http://") {
+			continue
+		}
+		hc := &http.Client{Timeout: time.Second}
+		resp, err := hc.Get(strings.TrimRight(u, "/") + wire.PathHealth)
+		if err != nil {
+			continue
+		}
+		var h struct {
+			Damage string `json:"damage_text"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&h)
+		resp.Body.Close()
+		if err == nil {
+			return h.Damage
+		}
+	}
+	return ""
 }
 
 // runUpDashboard is `up` on a terminal: the dashboard in place of the text
@@ -92,7 +122,8 @@ func runUpDashboard(ctx context.Context, a *app, r *relayRun) error {
 	started := time.Now()
 	urls := strings.Join(r.urls, " ")
 	err = runDashboard(ctx, a, "", false, func(context.Context) tui.RelayState {
-		return tui.RelayState{Running: true, Text: "running", Detail: "up " + store.FormatDuration(time.Since(started).Round(time.Second)) + " " + urls}
+		return tui.RelayState{Running: true, Text: "running", Detail: "up " + store.FormatDuration(time.Since(started).Round(time.Second)) + " " + urls,
+			Damage: relay.FormatDamage(r.srv.Damage())}
 	})
 	restore()
 	if err == nil {
