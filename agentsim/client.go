@@ -45,9 +45,8 @@ func NewTransport(o ClientOptions) *http.Transport {
 	if o.LocalIP != nil {
 		d.LocalAddr = &net.TCPAddr{IP: o.LocalIP}
 	}
-	return &http.Transport{
-		DialContext:     d.DialContext,
-		TLSClientConfig: PinnedTLS(o.CASHA256),
+	return wire.PinTransport(&http.Transport{
+		DialContext: d.DialContext,
 		// On TLS an agent speaks HTTP/2: its held check-in and its event
 		// posts share one connection, so a relay needs one socket per agent.
 		ForceAttemptHTTP2:   true,
@@ -55,7 +54,7 @@ func NewTransport(o ClientOptions) *http.Transport {
 		MaxIdleConnsPerHost: 100000,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
-	}
+	}, o.CASHA256)
 }
 
 // PinnedTLS is wire.PinnedTLS, re-exported for callers of this package.

@@ -567,7 +567,7 @@ func fetchStats(ctx context.Context, cfg SimConfig) (wire.CollectorStats, error)
 	if cfg.CollectorToken != "" {
 		req.Header.Set("Authorization", "Bearer "+cfg.CollectorToken)
 	}
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: PinnedTLS(cfg.CASHA256)}}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: wire.PinTransport(&http.Transport{}, cfg.CASHA256)}
 	resp, err := c.Do(req)
 	if err != nil {
 		return st, err

@@ -65,6 +65,10 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 	if req.IP == "" {
 		req.IP, _, _ = net.SplitHostPort(r.RemoteAddr)
 	}
+	hosts, ok := s.relayCertHosts(w, r, req.Listen)
+	if !ok {
+		return
+	}
 	p, secret, err := s.db.JoinProxy(r.Context(), store.JoinInput{Token: req.Token, Hostname: req.Hostname, IP: req.IP,
 		Version: req.Version, URLs: req.Listen})
 	if err != nil {
@@ -76,7 +80,11 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		s.storeErr(w, err)
 		return
 	}
-	cert, key, err := s.pki.Issue([]string{req.IP, req.Hostname, c.Address})
+	names := append([]string{strings.TrimSuffix(c.Address, ".")}, hosts...)
+	if ip := net.ParseIP(req.IP); ip != nil && s.refuseCertName(req.IP, fromLoopback(r)) == "" {
+		names = append(names, ip.String())
+	}
+	cert, key, err := s.pki.IssueRelay(names)
 	if err != nil {
 		s.storeErr(w, err)
 		return
@@ -206,7 +214,7 @@ func (s *Server) saveIdentity(id *identity) error {
 func (s *Server) managerClient(pin string) *http.Client {
 	return &http.Client{
 		Timeout:   s.cfg.PollTimeout + 30*time.Second,
-		Transport: &http.Transport{TLSClientConfig: wire.PinnedTLS(pin), MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second},
+		Transport: wire.PinTransport(&http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}, pin),
 	}
 }
 

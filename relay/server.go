@@ -145,6 +145,7 @@ func (s *Server) SetPublicURLs(urls []string) {
 	s.mu.Lock()
 	s.cfg.PublicURLs = urls
 	s.mu.Unlock()
+	s.coverNames(urls)
 }
 
 func (s *Server) publicURLs() []string {
@@ -167,7 +168,7 @@ func (s *Server) Serve(ln net.Listener, useTLS bool) error {
 		ConnState:         s.trackConn,
 	}
 	if useTLS {
-		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.pki.Server}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+		hs.TLSConfig = &tls.Config{GetCertificate: s.pki.certificate, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 		ln = tls.NewListener(ln, hs.TLSConfig)
 	}
 	s.mu.Lock()

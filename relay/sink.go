@@ -64,9 +64,7 @@ func newSinkSet(s *Server, p wire.Policy) (*sinkSet, error) {
 	}
 	k := &sinkSet{s: s, spool: sp, bw: rate.NewLimiter(rate.Inf, 0), freq: rate.NewLimiter(rate.Inf, 0),
 		intake: rate.NewLimiter(rate.Inf, 0), done: make(chan struct{})}
-	k.client = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: wire.PinnedTLS(s.cfg.ManagerCA), MaxIdleConnsPerHost: 4,
-	}}
+	k.client = &http.Client{Timeout: 60 * time.Second, Transport: wire.PinTransport(&http.Transport{MaxIdleConnsPerHost: 4}, s.cfg.ManagerCA)}
 	if s.db != nil && s.cfg.Collector != nil && s.cfg.Upstream == "" {
 		// The built-in collector is served in-process, not over the network
 		// (unless the operator named another upstream).

@@ -3,9 +3,14 @@ package relay_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +196,64 @@ func TestStatsNeedTheStatsToken(t *testing.T) {
 			}
 			if tc.path == wire.PathMetrics && strings.Contains(body, ag.AgentID) {
 				t.Errorf("metrics name agent %s", ag.AgentID)
+			}
+		})
+	}
+}
+
+// A relay certificate carries the cluster address, the relay's own
+// advertised hosts and its IP, never a wildcard or the management host's
+// names; a refused join leaves its token usable.
+func TestJoinIssuesCertificatesOnlyForTheRelaysNames(t *testing.T) {
+	ctx := context.Background()
+	m := startManager(t)
+	m.Relay.SetPublicURLs([]string{m.TLSURL, "https://mgr.example.com:8443"})
+	_, cl := clusterFleet(t, m, "acme", "dc-a", "relay.a.example")
+	me, _ := os.Hostname()
+	jt, err := m.DB.CreateJoinToken(ctx, cl.ID, store.DeployManual, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := httpClient(m)
+	t.Cleanup(hc.CloseIdleConnections)
+	for _, tc := range []struct {
+		name   string
+		listen []string
+		want   int
+		dns    []string // certificate DNS names on success
+	}{
+		{"wildcard", []string{"https://*.evil.example:8443"}, http.StatusBadRequest, nil},
+		{"the management host's hostname", []string{"https://" + me + ":8443"}, http.StatusBadRequest, nil},
+		{"the management host's public name", []string{"https://MGR.example.com:9443"}, http.StatusBadRequest, nil},
+		{"its own name", []string{"https://relay-1.a.example:8443", "https://127.0.0.1:8443"}, http.StatusOK, []string{"relay.a.example", "relay-1.a.example"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, _ := json.Marshal(wire.JoinRequest{Token: jt.Token, Hostname: "relay-1", IP: "127.0.0.1", Listen: tc.listen})
+			resp, err := hc.Post(m.TLSURL+wire.PathJoin, "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := drainBody(resp)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("got %d %.200q, want %d", resp.StatusCode, b, tc.want)
+			}
+			if tc.want != http.StatusOK {
+				return
+			}
+			var jr wire.JoinResponse
+			if err := json.Unmarshal([]byte(b), &jr); err != nil {
+				t.Fatal(err)
+			}
+			blk, _ := pem.Decode([]byte(jr.Cert))
+			cert, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(cert.DNSNames, tc.dns) {
+				t.Errorf("certificate DNS names: got %v, want %v", cert.DNSNames, tc.dns)
+			}
+			if len(cert.IPAddresses) != 1 || !cert.IPAddresses[0].Equal(net.ParseIP("127.0.0.1")) {
+				t.Errorf("certificate IPs: got %v, want [127.0.0.1]", cert.IPAddresses)
 			}
 		})
 	}

@@ -14,6 +14,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"outpost/relay/internal/fsx"
@@ -29,6 +31,70 @@ type PKI struct {
 	caKey  *ecdsa.PrivateKey
 	CAPEM  []byte
 	Server tls.Certificate
+
+	mu sync.RWMutex // Server, once serving (EnsureNames)
+}
+
+// certificate serves the current server certificate (GetCertificate).
+func (p *PKI) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	c := p.Server
+	return &c, nil
+}
+
+// Missing returns the hosts the server certificate does not name.
+func (p *PKI) Missing(hosts []string) []string {
+	p.mu.RLock()
+	leaf := p.Server.Leaf
+	p.mu.RUnlock()
+	var out []string
+	for _, h := range hosts {
+		if h != "" && (leaf == nil || leaf.VerifyHostname(h) != nil) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// EnsureNames re-issues this host's own server certificate when it does
+// not name every host agents are told to dial (the management host's
+// --public names): pinned clients check the name. Only with the CA key.
+func (p *PKI) EnsureNames(hosts []string) error {
+	missing := p.Missing(hosts)
+	if len(missing) == 0 {
+		return nil
+	}
+	if p.caKey == nil {
+		return fmt.Errorf("the server certificate does not name %s and there is no CA key to issue one", strings.Join(missing, ", "))
+	}
+	p.mu.RLock()
+	var have []string
+	if leaf := p.Server.Leaf; leaf != nil {
+		have = append(have, leaf.DNSNames...)
+		for _, ip := range leaf.IPAddresses {
+			have = append(have, ip.String())
+		}
+	}
+	p.mu.RUnlock()
+	certPEM, keyPEM, err := p.Issue(append(have, missing...))
+	if err != nil {
+		return err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	if err := writeFile0600(filepath.Join(p.Dir, "server-key.pem"), keyPEM); err != nil {
+		return err
+	}
+	if err := writeFile0600(filepath.Join(p.Dir, "server.pem"), certPEM); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.Server = cert
+	p.mu.Unlock()
+	return nil
 }
 
 // CAFingerprint is what install commands carry and agents pin.
@@ -135,6 +201,20 @@ func createCA(certPath, keyPath string) error {
 // this host's name are always included). It returns PEM (leaf then CA) and
 // the key PEM.
 func (p *PKI) Issue(hosts []string) (certPEM, keyPEM []byte, err error) {
+	name, _ := os.Hostname()
+	return p.issue(append([]string{"localhost", "127.0.0.1", "::1", name}, hosts...))
+}
+
+// IssueRelay signs a joined relay's certificate for exactly hosts (the
+// caller decides which names the relay may carry); nothing is added.
+func (p *PKI) IssueRelay(hosts []string) (certPEM, keyPEM []byte, err error) {
+	if len(hosts) == 0 {
+		return nil, nil, errors.New("no name to issue a relay certificate for")
+	}
+	return p.issue(hosts)
+}
+
+func (p *PKI) issue(hosts []string) (certPEM, keyPEM []byte, err error) {
 	if p.caKey == nil {
 		return nil, nil, errors.New("no CA key: cannot issue certificates")
 	}
@@ -150,11 +230,12 @@ func (p *PKI) Issue(hosts []string) (certPEM, keyPEM []byte, err error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	name, _ := os.Hostname()
-	for _, h := range append([]string{"localhost", "127.0.0.1", "::1", name}, hosts...) {
-		if h == "" {
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		if h == "" || seen[h] {
 			continue
 		}
+		seen[h] = true
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 		} else {
