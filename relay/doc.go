@@ -72,5 +72,32 @@
 // absolute-form requests are refused, only known paths are served, bodies
 // are limited (256 KiB control, 4 MiB events -> 413) and the server sets
 // header, read, write and idle timeouts. Secrets are compared as SHA-256
-// hashes in constant time.
+// hashes in constant time, tokens with subtle.ConstantTimeCompare
+// (wire.BearerIs).
+//
+// Trust between accounts and relays:
+//   - Relay calls (join, heartbeat, relay auth, anything with relay
+//     credentials) need TLS whatever AllowPlain says (requireRelayTLS).
+//   - A joined relay's ingest batch is checked record by record against the
+//     relay's account (ingestauth.go): agent -> account is cached without
+//     expiry (an agent never changes account), one store query per batch
+//     for the ids not cached; any other agent refuses the whole batch (403).
+//     The rule is the account, not the binding, so events sent before a
+//     rebind stay acceptable.
+//   - Pinned clients (wire.PinTransport) check the leaf names the host
+//     dialled, in the dial, since a client's tls.ConnectionState has no
+//     server name for IPs. A relay certificate (certnames.go) carries the
+//     cluster address, the relay's advertised hosts and its IP, never a
+//     wildcard or the management host's names; localhost and loopback IPs
+//     only when the join comes over loopback (demo and tests run every
+//     process on 127.0.0.1; such a relay shares the management host's
+//     machine anyway). The management host re-issues its own certificate
+//     when SetPublicURLs names a host it lacks.
+//   - A joined relay forwards only its exact agent paths, rebuilt after
+//     decoding; a package name must be a release version (forwardpath.go).
+//   - /v1/stats needs the stats token (DATA/stats.token) or the in-process
+//     ingest token, never relay credentials (statsauth.go); /metrics has
+//     counts only and takes Config.MetricsToken when set.
+//   - Bodies are read by relay/internal/httpbody, shared with the collector:
+//     gzip or identity, bounded before and after, anything else 415.
 package relay
