@@ -504,7 +504,12 @@ func (d *Doctor) CheckTLS(ctx context.Context, rawURL string) Check {
 			"the relay was reinstalled with a new CA, or the pin was mistyped"
 		return c
 	}
-	c.Verdict, c.Detail = VerdictOK, "the relay's CA matches the pin "+doctorShort(pin)
+	if err := wire.VerifyName(tls.ConnectionState{PeerCertificates: certs}, host, pin); err != nil {
+		c.Verdict, c.Detail = VerdictFail, err.Error()
+		c.Fix = "use the URL the install command names, or rejoin the relay with --public URL so its certificate names " + host
+		return c
+	}
+	c.Verdict, c.Detail = VerdictOK, "the relay's CA matches the pin "+doctorShort(pin)+" and its certificate names "+host
 	return c
 }
 
@@ -828,7 +833,9 @@ func (d *Doctor) checkin(ctx context.Context, base string, id Identity, fp strin
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+id.AgentID+":"+id.Secret)
 	// The secret is sent: verify the relay as the agent does.
-	r, err := d.client(wire.PinnedTLS(d.CASHA256)).Do(req)
+	hc := d.client(nil)
+	hc.Transport = wire.PinTransport(hc.Transport.(*http.Transport), d.CASHA256)
+	r, err := hc.Do(req)
 	if err != nil {
 		return resp, 0, "", err
 	}

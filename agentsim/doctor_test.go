@@ -237,6 +237,9 @@ func TestDoctorTLSPin(t *testing.T) {
 			}
 		})
 	}
+	// The right CA but a certificate not naming the host dialled (another
+	// relay's) fails: the agent refuses it.
+	drExpect(t, (&Doctor{CASHA256: fleet.fingerprint()}).CheckTLS(ctx, strings.Replace(url, "127.0.0.1", "localhost", 1)), VerdictFail, "--public")
 	// A plain HTTP service on an https:// URL fails the handshake.
 	plain := httptest.NewServer(drHealthy(nil))
 	defer plain.Close()
