@@ -681,3 +681,27 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Authorization", "Bearer "+b.token)
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// TestRelayForwardsToCenterWithItsToken: a management host whose upstream
+// is outpost center delivers with --upstream-token-file (center refuses
+// ingest without its token); agentsim's loss check reads center's stats
+// with center's token.
+func TestRelayForwardsToCenterWithItsToken(t *testing.T) {
+	t.Parallel()
+	cc := newCLI(t)
+	center := svStart(t, cc, "center", "--listen", "127.0.0.1:0", "--out", t.TempDir())
+	ingest := svRunFile(t, center, cc.data, "center").URLs[0]
+	tokenFile := filepath.Join(cc.data, "center.token")
+
+	c := newCLI(t)
+	key := c.createAccount("acme")
+	p := svStart(t, c, "relay", "--listen", "https://127.0.0.1:0", "--upstream", ingest, "--upstream-token-file", tokenFile)
+	info := svRunFile(t, p, c.data, "relay")
+	var rep svSimReport
+	c.json(&rep, "agentsim", "--proxy", info.URLs[0], "--ca-sha256", info.CASHA256, "--key", key, "--agents", "3",
+		"--events-per-sec", "5", "--duration", "2s", "--wait", "1s", "--drain-timeout", "20s",
+		"--collector", strings.TrimSuffix(ingest, wire.PathIngest), "--collector-token-file", tokenFile)
+	if rep.EventsAcked == 0 || rep.Received != rep.EventsAcked || rep.Lost != 0 {
+		t.Errorf("got %d acknowledged, %d received by center, %d lost; want > 0, all, 0", rep.EventsAcked, rep.Received, rep.Lost)
+	}
+}
