@@ -124,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.sink = sink
 	s.mux = s.routes()
+	s.coverNames(s.cfg.PublicURLs)
 	if s.db != nil {
 		s.bg.Add(1)
 		go s.pollCommands()

@@ -258,3 +258,20 @@ func TestJoinIssuesCertificatesOnlyForTheRelaysNames(t *testing.T) {
 		})
 	}
 }
+
+// Pinned clients check names, so the management host's certificate must
+// name its --public hosts: it is re-issued at start when it does not.
+func TestManagementCertificateNamesItsPublicHosts(t *testing.T) {
+	m := startManager(t, func(c *relay.Config) { c.PublicURLs = []string{"https://mgr.example.com:8443"} })
+	addr := strings.TrimPrefix(m.TLSURL, "https://")
+	_, port, _ := net.SplitHostPort(addr)
+	tr := wire.PinTransport(&http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr) // mgr.example.com resolves to the test listener
+	}}, m.Pin())
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := (&http.Client{Transport: tr}).Get("https://mgr.example.com:" + port + wire.PathHealth)
+	if err != nil {
+		t.Fatalf("GET the management host by its public name: %v", err)
+	}
+	resp.Body.Close()
+}
