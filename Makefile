@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/outpost
 DATA    ?= .outpost-demo
 
-.PHONY: build run test lint bench load fuzz faults clean
+.PHONY: build run test lint bench load fuzz faults perf-tui clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/outpost
@@ -49,6 +49,12 @@ fuzz:
 # any acknowledged event lost and on damage missing from /metrics.
 faults:
 	OUTPOST_FAULTS=1 $(GO) test -run '^TestFault' -count=1 -v -timeout 20m ./relay/
+
+# Dashboard speed at 100,000 agents and 1,000 clusters: first frame (on a
+# terminal and in tmux), key to frame, view switches, a filter over the
+# fleet, and the process's RSS; prints the figures (needs tmux).
+perf-tui:
+	OUTPOST_TUI_SPEED=1 $(GO) test -run '^TestDashboardSpeed$$' -count=1 -v -timeout 10m ./cmd/outpost/
 
 clean:
 	rm -rf bin $(DATA)
