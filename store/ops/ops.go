@@ -1,8 +1,3 @@
-// Package ops builds what the command line and the dashboard both hand to
-// the operator: the one-time join command of a manual proxy deployment and
-// the agent install command, with the values they carry (the management
-// host's URL, the CA pin, the URLs agents dial). Both callers use it, so a
-// command shown in the dashboard is the one the CLI prints.
 package ops
 
 import (
