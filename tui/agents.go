@@ -25,8 +25,8 @@ type AgentsView struct {
 	c         *Common
 	id        int
 	clusterID int64
-	table     *Table
-	anchor    int // absolute row index of the last space, -1 = none
+	tableBody
+	anchor int // absolute row index of the last space, -1 = none
 }
 
 // maxMarks bounds "mark all" and ranges: the ids are held in memory and
@@ -168,15 +168,6 @@ func (v *AgentsView) Selected() (store.Agent, bool) {
 	return a, ok
 }
 
-// Table is the view's table (tests).
-func (v *AgentsView) Table() *Table { return v.table }
-
-// Init implements tea.Model.
-func (v *AgentsView) Init() tea.Cmd { return v.table.Load() }
-
-// Refresh implements View.
-func (v *AgentsView) Refresh() tea.Cmd { return v.table.Refresh() }
-
 // Title implements View.
 func (v *AgentsView) Title() string {
 	if v.clusterID != 0 {
@@ -184,9 +175,6 @@ func (v *AgentsView) Title() string {
 	}
 	return "Agents"
 }
-
-// Capturing implements View.
-func (v *AgentsView) Capturing() bool { return v.table.Capturing() }
 
 // Escape implements Escaper: the filter first, then the marks.
 func (v *AgentsView) Escape() (tea.Cmd, bool) {

@@ -14,9 +14,9 @@ import (
 // AuditView is the audit log, newest first, paged from the store
 // (store.ListAuditPage); `/` filters the loaded page's text.
 type AuditView struct {
-	c     *Common
-	table *Table
-	w, h  int
+	c *Common
+	tableBody
+	w, h int
 }
 
 func newAuditView(c *Common) View { return NewAuditView(c) }
@@ -64,17 +64,8 @@ func auditRow(e store.AuditEntry) Row {
 	return Row{ID: id, Cells: []string{id, e.At.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.Target, e.Detail}, Data: e}
 }
 
-// Init implements tea.Model.
-func (v *AuditView) Init() tea.Cmd { return v.table.Load() }
-
-// Refresh implements View.
-func (v *AuditView) Refresh() tea.Cmd { return v.table.Refresh() }
-
 // Title implements View.
 func (v *AuditView) Title() string { return "Audit log" }
-
-// Capturing implements View.
-func (v *AuditView) Capturing() bool { return v.table.Capturing() }
 
 // Escape implements Escaper.
 func (v *AuditView) Escape() (tea.Cmd, bool) { return v.table.Escape() }

@@ -17,9 +17,9 @@ import (
 // status, proxies, agents, transmission mode and warnings; the selected
 // cluster's address kind and warnings are spelled out under the table.
 type ClustersView struct {
-	c     *Common
-	id    int
-	table *Table
+	c  *Common
+	id int
+	tableBody
 	cache *listCache[store.Cluster]
 	w, h  int
 }
@@ -114,12 +114,6 @@ func (v *ClustersView) Selected() (store.Cluster, bool) {
 	return c, ok
 }
 
-// Table is the view's table (tests).
-func (v *ClustersView) Table() *Table { return v.table }
-
-// Init implements tea.Model.
-func (v *ClustersView) Init() tea.Cmd { return v.table.Load() }
-
 // Refresh implements View.
 func (v *ClustersView) Refresh() tea.Cmd {
 	v.cache.invalidate()
@@ -128,9 +122,6 @@ func (v *ClustersView) Refresh() tea.Cmd {
 
 // Title implements View.
 func (v *ClustersView) Title() string { return "Clusters" }
-
-// Capturing implements View.
-func (v *ClustersView) Capturing() bool { return v.table.Capturing() }
 
 // Escape implements Escaper: esc clears the filter.
 func (v *ClustersView) Escape() (tea.Cmd, bool) { return v.table.Escape() }

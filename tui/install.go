@@ -19,10 +19,10 @@ import (
 // command text of the selected one, built by ops exactly as `installcmd
 // create` prints it. The key itself is shown once, when created (n).
 type InstallView struct {
-	c     *Common
-	id    int
-	table *Table
-	w, h  int
+	c  *Common
+	id int
+	tableBody
+	w, h int
 }
 
 // installItem is one row: the command and its text (key elided).
@@ -166,20 +166,8 @@ func (v *InstallView) Selected() (store.InstallCommand, string, bool) {
 	return it.ic, it.command, ok
 }
 
-// Table is the view's table (tests).
-func (v *InstallView) Table() *Table { return v.table }
-
-// Init implements tea.Model.
-func (v *InstallView) Init() tea.Cmd { return v.table.Load() }
-
-// Refresh implements View.
-func (v *InstallView) Refresh() tea.Cmd { return v.table.Refresh() }
-
 // Title implements View.
 func (v *InstallView) Title() string { return "Install commands" }
-
-// Capturing implements View.
-func (v *InstallView) Capturing() bool { return v.table.Capturing() }
 
 // Escape implements Escaper.
 func (v *InstallView) Escape() (tea.Cmd, bool) { return v.table.Escape() }

@@ -22,8 +22,8 @@ type ProxiesView struct {
 	c         *Common
 	id        int
 	clusterID int64
-	table     *Table
-	upgrade   key.Binding // its help says why it would be refused
+	tableBody
+	upgrade key.Binding // its help says why it would be refused
 }
 
 // NewProxiesView lists clusterID's proxy servers, or all with 0.
@@ -169,15 +169,6 @@ func (v *ProxiesView) Selected() (store.Proxy, bool) {
 	return p, ok
 }
 
-// Table is the view's table (tests).
-func (v *ProxiesView) Table() *Table { return v.table }
-
-// Init implements tea.Model.
-func (v *ProxiesView) Init() tea.Cmd { return v.table.Load() }
-
-// Refresh implements View.
-func (v *ProxiesView) Refresh() tea.Cmd { return v.table.Refresh() }
-
 // Title implements View.
 func (v *ProxiesView) Title() string {
 	if v.clusterID != 0 {
@@ -185,9 +176,6 @@ func (v *ProxiesView) Title() string {
 	}
 	return "Proxy servers (all clusters)"
 }
-
-// Capturing implements View.
-func (v *ProxiesView) Capturing() bool { return v.table.Capturing() }
 
 // Escape implements Escaper.
 func (v *ProxiesView) Escape() (tea.Cmd, bool) { return v.table.Escape() }

@@ -16,9 +16,9 @@ import (
 // validates (Settings.Validate) and running relays pick the change up
 // within about a second.
 type SettingsView struct {
-	c     *Common
-	table *Table
-	w, h  int
+	c *Common
+	tableBody
+	w, h int
 }
 
 // setting is one row of the settings table.
@@ -71,17 +71,8 @@ func NewSettingsView(c *Common) *SettingsView {
 	return v
 }
 
-// Init implements tea.Model.
-func (v *SettingsView) Init() tea.Cmd { return v.table.Load() }
-
-// Refresh implements View.
-func (v *SettingsView) Refresh() tea.Cmd { return v.table.Refresh() }
-
 // Title implements View.
 func (v *SettingsView) Title() string { return "Settings" }
-
-// Capturing implements View.
-func (v *SettingsView) Capturing() bool { return v.table.Capturing() }
 
 // Escape implements Escaper.
 func (v *SettingsView) Escape() (tea.Cmd, bool) { return v.table.Escape() }

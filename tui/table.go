@@ -672,3 +672,19 @@ func ByInt[T any, N cmp.Ordered](get func(T) N) func(a, b T) int {
 }
 
 func quoteText(s string) string { return "\"" + Clean(s) + "\"" }
+
+// tableBody is embedded by the views whose body is one Table: the View
+// methods they would otherwise each spell out the same way.
+type tableBody struct{ table *Table }
+
+// Table is the view's table (tests).
+func (b *tableBody) Table() *Table { return b.table }
+
+// Init implements tea.Model: the first page.
+func (b *tableBody) Init() tea.Cmd { return b.table.Load() }
+
+// Refresh implements View: reload the page in view.
+func (b *tableBody) Refresh() tea.Cmd { return b.table.Refresh() }
+
+// Capturing implements View: the filter line is open.
+func (b *tableBody) Capturing() bool { return b.table.Capturing() }
