@@ -48,6 +48,16 @@
 // DATA/tls/ca.pem; generated commands (proxy deploy --manual, installcmd
 // create) read both.
 //
+// # Service units
+//
+// service.go renders the systemd units of `service install relay|agent`
+// itself: the install script runs that command on the target host, so no
+// other code needs the unit text. Secrets given after "--" (--join, --key)
+// are moved to DIR/service.env (0600) and the unit passes them as
+// ${VAR}, because unit files are world-readable. The systemd checks
+// (systemctl on PATH, /run/systemd/system present; hidden --systemd-dir
+// for tests) run before anything is written.
+//
 // # Adding a subcommand
 //
 // In a new file, register a constructor from init:
