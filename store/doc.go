@@ -91,4 +91,12 @@
 //     leading "v" is dropped, build metadata refused) compared by semver
 //     precedence (CompareVersions, lenient for what relays report, such as
 //     "dev"). DeleteRelease refuses a release an open upgrade names.
+//   - Signed releases (releasekey.go): CreateReleaseKey writes the ed25519
+//     private key to the operator's file (0600, never overwritten) and
+//     stores only the public key (release_key, one row, migration 0007);
+//     PublishSignedRelease checks the key file against it in the same
+//     transaction and signs ReleaseMessage (version and SHA-256, so a
+//     signature cannot be replayed under another version). VerifyRelease is
+//     what relays run. ForceUpgradeProxy skips the "newer" check and says
+//     force in the command (audit proxy.upgrade.force).
 package store

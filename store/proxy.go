@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -391,6 +392,19 @@ func (db *DB) DeleteProxy(ctx context.Context, id int64) error {
 // UpgradeProxy queues an upgrade to the latest release. Possible only when
 // the proxy is online and older than the latest release (seed 000).
 func (db *DB) UpgradeProxy(ctx context.Context, id int64) (string, error) {
+	return db.upgradeProxy(ctx, id, false)
+}
+
+// ForceUpgradeProxy queues an upgrade to the latest release even when the
+// proxy already runs it or a newer version (a downgrade, such as back from
+// a bad release after deleting it). The command says so, for the relay,
+// which otherwise refuses a version not newer than its own; the audit entry
+// is proxy.upgrade.force.
+func (db *DB) ForceUpgradeProxy(ctx context.Context, id int64) (string, error) {
+	return db.upgradeProxy(ctx, id, true)
+}
+
+func (db *DB) upgradeProxy(ctx context.Context, id int64, force bool) (string, error) {
 	tx, err := db.BeginTx(ctx)
 	if err != nil {
 		return "", err
@@ -409,6 +423,7 @@ func (db *DB) UpgradeProxy(ctx context.Context, id int64) (string, error) {
 		return "", Errorf(EConflict, "proxy server %d (%s) is offline: bring it online before upgrading", p.ID, p.Hostname)
 	case latest == "":
 		return "", Errorf(EConflict, "no release is published")
+	case force:
 	case CompareVersions(p.Version, latest) == 0:
 		return "", Errorf(EConflict, "proxy server %d (%s) already runs %s, the latest release", p.ID, p.Hostname, p.Version)
 	case CompareVersions(p.Version, latest) > 0:
@@ -419,7 +434,13 @@ func (db *DB) UpgradeProxy(ctx context.Context, id int64) (string, error) {
 	} else if ok {
 		return "", Errorf(EConflict, "proxy server %d (%s) has an upgrade under way (command %d, %s): wait for it to end", p.ID, p.Hostname, c.ID, c.Describe())
 	}
-	payload, _ := json.Marshal(map[string]string{"version": latest})
+	args := map[string]any{"version": latest}
+	action := "proxy.upgrade"
+	if force {
+		args["force"] = true
+		action = "proxy.upgrade.force"
+	}
+	payload, _ := json.Marshal(args)
 	if err := enqueue(tx, "proxy", strconv.FormatInt(id, 10), "upgrade", string(payload)); err != nil {
 		return "", err
 	}
@@ -427,7 +448,7 @@ func (db *DB) UpgradeProxy(ctx context.Context, id int64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := tx.audit("proxy.upgrade", target, "from=%s to=%s", p.Version, latest); err != nil {
+	if err := tx.audit(action, target, "from=%s to=%s", p.Version, latest); err != nil {
 		return "", err
 	}
 	return latest, tx.Commit()
@@ -468,9 +489,12 @@ func addRelease(tx *Tx, r Release) error {
 	if r.PublishedAt.IsZero() {
 		r.PublishedAt = tx.now
 	}
-	if _, err := tx.exec(`INSERT INTO releases (version, sha256, notes, published_at) VALUES (?, ?, ?, ?)`,
-		r.Version, r.SHA256, r.Notes, ms(r.PublishedAt)); err != nil {
+	if _, err := tx.exec(`INSERT INTO releases (version, sha256, signature, notes, published_at) VALUES (?, ?, ?, ?, ?)`,
+		r.Version, r.SHA256, r.Signature, r.Notes, ms(r.PublishedAt)); err != nil {
 		return sqlErr(err, "release "+r.Version+" already exists")
+	}
+	if r.Signature != "" {
+		return tx.audit("release.add", "release/"+r.Version, "sha256=%s signed", r.SHA256)
 	}
 	return tx.audit("release.add", "release/"+r.Version, "sha256=%s", r.SHA256)
 }
@@ -480,6 +504,13 @@ func addRelease(tx *Tx, r Release) error {
 // normalised as in AddRelease (r.Version of the result). On any refusal
 // or error neither the row nor the file is left behind.
 func (db *DB) PublishRelease(ctx context.Context, r Release, pkg string) (Release, error) {
+	return db.publishRelease(ctx, r, pkg, nil)
+}
+
+// publishRelease is PublishRelease; with a signing key (see
+// PublishSignedRelease) it checks the key against the stored public key in
+// the same transaction and signs the version and the SHA-256 it computed.
+func (db *DB) publishRelease(ctx context.Context, r Release, pkg string, priv ed25519.PrivateKey) (Release, error) {
 	v, err := ParseVersion(r.Version)
 	if err != nil {
 		return r, err
@@ -498,6 +529,11 @@ func (db *DB) PublishRelease(ctx context.Context, r Release, pkg string) (Releas
 		return r, err
 	}
 	defer tx.Rollback()
+	if priv != nil {
+		if err := checkSigningKey(tx, priv); err != nil {
+			return r, err
+		}
+	}
 	var n int
 	if err := tx.queryRow(`SELECT COUNT(*) FROM releases WHERE version = ?`, r.Version).Scan(&n); err != nil {
 		return r, err
@@ -520,6 +556,7 @@ func (db *DB) PublishRelease(ctx context.Context, r Release, pkg string) (Releas
 			return r, fmt.Errorf("release %s: read the package: %w", r.Version, err)
 		}
 		r.SHA256 = hex.EncodeToString(h.Sum(nil))
+		r.Signature = signRelease(priv, r.Version, r.SHA256)
 		if err := addRelease(tx, r); err != nil {
 			return r, err
 		}
@@ -546,6 +583,7 @@ func (db *DB) PublishRelease(ctx context.Context, r Release, pkg string) (Releas
 		return r, err
 	}
 	r.SHA256 = hex.EncodeToString(h.Sum(nil))
+	r.Signature = signRelease(priv, r.Version, r.SHA256)
 	if err := addRelease(tx, r); err != nil {
 		return r, err
 	}
@@ -615,7 +653,7 @@ func (db *DB) ListReleases(ctx context.Context) ([]Release, error) {
 		return nil, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.query(`SELECT version, sha256, notes, published_at FROM releases`)
+	rows, err := tx.query(`SELECT version, sha256, signature, notes, published_at FROM releases`)
 	if err != nil {
 		return nil, err
 	}
@@ -624,7 +662,7 @@ func (db *DB) ListReleases(ctx context.Context) ([]Release, error) {
 	for rows.Next() {
 		var r Release
 		var at int64
-		if err := rows.Scan(&r.Version, &r.SHA256, &r.Notes, &at); err != nil {
+		if err := rows.Scan(&r.Version, &r.SHA256, &r.Signature, &r.Notes, &at); err != nil {
 			return nil, err
 		}
 		r.PublishedAt = fromMS(at)

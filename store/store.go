@@ -363,6 +363,7 @@ type CommandReport struct {
 type Release struct {
 	Version     string    `json:"version"`
 	SHA256      string    `json:"sha256,omitempty"`
+	Signature   string    `json:"signature,omitempty"` // hex ed25519 over ReleaseMessage
 	Notes       string    `json:"notes,omitempty"`
 	PublishedAt time.Time `json:"published_at"`
 }
