@@ -368,7 +368,7 @@ func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {
 	}
 	m := wire.Manifest{Releases: []wire.Release{}}
 	for _, rel := range rels {
-		wr := wire.Release{Version: rel.Version, SHA256: rel.SHA256, URL: wire.PathPackage + rel.Version}
+		wr := wire.Release{Version: rel.Version, SHA256: rel.SHA256, URL: wire.PathPackage + rel.Version, Signature: rel.Signature}
 		if wr.SHA256 == "" {
 			if b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, "releases", rel.Version)); err == nil {
 				wr.SHA256 = wire.Fingerprint(b)

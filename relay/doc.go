@@ -37,6 +37,13 @@
 //     Results, never retried on its own (commands.go, store.ReportCommands).
 //     Check-in Results from agents reach the store the same way; a joined
 //     relay forwards them unchanged.
+//     An upgrade is staged only when the release's signature verifies
+//     (store.VerifyRelease) against the release public key the relay kept
+//     from its join, or from the first heartbeat that brought one when it
+//     joined before the key existed (identity.ReleaseKey; a different key
+//     later is logged, not taken), the package matches the signed SHA-256,
+//     and the version is newer than the relay's own unless the command says
+//     force. Otherwise nothing is written and the command fails with why.
 //
 // Data path (sink.go): an events batch is acknowledged only once durable.
 // Forward mode appends to relay/spool (CRC-framed segments, group-committed

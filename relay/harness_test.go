@@ -45,6 +45,13 @@ func joinRelay(t *testing.T, m *manager, clusterID int64) (*relay.Server, string
 
 func startJoined(t *testing.T, m *manager, token, dir string) (*relay.Server, string, error) {
 	t.Helper()
+	return startJoinedWith(t, m, token, dir, nil)
+}
+
+// startJoinedWith is startJoined with the relay's configuration changed by
+// opt (nil: unchanged) before it starts.
+func startJoinedWith(t *testing.T, m *manager, token, dir string, opt func(*relay.Config)) (*relay.Server, string, error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +66,9 @@ func startJoined(t *testing.T, m *manager, token, dir string) (*relay.Server, st
 	cfg.Logf = t.Logf
 	cfg.PollTimeout = 5 * time.Second
 	cfg.HeartbeatInterval = 100 * time.Millisecond
+	if opt != nil {
+		opt(&cfg)
+	}
 	srv, err := relay.New(cfg)
 	if err != nil {
 		ln.Close()

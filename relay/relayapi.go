@@ -34,6 +34,9 @@ type identity struct {
 	Policy   wire.Policy `json:"policy"`
 	PolicyAt time.Time   `json:"policy_at,omitzero"`
 	Direct   []string    `json:"direct,omitempty"`
+	// ReleaseKey verifies release signatures: the one given at join, or
+	// the first one a heartbeat brings when there was none then.
+	ReleaseKey string `json:"release_key,omitempty"`
 }
 
 const identityFormat = 2
@@ -89,9 +92,14 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		s.storeErr(w, err)
 		return
 	}
+	rk, err := s.db.ReleaseKey(r.Context())
+	if err != nil {
+		s.storeErr(w, err)
+		return
+	}
 	s.logf("relay: proxy %d (%s) joined cluster %s", p.ID, p.Hostname, c.Name)
 	writeJSON(w, http.StatusOK, wire.JoinResponse{ProxyID: p.ID, Secret: secret, Cluster: c.Name, Policy: policyOf(c.Policy),
-		CACert: string(s.pki.CAPEM), Cert: string(cert), Key: string(key), Direct: s.publicURLs()})
+		CACert: string(s.pki.CAPEM), Cert: string(cert), Key: string(key), Direct: s.publicURLs(), ReleaseKey: rk})
 }
 
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +151,12 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.storeErr(w, err)
 		return
 	}
-	resp := wire.HeartbeatResponse{Policy: policyOf(c.Policy)}
+	rk, err := s.db.ReleaseKey(ctx)
+	if err != nil {
+		s.storeErr(w, err)
+		return
+	}
+	resp := wire.HeartbeatResponse{Policy: policyOf(c.Policy), ReleaseKey: rk}
 	for _, cmd := range cmds {
 		resp.Commands = append(resp.Commands, wire.Command{ID: cmd.ID, Type: cmd.Type, Args: json.RawMessage(cmd.Payload)})
 	}
@@ -299,7 +312,7 @@ func (s *Server) joinOrLoad() (*identity, error) {
 	}
 	s.pki = pki
 	id := &identity{Manager: s.cfg.Manager, CASHA256: pin, ProxyID: resp.ProxyID, Secret: resp.Secret, Cluster: resp.Cluster,
-		Policy: resp.Policy, PolicyAt: time.Now().UTC(), Direct: resp.Direct}
+		Policy: resp.Policy, PolicyAt: time.Now().UTC(), Direct: resp.Direct, ReleaseKey: resp.ReleaseKey}
 	if err := s.saveIdentity(id); err != nil {
 		return nil, err
 	}
@@ -355,6 +368,42 @@ func (s *Server) keepPolicy(p wire.Policy) {
 	s.ident.Policy, s.ident.PolicyAt = id.Policy, id.PolicyAt
 }
 
+// keepReleaseKey saves the release public key a heartbeat brings when the
+// relay has none yet (the key was made after it joined). A different key
+// than the one kept is not taken: the key the relay trusts does not change
+// behind its back.
+func (s *Server) keepReleaseKey(k string) {
+	s.identMu.Lock()
+	defer s.identMu.Unlock()
+	if k == "" || s.ident.ReleaseKey == k {
+		return
+	}
+	if s.ident.ReleaseKey != "" {
+		if s.rkWarned != k {
+			s.logf("relay: the management host sends release key %s, not the %s this relay trusts: kept the one it has", k, s.ident.ReleaseKey)
+			s.rkWarned = k
+		}
+		return
+	}
+	id := *s.ident
+	id.ReleaseKey = k
+	if err := s.saveIdentity(&id); err != nil {
+		s.logf("relay: saving the release key: %v", err)
+		return
+	}
+	s.ident.ReleaseKey = k
+}
+
+// releaseKey is the release public key this relay trusts, "" when none.
+func (s *Server) releaseKey() string {
+	s.identMu.Lock()
+	defer s.identMu.Unlock()
+	if s.ident == nil {
+		return ""
+	}
+	return s.ident.ReleaseKey
+}
+
 // heartbeatLoop reports version and load, applies the cluster policy live
 // and carries out relay commands.
 func (s *Server) heartbeatLoop() {
@@ -379,6 +428,7 @@ func (s *Server) heartbeatLoop() {
 				s.keepPolicy(resp.Policy)
 			}
 			s.heartbeatAnswered(resp.Policy)
+			s.keepReleaseKey(resp.ReleaseKey)
 			for _, c := range resp.Commands {
 				if err := s.runRelayCommand(c); err != nil {
 					// Reported, not retried: the operator sees why and
@@ -447,17 +497,25 @@ func (s *Server) runRelayCommand(c wire.Command) error {
 	case wire.CmdUpgrade:
 		var a struct {
 			Version string `json:"version"`
+			Force   bool   `json:"force"`
 		}
 		if err := json.Unmarshal(c.Args, &a); err != nil || a.Version == "" {
 			return fmt.Errorf("upgrade: no version in the command")
 		}
-		return s.stageRelease(a.Version)
+		return s.stageRelease(a.Version, a.Force)
 	}
 	s.logf("relay: unknown command %q ignored", c.Type)
 	return nil
 }
 
-func (s *Server) stageRelease(version string) error {
+func (s *Server) stageRelease(version string, force bool) error {
+	if !force && store.CompareVersions(version, s.cfg.Version) <= 0 {
+		return fmt.Errorf("upgrade: release %s is not newer than this relay's %s: a downgrade needs 'outpost proxy upgrade --force'", version, s.cfg.Version)
+	}
+	key := s.releaseKey()
+	if key == "" {
+		return fmt.Errorf("upgrade: this relay has no release public key to verify %s with: make one with 'outpost release keygen' and publish signed releases", version)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var m wire.Manifest
@@ -477,8 +535,14 @@ func (s *Server) stageRelease(version string) error {
 	if err != nil {
 		return fmt.Errorf("upgrade: download %s: %w", version, err)
 	}
-	if rel.SHA256 != "" && wire.Fingerprint(body) != rel.SHA256 {
-		return fmt.Errorf("upgrade: package %s does not match its SHA-256", version)
+	// The signature covers the version and the SHA-256, and the package
+	// must match that SHA-256: a tampered package or manifest, or one
+	// signed by another key, is refused before anything is written.
+	if err := store.VerifyRelease(key, version, rel.SHA256, rel.Signature); err != nil {
+		return fmt.Errorf("upgrade: %v", err)
+	}
+	if wire.Fingerprint(body) != rel.SHA256 {
+		return fmt.Errorf("upgrade: package %s does not match its signed SHA-256", version)
 	}
 	dir := filepath.Join(s.cfg.DataDir, "releases")
 	if err := os.MkdirAll(dir, 0o700); err != nil {

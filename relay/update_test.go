@@ -22,14 +22,16 @@ import (
 	"outpost/store"
 )
 
-// publish adds a release with a package file on the management host.
+// publish adds a release with a package file on the management host,
+// signed by the release key (made on first use, kept beside the data
+// directory).
 func publish(t *testing.T, m *manager, version string, pkg []byte) {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "pkg")
 	if err := os.WriteFile(src, pkg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.DB.PublishRelease(context.Background(), store.Release{Version: version}, src); err != nil {
+	if _, err := m.DB.PublishSignedRelease(context.Background(), store.Release{Version: version}, src, signingKey(t, m)); err != nil {
 		t.Fatal(err)
 	}
 	if got := m.DB.ReleaseDir(); got != filepath.Join(m.Dir, "releases") {
@@ -193,6 +195,20 @@ func TestRelayUpgradeFailureReported(t *testing.T) {
 	if got, _ := p.UpgradeCommand(); got.State != store.CommandFailed || got.Attempts != 1 {
 		t.Errorf("upgrade command later: got %s after %d deliveries, want failed after 1", got.State, got.Attempts)
 	}
+}
+
+// signingKey is the manager's release signing key file, made on first use.
+func signingKey(t *testing.T, m *manager) string {
+	t.Helper()
+	path := m.Dir + ".release-signing.key"
+	if k, err := m.DB.ReleaseKey(context.Background()); err != nil {
+		t.Fatal(err)
+	} else if k == "" {
+		if _, err := m.DB.CreateReleaseKey(context.Background(), path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
 }
 
 func mustJoinToken(t *testing.T, m *manager, clusterID int64) string {

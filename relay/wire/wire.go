@@ -206,6 +206,10 @@ type Release struct {
 	Version string `json:"version"`
 	SHA256  string `json:"sha256"`
 	URL     string `json:"url"`
+	// Signature is the hex ed25519 signature of store.ReleaseMessage
+	// (version, SHA-256) by the release signing key; "" when unsigned,
+	// which a relay refuses to stage.
+	Signature string `json:"signature,omitempty"`
 }
 
 // JoinRequest is sent once by a relay on another host.
@@ -229,6 +233,9 @@ type JoinResponse struct {
 	Cert    string   `json:"cert"`    // PEM, leaf then CA
 	Key     string   `json:"key"`     // PEM
 	Direct  []string `json:"direct"`  // management host URLs (unbind target)
+	// ReleaseKey is the release public key (hex ed25519), "" while none
+	// is set; the relay verifies release signatures with it.
+	ReleaseKey string `json:"release_key,omitempty"`
 }
 
 // AuthRequest lets a joined relay check an agent's credentials with the
@@ -274,6 +281,9 @@ type HeartbeatRequest struct {
 type HeartbeatResponse struct {
 	Commands []Command `json:"commands,omitempty"`
 	Policy   Policy    `json:"policy"`
+	// ReleaseKey as in JoinResponse, for a relay that joined before the
+	// key was made.
+	ReleaseKey string `json:"release_key,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.
