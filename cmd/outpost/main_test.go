@@ -386,8 +386,9 @@ func TestWalkthrough(t *testing.T) {
 	})
 	t.Run("release", func(t *testing.T) {
 		pkg := releasePackage(t)
-		c.ok("release", "add", "1.2.0", "--notes", "first", "--file", pkg)
-		c.ok("release", "add", "v1.10.0", "--file", pkg)
+		key := releaseKey(t, c)
+		c.ok("release", "add", "1.2.0", "--notes", "first", "--file", pkg, "--key", key)
+		c.ok("release", "add", "v1.10.0", "--file", pkg, "--key", key)
 		var rs []store.Release
 		c.json(&rs, "release", "list")
 		if len(rs) != 2 || rs[0].Version != "1.10.0" || rs[1].Notes != "first" || len(rs[0].SHA256) != 64 {
@@ -398,10 +399,10 @@ func TestWalkthrough(t *testing.T) {
 			code       int
 			args       []string
 		}{
-			{"exists", "release 1.2.0 already exists", 1, []string{"1.2.0", "--file", pkg}},
+			{"exists", "release 1.2.0 already exists", 1, []string{"1.2.0", "--file", pkg, "--key", key}},
 			{"no package", "--file PATH is required", 2, []string{"1.3.0"}},
-			{"missing package", "no such file", 1, []string{"1.3.0", "--file", pkg + ".missing"}},
-			{"not semver", `version "v1.0": three numbers are needed`, 1, []string{"v1.0", "--file", pkg}},
+			{"missing package", "no such file", 1, []string{"1.3.0", "--file", pkg + ".missing", "--key", key}},
+			{"not semver", `version "v1.0": three numbers are needed`, 1, []string{"v1.0", "--file", pkg, "--key", key}},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				before := c.snapshot()
@@ -774,7 +775,7 @@ func TestProxyLifecycle(t *testing.T) {
 
 	// Upgrade: only to a newer published release; one bad id queues nothing.
 	c.fails(1, "no release is published", "proxy", "upgrade", id)
-	c.ok("release", "add", "1.1.0", "--file", releasePackage(t))
+	c.ok("release", "add", "1.1.0", "--file", releasePackage(t), "--key", releaseKey(t, c))
 	before := c.snapshot()
 	c.fails(1, "proxy server 99 not found", "proxy", "upgrade", id, "99")
 	if after := c.snapshot(); after != before {
@@ -800,6 +801,15 @@ func TestProxyLifecycle(t *testing.T) {
 		t.Errorf("proxy delete: %s", r)
 	}
 	c.ok("cluster", "delete", "web")
+}
+
+// releaseKey makes the release signing key (release keygen) in a file
+// outside the data directory and returns its path.
+func releaseKey(t *testing.T, c *cli) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "release-signing.key")
+	c.ok("release", "keygen", "--out", p)
+	return p
 }
 
 // releasePackage writes a small release package file.

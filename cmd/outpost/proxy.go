@@ -223,12 +223,19 @@ func filterProxies(cmd *cobra.Command, a *app, ps []store.Proxy, accountID int64
 }
 
 func newProxyUpgradeCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "upgrade ID...",
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "upgrade ID... [--force]",
 		Short: "Upgrade online proxy servers to the latest release",
 		Long: `Queue an upgrade to the latest published release (outpost release add).
 Only an online proxy server older than the latest release can be upgraded.
-Every ID is checked first: if one cannot be upgraded, none is.`,
+Every ID is checked first: if one cannot be upgraded, none is.
+
+The relay checks the release's signature against the release public key it
+got at join (or heartbeat) before staging it, and refuses a version not
+newer than its own. --force queues the latest release even when the proxy
+runs it or a newer one (a downgrade, after deleting a bad release); the
+relay then accepts it, and the audit log says proxy.upgrade.force.`,
 		Args: nargs(1, -1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ids []int64
@@ -252,6 +259,10 @@ Every ID is checked first: if one cannot be upgraded, none is.`,
 				From     string `json:"from"`
 				To       string `json:"to"`
 			}
+			upgrade := db.UpgradeProxy
+			if force {
+				upgrade = db.ForceUpgradeProxy
+			}
 			var out []done
 			var todo []store.Proxy
 			for _, id := range ids {
@@ -259,8 +270,8 @@ Every ID is checked first: if one cannot be upgraded, none is.`,
 				if err != nil {
 					return err
 				}
-				if !p.Upgrade {
-					to, err := db.UpgradeProxy(ctx(cmd), id)
+				if !p.Upgrade || force {
+					to, err := upgrade(ctx(cmd), id)
 					if err != nil {
 						return err
 					}
@@ -285,6 +296,8 @@ Every ID is checked first: if one cannot be upgraded, none is.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "queue the latest release even when not newer than the proxy's version (a downgrade; audited)")
+	return cmd
 }
 
 func newProxyDeleteCmd(a *app) *cobra.Command {

@@ -11,10 +11,10 @@ import (
 func init() { register("", newReleaseCmd) }
 
 func newReleaseCmd(a *app) *cobra.Command {
-	cmd := group("release", "Publish, list and delete releases (what 'proxy upgrade' upgrades to)")
-	var notes, file string
+	cmd := group("release", "Sign, publish, list and delete releases (what 'proxy upgrade' upgrades to)")
+	var notes, file, key string
 	add := &cobra.Command{
-		Use:   "add VERSION --file PATH [--notes T]",
+		Use:   "add VERSION --file PATH --key FILE [--notes T]",
 		Short: "Publish a release with its package; online proxy servers older than the latest one can be upgraded",
 		Long: `Publish a release. VERSION is a semantic version, MAJOR.MINOR.PATCH with an
 optional -prerelease (1.2.0, 1.3.0-rc.1); a leading "v" is dropped (v1.2.0 is
@@ -23,18 +23,25 @@ semantic versions: 1.10.0 is newer than 1.9.0, and 1.3.0-rc.1 is older than
 1.3.0.
 
 --file is the release package: it is copied to DATA/releases/VERSION on this
-host and its SHA-256 recorded; relays download it through the management host
-and check that SHA-256 before staging it.`,
+host and its SHA-256 recorded. --key is the signing key file made by
+'outpost release keygen': the release is signed over its version and that
+SHA-256, and refused when no release key is set or the file is not its
+private half. Relays download the package through the management host and
+stage it only when the signature verifies against the release public key
+they got at join and the package matches the SHA-256.`,
 		Args: nargs(1, 1, "VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
 				return usageErrorf("--file PATH is required: a release needs its package")
 			}
+			if key == "" {
+				return usageErrorf("--key FILE is required: a release is signed with the key made by 'outpost release keygen'")
+			}
 			db, err := a.store()
 			if err != nil {
 				return err
 			}
-			r, err := db.PublishRelease(ctx(cmd), store.Release{Version: args[0], Notes: notes}, file)
+			r, err := db.PublishSignedRelease(ctx(cmd), store.Release{Version: args[0], Notes: notes}, file, key)
 			if err != nil {
 				return err
 			}
@@ -43,14 +50,46 @@ and check that SHA-256 before staging it.`,
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(map[string]any{"version": r.Version, "notes": r.Notes, "sha256": r.SHA256, "latest": latest})
+				return a.printJSON(map[string]any{"version": r.Version, "notes": r.Notes, "sha256": r.SHA256, "signature": r.Signature, "latest": latest})
 			}
-			a.printf("release %s published (sha256 %s; latest: %s)\n", clean(r.Version), r.SHA256, clean(latest))
+			a.printf("release %s published and signed (sha256 %s; latest: %s)\n", clean(r.Version), r.SHA256, clean(latest))
 			return nil
 		},
 	}
 	add.Flags().StringVar(&notes, "notes", "", "release notes")
 	add.Flags().StringVar(&file, "file", "", "the release package (copied to DATA/releases/VERSION)")
+	add.Flags().StringVar(&key, "key", "", "the release signing key file (outpost release keygen --out FILE)")
+	var out string
+	keygen := &cobra.Command{
+		Use:   "keygen --out FILE",
+		Short: "Make the release signing key: the private key to FILE, the public key to the store",
+		Long: `Make the ed25519 key that signs releases. The private key is written to
+--out (mode 0600, never overwritten); keep it off the relays and outside the
+data directory, which backups copy. The public key is stored: relays get it
+when they join (and with each heartbeat if they joined before it existed)
+and stage only releases it verifies. There is one release key: keygen is
+refused once it is set.`,
+		Args: nargs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return usageErrorf("--out FILE is required: where the private signing key goes (outside the data directory)")
+			}
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			pub, err := db.CreateReleaseKey(ctx(cmd), out)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"public_key": pub, "private_key_file": out})
+			}
+			a.printf("release signing key made: private key in %s (keep it safe; release add --key), public key %s\n", clean(out), pub)
+			return nil
+		},
+	}
+	keygen.Flags().StringVar(&out, "out", "", "file for the private signing key (created 0600, never overwritten)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List published releases, newest first",
@@ -68,7 +107,7 @@ and check that SHA-256 before staging it.`,
 				return a.printJSON(nonNil(rs))
 			}
 			if len(rs) == 0 {
-				a.notef("no release published yet: outpost release add VERSION --file PATH")
+				a.notef("no release published yet: outpost release add VERSION --file PATH --key FILE")
 				return nil
 			}
 			var rows [][]string
@@ -106,7 +145,7 @@ and check that SHA-256 before staging it.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(add, list, del)
+	cmd.AddCommand(keygen, add, list, del)
 	return cmd
 }
 
