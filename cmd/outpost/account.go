@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -17,23 +18,8 @@ func newAccountCmd(a *app) *cobra.Command {
 		Short: "Create an account and print its verification key (shown once)",
 		Args:  nargs(1, 1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			acct, key, err := db.CreateAccount(ctx(cmd), args[0])
-			if err != nil {
-				return err
-			}
-			if a.jsonOut {
-				return a.printJSON(struct {
-					store.Account
-					VerificationKey string `json:"verification_key"`
-				}{acct, key})
-			}
-			a.printf("account %s created\n", clean(acct.Name))
-			a.printf("verification key (shown once, keep it safe): %s\n", key)
-			return nil
+			return a.accountKey(cmd, args[0], (*store.DB).CreateAccount,
+				"account %s created\nverification key (shown once, keep it safe): %s\n")
 		},
 	}, &cobra.Command{
 		Use:   "rotate-key NAME",
@@ -43,23 +29,9 @@ func newAccountCmd(a *app) *cobra.Command {
 			"credentials, and install commands are not affected.",
 		Args: nargs(1, 1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			acct, key, err := db.RotateAccountKey(ctx(cmd), args[0])
-			if err != nil {
-				return err
-			}
-			if a.jsonOut {
-				return a.printJSON(struct {
-					store.Account
-					VerificationKey string `json:"verification_key"`
-				}{acct, key})
-			}
-			a.printf("account %s: new verification key (shown once, keep it safe): %s\n", clean(acct.Name), key)
-			a.printf("the previous key enrols nothing from now on; enrolled agents are not affected\n")
-			return nil
+			return a.accountKey(cmd, args[0], (*store.DB).RotateAccountKey,
+				"account %s: new verification key (shown once, keep it safe): %s\n"+
+					"the previous key enrols nothing from now on; enrolled agents are not affected\n")
 		},
 	}, &cobra.Command{
 		Use:   "list",
@@ -90,4 +62,26 @@ func newAccountCmd(a *app) *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// accountKey runs an account change that makes a verification key (create,
+// rotate-key) and prints the account with the key, shown this once.
+func (a *app) accountKey(cmd *cobra.Command, name string,
+	change func(*store.DB, context.Context, string) (store.Account, string, error), text string) error {
+	db, err := a.store()
+	if err != nil {
+		return err
+	}
+	acct, key, err := change(db, ctx(cmd), name)
+	if err != nil {
+		return err
+	}
+	if a.jsonOut {
+		return a.printJSON(struct {
+			store.Account
+			VerificationKey string `json:"verification_key"`
+		}{acct, key})
+	}
+	a.printf(text, clean(acct.Name), key)
+	return nil
 }
