@@ -300,24 +300,31 @@ relay then accepts it, and the audit log says proxy.upgrade.force.`,
 	return cmd
 }
 
+// proxyArg parses a proxy id argument, opens the store and loads the proxy.
+func (a *app) proxyArg(cmd *cobra.Command, arg string) (*store.DB, store.Proxy, error) {
+	id, err := parseID("proxy id", arg)
+	if err != nil {
+		return nil, store.Proxy{}, err
+	}
+	db, err := a.store()
+	if err != nil {
+		return nil, store.Proxy{}, err
+	}
+	p, err := db.GetProxy(ctx(cmd), id)
+	return db, p, err
+}
+
 func newProxyDeleteCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete an offline proxy server (stop its relay first)",
 		Args:  nargs(1, 1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID("proxy id", args[0])
+			db, p, err := a.proxyArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			p, err := db.GetProxy(ctx(cmd), id)
-			if err != nil {
-				return err
-			}
+			id := p.ID
 			if err := db.DeleteProxy(ctx(cmd), id); err != nil {
 				return err
 			}
@@ -467,18 +474,11 @@ func newProxyShowCmd(a *app) *cobra.Command {
 		Short: "Show a proxy server and its recent commands (upgrade, policy) with their states",
 		Args:  nargs(1, 1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID("proxy id", args[0])
+			db, p, err := a.proxyArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			p, err := db.GetProxy(ctx(cmd), id)
-			if err != nil {
-				return err
-			}
+			id := p.ID
 			cmds, err := db.ListCommands(ctx(cmd), store.TargetProxy, fmt.Sprint(id), 10)
 			if err != nil {
 				return err
