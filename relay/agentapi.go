@@ -115,13 +115,7 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 		s.answerCopy(w, r, a, ra, req.Fingerprint, wait)
 		return
 	}
-	if len(req.Acked) > 0 {
-		if err := s.db.AckCommands(r.Context(), store.TargetAgent, a.ID, req.Acked); err != nil {
-			s.storeErr(w, err)
-			return
-		}
-	}
-	if err := s.db.ReportCommands(r.Context(), store.TargetAgent, a.ID, commandReports(req.Results)); err != nil {
+	if err := s.db.ReportCommands(r.Context(), store.TargetAgent, a.ID, commandReports(req.Acked, req.Results)); err != nil {
 		s.storeErr(w, err)
 		return
 	}

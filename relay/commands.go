@@ -13,14 +13,18 @@ import (
 const commandSweepEvery = 30 * time.Second
 
 // commandReports turns what an agent or relay reports about its commands
-// into the store's form.
-func commandReports(rs []wire.CommandResult) []store.CommandReport {
-	if len(rs) == 0 {
+// (acked ids are done) into the store's form, so one transaction records
+// them all.
+func commandReports(acked []int64, rs []wire.CommandResult) []store.CommandReport {
+	if len(acked)+len(rs) == 0 {
 		return nil
 	}
-	out := make([]store.CommandReport, len(rs))
-	for i, r := range rs {
-		out[i] = store.CommandReport{ID: r.ID, State: r.State, Error: r.Error}
+	out := make([]store.CommandReport, 0, len(acked)+len(rs))
+	for _, id := range acked {
+		out = append(out, store.CommandReport{ID: id, State: store.CommandDone})
+	}
+	for _, r := range rs {
+		out = append(out, store.CommandReport{ID: r.ID, State: r.State, Error: r.Error})
 	}
 	return out
 }

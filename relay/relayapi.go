@@ -133,11 +133,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.db.AckCommands(ctx, store.TargetProxy, id, req.Acked); err != nil {
-		s.storeErr(w, err)
-		return
-	}
-	if err := s.db.ReportCommands(ctx, store.TargetProxy, id, commandReports(req.Results)); err != nil {
+	if err := s.db.ReportCommands(ctx, store.TargetProxy, id, commandReports(req.Acked, req.Results)); err != nil {
 		s.storeErr(w, err)
 		return
 	}
