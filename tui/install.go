@@ -444,14 +444,7 @@ func (d *keyDialog) View() string {
 	var b strings.Builder
 	b.WriteString(st.Title.Render(Truncate(d.title, inner)) + "\n\n")
 	b.WriteString(wrap(Clean(d.body), inner) + "\n\n")
-	cmd := d.command
-	for Width(cmd) > inner {
-		cut := Truncate(cmd, inner)
-		cut = strings.TrimSuffix(cut, "…")
-		b.WriteString(cut + "\n")
-		cmd = cmd[len(cut):]
-	}
-	b.WriteString(cmd + "\n\n")
+	b.WriteString(strings.Join(hardWrap(d.command, inner), "\n") + "\n\n")
 	if d.copied {
 		b.WriteString(st.Good.Render("copied (OSC 52)") + "  ")
 	}
