@@ -531,7 +531,7 @@ func (a *Agent) send(ctx context.Context) {
 		recs = slices.DeleteFunc(recs, func(r wire.Record) bool { return a.refused[r.Seq] })
 		recs = recs[:min(n, len(recs))]
 		if len(recs) == 0 {
-			retry := make(<-chan time.Time)
+			var retry <-chan time.Time // nil: never fires
 			if len(a.refused) > 0 {
 				retry = time.After(time.Until(a.refusedAt.Add(refusedRetry)))
 			}
