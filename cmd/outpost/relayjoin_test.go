@@ -7,7 +7,6 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,17 +16,6 @@ import (
 
 	"outpost/relay/wire"
 )
-
-// rjFreeAddr returns ip:port with a port nothing listens on.
-func rjFreeAddr(t *testing.T, ip string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Skipf("cannot listen on %s: %v", ip, err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // rjProxy is the part of `proxy list --json` these tests read.
 type rjProxy struct {
@@ -76,7 +64,7 @@ func TestJoinedRelayRestartsWithDataDirOnly(t *testing.T) {
 
 	// The management host comes back on the same port (the relay saved
 	// its URL).
-	mgrAddr := rjFreeAddr(t, "127.0.0.1")
+	mgrAddr := freeAddrOn(t, "127.0.0.1")
 	mgrArgs := []string{"relay", "--listen", "https://" + mgrAddr}
 	mgr := svStart(t, c, mgrArgs...)
 	info := svRunFile(t, mgr, c.data, "relay")
@@ -91,7 +79,7 @@ func TestJoinedRelayRestartsWithDataDirOnly(t *testing.T) {
 		t.Fatalf("deploy command %q: want the CA pin %s", jt.Command, info.CASHA256)
 	}
 	rc := &cli{t: t, data: t.TempDir(), env: c.env}
-	relayAddr := rjFreeAddr(t, "127.0.0.2")
+	relayAddr := freeAddrOn(t, "127.0.0.2")
 	listen := []string{"--listen", "https://" + relayAddr, "--hostname", "ipc-edge-1", "--heartbeat", "200ms"}
 	edge := svStart(t, rc, append([]string{"relay", "--manager", mgrURL, "--join", jt.Token, "--ca-sha256", info.CASHA256}, listen...)...)
 	svRunFile(t, edge, rc.data, "relay")
