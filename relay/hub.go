@@ -38,12 +38,9 @@ func (h *hub) notify(agent string) {
 // releaseAll answers every held check-in now (shutdown).
 func (h *hub) releaseAll() {
 	h.mu.Lock()
-	h.released = true
-	for _, ch := range h.waiters {
-		close(ch)
-	}
-	h.waiters = map[string]chan struct{}{}
+	h.released = true // no check-in is held from now on
 	h.mu.Unlock()
+	h.wakeAll()
 }
 
 // connected is the number of check-ins held right now.
