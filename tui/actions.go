@@ -28,12 +28,6 @@ func readOnly(c *Common) tea.Cmd {
 // ---------------------------------------------------------------------------
 // Create a cluster
 
-// accountsMsg carries the accounts for the create form.
-type createFormMsg struct {
-	accounts []store.Account
-	err      error
-}
-
 // createClusterForm opens the create form; with several accounts and no
 // --account it first loads them for a choice field.
 func createClusterForm(c *Common) tea.Cmd {

@@ -146,13 +146,6 @@ func quickDeploy(c *Common, cl store.Cluster, a store.Agent) tea.Cmd {
 // ---------------------------------------------------------------------------
 // Manual: the one-time command
 
-// joinCommandMsg carries a created manual join token and its command.
-type joinCommandMsg struct {
-	cluster store.Cluster
-	token   store.JoinToken
-	command string
-}
-
 func manualDeploy(c *Common, cl store.Cluster) tea.Cmd {
 	if cmd := readOnly(c); cmd != nil {
 		return cmd
