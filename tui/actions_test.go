@@ -268,6 +268,9 @@ func TestUpgradeProxy(t *testing.T) {
 	if got := hs.flash(); !strings.Contains(got, "no release is published") {
 		t.Fatalf("flash %q, want the store's reason", got)
 	}
+	if got := f.auditCount(); got != before {
+		t.Errorf("a refused upgrade: audit entries %d, want %d", got, before)
+	}
 	if err := f.db.AddRelease(f.ctx, store.Release{Version: "1.1.0", SHA256: strings.Repeat("a", 64)}); err != nil {
 		t.Fatal(err)
 	}
