@@ -27,11 +27,6 @@ func startManager(t *testing.T, opts ...managerOpt) *manager {
 	}})
 }
 
-func serve(t *testing.T, srv *relay.Server, useTLS bool) string {
-	t.Helper()
-	return relaytest.Serve(t, srv, useTLS)
-}
-
 // joinRelay starts a relay of "another host" that joins the manager with a
 // fresh manual join token for cluster c.
 func joinRelay(t *testing.T, m *manager, clusterID int64) (*relay.Server, string, error) {
