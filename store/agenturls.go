@@ -56,14 +56,14 @@ func clusterURLs(tx *Tx, clusterID int64) ([]string, error) {
 		}
 		for _, u := range strings.Split(us, ",") {
 			u = strings.TrimRight(strings.TrimSpace(u), "/")
-			if u != "" && (firstURL == "" || id < firstID || (id == firstID && !strings.HasPrefix(firstURL, "https://") && strings.HasPrefix(u, "https://"))) {
+			if u == "" {
+				continue
+			}
+			if firstURL == "" || id < firstID || (id == firstID && !strings.HasPrefix(firstURL, "https://") && strings.HasPrefix(u, "https://")) {
 				firstID, firstURL = id, u
 			}
-		}
-		for _, u := range strings.Split(us, ",") {
-			u = strings.TrimRight(strings.TrimSpace(u), "/")
 			switch {
-			case u == "" || slices.Contains(tls, u) || slices.Contains(plain, u):
+			case slices.Contains(tls, u) || slices.Contains(plain, u):
 			case strings.HasPrefix(u, "https://"):
 				tls = append(tls, u)
 			default:
