@@ -86,17 +86,13 @@ var fleetTagPool = []string{"prod", "staging", "pci", "k8s", "internet-facing", 
 // IPs are private 10.x / 172.16-31.x strings that are reported, never
 // dialled.
 func FakeHost(seed int64, i int, version string) (wire.Host, wire.Inventory) {
-	return fakeHost(seed, i, version, "")
+	return FakeHostOS(seed, i, version, "")
 }
 
 // FakeHostOS is FakeHost with the OS forced to os ("linux" or "windows"),
 // for a fleet enrolled with one OS's install key; every other value is
-// drawn as FakeHost draws it.
+// drawn as FakeHost draws it ("" forces nothing).
 func FakeHostOS(seed int64, i int, version, os string) (wire.Host, wire.Inventory) {
-	return fakeHost(seed, i, version, os)
-}
-
-func fakeHost(seed int64, i int, version, os string) (wire.Host, wire.Inventory) {
 	r := rand.New(rand.NewPCG(uint64(seed), uint64(i)^0x9e3779b97f4a7c15))
 
 	prov := fleetPickProvider(r)
