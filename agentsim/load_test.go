@@ -88,7 +88,7 @@ func TestLoad(t *testing.T) {
 		t.Logf("kill -9 relay pid %d mid-run", relay.Process.Pid)
 		relay.Process.Signal(syscall.SIGKILL)
 		relay.Wait()
-		relay = startRelayProc(t, bin, data, port, tlsPort)
+		startRelayProc(t, bin, data, port, tlsPort) // killed by its cleanup
 	}
 	r := <-done
 	if r.err != nil {
