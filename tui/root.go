@@ -381,7 +381,7 @@ func (r *Root) View() string {
 	if r.quitting {
 		return ""
 	}
-	w, h := r.c.Width, r.c.Height
+	w := r.c.Width
 	st := r.c.Styles
 	var b strings.Builder
 	b.WriteString(r.header(w))
@@ -414,19 +414,14 @@ func (r *Root) View() string {
 	b.WriteString(clip(body, w, bh))
 	b.WriteByte('\n')
 	if r.flash != "" {
-		style := st.Flash
+		style, prefix := st.Flash, ""
 		if r.flashErr {
-			style = st.FlashErr
-		}
-		prefix := ""
-		if r.flashErr {
-			prefix = "error: "
+			style, prefix = st.FlashErr, "error: "
 		}
 		b.WriteString(style.Render(Truncate(prefix+r.flash, w)))
 	}
 	b.WriteByte('\n')
 	b.WriteString(r.footer(w))
-	_ = h
 	return b.String()
 }
 
