@@ -528,7 +528,9 @@ func (a *Agent) send(ctx context.Context) {
 		if err != nil {
 			a.Logf("agent %s: buffer: %v", a.Host.Hostname, err)
 		}
-		recs = slices.DeleteFunc(recs, func(r wire.Record) bool { return a.refused[r.Seq] })
+		if len(a.refused) > 0 {
+			recs = slices.DeleteFunc(recs, func(r wire.Record) bool { return a.refused[r.Seq] })
+		}
 		recs = recs[:min(n, len(recs))]
 		if len(recs) == 0 {
 			var retry <-chan time.Time // nil: never fires
