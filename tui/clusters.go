@@ -220,11 +220,9 @@ func (v *ClustersView) key(msg tea.KeyMsg) tea.Cmd {
 func (v *ClustersView) View() string {
 	st := v.c.Styles
 	var b strings.Builder
-	b.WriteString(v.table.View())
-	lines := strings.Count(v.table.View(), "\n") + 1
-	for ; lines < v.table.height; lines++ {
-		b.WriteByte('\n')
-	}
+	table := v.table.View()
+	b.WriteString(table)
+	b.WriteString(strings.Repeat("\n", max(v.table.height-strings.Count(table, "\n")-1, 0)))
 	c, ok := v.Selected()
 	if !ok {
 		return b.String()
