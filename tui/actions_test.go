@@ -278,7 +278,9 @@ func TestUpgradeProxy(t *testing.T) {
 	hs.keys("ctrl+r")
 	hs.wantScreen("u upgrade ", "upgradable")
 	hs.keys("u")
-	ch := dialogAs[*Choice](t, hs)
+	if got := dialogAs[*Choice](t, hs).Focused(); got != "Cancel" {
+		t.Fatalf("upgrade focus %q, want Cancel", got)
+	}
 	hs.keys("enter") // Cancel is focused
 	if f.auditCount() != before {
 		t.Fatalf("enter on Cancel upgraded")
@@ -297,7 +299,6 @@ func TestUpgradeProxy(t *testing.T) {
 	if ups != 1 {
 		t.Fatalf("pending proxy commands %+v, want one upgrade", cmds)
 	}
-	_ = ch
 	f.advance(10 * f.db.Settings().ProxyOfflineAfter)
 	hs.keys("ctrl+r")
 	hs.wantScreen("u upgrade (offline)")

@@ -471,7 +471,7 @@ func TestInstallCreateAndRevoke(t *testing.T) {
 	if ic.ClusterID != gz.ID || ic.Group != "web" || ic.OS != "linux" || !ic.ExpiresAt.Equal(f.clock.Now().Add(48*time.Hour)) {
 		t.Errorf("created %+v, want gz, group web, linux, 48 h", ic)
 	}
-	if !strings.Contains(kd.command, "--key "+strings.TrimSuffix(ic.KeyPrefix, "")) {
+	if !strings.Contains(kd.command, "--key "+ic.KeyPrefix) {
 		t.Errorf("command %q lacks the key", kd.command)
 	}
 	hs.keys("esc")
