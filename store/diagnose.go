@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -158,9 +157,6 @@ func diagnoseFacts(tx *Tx, a Agent) (DiagnoseFacts, error) {
 		}
 	}
 	err := tx.queryRow(`SELECT COUNT(*) FROM commands WHERE target_kind = 'agent' AND target_id = ? AND type IN ('bind', 'unbind') AND acked_at = 0`,
-		a.ID).Scan(&f.PendingBinds)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = nil
-	}
+		a.ID).Scan(&f.PendingBinds) // COUNT(*) always returns a row
 	return f, err
 }
