@@ -116,7 +116,9 @@ func (db *DB) SetProxyURLs(ctx context.Context, proxyID int64, urls []string) er
 	}
 	defer tx.Rollback()
 	var old, cluster string
-	err = tx.queryRow(`SELECT p.urls, c.name FROM proxies p JOIN clusters c ON c.id = p.cluster_id WHERE p.id = ?`, proxyID).Scan(&old, &cluster)
+	var clusterID int64
+	err = tx.queryRow(`SELECT p.urls, c.name, c.id FROM proxies p JOIN clusters c ON c.id = p.cluster_id WHERE p.id = ?`, proxyID).
+		Scan(&old, &cluster, &clusterID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Errorf(ENotFound, "proxy server %d not found", proxyID)
 	} else if err != nil {
@@ -128,7 +130,11 @@ func (db *DB) SetProxyURLs(ctx context.Context, proxyID int64, urls []string) er
 	if _, err := tx.exec(`UPDATE proxies SET urls = ? WHERE id = ?`, joined, proxyID); err != nil {
 		return err
 	}
-	if err := tx.audit("proxy.urls", "proxy/"+strconv.FormatInt(proxyID, 10), "cluster=%s urls=%s (was %s)", cluster, joined, old); err != nil {
+	target, err := proxyTarget(tx, clusterID, proxyID)
+	if err != nil {
+		return err
+	}
+	if err := tx.audit("proxy.urls", target, "cluster=%s urls=%s (was %s)", cluster, joined, old); err != nil {
 		return err
 	}
 	return tx.Commit()

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -63,6 +64,9 @@ func TestSetProxyURLs(t *testing.T) {
 		for _, e := range f.audits() {
 			if e.Action == "proxy.urls" {
 				n++
+				if want := fmt.Sprintf("proxy/acme/%d", p.ID); e.Target != want {
+					t.Errorf("proxy.urls audit target: got %q, want %q (the account named, as every proxy audit line)", e.Target, want)
+				}
 			}
 		}
 		return n
