@@ -131,7 +131,8 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// until renders a future time relative to now: "in 23h", "expired".
+// until renders a future time relative to now: "in 23h"; a past one as
+// store.FormatAgo does ("5m ago").
 func until(now, t time.Time) string {
 	d := t.Sub(now)
 	switch {
