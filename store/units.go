@@ -247,6 +247,45 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// FormatFrequency renders a request rate, "unlimited" for 0.
+func FormatFrequency(rps int64) string {
+	if rps == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%d req/s", rps)
+}
+
+// FormatLink renders a link capacity given in bits/s, "unknown" for 0.
+func FormatLink(bits int64) string {
+	if bits == 0 {
+		return "unknown"
+	}
+	if bits%8 == 0 {
+		return FormatBandwidth(bits / 8) // FormatBandwidth takes bytes/s
+	}
+	return fmt.Sprintf("%d bit/s", bits)
+}
+
+// Describe is a cluster policy in an operator's words, the same in the
+// command line and the dashboard.
+func (p Policy) Describe() string {
+	var parts []string
+	switch p.Mode {
+	case ModeCache:
+		parts = append(parts, "cache in "+p.CacheDir+" capped at "+FormatBytes(p.CacheMax)+" (oldest data overwritten)")
+	default:
+		up := p.Upstream
+		if up == "" {
+			up = "the built-in collector"
+		}
+		parts = append(parts, "forward to "+up, "bandwidth "+FormatBandwidth(p.BandwidthBps), "frequency "+FormatFrequency(p.FrequencyRPS))
+	}
+	if p.LinkBps > 0 {
+		parts = append(parts, "link "+FormatLink(p.LinkBps))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // FormatAgo renders a past time relative to now: "just now", "12s ago",
 // "3h ago", "5d ago", "never" for the zero time.
 func FormatAgo(now, t time.Time) string {

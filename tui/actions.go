@@ -170,7 +170,7 @@ func policyForm(c *Common, cl store.Cluster) Dialog {
 		Field{Key: "upstream", Label: "Upstream URL", Value: p.Upstream, Hidden: isCache, Placeholder: "built-in collector"},
 		Field{Key: "cache_dir", Label: "Cache directory", Value: p.CacheDir, Hidden: isForward, Placeholder: "cache/" + cl.Name},
 		Field{Key: "cache_max", Label: "Cache cap", Value: cmax, Hidden: isForward, Hint: "at most 10 GB; the oldest data is overwritten past it"},
-		Field{Key: "link", Label: "Link capacity", Value: linkText(p.LinkBps), Hint: "the proxy host's link, e.g. 100Mbit (for the 60 % rule)"},
+		Field{Key: "link", Label: "Link capacity", Value: store.FormatLink(p.LinkBps), Hint: "the proxy host's link, e.g. 100Mbit (for the 60 % rule)"},
 	)
 	f.Note = fmt.Sprintf("%d agents bound, %d proxy servers online; the relays apply the change without a restart.", cl.Agents, cl.ProxiesOnline)
 	f.Live = func(v Values) []string {
@@ -183,7 +183,7 @@ func policyForm(c *Common, cl store.Cluster) Dialog {
 		}
 		ws := store.Warnings(np, cl.Agents, cl.Proxies, cl.ProxiesOnline)
 		if len(ws) == 0 {
-			return []string{"no warnings: " + policyText(np)}
+			return []string{"no warnings: " + np.Describe()}
 		}
 		out := make([]string, len(ws))
 		for i, w := range ws {
@@ -205,7 +205,7 @@ func policyForm(c *Common, cl store.Cluster) Dialog {
 			if err != nil {
 				return f.Result(err, "", nil)
 			}
-			text := fmt.Sprintf("cluster %s policy: %s", got.Name, policyText(got.Policy))
+			text := fmt.Sprintf("cluster %s policy: %s", got.Name, got.Policy.Describe())
 			if n := len(got.Warnings); n > 0 {
 				text += fmt.Sprintf(" (%d warning(s))", n)
 			}

@@ -80,7 +80,7 @@ func (v *ClusterView) summary() []string {
 		Truncate(Clean(fmt.Sprintf("%s  %s (%s)  region %s", cl.Name, cl.Address, kindText(cl), orDash(cl.Region))), w),
 		Truncate(fmt.Sprintf("status %s: %d of %d proxy servers online; agents %d bound, %d online, %d connected now", cl.Status,
 			cl.ProxiesOnline, cl.Proxies, cl.Agents, cl.AgentsOnline, cl.AgentsConnected), w),
-		Truncate(Clean("policy: "+policyText(cl.Policy)), w),
+		Truncate(Clean("policy: "+cl.Policy.Describe()), w),
 	}
 	lines[1] = toneStyle(st, statusTone(cl.Status)).Render(lines[1])
 	if v.err != nil {

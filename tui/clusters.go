@@ -228,7 +228,7 @@ func (v *ClustersView) View() string {
 		return b.String()
 	}
 	b.WriteString("\n" + st.Muted.Render(Truncate(Clean(fmt.Sprintf("%s: %s, %s (%s); policy: %s", c.Name, c.Address, kindText(c),
-		c.Status, policyText(c.Policy))), v.w)))
+		c.Status, c.Policy.Describe())), v.w)))
 	switch len(c.Warnings) {
 	case 0:
 		b.WriteString("\n" + st.Muted.Render("no warnings"))
@@ -241,40 +241,6 @@ func (v *ClustersView) View() string {
 		}
 	}
 	return b.String()
-}
-
-// policyText is a cluster policy in human terms.
-func policyText(p store.Policy) string {
-	var parts []string
-	switch p.Mode {
-	case store.ModeCache:
-		parts = append(parts, "cache in "+p.CacheDir+" capped at "+store.FormatBytes(p.CacheMax))
-	default:
-		up := p.Upstream
-		if up == "" {
-			up = "the built-in collector"
-		}
-		freq := "unlimited"
-		if p.FrequencyRPS > 0 {
-			freq = fmt.Sprintf("%d req/s", p.FrequencyRPS)
-		}
-		parts = append(parts, "forward to "+up, "bandwidth "+store.FormatBandwidth(p.BandwidthBps), "frequency "+freq)
-	}
-	if p.LinkBps > 0 {
-		parts = append(parts, "link "+linkText(p.LinkBps))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// linkText renders a link capacity given in bits/s.
-func linkText(bits int64) string {
-	if bits == 0 {
-		return "unknown"
-	}
-	if bits%8 == 0 {
-		return store.FormatBandwidth(bits / 8)
-	}
-	return fmt.Sprintf("%d bit/s", bits)
 }
 
 // clusterActionMsg is the result of an action started from a clusters or

@@ -149,7 +149,7 @@ func newClusterShowCmd(a *app) *cobra.Command {
 				{"Created", fmtTime(c.CreatedAt)},
 				{"Status", fmt.Sprintf("%s (%d of %d proxy servers online)", c.Status, c.ProxiesOnline, c.Proxies)},
 				{"Agents", fmt.Sprintf("%d bound, %d online, %d connected now", c.Agents, c.AgentsOnline, c.AgentsConnected)},
-				{"Policy", policyText(c.Policy)},
+				{"Policy", c.Policy.Describe()},
 			})
 			a.printf("\nProxy servers:\n")
 			if len(ps) == 0 {
@@ -310,7 +310,7 @@ it, limits that would take more than 60% of the link are reported as warnings.`,
 			if a.jsonOut {
 				return a.printJSON(c)
 			}
-			a.printf("cluster %s policy: %s\n", clean(c.Name), policyText(c.Policy))
+			a.printf("cluster %s policy: %s\n", clean(c.Name), c.Policy.Describe())
 			return nil
 		},
 	}

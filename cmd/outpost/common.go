@@ -478,43 +478,6 @@ func fmtTime(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05")
 }
 
-func fmtFrequency(rps int64) string {
-	if rps == 0 {
-		return "unlimited"
-	}
-	return fmt.Sprintf("%d req/s", rps)
-}
-
-func fmtBits(bps int64) string {
-	if bps == 0 {
-		return "unknown"
-	}
-	// store.FormatBandwidth takes bytes/s; links are given in bits/s.
-	if bps%8 == 0 {
-		return store.FormatBandwidth(bps / 8)
-	}
-	return fmt.Sprintf("%d bit/s", bps)
-}
-
-// policyText is a cluster policy in human terms.
-func policyText(p store.Policy) string {
-	var parts []string
-	switch p.Mode {
-	case store.ModeCache:
-		parts = append(parts, "cache in "+p.CacheDir+" capped at "+store.FormatBytes(p.CacheMax)+" (oldest data overwritten)")
-	default:
-		up := p.Upstream
-		if up == "" {
-			up = "the built-in collector"
-		}
-		parts = append(parts, "forward to "+up, "bandwidth "+store.FormatBandwidth(p.BandwidthBps), "frequency "+fmtFrequency(p.FrequencyRPS))
-	}
-	if p.LinkBps > 0 {
-		parts = append(parts, "link "+fmtBits(p.LinkBps))
-	}
-	return strings.Join(parts, ", ")
-}
-
 func yesNo(b bool) string {
 	if b {
 		return "yes"
