@@ -58,8 +58,16 @@ func NewInstallView(c *Common) *InstallView {
 		now := c.Now()
 		page := PageOf(ics, q, matchInstall, installSorts, func(ic store.InstallCommand) Row { return installRow(now, ic) })
 		// The command text only for the page's rows (one URL lookup per cluster).
-		mgr, _ := ops.ManagerURL(c.DataDir, "")
-		pin, _ := ops.CAPin(c.DataDir)
+		// A command shown without its pin would be wrong, not just shorter:
+		// say what is broken instead (as installcmd create does).
+		mgr, err := ops.ManagerURL(c.DataDir, "")
+		if err != nil {
+			return Page{}, err
+		}
+		pin, err := ops.CAPin(c.DataDir)
+		if err != nil {
+			return Page{}, err
+		}
 		type target struct {
 			urls []string
 			note string

@@ -3,6 +3,8 @@ package tui
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,5 +257,32 @@ func TestHeaderShowsDamage(t *testing.T) {
 				t.Errorf("header %q: want no damage", head)
 			}
 		})
+	}
+}
+
+// TestInstallListSaysWhenThePinIsUnreadable: with a damaged DATA/tls/ca.pem
+// the install commands are not listed without their --ca-sha256 (agents
+// would then trust any certificate): the view says what is wrong.
+func TestInstallListSaysWhenThePinIsUnreadable(t *testing.T) {
+	f := newFleet(t)
+	if _, err := f.db.CreateInstallCommand(f.ctx, store.InstallInput{AccountID: f.acct.ID}); err != nil {
+		t.Fatal(err)
+	}
+	c := f.common(false)
+	c.DataDir = t.TempDir()
+	if err := os.MkdirAll(filepath.Join(c.DataDir, "tls"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.DataDir, "tls", "ca.pem"), []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hs := newHarness(t, c, 120, 30)
+	hs.send(SwitchMsg{NewInstallView(c)})
+	s := hs.screen()
+	if strings.Contains(s, "outpost agent run") {
+		t.Errorf("an install command is shown without its pin:\n%s", s)
+	}
+	if !strings.Contains(s, "holds no PEM certificate") {
+		t.Errorf("screen does not say what is wrong with ca.pem:\n%s", s)
 	}
 }
