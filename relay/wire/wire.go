@@ -22,6 +22,11 @@ const (
 	PathIngest    = "/v1/ingest" // collector
 	PathCollStats = "/v1/stats"  // collector per-agent counts
 	PathAuth      = "/v1/relay/auth"
+	// The management host serves its install script and its own binary
+	// (PathDist + "outpost-OS-ARCH", and PathDist + "SHA256SUMS") so the
+	// printed one-line install works on a bare host.
+	PathInstallScript = "/v1/install.sh"
+	PathDist          = "/v1/dist/"
 )
 
 // HeaderRelay carries a joined relay's own credentials ("id:secret") when it
@@ -89,6 +94,9 @@ type EnrolResponse struct {
 	Cluster  string   `json:"cluster,omitempty"`
 	Proxies  []string `json:"proxies,omitempty"`
 	Settings Settings `json:"settings"`
+	// ReleaseKeys is the release key chain (see ReleaseKeyLink); the agent
+	// keeps the newest key it can reach from the one it trusts.
+	ReleaseKeys []ReleaseKeyLink `json:"release_keys,omitempty"`
 }
 
 // CheckinRequest is held open by the relay until a command is queued for the
@@ -126,12 +134,42 @@ const (
 	StateFailed    = "failed"
 )
 
+// StateRolledBack ends an upgrade whose new version did not come up
+// healthy: the previous binary runs again; Error says why (with the new
+// version's last log lines).
+const StateRolledBack = "rolled_back"
+
+// Stages of a running upgrade, reported with StateRunning so the operator
+// sees where it is; a stage that hears nothing more times out into failed.
+const (
+	StageDownloading = "downloading"
+	StageVerifying   = "verifying"
+	StageRestarting  = "restarting"
+)
+
 // CommandResult is what a target reports about a command it was handed:
-// StateRunning, StateDone or StateFailed (Error says why).
+// StateRunning (with Stage for an upgrade), StateDone, StateFailed or
+// StateRolledBack (Error says why).
 type CommandResult struct {
 	ID    int64  `json:"id"`
 	State string `json:"state"`
+	Stage string `json:"stage,omitempty"`
 	Error string `json:"error,omitempty"`
+}
+
+// UpgradeArgs are the Args of a CmdUpgrade, for a relay or an agent.
+type UpgradeArgs struct {
+	Version string `json:"version"`
+	Force   bool   `json:"force,omitempty"` // a downgrade the operator asked for
+}
+
+// ReleaseKeyLink is one release public key (hex ed25519) in the chain the
+// management host hands out, oldest first. Signature is the hex signature
+// of store.KeyLinkMessage(Key) by the link before it ("" on the first): a
+// relay or agent that trusts one key accepts the next only through it.
+type ReleaseKeyLink struct {
+	Key       string `json:"key"`
+	Signature string `json:"signature,omitempty"`
 }
 
 // Command is one instruction for an agent or relay.
@@ -153,6 +191,9 @@ type CheckinResponse struct {
 	// holds the id): it must back off and be re-enrolled.
 	Clone         bool      `json:"clone,omitempty"`
 	ServerTimeUTC time.Time `json:"server_time"`
+	// ReleaseKeys as in EnrolResponse, for an agent enrolled before a key
+	// was made or rotated.
+	ReleaseKeys []ReleaseKeyLink `json:"release_keys,omitempty"`
 }
 
 // Record is one event with the agent's own, strictly increasing sequence
@@ -284,6 +325,8 @@ type HeartbeatResponse struct {
 	// ReleaseKey as in JoinResponse, for a relay that joined before the
 	// key was made.
 	ReleaseKey string `json:"release_key,omitempty"`
+	// ReleaseKeys is the whole chain, for a relay that trusts an older key.
+	ReleaseKeys []ReleaseKeyLink `json:"release_keys,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.
