@@ -69,6 +69,13 @@ func (s *Server) handleEnrol(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusUnauthorized, store.EUnauthorized, "install key is required")
 		return
 	}
+	// Read before enrolling: a failure after it would leave an agent the
+	// caller never learns of.
+	chain, err := s.db.ReleaseKeyChain(r.Context())
+	if err != nil {
+		s.storeErr(w, err)
+		return
+	}
 	en, err := s.db.Enrol(r.Context(), store.EnrolInput{Key: req.Key, Host: hostFacts(req.Host, req.Inventory),
 		Inventory: inventory(req.Inventory), ViaProxyID: ra.ProxyID})
 	if err != nil {
@@ -81,7 +88,7 @@ func (s *Server) handleEnrol(w http.ResponseWriter, r *http.Request) {
 		proxies = s.directURLs(r)
 	}
 	writeJSON(w, http.StatusOK, wire.EnrolResponse{AgentID: en.Agent.ID, Secret: en.Secret, Cluster: en.Agent.Cluster,
-		Proxies: proxies, Settings: s.settings()})
+		Proxies: proxies, Settings: s.settings(), ReleaseKeys: chain})
 }
 
 func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
@@ -125,11 +132,16 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 		h := hostFacts(*req.Host, nil)
 		c.Host = &h
 	}
+	// Before the wait, so that a failure hands over no command.
+	chain, err := s.checkinKeyChain(r.Context())
+	if err != nil {
+		s.storeErr(w, err)
+		return
+	}
 	s.batcher.Add(c)
 	dup := a.Duplicate
 	conn := agentConn(r, ra)
 	var cmds []store.Command
-	var err error
 	clone := s.clones.arrive(a.ID, conn, wait)
 	if !clone {
 		s.m.held.Add(1)
@@ -152,7 +164,7 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 		s.storeErr(w, err)
 		return
 	}
-	resp := wire.CheckinResponse{Settings: s.settings(), DuplicateID: dup, Clone: clone, ServerTimeUTC: time.Now().UTC()}
+	resp := wire.CheckinResponse{Settings: s.settings(), DuplicateID: dup, Clone: clone, ServerTimeUTC: time.Now().UTC(), ReleaseKeys: chain}
 	for _, c := range cmds {
 		resp.Commands = append(resp.Commands, s.wireCommand(r, c))
 	}

@@ -24,7 +24,7 @@ func commandReports(acked []int64, rs []wire.CommandResult) []store.CommandRepor
 		out = append(out, store.CommandReport{ID: id, State: store.CommandDone})
 	}
 	for _, r := range rs {
-		out = append(out, store.CommandReport{ID: r.ID, State: r.State, Error: r.Error})
+		out = append(out, store.CommandReport{ID: r.ID, State: r.State, Stage: r.Stage, Error: r.Error})
 	}
 	return out
 }

@@ -152,7 +152,12 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.storeErr(w, err)
 		return
 	}
-	resp := wire.HeartbeatResponse{Policy: policyOf(c.Policy), ReleaseKey: rk}
+	chain, err := s.db.ReleaseKeyChain(ctx)
+	if err != nil {
+		s.storeErr(w, err)
+		return
+	}
+	resp := wire.HeartbeatResponse{Policy: policyOf(c.Policy), ReleaseKey: rk, ReleaseKeys: chain}
 	for _, cmd := range cmds {
 		resp.Commands = append(resp.Commands, wire.Command{ID: cmd.ID, Type: cmd.Type, Args: json.RawMessage(cmd.Payload)})
 	}

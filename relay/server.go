@@ -46,6 +46,7 @@ type Server struct {
 	relays      *authCache[relayAuth]
 	agentAcct   acctCache // agent -> account, for relays' ingest
 	ingestToken string
+	dist        *dist // install script and binaries
 
 	// joined relay only
 	ident       *identity
@@ -69,6 +70,9 @@ type Server struct {
 	// keep-alive connection): Shutdown would wait 5 s for each.
 	connMu sync.Mutex
 	fresh  map[net.Conn]struct{}
+
+	// Management host: the release key chain for check-in answers.
+	keyChain keyChainCache
 }
 
 // New prepares a relay: loads or creates the PKI, joins the management host
@@ -90,6 +94,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.pki = pki
+		s.dist = newDist(cfg.DataDir, s.logf)
 		s.batcher = store.NewBatcher(s.db, cfg.CheckinFlush, 2000, s.logf)
 		s.hub = newHub()
 		s.clones = newCloneWatch()
@@ -286,6 +291,8 @@ func (s *Server) routes() *http.ServeMux {
 		mux.HandleFunc("POST "+wire.PathJoin, s.handleJoin)
 		mux.HandleFunc("POST "+wire.PathHeartbeat, s.handleHeartbeat)
 		mux.HandleFunc("POST "+wire.PathAuth, s.handleAuth)
+		mux.HandleFunc("GET "+wire.PathInstallScript, s.handleInstallScript)
+		mux.HandleFunc("GET "+wire.PathDist+"{name}", s.handleDist)
 		if s.cfg.Collector != nil {
 			mux.Handle("POST "+wire.PathIngest, s.requireIngestAuth(s.cfg.Collector))
 			mux.Handle("GET "+wire.PathCollStats, s.requireStatsAuth(s.cfg.Collector))

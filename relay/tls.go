@@ -60,6 +60,8 @@ func (p *PKI) Missing(hosts []string) []string {
 // EnsureNames re-issues this host's own server certificate when it does
 // not name every host agents are told to dial (the management host's
 // --public names): pinned clients check the name. Only with the CA key.
+// The key pair stays (server-key.pem is kept): the one-line installers
+// pin the server's public key, which must not change with its names.
 func (p *PKI) EnsureNames(hosts []string) error {
 	missing := p.Missing(hosts)
 	if len(missing) == 0 {
@@ -70,6 +72,7 @@ func (p *PKI) EnsureNames(hosts []string) error {
 	}
 	p.mu.RLock()
 	var have []string
+	key, _ := p.Server.PrivateKey.(*ecdsa.PrivateKey)
 	if leaf := p.Server.Leaf; leaf != nil {
 		have = append(have, leaf.DNSNames...)
 		for _, ip := range leaf.IPAddresses {
@@ -77,7 +80,8 @@ func (p *PKI) EnsureNames(hosts []string) error {
 		}
 	}
 	p.mu.RUnlock()
-	certPEM, keyPEM, err := p.Issue(append(have, missing...))
+	name, _ := os.Hostname()
+	certPEM, keyPEM, err := p.issue(append([]string{"localhost", "127.0.0.1", "::1", name}, append(have, missing...)...), key)
 	if err != nil {
 		return err
 	}
@@ -85,8 +89,11 @@ func (p *PKI) EnsureNames(hosts []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile0600(filepath.Join(p.Dir, "server-key.pem"), keyPEM); err != nil {
-		return err
+	// A key of another type (brought by the operator) was replaced.
+	if key == nil {
+		if err := writeFile0600(filepath.Join(p.Dir, "server-key.pem"), keyPEM); err != nil {
+			return err
+		}
 	}
 	if err := writeFile0600(filepath.Join(p.Dir, "server.pem"), certPEM); err != nil {
 		return err
@@ -202,7 +209,7 @@ func createCA(certPath, keyPath string) error {
 // the key PEM.
 func (p *PKI) Issue(hosts []string) (certPEM, keyPEM []byte, err error) {
 	name, _ := os.Hostname()
-	return p.issue(append([]string{"localhost", "127.0.0.1", "::1", name}, hosts...))
+	return p.issue(append([]string{"localhost", "127.0.0.1", "::1", name}, hosts...), nil)
 }
 
 // IssueRelay signs a joined relay's certificate for exactly hosts (the
@@ -211,16 +218,18 @@ func (p *PKI) IssueRelay(hosts []string) (certPEM, keyPEM []byte, err error) {
 	if len(hosts) == 0 {
 		return nil, nil, errors.New("no name to issue a relay certificate for")
 	}
-	return p.issue(hosts)
+	return p.issue(hosts, nil)
 }
 
-func (p *PKI) issue(hosts []string) (certPEM, keyPEM []byte, err error) {
+// issue signs a certificate for hosts with key, a new key when nil.
+func (p *PKI) issue(hosts []string, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
 	if p.caKey == nil {
 		return nil, nil, errors.New("no CA key: cannot issue certificates")
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
+	if key == nil {
+		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return nil, nil, err
+		}
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
@@ -262,3 +271,14 @@ func serial() *big.Int {
 // writeFile0600 replaces a file only the relay's user may read (keys,
 // credentials), atomically and durably.
 func writeFile0600(path string, b []byte) error { return fsx.WriteFileAtomic(path, b, 0o600) }
+
+// ServerKeyPin is the pin of the server certificate's public key
+// (wire.KeyPin), "" before one is loaded.
+func (p *PKI) ServerKeyPin() string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.Server.Leaf == nil {
+		return ""
+	}
+	return wire.KeyPin(p.Server.Leaf.RawSubjectPublicKeyInfo)
+}

@@ -23,6 +23,17 @@ const (
 	CommandRunning   = "running"   // the target said it started
 	CommandDone      = "done"
 	CommandFailed    = "failed" // Error says why
+	// CommandRolledBack ends an upgrade whose new version did not come up
+	// healthy: the previous version runs again. Terminal like failed; Error
+	// says why (with the new version's last log lines).
+	CommandRolledBack = "rolled_back"
+)
+
+// Stages of a running upgrade (Command.Stage), as on the wire.
+const (
+	StageDownloading = "downloading"
+	StageVerifying   = "verifying"
+	StageRestarting  = "restarting"
 )
 
 // Bounds on retries: a command handed over MaxDeliveries times without an
@@ -34,7 +45,7 @@ const (
 	CommandAnswerTimeout = 10 * time.Minute
 )
 
-const commandCols = `id, target_kind, target_id, type, payload, created_at, delivered_at, acked_at, state, attempts, error, updated_at`
+const commandCols = `id, target_kind, target_id, type, payload, created_at, delivered_at, acked_at, state, attempts, error, updated_at, stage`
 
 func enqueue(tx *Tx, kind, target, typ, payload string) error {
 	_, err := enqueueID(tx, kind, target, typ, payload)
@@ -162,13 +173,24 @@ func derive(c Command, now time.Time) Command {
 	return c
 }
 
-// Describe is the command's state for an operator: "running",
-// "failed: reason".
+// Describe is the command's state for an operator: "queued", "running",
+// the stage of a running upgrade ("downloading"), "failed: reason",
+// "rolled back: reason".
 func (c Command) Describe() string {
-	if c.State == CommandFailed {
+	switch {
+	case c.State == CommandFailed:
 		return "failed: " + c.Error
+	case c.State == CommandRolledBack:
+		return "rolled back: " + c.Error
+	case c.State == CommandRunning && c.Stage != "":
+		return c.Stage
 	}
 	return c.State
+}
+
+// Ended reports whether the command reached a final state.
+func (c Command) Ended() bool {
+	return c.State == CommandDone || c.State == CommandFailed || c.State == CommandRolledBack
 }
 
 // fillProxyCommands sets each proxy's latest command of every type and
@@ -194,13 +216,22 @@ func fillProxyCommands(tx *Tx, ps []Proxy) error {
 	for i := range ps {
 		ps[i].Commands = byID[fmt.Sprint(ps[i].ID)]
 		for _, c := range ps[i].Commands {
-			if c.State == CommandFailed {
-				ps[i].LastError = fmt.Sprintf("%s (command %d, %s): %s", c.Type, c.ID, c.UpdatedAt.Format(time.RFC3339), c.Error)
+			if c.State == CommandFailed || c.State == CommandRolledBack {
+				ps[i].LastError = fmt.Sprintf("%s (command %d, %s): %s", c.Type, c.ID, c.UpdatedAt.Format(time.RFC3339), errorText(c))
 				break
 			}
 		}
 	}
 	return nil
+}
+
+// errorText is a failed command's reason, "rolled back: " first for an
+// upgrade that was rolled back.
+func errorText(c Command) string {
+	if c.State == CommandRolledBack {
+		return "rolled back: " + c.Error
+	}
+	return c.Error
 }
 
 // openCommand returns the target's latest command of a type that has not
@@ -253,7 +284,7 @@ func (db *DB) ListDeployments(ctx context.Context, clusterID int64) ([]Deploymen
 	}
 	defer tx.Rollback()
 	rows, err := tx.query(`SELECT j.id, j.cluster_id, cl.name, COALESCE(j.asset_id, ''), COALESCE(a.hostname, ''), COALESCE(j.proxy_id, 0), j.expires_at, j.used_at,
-		c.id, c.target_kind, c.target_id, c.type, c.payload, c.created_at, c.delivered_at, c.acked_at, c.state, c.attempts, c.error, c.updated_at
+		c.id, c.target_kind, c.target_id, c.type, c.payload, c.created_at, c.delivered_at, c.acked_at, c.state, c.attempts, c.error, c.updated_at, c.stage
 		FROM join_tokens j JOIN clusters cl ON cl.id = j.cluster_id
 		JOIN commands c ON c.target_kind = 'agent' AND c.type = 'deploy-proxy' AND json_extract(c.payload, '$.join_token') = j.id
 		LEFT JOIN agents a ON a.id = j.asset_id
@@ -268,7 +299,7 @@ func (db *DB) ListDeployments(ctx context.Context, clusterID int64) ([]Deploymen
 		var exp, used, created, delivered, acked, updated int64
 		c := &d.Command
 		if err := rows.Scan(&d.JoinTokenID, &d.ClusterID, &d.Cluster, &d.AssetID, &d.Hostname, &d.ProxyID, &exp, &used,
-			&c.ID, &c.TargetKind, &c.TargetID, &c.Type, &c.Payload, &created, &delivered, &acked, &c.State, &c.Attempts, &c.Error, &updated); err != nil {
+			&c.ID, &c.TargetKind, &c.TargetID, &c.Type, &c.Payload, &created, &delivered, &acked, &c.State, &c.Attempts, &c.Error, &updated, &c.Stage); err != nil {
 			return nil, err
 		}
 		d.ExpiresAt = fromMS(exp)
@@ -301,7 +332,7 @@ func scanCommands(rows rowScanner, err error) ([]Command, error) {
 		var c Command
 		var created, delivered, acked, updated int64
 		if err := rows.Scan(&c.ID, &c.TargetKind, &c.TargetID, &c.Type, &c.Payload, &created, &delivered, &acked,
-			&c.State, &c.Attempts, &c.Error, &updated); err != nil {
+			&c.State, &c.Attempts, &c.Error, &updated, &c.Stage); err != nil {
 			return nil, err
 		}
 		c.CreatedAt, c.DeliveredAt, c.EndedAt, c.UpdatedAt = fromMS(created), fromMS(delivered), fromMS(acked), fromMS(updated)
@@ -349,20 +380,26 @@ func (db *DB) AckCommands(ctx context.Context, kind, target string, ids []int64)
 	return db.ReportCommands(ctx, kind, target, rs)
 }
 
-// ReportCommands records what a target says about its commands: running,
-// done, or failed with a reason (which also goes to the audit log, the
-// target as actor). Only the target's own open commands are touched: a
-// forged id, or a report about a command already done or failed, does
-// nothing. A state other than those three is refused.
+// ReportCommands records what a target says about its commands: running
+// (with the stage of an upgrade), done, failed or rolled back with a
+// reason (which also goes to the audit log, the target as actor). Only the
+// target's own open commands are touched: a forged id, or a report about a
+// command already ended, does nothing. Another state, or a stage other
+// than downloading, verifying or restarting, is refused.
 func (db *DB) ReportCommands(ctx context.Context, kind, target string, rs []CommandReport) error {
 	if len(rs) == 0 {
 		return nil
 	}
 	for _, r := range rs {
 		switch r.State {
-		case CommandRunning, CommandDone, CommandFailed:
+		case CommandRunning, CommandDone, CommandFailed, CommandRolledBack:
 		default:
-			return Errorf(EInvalid, "command %d: state %q: want running, done or failed", r.ID, r.State)
+			return Errorf(EInvalid, "command %d: state %q: want running, done, failed or rolled_back", r.ID, r.State)
+		}
+		switch r.Stage {
+		case "", StageDownloading, StageVerifying, StageRestarting:
+		default:
+			return Errorf(EInvalid, "command %d: stage %q: want downloading, verifying or restarting", r.ID, cleanReason(r.Stage, 40))
 		}
 	}
 	tx, err := db.BeginTx(WithActor(ctx, kind+"/"+target))
@@ -382,15 +419,25 @@ func reportCommand(tx *Tx, kind, target string, r CommandReport) error {
 	now := ms(tx.now)
 	switch r.State {
 	case CommandRunning:
-		_, err := tx.exec(`UPDATE commands SET state = 'running', updated_at = ?
-			WHERE id = ? AND target_kind = ? AND target_id = ? AND acked_at = 0`, now, r.ID, kind, target)
+		// A report without a stage keeps the one before: "running" says
+		// nothing new about where an upgrade stands.
+		_, err := tx.exec(`UPDATE commands SET state = 'running', updated_at = ?, stage = CASE WHEN ? != '' THEN ? ELSE stage END
+			WHERE id = ? AND target_kind = ? AND target_id = ? AND acked_at = 0`, now, r.Stage, r.Stage, r.ID, kind, target)
 		return err
 	case CommandDone:
-		_, err := tx.exec(`UPDATE commands SET state = 'done', error = '', acked_at = ?, updated_at = ?
+		_, err := tx.exec(`UPDATE commands SET state = 'done', error = '', stage = '', acked_at = ?, updated_at = ?
 			WHERE id = ? AND target_kind = ? AND target_id = ? AND acked_at = 0`, now, now, r.ID, kind, target)
 		return err
+	case CommandRolledBack:
+		// Longer than a failure's reason: it carries the new version's
+		// last log lines.
+		reason := cleanReason(r.Error, 1000)
+		if reason == "" {
+			reason = "the " + kind + " gave no reason"
+		}
+		return endCommand(tx, kind, target, r.ID, CommandRolledBack, reason)
 	}
-	reason := cleanReason(r.Error)
+	reason := cleanReason(r.Error, 300)
 	if reason == "" {
 		reason = "the " + kind + " gave no reason"
 	}
@@ -399,17 +446,23 @@ func reportCommand(tx *Tx, kind, target string, r CommandReport) error {
 
 // failCommand ends an open command as failed and writes the audit entry.
 func failCommand(tx *Tx, kind, target string, id int64, reason string) error {
+	return endCommand(tx, kind, target, id, CommandFailed, reason)
+}
+
+// endCommand ends an open command as failed or rolled back (state) and
+// writes the audit entry, command.failed or command.rolled_back.
+func endCommand(tx *Tx, kind, target string, id int64, state, reason string) error {
 	var typ string
-	err := tx.queryRow(`UPDATE commands SET state = 'failed', error = ?, acked_at = ?, updated_at = ?
+	err := tx.queryRow(`UPDATE commands SET state = ?, error = ?, stage = '', acked_at = ?, updated_at = ?
 		WHERE id = ? AND target_kind = ? AND target_id = ? AND acked_at = 0 RETURNING type`,
-		reason, ms(tx.now), ms(tx.now), id, kind, target).Scan(&typ)
+		state, reason, ms(tx.now), ms(tx.now), id, kind, target).Scan(&typ)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // not this target's, or already ended
 		}
 		return err
 	}
-	return tx.audit("command.failed", commandTarget(tx, kind, target), "command=%d type=%s: %s", id, typ, reason)
+	return tx.audit("command."+state, commandTarget(tx, kind, target), "command=%d type=%s: %s", id, typ, reason)
 }
 
 // commandTarget names a command's target in the audit log as the other
@@ -521,12 +574,15 @@ func expiredReason(c Command, now time.Time) string {
 	if c.State == CommandDelivered && c.Attempts >= MaxDeliveries && now.Sub(c.UpdatedAt) < CommandAnswerTimeout {
 		return fmt.Sprintf("delivered %d times without an answer from %s", c.Attempts, who)
 	}
+	if c.State == CommandRunning && c.Stage != "" {
+		return fmt.Sprintf("stuck %s: no answer from %s since %s", c.Stage, who, c.UpdatedAt.UTC().Format(time.RFC3339))
+	}
 	return fmt.Sprintf("no answer from %s since %s", who, c.UpdatedAt.UTC().Format(time.RFC3339))
 }
 
 // cleanReason keeps a reported reason to one printable line of at most
-// 300 characters: it comes from another machine and ends up in tables.
-func cleanReason(s string) string {
+// limit characters: it comes from another machine and ends up in tables.
+func cleanReason(s string, limit int) string {
 	s = strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\t' || r == '\r' {
 			return ' '
@@ -537,8 +593,8 @@ func cleanReason(s string) string {
 		return r
 	}, s)
 	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > 300 {
-		s = string(r[:300]) + "…"
+	if r := []rune(s); len(r) > limit {
+		s = string(r[:limit]) + "…"
 	}
 	return s
 }

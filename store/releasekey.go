@@ -54,9 +54,10 @@ func signRelease(priv ed25519.PrivateKey, version, sha256 string) string {
 
 // CreateReleaseKey makes the release signing key: the private key is
 // written to out (created 0600, never overwritten) and the public key
-// stored, audited. It is refused when a key is already set, and then no
-// file is written; on any error no file is left behind. It returns the
-// public key (hex).
+// stored as the root of the key chain, audited. It is refused when a key
+// is already set (RotateReleaseKey replaces it), and then no file is
+// written; on any error no file is left behind. It returns the public key
+// (hex).
 func (db *DB) CreateReleaseKey(ctx context.Context, out string) (string, error) {
 	if out == "" {
 		return "", Errorf(EInvalid, "the private key needs a file to go to")
@@ -69,24 +70,32 @@ func (db *DB) CreateReleaseKey(ctx context.Context, out string) (string, error) 
 	if pub, err := releaseKey(tx); err != nil {
 		return "", err
 	} else if pub != "" {
-		return "", Errorf(EConflict, "a release signing key is already set (public key %s): releases are signed with its private key file", pub)
+		return "", Errorf(EConflict, "a release signing key is already set (public key %s): releases are signed with its private key file; "+
+			"to replace it: outpost release keygen --rotate --key OLD_FILE --out NEW_FILE", pub)
 	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return "", err
 	}
 	pubHex := hex.EncodeToString(pub)
-	if _, err := tx.exec(`INSERT INTO release_key (id, public_key, created_at) VALUES (1, ?, ?)`, pubHex, ms(tx.now)); err != nil {
+	if _, err := tx.exec(`INSERT INTO release_keys (public_key, signature, created_at) VALUES (?, '', ?)`, pubHex, ms(tx.now)); err != nil {
 		return "", err
 	}
 	if err := tx.audit("release.keygen", "release-key", "public=%s", pubHex); err != nil {
 		return "", err
 	}
+	return pubHex, writeKeyFileAndCommit(tx, out, priv)
+}
+
+// writeKeyFileAndCommit writes the private key to out (created 0600,
+// never overwritten) and commits tx; on any error the file is removed and
+// tx rolled back, so the store and the file agree.
+func writeKeyFileAndCommit(tx *Tx, out string, priv ed25519.PrivateKey) error {
 	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return "", Errorf(EConflict, "%s already exists: the signing key is never overwritten; choose another --out", out)
+		return Errorf(EConflict, "%s already exists: the signing key is never overwritten; choose another --out", out)
 	} else if err != nil {
-		return "", Errorf(EInvalid, "signing key file: %v", err)
+		return Errorf(EInvalid, "signing key file: %v", err)
 	}
 	_, err = f.WriteString(releaseKeyHeader + hex.EncodeToString(priv.Seed()) + "\n")
 	if err == nil {
@@ -100,12 +109,12 @@ func (db *DB) CreateReleaseKey(ctx context.Context, out string) (string, error) 
 	}
 	if err != nil {
 		os.Remove(out)
-		return "", err
 	}
-	return pubHex, nil
+	return err
 }
 
-// ReleaseKey returns the release public key (hex), "" when none is set.
+// ReleaseKey returns the newest release public key (hex), "" when none is
+// set: new releases are signed with it.
 func (db *DB) ReleaseKey(ctx context.Context) (string, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
@@ -117,7 +126,7 @@ func (db *DB) ReleaseKey(ctx context.Context) (string, error) {
 
 func releaseKey(tx *Tx) (string, error) {
 	var pub string
-	err := tx.queryRow(`SELECT public_key FROM release_key WHERE id = 1`).Scan(&pub)
+	err := tx.queryRow(`SELECT public_key FROM release_keys ORDER BY id DESC LIMIT 1`).Scan(&pub)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -149,16 +158,25 @@ func (db *DB) PublishSignedRelease(ctx context.Context, r Release, pkg, keyFile 
 	return db.publishRelease(ctx, r, pkg, priv)
 }
 
+// checkSigningKey refuses a private key that is not the newest of the
+// chain: once a key is rotated out, releases are signed by its successor.
 func checkSigningKey(tx *Tx, priv ed25519.PrivateKey) error {
-	pub, err := releaseKey(tx)
+	chain, err := releaseKeyChain(tx)
 	if err != nil {
 		return err
 	}
-	if pub == "" {
+	if len(chain) == 0 {
 		return Errorf(EConflict, "no release signing key is set: make one with 'outpost release keygen --out FILE'")
 	}
-	if got := hex.EncodeToString(priv.Public().(ed25519.PublicKey)); got != pub {
-		return Errorf(EInvalid, "the signing key is not the release key (its public key %s, the store's %s)", got, pub)
+	pub := chain[len(chain)-1].Key
+	got := hex.EncodeToString(priv.Public().(ed25519.PublicKey))
+	if got == pub {
+		return nil
 	}
-	return nil
+	for _, l := range chain[:len(chain)-1] {
+		if l.Key == got {
+			return Errorf(EInvalid, "the signing key was rotated out (its public key %s): sign with the newest release key, public key %s", got, pub)
+		}
+	}
+	return Errorf(EInvalid, "the signing key is not the release key (its public key %s, the store's %s)", got, pub)
 }

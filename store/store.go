@@ -342,9 +342,12 @@ type Command struct {
 	Payload     string    `json:"payload"`
 	CreatedAt   time.Time `json:"created_at"`
 	DeliveredAt time.Time `json:"delivered_at,omitempty"`
-	// State is queued, delivered, running, done or failed (Error says
-	// why); Attempts counts deliveries; UpdatedAt is the last change.
+	// State is queued, delivered, running, done, failed or rolled_back
+	// (Error says why); Attempts counts deliveries; UpdatedAt is the last
+	// change. Stage is where a running upgrade stands (downloading,
+	// verifying, restarting), "" otherwise.
 	State     string    `json:"state"`
+	Stage     string    `json:"stage,omitempty"`
 	Attempts  int       `json:"attempts"`
 	Error     string    `json:"error,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -352,10 +355,12 @@ type Command struct {
 }
 
 // CommandReport is what a target says about one of its commands:
-// CommandRunning, CommandDone or CommandFailed with the reason.
+// CommandRunning (with the Stage of an upgrade), CommandDone, or
+// CommandFailed or CommandRolledBack with the reason.
 type CommandReport struct {
 	ID    int64
 	State string
+	Stage string
 	Error string
 }
 

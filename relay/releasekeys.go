@@ -1,0 +1,39 @@
+package relay
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"outpost/relay/wire"
+)
+
+// keyChainTTL bounds how stale the release key chain handed to agents
+// with each check-in may be: check-ins are many and the chain changes
+// only when the operator rotates the key (another process, the CLI).
+const keyChainTTL = 2 * time.Second
+
+// keyChainCache keeps the release key chain for check-in answers; the
+// zero value is ready.
+type keyChainCache struct {
+	mu    sync.Mutex
+	at    time.Time
+	chain []wire.ReleaseKeyLink
+}
+
+// checkinKeyChain is the release key chain for a check-in answer, read at
+// most once per keyChainTTL. Heartbeats and enrolments read the store.
+func (s *Server) checkinKeyChain(ctx context.Context) ([]wire.ReleaseKeyLink, error) {
+	c := &s.keyChain
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && time.Since(c.at) < keyChainTTL {
+		return c.chain, nil
+	}
+	chain, err := s.db.ReleaseKeyChain(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.chain, c.at = chain, time.Now()
+	return chain, nil
+}

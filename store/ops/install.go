@@ -1,0 +1,69 @@
+package ops
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"outpost/relay/wire"
+)
+
+// The one-line installers: on a bare Linux host with curl and sh, fetch
+// the management host's install script with its server key pinned (curl
+// --pinnedpubkey fails closed on any other key; -k only because the CA is
+// private) and run it, which installs the binary and its systemd unit.
+
+// AgentInstallLine is the one-liner installing an agent that runs
+// AgentCommand's flags; "" when the script cannot be fetched pinned.
+func AgentInstallLine(managerURL, keyPin string, urls []string, key, caPin string) string {
+	return installLine(managerURL, keyPin, "agent", withPin("--proxy "+strings.Join(urls, ",")+" --key "+key, caPin))
+}
+
+// JoinInstallLine is the one-liner installing a relay that joins with
+// JoinCommand's flags; "" when the script cannot be fetched pinned.
+func JoinInstallLine(managerURL, keyPin, token, caPin string) string {
+	return installLine(managerURL, keyPin, "relay", withPin("--manager "+managerURL+" --join "+token, caPin))
+}
+
+// installLine is "" without a key pin or over plain http: a script fetched
+// unpinned could install anything.
+func installLine(managerURL, keyPin, kind, flags string) string {
+	if keyPin == "" || !strings.HasPrefix(managerURL, "https://") {
+		return ""
+	}
+	return "curl -fsSk --pinnedpubkey " + keyPin + " " + strings.TrimRight(managerURL, "/") + wire.PathInstallScript +
+		" | sh -s -- " + kind + " " + flags
+}
+
+// ServerKeyPin is the curl --pinnedpubkey value (wire.KeyPin) of the
+// public key of the first certificate in DATA/tls/server.pem, "" when
+// there is none. The relay keeps that key when it re-issues the
+// certificate, so the pin outlives new names.
+func ServerKeyPin(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "tls", "server.pem")
+	buf, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	} else if err != nil {
+		return "", err
+	}
+	for {
+		var b *pem.Block
+		b, buf = pem.Decode(buf)
+		if b == nil {
+			return "", fmt.Errorf("%s holds no PEM certificate", path)
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", path, err)
+		}
+		return wire.KeyPin(cert.RawSubjectPublicKeyInfo), nil
+	}
+}
