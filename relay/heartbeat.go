@@ -1,0 +1,98 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"outpost/relay/wire"
+)
+
+// heartbeatLoop reports version and load, applies the cluster policy live
+// and carries out relay commands.
+func (s *Server) heartbeatLoop() {
+	defer s.bg.Done()
+	var acked []int64
+	var results []wire.CommandResult // failures, reported with the next heartbeat
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		spoolBytes, _, _ := s.sink.stats()
+		body, _ := json.Marshal(wire.HeartbeatRequest{Version: s.cfg.Version, Load: loadAvg(), Agents: int(s.m.held.Load()),
+			SpoolSize: spoolBytes, Acked: acked, Results: results, URLs: s.publicURLs()})
+		var resp wire.HeartbeatResponse
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		status, err := s.callManager(ctx, wire.PathHeartbeat, body, &resp)
+		cancel()
+		if status == http.StatusOK {
+			acked, results = nil, nil
+			if err := s.sink.apply(resp.Policy); err != nil {
+				s.logf("relay: policy: %v", err)
+			} else {
+				s.keepPolicy(resp.Policy)
+			}
+			s.heartbeatAnswered(resp.Policy)
+			s.keepReleaseKey(resp.ReleaseKey)
+			for _, c := range resp.Commands {
+				if err := s.runRelayCommand(c); err != nil {
+					// Reported, not retried: the operator sees why and
+					// decides (proxy list, the audit log).
+					s.logf("relay: command %d (%s) failed: %v", c.ID, c.Type, err)
+					results = append(results, wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()})
+					continue
+				}
+				acked = append(acked, c.ID)
+			}
+		} else {
+			s.heartbeatFailed(status, err)
+		}
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// heartbeatAnswered notes the first answer after a start or an outage.
+func (s *Server) heartbeatAnswered(p wire.Policy) {
+	if s.stalePolicy {
+		s.stalePolicy = false
+		s.logf("relay: the management host answered: applying the cluster's current policy (mode %s)", p.Mode)
+	} else if s.hbErr != "" {
+		s.logf("relay: the management host answers again")
+	}
+	s.hbErr = ""
+}
+
+// heartbeatFailed logs a failed heartbeat once per distinct reason rather
+// than every interval.
+func (s *Server) heartbeatFailed(status int, err error) {
+	msg := "the management host could not answer (" + strings.ToLower(http.StatusText(status)) + ")"
+	var re *remoteError
+	switch {
+	case errors.As(err, &re):
+		msg = "refused by the management host: " + re.msg
+	case err != nil:
+		msg = "management host " + s.cfg.Manager + " unreachable: " + err.Error() + trustHint(err)
+	}
+	if msg != s.hbErr {
+		s.logf("relay: heartbeat: %s (retrying every %s)", msg, s.cfg.HeartbeatInterval)
+		s.hbErr = msg
+	}
+}
+
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	fmt.Sscanf(string(b), "%f", &l)
+	return l
+}
