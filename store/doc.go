@@ -84,6 +84,13 @@
 //     bounds). Proxy listings carry the latest command of each type and the
 //     last error; ListDeployments joins quick-deploy join tokens with their
 //     deploy-proxy command.
+//   - Upgrades (0008): a running upgrade reports its Stage (downloading,
+//     verifying, restarting; a report without one keeps the last), shown
+//     by Describe in place of "running"; an upgrade whose new version did
+//     not come up healthy ends rolled_back, final like failed, its reason
+//     (up to 1,000 characters: the new version's last log lines) audited
+//     as command.rolled_back. A stuck stage times out like any running
+//     command, its reason naming the stage. Ending a command clears Stage.
 //   - Releases (PublishRelease) need their package: it is copied to
 //     ReleaseDir (DATA/releases/VERSION beside the database) and its
 //     SHA-256 recorded in the same call, so a release row never names a
@@ -91,12 +98,19 @@
 //     leading "v" is dropped, build metadata refused) compared by semver
 //     precedence (CompareVersions, lenient for what relays report, such as
 //     "dev"). DeleteRelease refuses a release an open upgrade names.
-//   - Signed releases (releasekey.go): CreateReleaseKey writes the ed25519
-//     private key to the operator's file (0600, never overwritten) and
-//     stores only the public key (release_key, one row, migration 0007);
-//     PublishSignedRelease checks the key file against it in the same
-//     transaction and signs ReleaseMessage (version and SHA-256, so a
-//     signature cannot be replayed under another version). VerifyRelease is
-//     what relays run. ForceUpgradeProxy skips the "newer" check and says
-//     force in the command (audit proxy.upgrade.force).
+//   - Signed releases (releasekey.go, keychain.go): CreateReleaseKey writes
+//     the ed25519 private key to the operator's file (0600, never
+//     overwritten) and stores only the public key, the root of the key
+//     chain (release_keys, 0008; 0007's single row became its root).
+//     RotateReleaseKey appends a new key signed by the newest one
+//     (KeyLinkMessage), so relays and agents that trust an older key follow
+//     the chain (VerifyKeyChain) and accept releases signed by any key they
+//     reach (VerifyReleaseAny); only the newest private key signs new
+//     releases or rotates again. ReleaseKey is the newest key;
+//     ReleaseKeyChain the whole chain, handed out with every heartbeat,
+//     enrolment and check-in answer. PublishSignedRelease checks the key
+//     file in the same transaction and signs ReleaseMessage (version and
+//     SHA-256, so a signature cannot be replayed under another version).
+//     ForceUpgradeProxy skips the "newer" check and says force in the
+//     command (audit proxy.upgrade.force).
 package store
