@@ -20,6 +20,9 @@ func main() {
 // SIGINT/SIGTERM cancels the command's context (long-running commands stop
 // cleanly); a second one kills the process as usual.
 func run(argv []string, stdout, stderr io.Writer) int {
+	if len(argv) == 1 && argv[0] == "--self-test" {
+		return selfTest(stdout, stderr) // before anything else can fail
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
