@@ -197,8 +197,12 @@ type Agent struct {
 	// nil means done; ErrCommandRunning means started, its outcome to come
 	// through Report; any other error is reported as the failure's reason.
 	OnCommand func(context.Context, wire.Command) error
-	Stats     *Stats
-	Logf      func(string, ...any)
+	// OnUninstall, when set, runs before an uninstall command is
+	// acknowledged (the reference agent stops the relay it deployed): an
+	// error is reported as the failure's reason and the agent goes on.
+	OnUninstall func(context.Context) error
+	Stats       *Stats
+	Logf        func(string, ...any)
 
 	kick     chan struct{}
 	maxBatch atomic.Int64 // records per events request, from the relay's settings
@@ -461,8 +465,17 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 					a.Identity.Save(id)
 				}
 			case wire.CmdUninstall:
-				// Acknowledge before stopping so the command is not re-sent.
-				a.Client.Checkin(ctx, wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: append(acked, c.ID)})
+				if a.OnUninstall != nil {
+					if err := a.OnUninstall(ctx); err != nil {
+						r, _ := commandResult(c.ID, err)
+						a.Logf("agent %s: uninstall: %v", a.Host.Hostname, err)
+						a.Report(r)
+						continue
+					}
+				}
+				// Acknowledge while the identity still exists, so the
+				// management host learns the uninstall was done.
+				a.ackUninstall(ctx, append(acked, c.ID))
 				return ErrUninstalled
 			default:
 				err := errUnsupported(c.Type)
@@ -481,6 +494,25 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ackUninstall reports the uninstall (and what else is acknowledged or
+// pending) in a last check-in, retried a few times: once the identity is
+// gone the agent cannot report anything any more.
+func (a *Agent) ackUninstall(ctx context.Context, acked []int64) {
+	req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Results: a.results.take()}
+	var err error
+	for try := 0; try < 5; try++ {
+		if _, err = a.Client.Checkin(ctx, req); err == nil || ctx.Err() != nil {
+			break
+		}
+		if !sleepCtx(ctx, jitter(time.Second)) {
+			break
+		}
+	}
+	if err != nil {
+		a.Logf("agent %s: uninstall not acknowledged (%s): the management host counts it done after its grace period", a.Host.Hostname, Describe(err))
+	}
 }
 
 func (a *Agent) generate(ctx context.Context) {

@@ -43,6 +43,8 @@ const (
 	agentHomeDirName = ".outpost-agent"
 	agentBufferDir   = "buffer"
 	agentRelayDir    = "relay"
+	agentUpgradeDir  = "upgrade"           // selfupdate's trial state
+	agentKeysFile    = "release-keys.json" // the release keys this agent trusts
 )
 
 // agentRun holds the flags of `agent run`.
@@ -58,6 +60,8 @@ type agentRun struct {
 	eventEvery     time.Duration
 	pollWait       time.Duration
 	deployListen   []string
+	unitDir        string // where 'service install agent' wrote the unit
+	systemdDir     string
 
 	logMu sync.Mutex
 }
@@ -100,11 +104,14 @@ refusals are retried with a back-off and logged.
 
 Commands. bind / unbind switch the agent to a cluster's proxies or back to
 direct connection; the new list is saved in DIR/identity.json. uninstall
-removes the identity and the event buffer from DIR, prints "uninstalled by
-the management host" and exits 0. deploy-proxy (quick deployment of a proxy
-server onto this asset) starts 'outpost relay --manager URL --join TOKEN
---ca-sha256 PIN --data DIR/relay' as a detached process (log in
-DIR/relay/relay.log); it keeps running when the agent stops, and a later
+stops the relay deploy-proxy started (and waits until it is gone), reports
+the uninstall, removes DIR (identity, event buffer, that relay's data),
+prints "uninstalled by the management host" and exits 0; run by systemd as
+the unit 'service install agent' wrote, it also removes that unit.
+deploy-proxy (quick deployment of a proxy server onto this asset) starts
+'outpost relay --manager URL --join TOKEN --ca-sha256 PIN --data DIR/relay'
+as a detached process (log in DIR/relay/relay.log); it keeps running when
+the agent stops (not an uninstall), and a later
 'outpost relay --data DIR/relay' reuses its joined identity (management
 host and CA pin included).
 
@@ -131,7 +138,9 @@ SIGINT or SIGTERM stops the agent cleanly.`,
 	f.DurationVar(&r.eventEvery, "event-every", time.Minute, "gap between status events (0 = none)")
 	f.DurationVar(&r.pollWait, "poll-wait", 30*time.Second, "long-poll hold asked for (the relay caps it)")
 	f.StringArrayVar(&r.deployListen, "deploy-listen", nil, "--listen values for a relay started by deploy-proxy (default the relay's)")
-	for _, name := range []string{"machine-id-file", "inventory-every", "event-every", "poll-wait", "deploy-listen"} {
+	f.StringVar(&r.unitDir, "unit-dir", defaultUnitDir, "directory of the unit 'service install agent' wrote (removed on uninstall)")
+	f.StringVar(&r.systemdDir, "systemd-dir", defaultSystemdDir, "directory whose presence means systemd runs this host")
+	for _, name := range []string{"machine-id-file", "inventory-every", "event-every", "poll-wait", "deploy-listen", "unit-dir", "systemd-dir"} {
 		f.MarkHidden(name)
 	}
 	return cmd
@@ -247,6 +256,13 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		Load:           agentsim.HostFS{}.Load,
 	}
 	ag.OnCommand = func(ctx context.Context, c wire.Command) error { return r.command(ctx, ag, client, dir, c) }
+	ag.OnUninstall = func(context.Context) error {
+		did, err := stopDeployedRelay(dir)
+		for _, d := range did {
+			r.logf("uninstall: %s", d)
+		}
+		return err
+	}
 
 	// A first start stays quiet until it enrolled, so a refused key is the
 	// one error line.
@@ -274,7 +290,7 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 			r.logf("agent stopped (%d undelivered events kept on disk)", buf.Len())
 			return closeBuf()
 		case errors.Is(err, agentsim.ErrUninstalled):
-			return r.uninstall(ids, buf, closeBuf, dir)
+			return r.uninstall(closeBuf, dir)
 		case errors.As(err, &nr):
 			if rf := nr.Refusal(); rf != nil {
 				return failf("%s", rf.Message)
@@ -298,16 +314,20 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 	}
 }
 
-// uninstall removes the identity and the buffer (the deployed relay, if
-// any, is a proxy server of its own and stays).
-func (r *agentRun) uninstall(ids *agentsim.DiskIdentity, buf *agentsim.DiskBuffer, closeBuf func() error, dir string) error {
+// uninstall removes the agent directory and, under systemd, the unit; the
+// deployed relay was stopped and the uninstall reported before (OnUninstall).
+func (r *agentRun) uninstall(closeBuf func() error, dir string) error {
 	closeBuf()
-	err := errors.Join(ids.Remove(), os.RemoveAll(buf.Dir()))
-	os.Remove(dir) // only when nothing else is left in it
-	if err != nil {
+	did, err := removeAgentDir(dir)
+	for _, d := range did {
+		r.logf("uninstall: %s", d)
+	}
+	if ctl, ok := r.systemdUnit(dir); ok {
+		r.removeOwnUnit(ctl, dir)
+	} else if err != nil {
 		return fmt.Errorf("uninstall: %w", err)
 	}
-	r.logf("uninstalled by the management host: identity and event buffer removed from %s", dir)
+	r.logf("uninstalled by the management host")
 	r.a.printf("uninstalled by the management host\n")
 	return nil
 }
@@ -581,6 +601,9 @@ func (r *agentRun) deployProxy(ag *agentsim.Agent, client *agentsim.Client, dir 
 		return fmt.Errorf("deploy-proxy: start relay: %w", err)
 	}
 	pid := proc.Process.Pid
+	if err := os.WriteFile(filepath.Join(data, relayPIDFile), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+		r.logf("deploy-proxy: %v (uninstall may not find this relay before it joined)", err)
+	}
 	r.logf("deploy-proxy: started relay (pid %d) for cluster %s, joining %s; data %s, log %s", pid, args.Cluster, manager, data, logPath)
 	exited := make(chan error, 1)
 	go func() {

@@ -103,7 +103,8 @@ func newServiceCmd(a *app) *cobra.Command {
 
 'service install relay|agent [-- FLAGS]' writes outpost-relay.service or
 outpost-agent.service, reloads systemd and enables and starts the unit;
-'service uninstall relay|agent' stops, disables and removes it.`
+'service uninstall relay|agent' stops, disables and removes it (and, for
+the agent, its directory and the relay a quick deployment started there).`
 	return c
 }
 
@@ -223,14 +224,16 @@ writes nothing and prints the command to run under another supervisor
 
 func newServiceUninstallCmd(a *app) *cobra.Command {
 	var o serviceOpts
-	var purge bool
+	var keepDir bool
 	cmd := &cobra.Command{
-		Use:   "uninstall relay|agent [--data DIR | --dir DIR] [--purge]",
+		Use:   "uninstall relay|agent [--data DIR | --dir DIR] [--keep-dir]",
 		Short: "Stop, disable and remove the systemd unit of the relay or the agent",
 		Long: `Stop, disable and remove the systemd unit of the relay or the agent, and
-DIR/service.env if install wrote one. With --purge (agent only) the agent
-directory goes too: identity, event buffer and any relay deploy-proxy
-started there.`,
+DIR/service.env if install wrote one. For the agent it also stops the relay
+a quick deployment started from DIR/relay and removes the agent directory
+(identity, event buffer, that relay's data), as an uninstall sent from the
+management host does; --keep-dir keeps the directory. The relay's data
+directory (its identity and undelivered events) is kept.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := nargs(1, 1, "KIND (relay or agent)")(cmd, args); err != nil {
 				return err
@@ -240,8 +243,8 @@ started there.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, _ := parseServiceKind(args)
-			if purge && k.name != "agent" {
-				return usageErrorf("--purge is for the agent only")
+			if keepDir && k.name != "agent" {
+				return usageErrorf("--keep-dir is for the agent only (the relay's directory is always kept)")
 			}
 			dir, err := o.dataDir(a, k)
 			if err != nil {
@@ -251,36 +254,53 @@ started there.`,
 			if err != nil {
 				return failf("no systemd on this host (%v); stop the service under your supervisor", err)
 			}
-			unitPath := filepath.Join(o.unitDir, k.unit())
-			var did []string
-			// disable --now stops the whole cgroup: no process is left behind.
-			if err := runSystemctl(ctl, "disable", "--now", k.unit()); err != nil {
+			did, err := removeUnit(ctl, o.unitDir, k, dir, true)
+			if err == nil && k.name == "agent" {
+				var more []string
+				more, err = removeAgent(dir, !keepDir)
+				did = append(did, more...)
+			}
+			if err != nil {
+				for _, d := range did {
+					a.printf("%s\n", d)
+				}
 				return err
 			}
-			did = append(did, "ran systemctl disable --now "+k.unit())
-			for _, p := range []string{unitPath, filepath.Join(dir, serviceEnvFile)} {
-				if err := os.Remove(p); err == nil {
-					did = append(did, "removed "+p)
-				} else if !errors.Is(err, os.ErrNotExist) {
-					return err
-				}
-			}
-			if err := runSystemctl(ctl, "daemon-reload"); err != nil {
-				return err
-			}
-			did = append(did, "ran systemctl daemon-reload")
-			if purge {
-				if err := os.RemoveAll(dir); err != nil {
-					return err
-				}
-				did = append(did, "removed "+dir)
-			}
-			return a.printDone(k, unitPath, did)
+			return a.printDone(k, filepath.Join(o.unitDir, k.unit()), did)
 		},
 	}
 	o.flags(cmd)
-	cmd.Flags().BoolVar(&purge, "purge", false, "also remove the agent directory")
+	cmd.Flags().BoolVar(&keepDir, "keep-dir", false, "keep the agent directory (identity and event buffer)")
 	return cmd
+}
+
+// removeUnit disables the kind's unit (stopping it first when stop is set:
+// disable --now stops the whole cgroup, so no process is left behind),
+// removes the unit file and DIR/service.env, and reloads systemd. It is the
+// one place units are removed: 'service uninstall' and an agent obeying an
+// uninstall command (which cannot stop itself mid-call: it exits 0 after,
+// and Restart=on-failure does not start it again) both call it.
+func removeUnit(ctl, unitDir string, k serviceKind, dir string, stop bool) ([]string, error) {
+	var did []string
+	disable := []string{"disable", k.unit()}
+	if stop {
+		disable = []string{"disable", "--now", k.unit()}
+	}
+	if err := runSystemctl(ctl, disable...); err != nil {
+		return did, err
+	}
+	did = append(did, "ran systemctl "+strings.Join(disable, " "))
+	for _, p := range []string{filepath.Join(unitDir, k.unit()), filepath.Join(dir, serviceEnvFile)} {
+		if err := os.Remove(p); err == nil {
+			did = append(did, "removed "+p)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return did, err
+		}
+	}
+	if err := runSystemctl(ctl, "daemon-reload"); err != nil {
+		return did, err
+	}
+	return append(did, "ran systemctl daemon-reload"), nil
 }
 
 func (a *app) printDone(k serviceKind, unitPath string, did []string) error {

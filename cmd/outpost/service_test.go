@@ -17,20 +17,37 @@ import (
 // a present systemd marker directory.
 type fakeSystemd struct {
 	log, unitDir string
+	bin, sdDir   string
 	flags        []string
 }
 
 func newFakeSystemd(t *testing.T, c *cli) *fakeSystemd {
 	t.Helper()
 	bin := t.TempDir()
-	f := &fakeSystemd{log: filepath.Join(t.TempDir(), "systemctl.log"), unitDir: t.TempDir()}
+	f := &fakeSystemd{log: filepath.Join(t.TempDir(), "systemctl.log"), unitDir: t.TempDir(), bin: bin, sdDir: t.TempDir()}
 	script := "#!/bin/sh\necho \"$*\" >> '" + f.log + "'\n"
 	if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	c.setPath(bin + string(os.PathListSeparator) + os.Getenv("PATH"))
-	f.flags = []string{"--unit-dir", f.unitDir, "--systemd-dir", t.TempDir()}
+	f.flags = []string{"--unit-dir", f.unitDir, "--systemd-dir", f.sdDir}
 	return f
+}
+
+// withSystemdRun adds a systemd-run that logs its arguments (as
+// "systemd-run ARGS" in the same log) and starts the command after "--"
+// in a session of its own, as systemd starts a transient unit outside the
+// caller; the pid of that command goes to the returned file.
+func (f *fakeSystemd) withSystemdRun(t *testing.T) (pidFile string) {
+	t.Helper()
+	pidFile = filepath.Join(t.TempDir(), "transient.pid")
+	script := "#!/bin/sh\necho \"systemd-run $*\" >> '" + f.log + "'\n" +
+		"while [ $# -gt 0 ] && [ \"$1\" != -- ]; do shift; done\nshift\n" +
+		"setsid \"$@\" >> '" + f.log + ".out' 2>&1 < /dev/null &\necho $! > '" + pidFile + "'\n"
+	if err := os.WriteFile(filepath.Join(f.bin, "systemd-run"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return pidFile
 }
 
 func (c *cli) setPath(path string) {
@@ -188,14 +205,17 @@ func TestServiceInstallSecret(t *testing.T) {
 	}
 }
 
+// service uninstall agent stops the relay deployed from the agent
+// directory and removes the directory (unless --keep-dir), as an uninstall
+// from the management host does.
 func TestServiceUninstall(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		purge     bool
+		keepDir   bool
 		wantDirGo bool
 	}{
-		{"agent", false, false},
-		{"agent purge", true, true},
+		{"agent", false, true},
+		{"agent keep-dir", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCLI(t)
@@ -205,10 +225,11 @@ func TestServiceUninstall(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "identity.json"), []byte("{}"), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			relayPID := startFakeRelay(t, filepath.Join(dir, "relay"))
 			os.Truncate(f.log, 0)
 			args := append([]string{"service", "uninstall", "agent", "--dir", dir}, f.flags...)
-			if tc.purge {
-				args = append(args, "--purge")
+			if tc.keepDir {
+				args = append(args, "--keep-dir")
 			}
 			r := c.ok(args...)
 			if got, want := strings.Join(f.calls(t), "|"), "disable --now outpost-agent.service|daemon-reload"; got != want {
@@ -224,8 +245,13 @@ func TestServiceUninstall(t *testing.T) {
 			if gone := os.IsNotExist(err); gone != tc.wantDirGo {
 				t.Errorf("agent directory gone: got %v, want %v", gone, tc.wantDirGo)
 			}
-			if !strings.Contains(r.stdout, "removed "+filepath.Join(f.unitDir, "outpost-agent.service")) {
-				t.Errorf("stdout does not say the unit was removed:\n%s", r.stdout)
+			if processRunning(relayPID) {
+				t.Errorf("the deployed relay (pid %d) still runs", relayPID)
+			}
+			for _, want := range []string{"removed " + filepath.Join(f.unitDir, "outpost-agent.service"), fmt.Sprintf("(pid %d)", relayPID)} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+				}
 			}
 		})
 	}
@@ -274,7 +300,7 @@ func TestServiceUsage(t *testing.T) {
 		{"missing kind", "missing KIND", []string{"service", "install"}},
 		{"flag not passed through", "unknown flag: --listen", []string{"service", "install", "relay", "--listen", "x"}},
 		{"data after dash", "give --data before '--'", []string{"service", "install", "relay", "--", "--data", "x"}},
-		{"purge relay", "--purge is for the agent only", []string{"service", "uninstall", "relay", "--purge"}},
+		{"keep-dir relay", "--keep-dir is for the agent only", []string{"service", "uninstall", "relay", "--keep-dir"}},
 		{"relative bin", "want an absolute path", []string{"service", "install", "relay", "--bin", "outpost"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
