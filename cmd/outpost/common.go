@@ -510,3 +510,7 @@ func (a *app) managerURL(flag string) (string, error) {
 // caPin returns the hex SHA-256 of the first certificate in DATA/tls/ca.pem,
 // "" when there is none.
 func (a *app) caPin() (string, error) { return ops.CAPin(a.dataDir()) }
+
+// keyPin is the curl --pinnedpubkey value of the server key in
+// DATA/tls/server.pem, "" when there is none.
+func (a *app) keyPin() (string, error) { return ops.ServerKeyPin(a.dataDir()) }

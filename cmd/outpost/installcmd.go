@@ -24,8 +24,17 @@ func newInstallCreateCmd(a *app) *cobra.Command {
 		Use:   "create [--cluster N] [--expires 24h] [--os linux|windows] [--group G] [--provider P] [--image]",
 		Short: "Create an install command (the key is shown once)",
 		Long: `Create an install command: a key that enrols agents into the account and,
-with --cluster, straight into that cluster. It prints the command to run on
-each host:
+with --cluster, straight into that cluster. It prints the line to run, as
+root, on each bare Linux host (only curl and sh needed):
+
+  curl -fsSk --pinnedpubkey sha256//K MGR/v1/install.sh | sh -s -- agent --proxy URL[,URL] --key KEY --ca-sha256 H
+
+It fetches the install script from the management host MGR with its server
+key K pinned (any other key: nothing runs), which downloads the outpost
+binary, checks its SHA-256, installs /usr/local/bin/outpost and runs
+'outpost service install agent' (systemd unit outpost-agent.service; the
+key goes only to a 0600 file in the agent directory). Then the command for
+a host that already has the binary:
 
   outpost agent run --proxy URL[,URL] --key KEY [--ca-sha256 H]
 
@@ -35,8 +44,8 @@ or VIP in front of the proxies), then each proxy server's own URLs as
 fallbacks (what it advertises: --public, else its https listeners; http ones
 only for a relay started with --allow-plain). While the cluster has no proxy
 server it is https://ADDRESS:8443. Without --cluster the agents connect
-directly to the management host (--manager, else the running relay's https
-URL, else https://HOSTNAME:8443).
+directly to the management host. MGR, and the URL direct agents use, is
+--manager, else the running relay's https URL, else https://HOSTNAME:8443.
 An expired or revoked key enrols nothing.`,
 		Args: nargs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -47,10 +56,11 @@ An expired or revoked key enrols nothing.`,
 			if in.OS != "linux" && in.OS != "windows" {
 				return usageErrorf("invalid --os %q: want linux or windows", in.OS)
 			}
-			if cluster != "" && manager != "" {
-				return usageErrorf("--manager applies to direct agents (no --cluster) only")
-			}
 			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			mgr, err := a.managerURL(manager)
 			if err != nil {
 				return err
 			}
@@ -74,13 +84,13 @@ An expired or revoked key enrols nothing.`,
 					return err
 				}
 				in.AccountID = acct.ID
-				u, err := a.managerURL(manager)
-				if err != nil {
-					return err
-				}
-				urls = []string{u}
+				urls = []string{mgr}
 			}
 			pin, err := a.caPin()
+			if err != nil {
+				return err
+			}
+			keyPin, err := a.keyPin()
 			if err != nil {
 				return err
 			}
@@ -89,17 +99,29 @@ An expired or revoked key enrols nothing.`,
 				return err
 			}
 			command := ops.AgentCommand(urls, ic.Key, pin)
+			install, why := "", "the one-line installer is for Linux hosts"
+			if in.OS == "linux" {
+				install, why = ops.AgentInstallLine(mgr, keyPin, urls, ic.Key, pin), ops.InstallLineMissing(mgr, keyPin)
+			}
 			if a.jsonOut {
 				return a.printJSON(struct {
 					store.InstallCommand
 					Command string `json:"command"`
-				}{ic, command})
+					Install string `json:"install"`
+				}{ic, command, install})
 			}
 			target := "direct connection"
 			if ic.Cluster != "" {
 				target = "cluster " + clean(ic.Cluster)
 			}
-			a.printf("install command %d for %s (%s, expires at %s); run on each host:\n\n  %s\n\n", ic.ID, target, ic.OS, fmtTime(ic.ExpiresAt), command)
+			head := fmt.Sprintf("install command %d for %s (%s, expires at %s)", ic.ID, target, ic.OS, fmtTime(ic.ExpiresAt))
+			if install != "" {
+				a.printf("%s; on each host, as root (installs /usr/local/bin/outpost and the outpost-agent systemd service):\n\n  %s\n\n", head, install)
+				a.printf("or, where outpost is already installed:\n\n  %s\n\n", command)
+			} else {
+				a.notef("note: %s", why)
+				a.printf("%s; run on each host:\n\n  %s\n\n", head, command)
+			}
 			a.printf("the key is shown only now; revoke it with: outpost installcmd revoke %d\n", ic.ID)
 			return nil
 		},
@@ -111,7 +133,7 @@ An expired or revoked key enrols nothing.`,
 	f.StringVar(&in.Group, "group", "", "default asset group")
 	f.StringVar(&in.Provider, "provider", "", "service provider label")
 	f.BoolVar(&in.ImageMode, "image", false, "image mode: for baking into a machine image")
-	f.StringVar(&manager, "manager", "", "URL direct agents use to reach the management host")
+	f.StringVar(&manager, "manager", "", "URL of the management host: for direct agents and the one-line installer")
 	f.StringVar(&account, "account", "", "account (default: the cluster's, or the only account)")
 	return cmd
 }

@@ -47,7 +47,15 @@ func newProxyDeployCmd(a *app) *cobra.Command {
                The command's state (queued, delivered, running, done, or
                failed with the reason, such as a port already in use) shows
                in 'outpost proxy list' and 'outpost proxy deployments'.
---manual       print a one-time, expiring command to run on the proxy host:
+--manual       print a one-time, expiring line to run as root on a bare
+               Linux proxy host (only curl and sh needed):
+               curl -fsSk --pinnedpubkey sha256//K URL/v1/install.sh | sh -s -- relay --manager URL --join TOKEN --ca-sha256 H
+               It fetches the install script with the management host's server
+               key K pinned, which installs /usr/local/bin/outpost (SHA-256
+               checked) and the outpost-relay systemd service (the token goes
+               only to a 0600 file in the relay's data directory); give the
+               relay's flags (--listen, --public) after the token. Also printed,
+               for a host that has the binary:
                outpost relay --manager URL --join TOKEN [--ca-sha256 H]
                URL is --manager, else the first https URL of the relay running
                on this host (DATA/run/relay.json), else https://HOSTNAME:8443.
@@ -75,13 +83,16 @@ func newProxyDeployCmd(a *app) *cobra.Command {
 					return err
 				}
 			}
-			var mgr, pin string
+			var mgr, pin, keyPin string
 			if manual {
 				url, err := a.managerURL(manager)
 				if err != nil {
 					return err
 				}
 				if pin, err = a.caPin(); err != nil {
+					return err
+				}
+				if keyPin, err = a.keyPin(); err != nil {
 					return err
 				}
 				mgr = url
@@ -119,14 +130,23 @@ func newProxyDeployCmd(a *app) *cobra.Command {
 				return err
 			}
 			command := ops.JoinCommand(mgr, jt.Token, pin)
+			install := ops.JoinInstallLine(mgr, keyPin, jt.Token, pin)
 			if a.jsonOut {
 				return a.printJSON(struct {
 					store.JoinToken
 					Command string `json:"command"`
-				}{jt, command})
+					Install string `json:"install"`
+				}{jt, command, install})
 			}
-			a.printf("Run this on the proxy host of cluster %s (one use, expires at %s, in %s):\n\n  %s\n\n",
-				clean(c.Name), fmtTime(jt.ExpiresAt), store.FormatDuration(ttl), command)
+			if install != "" {
+				a.printf("Run this as root on the proxy host of cluster %s (one use, expires at %s, in %s); it installs /usr/local/bin/outpost and the outpost-relay systemd service:\n\n  %s\n\n",
+					clean(c.Name), fmtTime(jt.ExpiresAt), store.FormatDuration(ttl), install)
+				a.printf("or, where outpost is already installed:\n\n  %s\n\n", command)
+			} else {
+				a.notef("note: %s", ops.InstallLineMissing(mgr, keyPin))
+				a.printf("Run this on the proxy host of cluster %s (one use, expires at %s, in %s):\n\n  %s\n\n",
+					clean(c.Name), fmtTime(jt.ExpiresAt), store.FormatDuration(ttl), command)
+			}
 			a.printf("Then watch it come online: outpost proxy list --cluster %s\n", shellQuote(c.Name))
 			return nil
 		},

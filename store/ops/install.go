@@ -67,3 +67,15 @@ func ServerKeyPin(dataDir string) (string, error) {
 		return wire.KeyPin(cert.RawSubjectPublicKeyInfo), nil
 	}
 }
+
+// InstallLineMissing says why AgentInstallLine and JoinInstallLine give ""
+// for managerURL and keyPin, "" when they give a line.
+func InstallLineMissing(managerURL, keyPin string) string {
+	switch {
+	case !strings.HasPrefix(managerURL, "https://"):
+		return "no one-line installer: the management host URL " + managerURL + " is not https, and the script must be fetched with its key pinned"
+	case keyPin == "":
+		return "no one-line installer yet: the management host has no server certificate (DATA/tls/server.pem) until it first starts (outpost up); create the command again then"
+	}
+	return ""
+}
