@@ -160,14 +160,26 @@ func manualDeploy(c *Common, cl store.Cluster) tea.Cmd {
 		if err != nil {
 			return FlashMsg{Text: errText(err), Err: true}
 		}
+		keyPin, err := ops.ServerKeyPin(dir)
+		if err != nil {
+			return FlashMsg{Text: errText(err), Err: true}
+		}
 		jt, err := b.CreateJoinToken(ctx, cl.ID, store.DeployManual, "", store.DefaultJoinTTL)
 		if err != nil {
 			return FlashMsg{Text: errText(err), Err: true}
 		}
+		note := fmt.Sprintf("One use; expires at %s (in %s). Then watch it come online in the Proxy servers tab.",
+			jt.ExpiresAt.Local().Format("2006-01-02 15:04"), store.FormatDuration(jt.ExpiresAt.Sub(c.Now()).Round(time.Minute)))
+		command := ops.JoinCommand(mgr, jt.Token, pin)
+		// The same choice as 'proxy deploy --manual': the one-liner first.
+		if line := ops.JoinInstallLine(mgr, keyPin, jt.Token, pin); line != "" {
+			d := newCommandDialog(c, "Run this as root on the proxy host of "+cl.Name, note+
+				" It installs /usr/local/bin/outpost and the outpost-relay systemd service.", line)
+			d.alt = command
+			return OpenDialogMsg{d}
+		}
 		return OpenDialogMsg{newCommandDialog(c, "Run this on the proxy host of "+cl.Name,
-			fmt.Sprintf("One use; expires at %s (in %s). Then watch it come online in the Proxy servers tab.",
-				jt.ExpiresAt.Local().Format("2006-01-02 15:04"), store.FormatDuration(jt.ExpiresAt.Sub(c.Now()).Round(time.Minute))),
-			ops.JoinCommand(mgr, jt.Token, pin))}
+			note+" ("+ops.InstallLineMissing(mgr, keyPin)+".)", command)}
 	})
 }
 
@@ -177,7 +189,8 @@ type CommandDialog struct {
 	c           *Common
 	title, note string
 	command     string
-	focus       int // 0 Close, 1 Copy
+	alt         string // the plain command, where outpost is installed ("" none)
+	focus       int    // 0 Close, 1 Copy
 	width       int
 }
 
@@ -240,6 +253,10 @@ func (d *CommandDialog) View() string {
 			b.WriteByte('\n')
 		}
 		b.WriteString(line)
+	}
+	if d.alt != "" {
+		b.WriteString("\n\n" + st.Muted.Render("or, where outpost is already installed:") + "\n")
+		b.WriteString(strings.Join(hardWrap(d.alt, inner), "\n"))
 	}
 	b.WriteString("\n\n" + st.Muted.Render(wrap(Clean(d.note), inner)) + "\n\n")
 	labels := []string{"[Close]", "[Copy]"}

@@ -357,12 +357,22 @@ func newInstallForm(c *Common, cs []store.Cluster, accounts []store.Account) *Fo
 			if err != nil {
 				return f.Result(err, "", nil)
 			}
+			keyPin, err := ops.ServerKeyPin(dir)
+			if err != nil {
+				return f.Result(err, "", nil)
+			}
 			ic, err := b.CreateInstallCommand(ctx, in)
 			if err != nil {
 				return f.Result(err, "", nil)
 			}
 			command := ops.AgentCommand(urls, ic.Key, pin)
-			return f.Result(nil, fmt.Sprintf("install command %d created", ic.ID), OpenDialogMsg{newKeyDialog(c, ic, command, note)})
+			d := newKeyDialog(c, ic, command, note)
+			// As 'installcmd create': the one-liner first, for Linux hosts.
+			if line := ops.AgentInstallLine(mgr, keyPin, urls, ic.Key, pin); line != "" && ic.OS == "linux" {
+				d.body = strings.Replace(d.body, "Run on each host:", "Run as root on each host (installs /usr/local/bin/outpost and the outpost-agent systemd service):", 1)
+				d.command, d.alt = line, command
+			}
+			return f.Result(nil, fmt.Sprintf("install command %d created", ic.ID), OpenDialogMsg{d})
 		}), nil
 	}
 	return f
@@ -402,6 +412,7 @@ type keyDialog struct {
 	title   string
 	body    string
 	command string
+	alt     string // the plain command, where outpost is installed ("" none)
 	copied  bool
 	width   int
 }
@@ -454,6 +465,10 @@ func (d *keyDialog) View() string {
 	b.WriteString(st.Title.Render(Truncate(d.title, inner)) + "\n\n")
 	b.WriteString(wrap(Clean(d.body), inner) + "\n\n")
 	b.WriteString(strings.Join(hardWrap(d.command, inner), "\n") + "\n\n")
+	if d.alt != "" {
+		b.WriteString(st.Muted.Render("or, where outpost is already installed:") + "\n")
+		b.WriteString(strings.Join(hardWrap(d.alt, inner), "\n") + "\n\n")
+	}
 	if d.copied {
 		b.WriteString(st.Good.Render("copied (OSC 52)") + "  ")
 	}
