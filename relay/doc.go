@@ -45,6 +45,20 @@
 //     and the version is newer than the relay's own unless the command says
 //     force. Otherwise nothing is written and the command fails with why.
 //
+// Install and dist (dist.go, install.sh): the management host serves
+// GET /v1/install.sh on its TLS listeners only (403 on plain ones: the
+// script carries the pin of the key that served it, PKI.ServerKeyPin, and
+// the URL from the request's Host) and GET /v1/dist/outpost-OS-ARCH and
+// /v1/dist/SHA256SUMS on all. The binaries are this one for its own
+// OS/arch (its path as resolved at start: after an upgrade renames a new
+// file over it, that file is what is served and hashed) and
+// DATA/dist/outpost-OS-ARCH for the others; each is hashed again only when
+// its size or mtime changes. The script is a text/template of install.sh with
+// every value single-quoted; its SHA-256 list is what the host installs
+// against, so a binary replaced between script and download fails closed.
+// EnsureNames keeps server-key.pem when it re-issues server.pem, so that
+// pin does not change with the names. Joined relays serve neither.
+//
 // Data path (sink.go): an events batch is acknowledged only once durable.
 // Forward mode appends to relay/spool (CRC-framed segments, group-committed
 // fsync) and a forwarder drains it to the upstream under the policy's

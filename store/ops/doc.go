@@ -4,9 +4,16 @@
 //     install command, with the values they carry (the management host's
 //     URL, the CA pin, the URLs agents dial): a command shown in the
 //     dashboard is the one the CLI prints (ops.go);
+//   - the one-line installers for bare Linux hosts (install.go): curl with
+//     the management host's server key pinned (ServerKeyPin, from
+//     DATA/tls/server.pem, whose key the relay keeps across re-issues),
+//     piped to the served install script with the same flags as the plain
+//     commands; "" over plain http or before the key exists, never an
+//     unpinned line (InstallLineMissing says why);
 //   - paced binding of many hosts to a cluster, batches of at most 500 and
 //     the cluster's bind gap between them, driven by a blocking loop in the
 //     CLI and by timer messages in the dashboard (bind.go).
 //
-// It sits on top of store and imports nothing else of the project.
+// It sits on top of store (and relay/wire, for the pin format) and imports
+// nothing else of the project.
 package ops
