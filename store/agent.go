@@ -373,7 +373,11 @@ func (db *DB) GetAgent(ctx context.Context, id string) (Agent, error) {
 		return Agent{}, err
 	}
 	defer tx.Rollback()
-	return getAgent(tx, id)
+	a, err := getAgent(tx, id)
+	if err != nil {
+		return a, err
+	}
+	return a, fillAgentUpgrade(tx, &a)
 }
 
 // FindAgent resolves a host reference (agent id, host name or IP) inside an
@@ -384,7 +388,11 @@ func (db *DB) FindAgent(ctx context.Context, accountID int64, host string) (Agen
 		return Agent{}, err
 	}
 	defer tx.Rollback()
-	return resolveHost(tx, accountID, host)
+	a, err := resolveHost(tx, accountID, host)
+	if err != nil {
+		return a, err
+	}
+	return a, fillAgentUpgrade(tx, &a)
 }
 
 func resolveHost(tx *Tx, accountID int64, host string) (Agent, error) {

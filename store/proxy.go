@@ -601,8 +601,8 @@ func (db *DB) publishRelease(ctx context.Context, r Release, pkg string, priv ed
 }
 
 // DeleteRelease removes a release and its package. A release that a
-// proxy server is upgrading to (an upgrade command naming it is queued,
-// delivered or running) is refused.
+// proxy server or an agent is upgrading to (an upgrade command naming it
+// is queued, delivered or running) is refused.
 func (db *DB) DeleteRelease(ctx context.Context, version string) error {
 	name := version
 	if v, err := ParseVersion(version); err == nil {
@@ -620,14 +620,18 @@ func (db *DB) DeleteRelease(ctx context.Context, version string) error {
 		return Errorf(ENotFound, "release %s not found", version)
 	}
 	cmds, err := scanCommands(tx.query(`SELECT `+commandCols+` FROM commands
-		WHERE target_kind = 'proxy' AND type = 'upgrade' AND acked_at = 0 AND json_extract(payload, '$.version') = ? ORDER BY id`, name))
+		WHERE type = 'upgrade' AND acked_at = 0 AND json_extract(payload, '$.version') = ? ORDER BY id`, name))
 	if err != nil {
 		return err
 	}
 	for _, c := range cmds {
 		if c = derive(c, tx.now); c.State != CommandFailed {
-			return Errorf(EConflict, "release %s: proxy server %s is upgrading to it (command %d, %s): wait until that upgrade ends",
-				name, c.TargetID, c.ID, c.State)
+			who := "proxy server " + c.TargetID
+			if c.TargetKind == TargetAgent {
+				who = "agent " + c.TargetID
+			}
+			return Errorf(EConflict, "release %s: %s is upgrading to it (command %d, %s): wait until that upgrade ends",
+				name, who, c.ID, c.Describe())
 		}
 	}
 	if _, err := tx.exec(`DELETE FROM releases WHERE version = ?`, name); err != nil {

@@ -274,6 +274,9 @@ type Agent struct {
 	// done, failed: reason).
 	UninstalledAt  time.Time `json:"uninstalled_at,omitempty"`
 	UninstallState string    `json:"uninstall_state,omitempty"`
+	// Upgrade is the latest upgrade command (agent upgrade), with its
+	// state; set by GetAgent and FindAgent only, not in listings.
+	Upgrade *Command `json:"upgrade,omitempty"`
 
 	// Derived at read time; the definitions are in doc.go and the README.
 	Status         string `json:"status"`          // online | offline | uninstalled

@@ -12,7 +12,13 @@
 //     unpinned line (InstallLineMissing says why);
 //   - paced binding of many hosts to a cluster, batches of at most 500 and
 //     the cluster's bind gap between them, driven by a blocking loop in the
-//     CLI and by timer messages in the dashboard (bind.go).
+//     CLI and by timer messages in the dashboard (bind.go);
+//   - paced agent upgrades, batched and gapped like binds, every batch to
+//     the release the first one resolved (agentupgrade.go);
+//   - the rolling upgrade of a cluster's proxy servers, one at a time, each
+//     online at the new version (its command done) before the next is
+//     queued, stopping at the first failure or rollback and bounded per
+//     proxy (rolling.go). Both step without sleeping, as the bind pacer.
 //
 // It sits on top of store (and relay/wire, for the pin format) and imports
 // nothing else of the project.
