@@ -115,8 +115,10 @@ EOF
 	trap 'rm -f "$tmp"; exit 1' HUP INT TERM
 	src=$url/v1/dist/$name
 	if command -v curl >/dev/null 2>&1; then
+		via=curl
 		curl -fsSk --pinnedpubkey "$pin" -o "$tmp" "$src" || outpost_die "download of $src failed (above); nothing installed"
 	elif command -v wget >/dev/null 2>&1; then
+		via=wget
 		# wget cannot pin the key: the SHA-256 check below is what holds.
 		wget -q --no-check-certificate -O "$tmp" "$src" || outpost_die "download of $src failed; nothing installed"
 	else
@@ -135,7 +137,7 @@ EOF
 	if [ "$got" != "$want" ]; then
 		outpost_die "SHA-256 mismatch for $name from $src: got $got, want $want; refusing it, nothing installed"
 	fi
-	outpost_say "downloaded $src (SHA-256 $got, verified)"
+	outpost_say "downloaded $src with $via (SHA-256 $got, verified)"
 	chmod 0755 "$tmp" && mv -f "$tmp" "$bin" || outpost_die "cannot install $bin"
 	outpost_say "installed $bin: $("$bin" version 2>&1)"
 

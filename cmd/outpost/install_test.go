@@ -232,7 +232,7 @@ func TestInstallOneLinerAgent(t *testing.T) {
 	}
 	t.Logf("script stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	bin := filepath.Join(f.prefix, "bin", "outpost")
-	for _, want := range []string{"verified", "installed " + bin, "wrote " + filepath.Join(f.unitDir, "outpost-agent.service"),
+	for _, want := range []string{" with curl (SHA-256 ", "verified)", "installed " + bin, "wrote " + filepath.Join(f.unitDir, "outpost-agent.service"),
 		"ran systemctl enable --now outpost-agent.service", "done: outpost-agent.service"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("the script's output lacks %q:\n%s", want, r.stdout)
@@ -279,6 +279,10 @@ func TestInstallOneLinerRelay(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "ran systemctl enable --now outpost-relay.service") {
 		t.Errorf("the script's output lacks the service start:\n%s", r.stdout)
+	}
+	human := c.ok("proxy", "deploy", "--cluster", "edge", "--manual", "--manager", mgrURL).stdout
+	if !strings.Contains(human, "\n  curl -fsSk --pinnedpubkey sha256//") || !strings.Contains(human, "\n  outpost relay --manager "+mgrURL) {
+		t.Errorf("proxy deploy --manual does not print both the one-liner and the plain command:\n%s", human)
 	}
 	waitCond(t, nil, 30*time.Second, "the installed relay online", func() bool {
 		p, ok := rjProxyStatus(t, c, "edge-1")
@@ -383,4 +387,53 @@ func TestInstallOneLinerRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// On a host without curl the script downloads with wget (which cannot pin:
+// the SHA-256 from the pinned script is what it checks).
+func TestInstallScriptWget(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("wget"); err != nil {
+		t.Skip("no wget on PATH")
+	}
+	c := newCLI(t)
+	mgrURL, _ := startInstallManager(t, c)
+	f := newFakeSystemdRun(t)
+	var ic installOut
+	c.json(&ic, "installcmd", "create", "--manager", mgrURL)
+	fetch, rest, _ := strings.Cut(ic.Install, " | ")
+	script := filepath.Join(f.root, "install.sh")
+	if r := f.runLine(t, c, fetch+" -o "+script); r.code != 0 {
+		t.Fatalf("fetch the script: %s", r.stderr)
+	}
+	// Only the tools the script and the fake systemctl use; no curl.
+	tools := filepath.Join(f.root, "tools")
+	os.MkdirAll(tools, 0o755)
+	for _, name := range []string{"uname", "mkdir", "wget", "sha256sum", "chmod", "mv", "rm", "sed"} {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			t.Skipf("no %s on PATH", name)
+		}
+		if err := os.Symlink(p, filepath.Join(tools, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.path = f.bin + string(os.PathListSeparator) + tools
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.TrimPrefix(rest, "sh -s -- ")
+	r := f.runLine(t, c, sh+" "+script+" "+args+" --prefix "+f.prefix+" --dir "+f.dir+" --unit-dir "+f.unitDir+" --systemd-dir "+f.systemdDir)
+	if r.code != 0 {
+		t.Fatalf("the script with wget: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, " with wget (SHA-256 ") || !strings.Contains(r.stdout, "ran systemctl enable --now outpost-agent.service") {
+		t.Errorf("the script's output lacks the verified download or the service start:\n%s", r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(f.prefix, "bin", "outpost")); err != nil {
+		t.Errorf("binary not installed: %v", err)
+	}
+	os.Remove(script)
+	f.wantOnlyEnvFile(t, ic.Key, f.dir)
 }
