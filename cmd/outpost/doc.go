@@ -46,7 +46,9 @@
 // first use; the caller does not close it). A running relay writes its
 // addresses to DATA/run/relay.json ({"pid":N,"urls":[...]}) and its CA to
 // DATA/tls/ca.pem; generated commands (proxy deploy --manual, installcmd
-// create) read both.
+// create) read both, and DATA/tls/server.pem for the key their one-line
+// installers pin (install_test.go runs those lines against a fake systemd:
+// a systemctl that starts the unit's ExecStart with its EnvironmentFile).
 //
 // # Service units
 //
