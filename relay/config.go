@@ -53,6 +53,17 @@ type Config struct {
 	// MetricsToken, when set, is required (Bearer) on /metrics.
 	MetricsToken string
 
+	// Binary is the executable an upgrade replaces (a joined relay run by
+	// the command line, which honours Server.RestartRequested); "" refuses
+	// upgrades. Argv is what the new binary runs with (default os.Args),
+	// Unit the systemd unit to restart ("" = re-exec in place), and
+	// UpgradeGrace how long a new version has to report healthy before
+	// the watcher rolls it back (default selfupdate.DefaultGrace).
+	Binary       string
+	Argv         []string
+	Unit         string
+	UpgradeGrace time.Duration
+
 	PollTimeout       time.Duration // longest a check-in is held (also capped by the store setting)
 	HeartbeatInterval time.Duration // joined relay -> management host
 	CommandPoll       time.Duration // how often queued commands are looked for

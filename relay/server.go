@@ -55,6 +55,7 @@ type Server struct {
 	client      *http.Client
 	stalePolicy bool   // ident.Policy came from disk: applied until the first heartbeat answer
 	hbErr       string // last heartbeat failure logged (heartbeat goroutine only)
+	up          upgrades
 
 	agents *authCache[agentAuth]
 	sink   *sinkSet
@@ -106,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		policy = wire.Policy{Mode: store.ModeForward, Upstream: cfg.Upstream}
 	} else {
+		s.startTrial() // first: a new version on trial logs to the trial log too
 		joined := Joined(cfg.DataDir)
 		id, err := s.joinOrLoad()
 		if err != nil {

@@ -1,13 +1,16 @@
 package relay_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -21,18 +24,33 @@ import (
 // version) in its own data directory, online.
 type upgradeFixture struct {
 	m   *manager
+	srv *relay.Server
 	id  int64
 	dir string
+	bin string // the relay's binary (a script answering --self-test)
+	old []byte
 }
 
 func newUpgradeFixture(t *testing.T, version string) *upgradeFixture {
+	t.Helper()
+	return newUpgradeFixtureWith(t, version, fakeBinary(version, fakeOK))
+}
+
+func newUpgradeFixtureWith(t *testing.T, version string, binary []byte) *upgradeFixture {
 	t.Helper()
 	m := startManager(t)
 	_, cl := clusterFleet(t, m, "acme", "edge", "relay.edge.example")
 	// The key exists before the relay joins: it comes with the join.
 	signingKey(t, m)
 	dir := t.TempDir()
-	if _, _, err := startJoinedWith(t, m, mustJoinToken(t, m, cl.ID), dir, func(c *relay.Config) { c.Version = version }); err != nil {
+	bin := filepath.Join(t.TempDir(), "outpost")
+	if err := os.WriteFile(bin, binary, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv, _, err := startJoinedWith(t, m, mustJoinToken(t, m, cl.ID), dir, func(c *relay.Config) {
+		c.Version, c.Binary, c.Argv = version, bin, []string{bin, "relay"}
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -40,7 +58,7 @@ func newUpgradeFixture(t *testing.T, version string) *upgradeFixture {
 	if err != nil || len(ps) != 1 {
 		t.Fatalf("proxies: %v %v", ps, err)
 	}
-	f := &upgradeFixture{m: m, id: ps[0].ID, dir: dir}
+	f := &upgradeFixture{m: m, srv: srv, id: ps[0].ID, dir: dir, bin: bin, old: binary}
 	waitFor(t, 5*time.Second, "the relay to be online", func() bool {
 		p, _ := m.DB.GetProxy(ctx, f.id)
 		return p.Status == store.StatusOnline && p.Version == version
@@ -55,19 +73,49 @@ func (f *upgradeFixture) ended(t *testing.T) store.Command {
 	waitFor(t, 10*time.Second, "the upgrade to end", func() bool {
 		p, _ := f.m.DB.GetProxy(context.Background(), f.id)
 		up, _ = p.UpgradeCommand()
-		return up.State == store.CommandFailed || up.State == store.CommandDone
+		return up.State == store.CommandFailed || up.State == store.CommandDone || up.State == store.CommandRolledBack
 	})
 	return up
 }
 
-// staged lists what the relay wrote under DATA/releases.
-func (f *upgradeFixture) staged() []string {
-	es, _ := os.ReadDir(filepath.Join(f.dir, "releases"))
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
+// changed lists what an upgrade changed on disk: the binary, the files
+// beside it, the trial in DATA/upgrade.
+func (f *upgradeFixture) changed() []string {
+	var out []string
+	if b, err := os.ReadFile(f.bin); err != nil || !bytes.Equal(b, f.old) {
+		out = append(out, "the binary")
 	}
-	return names
+	es, _ := os.ReadDir(filepath.Dir(f.bin))
+	for _, e := range es {
+		if e.Name() != "outpost" {
+			out = append(out, e.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "upgrade", "trial.json")); err == nil {
+		out = append(out, "upgrade/trial.json")
+	}
+	return out
+}
+
+// Fake binaries for the in-process relay: shell scripts that answer
+// --self-test and upgrade-watch as the real binary does (the real restart
+// is tested with processes in cmd/outpost).
+const (
+	fakeOK            = ""
+	fakeSelfTestFails = "selftest"
+	fakeNoWatcher     = "watch"
+)
+
+func fakeBinary(version, fails string) []byte {
+	st := fmt.Sprintf(`echo '{"version":"%s","os":"%s","arch":"%s"}'`, version, runtime.GOOS, runtime.GOARCH)
+	if fails == fakeSelfTestFails {
+		st = `echo "self-test: cannot open the store" >&2; exit 1`
+	}
+	watch := `echo "$@" >> "$0.watch-calls"`
+	if fails == fakeNoWatcher {
+		watch = `echo "no watcher here" >&2; exit 1`
+	}
+	return []byte("#!/bin/sh\ncase \"$1\" in\n--self-test) " + st + " ;;\nupgrade-watch) " + watch + " ;;\nesac\n")
 }
 
 // TestRelayRefusesBadRelease: a relay stages only a package whose
@@ -99,6 +147,15 @@ func TestRelayRefusesBadRelease(t *testing.T) {
 		{"unsigned", func(t *testing.T, m *manager) {
 			addRaw(t, m, "9.9.9", []byte("release 9.9.9"), func(string) string { return "" })
 		}, "is not signed"},
+		{"self-test fails", func(t *testing.T, m *manager) {
+			publish(t, m, "9.9.9", fakeBinary("9.9.9", fakeSelfTestFails))
+		}, "self-test of the new binary: exit status 1: self-test: cannot open the store"},
+		{"another version inside", func(t *testing.T, m *manager) {
+			publish(t, m, "9.9.9", fakeBinary("9.9.8", fakeOK))
+		}, `it says version "9.9.8", the release is 9.9.9`},
+		{"not a binary", func(t *testing.T, m *manager) {
+			publish(t, m, "9.9.9", []byte("release 9.9.9"))
+		}, "self-test of the new binary: it does not run on this host (exec format error)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newUpgradeFixture(t, "1.0.0")
@@ -110,8 +167,8 @@ func TestRelayRefusesBadRelease(t *testing.T) {
 			if up.State != store.CommandFailed || !strings.Contains(up.Error, tt.want) {
 				t.Errorf("upgrade: got %s %q, want failed with %q", up.State, up.Error, tt.want)
 			}
-			if got := f.staged(); len(got) != 0 {
-				t.Errorf("relay releases dir: got %v, want nothing written", got)
+			if got := f.changed(); len(got) != 0 {
+				t.Errorf("after the refusal: %v changed, want nothing", got)
 			}
 		})
 	}
@@ -135,11 +192,12 @@ func addRaw(t *testing.T, m *manager, version string, pkg []byte, sign func(sha 
 
 // TestRelayRefusesDowngrade: a relay refuses a release not newer than its
 // own version, even when the management host queued it (its record of the
-// relay's version was stale); a forced upgrade (audited) is staged.
+// relay's version was stale); a forced upgrade (audited) goes ahead to
+// the restart.
 func TestRelayRefusesDowngrade(t *testing.T) {
 	f := newUpgradeFixture(t, "2.0.0")
 	ctx := context.Background()
-	publish(t, f.m, "1.5.0", []byte("release 1.5.0"))
+	publish(t, f.m, "1.5.0", fakeBinary("1.5.0", fakeOK))
 	if _, err := f.m.DB.UpgradeProxy(ctx, f.id); store.ErrorCode(err) != store.EConflict {
 		t.Fatalf("store upgrade to an older release: got %v, want a conflict", err)
 	}
@@ -161,8 +219,8 @@ func TestRelayRefusesDowngrade(t *testing.T) {
 	if want := "not newer than this relay's 2.0.0"; up.State != store.CommandFailed || !strings.Contains(up.Error, want) {
 		t.Errorf("downgrade: got %s %q, want failed with %q", up.State, up.Error, want)
 	}
-	if got := f.staged(); len(got) != 0 {
-		t.Errorf("relay releases dir: got %v, want nothing written", got)
+	if got := f.changed(); len(got) != 0 {
+		t.Errorf("after the refusal: %v changed, want nothing", got)
 	}
 	waitFor(t, 5*time.Second, "the relay's version reported again", func() bool {
 		p, _ := f.m.DB.GetProxy(ctx, f.id)
@@ -171,11 +229,15 @@ func TestRelayRefusesDowngrade(t *testing.T) {
 	if _, err := f.m.DB.ForceUpgradeProxy(ctx, f.id); err != nil {
 		t.Fatal(err)
 	}
-	if up := f.ended(t); up.State != store.CommandDone {
-		t.Errorf("forced downgrade: got %s %q, want done", up.State, up.Error)
-	}
-	if b, _ := os.ReadFile(filepath.Join(f.dir, "releases", "pending")); strings.TrimSpace(string(b)) != "1.5.0" {
-		t.Errorf("pending: got %q, want 1.5.0 staged", b)
+	select {
+	case p := <-f.srv.RestartRequested():
+		if p.To != "1.5.0" || p.From != "2.0.0" {
+			t.Errorf("forced downgrade: restart from %s to %s, want 2.0.0 to 1.5.0", p.From, p.To)
+		}
+	case <-time.After(10 * time.Second):
+		p, _ := f.m.DB.GetProxy(ctx, f.id)
+		up, _ := p.UpgradeCommand()
+		t.Fatalf("forced downgrade: no restart asked; command %s", up.Describe())
 	}
 	es, _ := f.m.DB.ListAudit(ctx, 100)
 	found := false

@@ -18,6 +18,7 @@ import (
 	"outpost/agentsim"
 	"outpost/relay"
 	"outpost/relay/collector"
+	"outpost/relay/selfupdate"
 	"outpost/relay/wire"
 	"outpost/store"
 )
@@ -96,41 +97,69 @@ func TestUpdateManifestAndPackage(t *testing.T) {
 }
 
 // TestRelayUpgradeThroughHeartbeat: an upgrade queued for a joined relay
-// reaches it with its heartbeat; the relay fetches the release through the
-// management host, checks it and stages it, then acknowledges.
+// reaches it with its heartbeat; the relay reports each stage, fetches the
+// release through the management host, checks it, self-tests the new
+// binary, installs it (the previous one kept as .prev), starts the watcher
+// from the previous binary, reports "restarting" and asks its command line
+// for the restart. When the watcher cannot start, the previous binary is
+// put back and the upgrade fails with why.
 func TestRelayUpgradeThroughHeartbeat(t *testing.T) {
-	m := startManager(t)
-	_, cl := clusterFleet(t, m, "acme", "edge", "relay.edge.example")
-	dir := t.TempDir()
-	if _, _, err := startJoined(t, m, mustJoinToken(t, m, cl.ID), dir); err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		name string
+		old  []byte
+		want string // "" = the restart is asked
+	}{
+		{"installed", fakeBinary("1.0.0", fakeOK), ""},
+		{"watcher cannot start", fakeBinary("1.0.0", fakeNoWatcher), "start the upgrade watcher: exit status 1: no watcher here (the previous binary is back)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newUpgradeFixtureWith(t, "1.0.0", tt.old)
+			pkg := fakeBinary("9.9.9", fakeOK)
+			publish(t, f.m, "9.9.9", pkg)
+			ctx := context.Background()
+			if _, err := f.m.DB.UpgradeProxy(ctx, f.id); err != nil {
+				t.Fatal(err)
+			}
+			if tt.want != "" {
+				up := f.ended(t)
+				if up.State != store.CommandFailed || !strings.Contains(up.Error, tt.want) {
+					t.Errorf("upgrade: got %s %q, want failed with %q", up.State, up.Error, tt.want)
+				}
+				if got := f.changed(); len(got) != 0 {
+					t.Errorf("after the failed restart: %v changed, want nothing", got)
+				}
+				return
+			}
+			var plan selfupdate.Plan
+			select {
+			case plan = <-f.srv.RestartRequested():
+			case <-time.After(10 * time.Second):
+				t.Fatal("no restart asked within 10s")
+			}
+			if plan.From != "1.0.0" || plan.To != "9.9.9" || plan.Binary != f.bin || plan.Command == 0 {
+				t.Errorf("plan: got %+v, want 1.0.0 -> 9.9.9 of %s", plan, f.bin)
+			}
+			if got, _ := os.ReadFile(f.bin); !bytes.Equal(got, pkg) {
+				t.Errorf("binary: got %q, want the new release", got)
+			}
+			if got, _ := os.ReadFile(f.bin + ".prev"); !bytes.Equal(got, f.old) {
+				t.Errorf("binary.prev: got %q, want the previous binary", got)
+			}
+			calls, _ := os.ReadFile(f.bin + ".prev.watch-calls")
+			if want := "upgrade-watch --dir " + f.dir + " --detach"; strings.TrimSpace(string(calls)) != want {
+				t.Errorf("watcher: got %q, want the previous binary run as %q", calls, want)
+			}
+			tr, err := selfupdate.Load(f.dir)
+			if err != nil || tr.To != "9.9.9" || tr.Command != plan.Command {
+				t.Errorf("trial: got %+v %v, want the upgrade to 9.9.9 on trial", tr, err)
+			}
+			waitFor(t, 5*time.Second, "the restarting stage", func() bool {
+				p, _ := f.m.DB.GetProxy(ctx, f.id)
+				up, _ := p.UpgradeCommand()
+				return up.State == store.CommandRunning && up.Stage == wire.StageRestarting
+			})
+		})
 	}
-	pkg := []byte("release 9.9.9")
-	publish(t, m, "9.9.9", pkg)
-	ctx := context.Background()
-	ps, err := m.DB.ListProxies(ctx, cl.ID)
-	if err != nil || len(ps) != 1 {
-		t.Fatalf("proxies: %v %v", ps, err)
-	}
-	waitFor(t, 5*time.Second, "the relay to be online", func() bool {
-		p, _ := m.DB.GetProxy(ctx, ps[0].ID)
-		return p.Status == store.StatusOnline
-	})
-	if _, err := m.DB.UpgradeProxy(ctx, ps[0].ID); err != nil {
-		t.Fatal(err)
-	}
-	pending := filepath.Join(dir, "releases", "pending")
-	waitFor(t, 5*time.Second, "the release to be staged", func() bool {
-		b, err := os.ReadFile(pending)
-		return err == nil && strings.TrimSpace(string(b)) == "9.9.9"
-	})
-	if got, _ := os.ReadFile(filepath.Join(dir, "releases", "9.9.9")); !bytes.Equal(got, pkg) {
-		t.Errorf("staged package: got %q, want %q", got, pkg)
-	}
-	waitFor(t, 5*time.Second, "the command to be acknowledged", func() bool {
-		cmds, err := m.DB.PendingCommands(ctx, store.TargetProxy, strconv.FormatInt(ps[0].ID, 10))
-		return err == nil && len(cmds) == 0
-	})
 }
 
 // TestRelayUpgradeFailureReported: an upgrade the relay cannot carry out

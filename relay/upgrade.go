@@ -3,17 +3,143 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"outpost/relay/selfupdate"
 	"outpost/relay/wire"
 	"outpost/store"
 )
+
+// upgrades is a joined relay's upgrade state: results waiting for the next
+// heartbeat, the trial this process runs under, and the restart it asks
+// the command line for. The zero value is ready once wake and restart are
+// made (startTrial).
+type upgrades struct {
+	mu      sync.Mutex
+	pending []report // results not yet taken by a heartbeat answered 200
+	busy    bool     // an upgrade is under way in this process
+	trial   *selfupdate.Trial
+	trialID int64 // the command the trial (or its outcome) answers
+	healthy bool  // the trial was told (first heartbeat answered)
+	keys    []string
+	keysErr string // the key chain problem last logged
+	wake    chan struct{}
+	restart chan selfupdate.Plan
+}
+
+// report is one command result and, when someone waits for it to reach
+// the management host, the channel closed then.
+type report struct {
+	r    wire.CommandResult
+	sent chan struct{}
+}
+
+// startTrial looks for an upgrade on trial (this process being the new
+// version) before anything logs: its log then also goes to the trial log.
+func (s *Server) startTrial() {
+	s.up.wake = make(chan struct{}, 1)
+	s.up.restart = make(chan selfupdate.Plan, 1)
+	t, err := selfupdate.Start(s.cfg.DataDir)
+	if err != nil {
+		s.logf("relay: upgrade trial: %v", err)
+		return
+	}
+	if t == nil {
+		return
+	}
+	s.up.trial, s.up.trialID = t, t.Command
+	if f, err := t.Log(); err == nil {
+		logf := s.logf
+		s.logf = func(format string, args ...any) {
+			logf(format, args...)
+			fmt.Fprintf(f, time.Now().Format("15:04:05 ")+format+"\n", args...)
+		}
+	}
+	s.logf("relay: version %s on trial (upgrade from %s, command %d): healthy once the management host answers", t.To, t.From, t.Command)
+}
+
+// RestartRequested delivers the plan of an upgrade ready to restart into
+// its new binary: the caller closes the server, then calls
+// selfupdate.Exec. Nothing arrives under systemd (the watcher restarts
+// the unit) or while Config.Binary is unset.
+func (s *Server) RestartRequested() <-chan selfupdate.Plan { return s.up.restart }
+
+// post queues a result for the next heartbeat, which is sent at once.
+func (s *Server) post(r wire.CommandResult) chan struct{} {
+	sent := make(chan struct{})
+	s.up.mu.Lock()
+	s.up.pending = append(s.up.pending, report{r, sent})
+	s.up.mu.Unlock()
+	select {
+	case s.up.wake <- struct{}{}:
+	default:
+	}
+	return sent
+}
+
+// takeResults returns the results to send with a heartbeat: a finished
+// trial's outcome first (once), then those posted.
+func (s *Server) takeResults() []report {
+	if r, ok := selfupdate.TakeOutcome(s.cfg.DataDir); ok {
+		s.logf("relay: upgrade command %d ended %s %s", r.ID, r.State, r.Error)
+		s.up.mu.Lock()
+		s.up.trialID = r.ID
+		s.up.pending = append([]report{{r: r}}, s.up.pending...)
+		s.up.mu.Unlock()
+	}
+	s.up.mu.Lock()
+	defer s.up.mu.Unlock()
+	return append([]report(nil), s.up.pending...)
+}
+
+// delivered drops the results a 200 answer took and wakes their waiters.
+func (s *Server) delivered(rs []report) {
+	s.up.mu.Lock()
+	s.up.pending = s.up.pending[len(rs):]
+	s.up.mu.Unlock()
+	for _, r := range rs {
+		if r.sent != nil {
+			close(r.sent)
+		}
+	}
+}
+
+// answered is called after each heartbeat answered 200: the first one
+// ends this process's trial healthy. It reports whether an outcome is now
+// waiting (the heartbeat loop then goes again at once).
+func (s *Server) answered() bool {
+	s.up.mu.Lock()
+	t := s.up.trial
+	if t == nil || s.up.healthy {
+		s.up.mu.Unlock()
+		return false
+	}
+	s.up.healthy = true
+	s.up.mu.Unlock()
+	if err := t.Healthy(); err != nil {
+		s.logf("relay: version %s: %v", t.To, err)
+		return false
+	}
+	s.logf("relay: version %s is healthy: upgrade from %s done", t.To, t.From)
+	return true
+}
+
+// handled reports whether command id is the upgrade this process's trial
+// answers: delivered again (its running report was lost), it is answered
+// by the trial's outcome, not carried out a second time.
+func (s *Server) handled(id int64) bool {
+	s.up.mu.Lock()
+	defer s.up.mu.Unlock()
+	return id != 0 && id == s.up.trialID
+}
 
 // keepReleaseKey saves the release public key a heartbeat brings when the
 // relay has none yet (the key was made after it joined). A different key
@@ -41,6 +167,45 @@ func (s *Server) keepReleaseKey(k string) {
 	s.ident.ReleaseKey = k
 }
 
+// followKeyChain takes the release keys a heartbeat's chain leads to from
+// the key this relay trusts: a rotated key is accepted only through links
+// each signed by the key before it (store.VerifyKeyChain).
+func (s *Server) followKeyChain(chain []wire.ReleaseKeyLink) {
+	trusted := s.releaseKey()
+	if trusted == "" {
+		return
+	}
+	keys, err := store.VerifyKeyChain(trusted, chain)
+	s.up.mu.Lock()
+	defer s.up.mu.Unlock()
+	s.up.keys = keys
+	msg := ""
+	if err != nil {
+		msg = store.ErrorMessage(err)
+	}
+	if msg != s.up.keysErr {
+		if msg != "" {
+			s.logf("relay: release key chain: %s (trusting the %d key(s) reached)", msg, len(keys))
+		}
+		s.up.keysErr = msg
+	}
+}
+
+// releaseKeys are the keys release signatures are checked against: those
+// the chain leads to, else the one kept at join.
+func (s *Server) releaseKeys() []string {
+	s.up.mu.Lock()
+	keys := s.up.keys
+	s.up.mu.Unlock()
+	if len(keys) > 0 {
+		return keys
+	}
+	if k := s.releaseKey(); k != "" {
+		return []string{k}
+	}
+	return nil
+}
+
 // releaseKey is the release public key this relay trusts, "" when none.
 func (s *Server) releaseKey() string {
 	s.identMu.Lock()
@@ -51,14 +216,10 @@ func (s *Server) releaseKey() string {
 	return s.ident.ReleaseKey
 }
 
-// runRelayCommand carries out a command from the management host. Policy
-// changes are applied by every heartbeat anyway. An upgrade downloads the
-// release through the management host (the same endpoints agents use),
-// checks its SHA-256 against the manifest and stages it as
-// DATA/releases/VERSION with DATA/releases/pending naming it, for the
-// service manager to install and restart; the running process does not
-// replace itself. It returns an error when the command could not be carried
-// out; the failure is then reported to the management host with the reason.
+// runRelayCommand carries out a command from the management host other
+// than an upgrade (startUpgrade). Policy changes are applied by every
+// heartbeat anyway. It returns an error when the command could not be
+// carried out; the failure is then reported with the reason.
 func (s *Server) runRelayCommand(c wire.Command) error {
 	switch c.Type {
 	case wire.CmdPolicy:
@@ -67,68 +228,35 @@ func (s *Server) runRelayCommand(c wire.Command) error {
 			return fmt.Errorf("policy: %w", err)
 		}
 		return s.sink.apply(p)
-	case wire.CmdUpgrade:
-		var a struct {
-			Version string `json:"version"`
-			Force   bool   `json:"force"`
-		}
-		if err := json.Unmarshal(c.Args, &a); err != nil || a.Version == "" {
-			return fmt.Errorf("upgrade: no version in the command")
-		}
-		return s.stageRelease(a.Version, a.Force)
 	}
 	s.logf("relay: unknown command %q ignored", c.Type)
 	return nil
 }
 
-func (s *Server) stageRelease(version string, force bool) error {
-	if !force && store.CompareVersions(version, s.cfg.Version) <= 0 {
-		return fmt.Errorf("upgrade: release %s is not newer than this relay's %s: a downgrade needs 'outpost proxy upgrade --force'", version, s.cfg.Version)
+// startUpgrade runs an upgrade command in the background, its stages
+// reported as it goes; one at a time.
+func (s *Server) startUpgrade(c wire.Command) {
+	s.up.mu.Lock()
+	busy := s.up.busy
+	s.up.busy = true
+	s.up.mu.Unlock()
+	if busy {
+		s.post(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: "upgrade: another upgrade is under way on this relay"})
+		return
 	}
-	key := s.releaseKey()
-	if key == "" {
-		return fmt.Errorf("upgrade: this relay has no release public key to verify %s with: make one with 'outpost release keygen' and publish signed releases", version)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var m wire.Manifest
-	if status, err := s.callManager(ctx, wire.PathManifest, nil, &m); status != http.StatusOK {
-		return fmt.Errorf("upgrade: manifest: status %d %v", status, err)
-	}
-	var rel *wire.Release
-	for i := range m.Releases {
-		if m.Releases[i].Version == version {
-			rel = &m.Releases[i]
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		defer func() {
+			s.up.mu.Lock()
+			s.up.busy = false
+			s.up.mu.Unlock()
+		}()
+		if err := s.upgrade(c); err != nil {
+			s.logf("relay: upgrade command %d failed: %v", c.ID, err)
+			s.post(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()})
 		}
-	}
-	if rel == nil {
-		return fmt.Errorf("upgrade: release %s is not in the manifest", version)
-	}
-	body, err := s.download(ctx, wire.PathPackage+version)
-	if err != nil {
-		return fmt.Errorf("upgrade: download %s: %w", version, err)
-	}
-	// The signature covers the version and the SHA-256, and the package
-	// must match that SHA-256: a tampered package or manifest, or one
-	// signed by another key, is refused before anything is written.
-	if err := store.VerifyRelease(key, version, rel.SHA256, rel.Signature); err != nil {
-		return fmt.Errorf("upgrade: %v", err)
-	}
-	if wire.Fingerprint(body) != rel.SHA256 {
-		return fmt.Errorf("upgrade: package %s does not match its signed SHA-256", version)
-	}
-	dir := filepath.Join(s.cfg.DataDir, "releases")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	if err := writeFile0600(filepath.Join(dir, version), body); err != nil {
-		return err
-	}
-	if err := writeFile0600(filepath.Join(dir, "pending"), []byte(version+"\n")); err != nil {
-		return err
-	}
-	s.logf("relay: release %s staged in %s for the service manager", version, dir)
-	return nil
+	}()
 }
 
 // download GETs a file from the management host (at most 512 MiB).
@@ -148,3 +276,18 @@ func (s *Server) download(ctx context.Context, path string) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, 512<<20))
 }
+
+// errClosing ends an upgrade the relay's shutdown interrupted.
+var errClosing = errors.New("upgrade: the relay is shutting down")
+
+// stagedPath is where the new binary is written before it is tested:
+// beside the binary (one rename installs it), or under systemd in
+// DATA/upgrade, the watcher installing it outside the unit's sandbox.
+func (s *Server) stagedPath(binary, unit string) string {
+	if unit != "" {
+		return filepath.Join(s.cfg.DataDir, "upgrade", "outpost.new")
+	}
+	return selfupdate.NewPath(binary)
+}
+
+func ensureDir(path string) error { return os.MkdirAll(filepath.Dir(path), 0o700) }

@@ -16,6 +16,7 @@ import (
 
 	"outpost/relay"
 	"outpost/relay/collector"
+	"outpost/relay/selfupdate"
 	"outpost/relay/wire"
 	"outpost/store"
 )
@@ -65,6 +66,7 @@ type relayRun struct {
 	heartbeat  time.Duration
 	upTokFile  string
 	metricsTok string
+	upGrace    time.Duration
 
 	srv        *relay.Server
 	col        *collector.Collector
@@ -88,8 +90,10 @@ func (r *relayRun) flags(cmd *cobra.Command, defaults []string) {
 	f.DurationVar(&r.heartbeat, "heartbeat", 10*time.Second, "joined relay: heartbeat interval")
 	f.StringVar(&r.upTokFile, "upstream-token-file", "", "file holding the token sent to --upstream (outpost center's DATA/center.token)")
 	f.StringVar(&r.metricsTok, "metrics-token-file", "", "file holding a token /metrics then requires (Authorization: Bearer); default: open")
+	f.DurationVar(&r.upGrace, "upgrade-grace", selfupdate.DefaultGrace, "joined relay: how long a new version has to report healthy before it is rolled back")
 	f.MarkHidden("cpuprofile")
 	f.MarkHidden("heartbeat")
+	f.MarkHidden("upgrade-grace")
 }
 
 func (r *relayRun) config() (relay.Config, error) {
@@ -216,6 +220,11 @@ func (r *relayRun) startJoined(cmd *cobra.Command) error {
 		return err
 	}
 	cfg.Manager, cfg.JoinToken, cfg.ManagerCA = r.manager, r.join, r.caPin
+	// This process can replace its binary and restart (serveUntilDone).
+	if cfg.Binary, err = os.Executable(); err != nil {
+		return fmt.Errorf("find this binary (upgrades replace it): %w", err)
+	}
+	cfg.Argv, cfg.Unit, cfg.UpgradeGrace = os.Args, selfupdate.Unit(), r.upGrace
 	if err := r.open(); err != nil {
 		return err
 	}
@@ -277,6 +286,28 @@ func (r *relayRun) Close() error {
 	return errors.Join(errs...)
 }
 
+// serveUntilDone serves until the context ends (a signal: graceful
+// Close) or an upgrade asks for the restart into its new binary: Close
+// (listeners stop, in-flight requests finish, the spool is synced), then
+// exec, same PID and argv. A signal during that Close stops the relay
+// instead; the second one still kills at once.
+func (r *relayRun) serveUntilDone(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return r.Close()
+	case p := <-r.srv.RestartRequested():
+		if err := r.Close(); err != nil {
+			fmt.Fprintf(r.a.stderr, "relay: closing before the restart: %v\n", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.a.close()
+		fmt.Fprintf(r.a.stderr, "%s relay: restarting into %s\n", time.Now().Format("15:04:05"), p.To)
+		return selfupdate.Exec(p)
+	}
+}
+
 func newRelayCmd(a *app) *cobra.Command {
 	r := &relayRun{a: a, runName: "relay"}
 	cmd := &cobra.Command{
@@ -301,8 +332,7 @@ func newRelayCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			<-cmd.Context().Done()
-			return r.Close()
+			return r.serveUntilDone(cmd.Context())
 		},
 	}
 	r.flags(cmd, []string{"https://:8443", "http://:8080"})

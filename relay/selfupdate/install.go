@@ -40,6 +40,10 @@ func SelfTest(path, wantVersion string) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("self-test of the new binary: no answer within %s", SelfTestTimeout)
 		}
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("self-test of the new binary: it does not run on this host (%v)", pe.Err)
+		}
 		return fmt.Errorf("self-test of the new binary: %v%s", err, lastLineOf(errb.String()))
 	}
 	var id Identity

@@ -29,7 +29,7 @@ func TestSelfTest(t *testing.T) {
 		{"built for another architecture", &role{Role: "healthy", Version: "1.1.0", Arch: "s390x"}, "it is built for " + hostOS + "/s390x"},
 		{"self-test fails", &role{Role: "selftest-fails", Version: "1.1.0"}, "exit status 1: self-test: cannot open the store"},
 		{"prints no identity", &role{Role: "selftest-garbage", Version: "1.1.0"}, `it printed "hello", not its identity`},
-		{"not a binary", nil, "exec format error"},
+		{"not a binary", nil, "it does not run on this host (exec format error)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "outpost.new")

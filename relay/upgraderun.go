@@ -1,0 +1,146 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"outpost/relay/selfupdate"
+	"outpost/relay/wire"
+	"outpost/store"
+)
+
+// upgrade carries out one upgrade command, reporting its stages:
+// downloading (manifest and package through the management host),
+// verifying (signature by a trusted release key, the signed SHA-256, the
+// new binary's --self-test), restarting (installed, the watcher started,
+// the restart asked of the command line). A refusal returns the reason
+// with nothing changed on disk.
+func (s *Server) upgrade(c wire.Command) error {
+	var a wire.UpgradeArgs
+	if err := json.Unmarshal(c.Args, &a); err != nil || a.Version == "" {
+		return fmt.Errorf("upgrade: no version in the command")
+	}
+	if !a.Force && store.CompareVersions(a.Version, s.cfg.Version) <= 0 {
+		return fmt.Errorf("upgrade: release %s is not newer than this relay's %s: a downgrade needs 'outpost proxy upgrade --force'", a.Version, s.cfg.Version)
+	}
+	keys := s.releaseKeys()
+	if len(keys) == 0 {
+		return fmt.Errorf("upgrade: this relay has no release public key to verify %s with: make one with 'outpost release keygen' and publish signed releases", a.Version)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s.post(wire.CommandResult{ID: c.ID, State: wire.StateRunning, Stage: wire.StageDownloading})
+	rel, pkg, err := s.fetchRelease(ctx, a.Version)
+	if err != nil {
+		return err
+	}
+	s.post(wire.CommandResult{ID: c.ID, State: wire.StateRunning, Stage: wire.StageVerifying})
+	// The signature covers the version and the SHA-256, and the package
+	// must match that SHA-256: a tampered package or manifest, or one
+	// signed by a key this relay does not trust, is refused before
+	// anything is written.
+	if err := store.VerifyReleaseAny(keys, a.Version, rel.SHA256, rel.Signature); err != nil {
+		return fmt.Errorf("upgrade: %s", store.ErrorMessage(err))
+	}
+	if wire.Fingerprint(pkg) != rel.SHA256 {
+		return fmt.Errorf("upgrade: package %s does not match its signed SHA-256", a.Version)
+	}
+	p, err := s.install(c.ID, a.Version, pkg)
+	if err != nil {
+		return err
+	}
+	sent := s.post(wire.CommandResult{ID: c.ID, State: wire.StateRunning, Stage: wire.StageRestarting})
+	select { // the operator sees "restarting" before the relay goes
+	case <-sent:
+	case <-s.closing:
+	case <-time.After(10 * time.Second):
+	}
+	if p.Unit != "" {
+		s.logf("relay: %s installed by the watcher; systemd restarts %s into it", a.Version, p.Unit)
+		return nil
+	}
+	s.logf("relay: %s installed as %s (previous binary kept as %s): restarting into it", a.Version, p.Binary, p.Prev)
+	s.up.restart <- p
+	return nil
+}
+
+// fetchRelease reads the release's manifest entry and downloads its
+// package through the management host.
+func (s *Server) fetchRelease(ctx context.Context, version string) (wire.Release, []byte, error) {
+	var m wire.Manifest
+	if status, err := s.callManager(ctx, wire.PathManifest, nil, &m); status != http.StatusOK {
+		return wire.Release{}, nil, fmt.Errorf("upgrade: manifest: status %d %v", status, err)
+	}
+	for _, r := range m.Releases {
+		if r.Version == version {
+			body, err := s.download(ctx, wire.PathPackage+version)
+			if err != nil {
+				if ctx.Err() != nil && s.closed.Load() {
+					return r, nil, errClosing
+				}
+				return r, nil, fmt.Errorf("upgrade: download %s: %w", version, err)
+			}
+			return r, body, nil
+		}
+	}
+	return wire.Release{}, nil, fmt.Errorf("upgrade: release %s is not in the manifest", version)
+}
+
+// install stages and self-tests the verified package, records the trial,
+// installs it (without systemd; the watcher does under systemd) and starts
+// the watcher. Each failure undoes what was done: the binary stays the
+// running one.
+func (s *Server) install(id int64, version string, pkg []byte) (selfupdate.Plan, error) {
+	bin, unit := s.cfg.Binary, s.cfg.Unit
+	if bin == "" {
+		return selfupdate.Plan{}, fmt.Errorf("upgrade: this relay runs inside another program and has no binary of its own to replace")
+	}
+	staged := s.stagedPath(bin, unit)
+	if err := ensureDir(staged); err != nil {
+		return selfupdate.Plan{}, fmt.Errorf("upgrade: %w", err)
+	}
+	if err := selfupdate.Stage(staged, pkg); err != nil {
+		return selfupdate.Plan{}, fmt.Errorf("upgrade: %w", err)
+	}
+	if err := selfupdate.SelfTest(staged, version); err != nil {
+		os.Remove(staged)
+		return selfupdate.Plan{}, fmt.Errorf("upgrade: %w", err)
+	}
+	p, err := selfupdate.Begin(s.cfg.DataDir, selfupdate.Plan{Command: id, From: s.cfg.Version, To: version, Binary: bin,
+		Staged: staged, Argv: s.cfg.Argv, Unit: unit, Grace: wire.Duration(s.cfg.UpgradeGrace)})
+	if err != nil {
+		os.Remove(staged)
+		return p, err
+	}
+	if unit == "" {
+		if _, err := selfupdate.Install(bin, staged); err != nil {
+			selfupdate.Abandon(s.cfg.DataDir)
+			return p, fmt.Errorf("upgrade: %w", err)
+		}
+	}
+	if err := selfupdate.StartWatcher(p); err != nil {
+		undo := "nothing was replaced"
+		if unit == "" {
+			undo = "the previous binary is back"
+			if rerr := selfupdate.Restore(bin, p.Prev); rerr != nil {
+				undo = rerr.Error()
+			}
+		} else {
+			os.Remove(staged)
+		}
+		selfupdate.Abandon(s.cfg.DataDir)
+		return p, fmt.Errorf("upgrade: %v (%s)", err, undo)
+	}
+	return p, nil
+}
