@@ -143,6 +143,28 @@ func TestInstallScript(t *testing.T) {
 		t.Errorf("install.sh does not end by calling its function (a cut download must run nothing)")
 	}
 
+	for _, tc := range []struct {
+		host string
+		code int
+		want string
+	}{
+		{"mgr.example.com:8443", 200, "\turl='https://mgr.example.com:8443'\n"},
+		{"[::1]:8443", 200, "\turl='https://[::1]:8443'\n"},
+		{"mgr'$(id)", 400, "not a host name"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, m.TLSURL+wire.PathInstallScript, nil)
+		req.Host = tc.host
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("Host %q: %v", tc.host, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.want) {
+			t.Errorf("Host %q: got %d, want %d with %q: %.300s", tc.host, resp.StatusCode, tc.code, tc.want, b)
+		}
+	}
+
 	if code, body := get(t, hc, m.PlainURL+wire.PathInstallScript); code != http.StatusForbidden || !strings.Contains(body, "https listeners only") {
 		t.Errorf("install.sh over plain HTTP: got %d %q, want 403", code, body)
 	}

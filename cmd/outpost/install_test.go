@@ -311,6 +311,7 @@ func TestInstallOneLinerRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		line      func(f *fakeSystemdRun) string
+		extra     string // after the test's --prefix and directories
 		setup     func(t *testing.T, f *fakeSystemdRun)
 		code      int
 		stderr    []string
@@ -340,6 +341,26 @@ func TestInstallOneLinerRefuses(t *testing.T) {
 			stderr: []string{"unexpected"},
 		},
 		{
+			name:   "unknown kind",
+			line:   func(f *fakeSystemdRun) string { return strings.Replace(ic.Install, " -- agent ", " -- agnet ", 1) },
+			code:   1,
+			stderr: []string{"usage: sh -s -- agent|relay"},
+		},
+		{
+			name:   "relay directory for an agent",
+			line:   func(f *fakeSystemdRun) string { return ic.Install },
+			extra:  " --data /var/lib/outpost",
+			code:   1,
+			stderr: []string{"--data is for a relay; the agent's directory is --dir"},
+		},
+		{
+			name:   "relative prefix",
+			line:   func(f *fakeSystemdRun) string { return ic.Install },
+			extra:  " --prefix usr/local",
+			code:   1,
+			stderr: []string{"--prefix usr/local: want an absolute path"},
+		},
+		{
 			name:      "no systemd",
 			setup:     func(t *testing.T, f *fakeSystemdRun) { os.Remove(f.systemdDir) },
 			line:      func(f *fakeSystemdRun) string { return ic.Install },
@@ -355,7 +376,7 @@ func TestInstallOneLinerRefuses(t *testing.T) {
 				tc.setup(t, f)
 			}
 			bin := filepath.Join(f.prefix, "bin", "outpost")
-			r := f.runLine(t, c, tc.line(f)+" --prefix "+f.prefix+" --dir "+f.dir+" --unit-dir "+f.unitDir+" --systemd-dir "+f.systemdDir)
+			r := f.runLine(t, c, tc.line(f)+" --prefix "+f.prefix+" --dir "+f.dir+" --unit-dir "+f.unitDir+" --systemd-dir "+f.systemdDir+tc.extra)
 			t.Logf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 			if r.code != tc.code {
 				t.Errorf("exit: got %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, tc.code, r.stdout, r.stderr)
