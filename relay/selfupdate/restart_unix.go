@@ -105,8 +105,13 @@ func Detach(dir string) (pid int, err error) {
 	}
 	pid = cmd.Process.Pid
 	cmd.Process.Release()
+	// For the operator (and tests) to find it: it ends on its own.
+	os.WriteFile(WatcherPIDPath(dir), []byte(strconv.Itoa(pid)+"\n"), 0o600)
 	return pid, nil
 }
+
+// WatcherPIDPath holds the detached watcher's PID (DIR/upgrade/watch.pid).
+func WatcherPIDPath(dir string) string { return filepath.Join(upgradeDir(dir), "watch.pid") }
 
 // Exec replaces this process with the new binary, same PID and argv
 // (close listeners and files first: only stdin, stdout and stderr are
