@@ -215,6 +215,9 @@ func fillProxyCommands(tx *Tx, ps []Proxy) error {
 	}
 	for i := range ps {
 		ps[i].Commands = byID[fmt.Sprint(ps[i].ID)]
+		if c, ok := ps[i].UpgradeCommand(); ok {
+			ps[i].UpgradeState = UpgradeText(&c)
+		}
 		for _, c := range ps[i].Commands {
 			if c.State == CommandFailed || c.State == CommandRolledBack {
 				ps[i].LastError = fmt.Sprintf("%s (command %d, %s): %s", c.Type, c.ID, c.UpdatedAt.Format(time.RFC3339), errorText(c))

@@ -113,6 +113,9 @@ func (db *DB) DiagnoseAgent(ctx context.Context, id string) (AgentDiagnosis, err
 	if err != nil {
 		return AgentDiagnosis{}, err
 	}
+	if err := fillAgentUpgrade(tx, &a); err != nil { // the dashboard's agent view shows it
+		return AgentDiagnosis{}, err
+	}
 	f, err := diagnoseFacts(tx, a)
 	if err != nil {
 		return AgentDiagnosis{}, err

@@ -235,6 +235,9 @@ type Proxy struct {
 	// LastError describes the latest of them that failed.
 	Commands  []Command `json:"commands,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
+	// UpgradeState is the latest upgrade command's UpgradeText ("to
+	// 1.2.0: downloading", "to 1.2.0: rolled back: REASON"), "" if none.
+	UpgradeState string `json:"upgrade_state,omitempty"`
 }
 
 // Security status (seed 002).
@@ -275,7 +278,8 @@ type Agent struct {
 	UninstalledAt  time.Time `json:"uninstalled_at,omitempty"`
 	UninstallState string    `json:"uninstall_state,omitempty"`
 	// Upgrade is the latest upgrade command (agent upgrade), with its
-	// state; set by GetAgent and FindAgent only, not in listings.
+	// state; set by GetAgent, FindAgent and DiagnoseAgent, not in
+	// listings.
 	Upgrade *Command `json:"upgrade,omitempty"`
 
 	// Derived at read time; the definitions are in doc.go and the README.

@@ -160,6 +160,7 @@ func (v *AgentView) lines() []string {
 		field("Group", orDash(a.Group)),
 		field("Tags", orDash(strings.Join(a.Tags, ", "))),
 		field("Version", orDash(a.Version)),
+		field("Upgrade", store.UpgradeText(a.Upgrade)),
 		field("Cluster", cluster),
 		field("Last relay", via),
 		field("Connected now", a.ConnectedText()),
@@ -175,10 +176,8 @@ func (v *AgentView) lines() []string {
 		if i == 0 {
 			k = "Commands"
 		}
-		text := fmt.Sprintf("%s: %s, %s", c.Type, c.State, store.FormatAgo(now, c.CreatedAt))
-		if c.Error != "" {
-			text += ": " + c.Error
-		}
+		// Describe: the stage of a running upgrade, a failure's reason.
+		text := fmt.Sprintf("%s: %s, %s", c.Type, c.Describe(), store.FormatAgo(now, c.CreatedAt))
 		out = append(out, field(k, text))
 	}
 	if u := a.UninstallText(func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }); u != "" {

@@ -155,7 +155,7 @@ func commandTone(p store.Proxy) Tone {
 		switch c.State {
 		case store.CommandDone:
 			continue
-		case store.CommandFailed:
+		case store.CommandFailed, store.CommandRolledBack:
 			return ToneBad
 		}
 		return ToneWarn

@@ -13,8 +13,8 @@ import (
 func init() { register("", newAgentCmd) }
 
 func newAgentCmd(a *app) *cobra.Command {
-	cmd := group("agent", "Bind, unbind, list, show and uninstall agents")
-	cmd.AddCommand(newAgentBindCmd(a), newAgentUnbindCmd(a), newAgentListCmd(a), newAgentShowCmd(a), newAgentUninstallCmd(a))
+	cmd := group("agent", "Bind, unbind, list, show, upgrade and uninstall agents")
+	cmd.AddCommand(newAgentBindCmd(a), newAgentUnbindCmd(a), newAgentListCmd(a), newAgentShowCmd(a), newAgentUpgradeCmd(a), newAgentUninstallCmd(a))
 	return cmd
 }
 
@@ -191,6 +191,7 @@ func newAgentShowCmd(a *app) *cobra.Command {
 				{"Group", orDash(g.Group)},
 				{"Tags", orDash(strings.Join(g.Tags, ", "))},
 				{"Version", orDash(g.Version)},
+				{"Upgrade", agentUpgradeText(g)},
 				{"Cluster", cl},
 				{"Status", fmt.Sprintf("%s, %s, %s", g.Status, g.SecurityStatus, g.RiskStatus)},
 				{"Connected", connected},
@@ -261,4 +262,13 @@ uninstalled once the grace period has passed (settings: uninstall_grace).`,
 	}
 	cmd.Flags().StringVar(&account, "account", "", "account of the agents")
 	return cmd
+}
+
+// agentUpgradeText is the agent's latest upgrade, with its state and
+// when it last changed: "to 1.2.0: downloading (updated 5s ago)".
+func agentUpgradeText(g store.Agent) string {
+	if g.Upgrade == nil {
+		return "-"
+	}
+	return store.UpgradeText(g.Upgrade) + " (command " + fmt.Sprint(g.Upgrade.ID) + ", updated " + store.FormatAgo(time.Now(), g.Upgrade.UpdatedAt) + ")"
 }

@@ -53,7 +53,8 @@ type RollingProxy struct {
 	State     string        `json:"state"`
 	Reason    string        `json:"reason,omitempty"`
 	CommandID int64         `json:"command_id,omitempty"`
-	Took      time.Duration `json:"took_ns,omitempty"` // queued to online at To
+	Took      time.Duration `json:"-"`                      // queued to online at To
+	TookSec   float64       `json:"took_seconds,omitempty"` // Took, for --json
 	started   time.Time
 }
 
@@ -198,7 +199,7 @@ func (r *RollingUpgrade) check(ctx context.Context, p *RollingProxy) RollingProg
 	case ok && (c.State == store.CommandFailed || c.State == store.CommandRolledBack):
 		return r.fail(p, fmt.Sprintf("upgrade to %s %s (command %d)", p.To, c.Describe(), c.ID))
 	case ok && c.State == store.CommandDone && px.Status == store.StatusOnline && store.CompareVersions(px.Version, p.To) == 0:
-		p.State, p.Took = RollDone, took
+		p.State, p.Took, p.TookSec = RollDone, took, took.Seconds()
 		r.cur++
 		r.skipToPending()
 		r.next = r.clock.Now()
