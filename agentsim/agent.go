@@ -201,8 +201,16 @@ type Agent struct {
 	// acknowledged (the reference agent stops the relay it deployed): an
 	// error is reported as the failure's reason and the agent goes on.
 	OnUninstall func(context.Context) error
-	Stats       *Stats
-	Logf        func(string, ...any)
+	// OnReleaseKeys receives the release key chain of an enrolment or
+	// check-in answer that carries one; the reference agent verifies it
+	// from the key it trusts (agentsim does not check signatures).
+	OnReleaseKeys func([]wire.ReleaseKeyLink)
+	// OnCheckin is called after each successful check-in, before its
+	// commands; what it reports goes with the next check-in (a new version
+	// on trial marks itself healthy here).
+	OnCheckin func()
+	Stats     *Stats
+	Logf      func(string, ...any)
 
 	kick     chan struct{}
 	maxBatch atomic.Int64 // records per events request, from the relay's settings
@@ -262,8 +270,11 @@ func (a *Agent) inventoryInterval(st wire.Settings) time.Duration {
 }
 
 // wait is the long-poll hold to ask for: Wait, shortened to the management
-// host's poll_timeout setting.
+// host's poll_timeout setting, and to hurryWait while Hurry is on.
 func (a *Agent) wait() time.Duration {
+	if a.results.hurrying() && (a.Wait <= 0 || hurryWait < a.Wait) {
+		return hurryWait
+	}
 	if p := time.Duration(a.pollTimeout.Load()); p > 0 && (a.Wait <= 0 || p < a.Wait) {
 		return p
 	}
@@ -329,7 +340,13 @@ func (a *Agent) ensureIdentity(ctx context.Context) error {
 			a.Client.SetProxies(Spread(resp.Proxies, a.Host.Fingerprint))
 			id := Identity{AgentID: resp.AgentID, Secret: resp.Secret, Proxies: a.Client.Proxies(), Cluster: resp.Cluster}
 			a.stampEnrolled(&id)
-			return a.Identity.Save(id)
+			if err := a.Identity.Save(id); err != nil {
+				return err
+			}
+			if a.OnReleaseKeys != nil && len(resp.ReleaseKeys) > 0 {
+				a.OnReleaseKeys(resp.ReleaseKeys)
+			}
+			return nil
 		}
 		a.Stats.EnrolFailures.Add(1)
 		if ctx.Err() != nil {
@@ -385,7 +402,8 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 	var lastInv, nextInv time.Time // zero: send inventory on the first check-in
 	backoff := time.Second
 	for ctx.Err() == nil {
-		req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Results: a.results.take(), Wait: wire.Duration(a.wait())}
+		pending := a.results.take()
+		req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Results: wireResults(pending), Wait: wire.Duration(a.wait())}
 		if a.Load != nil {
 			req.CPU, req.Mem = a.Load()
 		}
@@ -401,12 +419,17 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 		if h := a.Stats.Held.Load(); h > a.Stats.MaxHeld.Load() {
 			a.Stats.MaxHeld.Store(h)
 		}
-		resp, err := a.Client.Checkin(ctx, req)
+		hctx, interrupted, held := a.results.holding(ctx, time.Duration(req.Wait))
+		resp, err := a.Client.Checkin(hctx, req)
+		held()
 		a.Stats.Held.Add(-1)
 		if err != nil {
-			a.results.putBack(req.Results)
+			a.results.putBack(pending)
 			if ctx.Err() != nil {
 				return nil
+			}
+			if interrupted() {
+				continue // Hurry: ask again with a short hold
 			}
 			a.Stats.CheckinErrors.Add(1)
 			a.setLastError(err)
@@ -433,6 +456,7 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 			continue
 		}
 		backoff, netBackoff = time.Second, reconnectSpread
+		a.results.sent(pending)
 		a.setLastError(nil)
 		a.Stats.Checkins.Add(1)
 		if req.Wait == 0 {
@@ -454,6 +478,12 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 			continue
 		}
 		a.noteDuplicate(resp.DuplicateID)
+		if a.OnReleaseKeys != nil && len(resp.ReleaseKeys) > 0 {
+			a.OnReleaseKeys(resp.ReleaseKeys) // before an upgrade in this answer
+		}
+		if a.OnCheckin != nil {
+			a.OnCheckin()
+		}
 		acked = nil
 		for _, c := range resp.Commands {
 			a.Stats.Commands.Add(1)
@@ -500,7 +530,8 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 // pending) in a last check-in, retried a few times: once the identity is
 // gone the agent cannot report anything any more.
 func (a *Agent) ackUninstall(ctx context.Context, acked []int64) {
-	req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Results: a.results.take()}
+	pending := a.results.take()
+	req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Results: wireResults(pending)}
 	var err error
 	for try := 0; try < 5; try++ {
 		if _, err = a.Client.Checkin(ctx, req); err == nil || ctx.Err() != nil {

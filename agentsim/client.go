@@ -315,9 +315,21 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, wait 
 	return &NoRelayError{Attempts: tries}
 }
 
+// rawBody, as the out of a call, takes the answer's bytes (at most max)
+// instead of decoding JSON: a release package.
+type rawBody struct {
+	max int64
+	b   []byte
+}
+
 func decode(resp *http.Response, out any) error {
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	limit := int64(8 << 20)
+	raw, isRaw := out.(*rawBody)
+	if isRaw && resp.StatusCode == http.StatusOK {
+		limit = raw.max + 1
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return err
 	}
@@ -333,7 +345,14 @@ func decode(resp *http.Response, out any) error {
 		}
 		return se
 	}
-	if out == nil {
+	switch {
+	case out == nil:
+		return nil
+	case isRaw:
+		if int64(len(b)) > raw.max {
+			return fmt.Errorf("answer larger than %d bytes", raw.max)
+		}
+		raw.b = b
 		return nil
 	}
 	return json.Unmarshal(b, out)
@@ -369,4 +388,21 @@ func (c *Client) Health(ctx context.Context) (map[string]any, error) {
 	var out map[string]any
 	err := c.do(ctx, http.MethodGet, wire.PathHealth, nil, &out, 0)
 	return out, err
+}
+
+// Manifest fetches the releases the management host publishes, through
+// the relay in use.
+func (c *Client) Manifest(ctx context.Context) (wire.Manifest, error) {
+	var m wire.Manifest
+	err := c.do(ctx, http.MethodGet, wire.PathManifest, nil, &m, 0)
+	return m, err
+}
+
+// Package downloads the package of a release (at most max bytes); the
+// caller checks it against the signed SHA-256 of the manifest. The call
+// may take up to the client timeout plus extra.
+func (c *Client) Package(ctx context.Context, version string, max int64, extra time.Duration) ([]byte, error) {
+	raw := &rawBody{max: max}
+	err := c.do(ctx, http.MethodGet, wire.PathPackage+url.PathEscape(version), nil, raw, extra)
+	return raw.b, err
 }

@@ -33,6 +33,7 @@ import (
 
 	"outpost/agentsim"
 	"outpost/relay"
+	"outpost/relay/selfupdate"
 	"outpost/relay/wire"
 )
 
@@ -63,7 +64,10 @@ type agentRun struct {
 	unitDir        string // where 'service install agent' wrote the unit
 	systemdDir     string
 
-	logMu sync.Mutex
+	up *agentUpgrader
+
+	logMu  sync.Mutex
+	logTee io.WriteCloser // the trial log of a new version (selfupdate)
 }
 
 func newAgentRunCmd(a *app) *cobra.Command {
@@ -172,7 +176,22 @@ func agentDir(flag string) string {
 func (r *agentRun) logf(format string, args ...any) {
 	r.logMu.Lock()
 	defer r.logMu.Unlock()
-	fmt.Fprintf(r.a.stderr, time.Now().Format("2006-01-02 15:04:05 ")+format+"\n", args...)
+	line := fmt.Sprintf(time.Now().Format("2006-01-02 15:04:05 ")+format+"\n", args...)
+	io.WriteString(r.a.stderr, line)
+	if r.logTee != nil {
+		io.WriteString(r.logTee, line)
+	}
+}
+
+// setTee also writes the log to w from now on (nil: no longer), closing
+// the one before.
+func (r *agentRun) setTee(w io.WriteCloser) {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	if r.logTee != nil {
+		r.logTee.Close()
+	}
+	r.logTee = w
 }
 
 // proxyList validates --proxy.
@@ -256,6 +275,11 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		Load:           agentsim.HostFS{}.Load,
 	}
 	ag.OnCommand = func(ctx context.Context, c wire.Command) error { return r.command(ctx, ag, client, dir, c) }
+	r.up = &agentUpgrader{r: r, dir: dir, ag: ag, client: client, restart: make(chan selfupdate.Plan, 1)}
+	if err := r.up.loadKeys(); err != nil {
+		return err
+	}
+	ag.OnReleaseKeys, ag.OnCheckin = r.up.takeChain, r.up.checkedIn
 	ag.OnUninstall = func(context.Context) error {
 		did, err := stopDeployedRelay(dir)
 		for _, d := range did {
@@ -280,9 +304,15 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 	go func() { defer mwg.Done(); r.monitor(mctx, ag, client, buf) }()
 	defer func() { stopMonitor(); mwg.Wait() }()
 
+	r.up.begin()
+	defer r.setTee(nil)
 	for reenrolled := false; ; {
 		_, hadID, _ := ids.Load()
-		err = ag.Run(ctx)
+		var plan *selfupdate.Plan
+		if plan, err = r.up.run(ctx); plan != nil {
+			r.up.execRestart(ctx, *plan) // returns only when it did not happen
+			continue
+		}
 		var se *agentsim.StatusError
 		var nr *agentsim.NoRelayError
 		switch {
@@ -528,6 +558,8 @@ func (r *agentRun) command(ctx context.Context, ag *agentsim.Agent, client *agen
 	switch c.Type {
 	case wire.CmdDeployProxy:
 		return r.deployProxy(ag, client, dir, c)
+	case wire.CmdUpgrade:
+		return r.up.command(ctx, c)
 	}
 	return fmt.Errorf("command %q is not supported by this agent", c.Type)
 }

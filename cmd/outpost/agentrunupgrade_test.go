@@ -1,0 +1,284 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"outpost/relay/wire"
+	"outpost/store"
+)
+
+var (
+	buildsMu sync.Mutex
+	builds   = map[string]string{}
+)
+
+// buildVersion builds this binary with -X main.version=v once per test
+// run, beside the one TestMain built, and returns its path.
+func buildVersion(t *testing.T, v string) string {
+	t.Helper()
+	buildsMu.Lock()
+	defer buildsMu.Unlock()
+	if p, ok := builds[v]; ok {
+		return p
+	}
+	p := filepath.Join(filepath.Dir(outpostBin), "outpost-"+v)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.Command(goTool, "build", "-ldflags", "-X main.version="+v, "-o", p, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build version %s: %v\n%s", v, err, out)
+	}
+	builds[v] = p
+	return p
+}
+
+// copyExe copies an executable to dst (0755).
+func copyExe(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	x, err1 := os.ReadFile(a)
+	y, err2 := os.ReadFile(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// pidsWithArg lists the live processes whose command line has arg (the
+// agent directory): what an upgrade or a rollback started detached.
+func pidsWithArg(arg string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && slices.Contains(strings.Split(string(b), "\x00"), arg) && processRunning(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// badBuild is a package that passes the self-test as version v and then
+// crashes at every start: a build that fails its health check.
+func badBuild(t *testing.T, v string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "outpost-bad")
+	script := fmt.Sprintf(`#!/bin/sh
+if [ "$1" = --self-test ]; then echo '{"version":"%s","os":"%s","arch":"%s"}'; exit 0; fi
+echo "panic: this build is broken" >&2
+exit 2
+`, v, runtime.GOOS, runtime.GOARCH)
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestAgentUpgrade: a real agent process, built as 1.0.0 and installed in
+// a prefix, follows a release key rotation through its check-ins, is
+// upgraded to a 1.1.0 build (agent upgrade on the management host): the
+// same process (exec, same pid) runs the new binary, agent show --json
+// says 1.1.0 and done, and the 1.0.0 binary is kept as outpost.prev. A
+// build that crashes at start is rolled back (rolled_back with the reason
+// and its last log line, 1.1.0 back in place and checking in), and a
+// package whose bytes do not match the signed SHA-256 is refused (failed,
+// nothing changed).
+func TestAgentUpgrade(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the reference agent reads Linux host facts")
+	}
+	c := newCLI(t)
+	m := auStartManager(t, c)
+	key := releaseKey(t, c)
+	v1, v2 := buildVersion(t, "1.0.0"), buildVersion(t, "1.1.0")
+	prefix := t.TempDir()
+	bin := filepath.Join(prefix, "outpost")
+	copyExe(t, v1, bin)
+	dir := filepath.Join(t.TempDir(), "agent")
+	t.Cleanup(func() {
+		for _, pid := range pidsWithArg(dir) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	a := upStartAgent(t, m, bin, dir)
+	id := arAgentID(t, a)
+	pid := a.cmd.Process.Pid
+	show := func() store.Agent {
+		var g store.Agent
+		c.json(&g, "agent", "show", id)
+		return g
+	}
+	waitCond(t, a.proc, 15*time.Second, "agent online as 1.0.0", func() bool { g := show(); return g.Online && g.Version == "1.0.0" })
+
+	// The key is rotated after enrolment: the agent follows the chain.
+	key2 := filepath.Join(t.TempDir(), "release-2.key")
+	c.ok("release", "keygen", "--rotate", "--key", key, "--out", key2)
+	waitCond(t, a.proc, 15*time.Second, "the agent to trust the rotated key", func() bool {
+		return strings.Contains(a.stderr.String(), "release keys: trusting 2 key(s)")
+	})
+	c.ok("release", "add", "1.1.0", "--file", v2, "--key", key2)
+
+	upgrade := func(v string, want ...string) store.Command {
+		t.Helper()
+		c.ok("agent", "upgrade", id, "--version", v)
+		var seen []string
+		var g store.Agent
+		waitCond(t, nil, 60*time.Second, "upgrade to "+v+" to end", func() bool {
+			g = show()
+			if g.Upgrade == nil {
+				return false
+			}
+			if d := g.Upgrade.Describe(); len(seen) == 0 || seen[len(seen)-1] != d {
+				seen = append(seen, d)
+			}
+			return slices.Contains(want, g.Upgrade.State) && g.Upgrade.UpgradeVersion() == v
+		})
+		t.Logf("upgrade to %s: states seen %q", v, seen)
+		return *g.Upgrade
+	}
+
+	start := time.Now()
+	u := upgrade("1.1.0", store.CommandDone, store.CommandFailed, store.CommandRolledBack)
+	if u.State != store.CommandDone {
+		t.Fatalf("upgrade to 1.1.0: got %s, want done; agent log:\n%s", u.Describe(), a.stderr.String())
+	}
+	waitCond(t, a.proc, 15*time.Second, "agent show to say 1.1.0", func() bool { return show().Version == "1.1.0" })
+	t.Logf("upgrade to 1.1.0 done and the new version online in %s", time.Since(start).Round(time.Millisecond))
+	if a.exited() {
+		t.Fatalf("the agent process ended with the upgrade (want the same pid running the new binary)")
+	}
+	if got := pidsWithArg(dir); !slices.Equal(got, []int{pid}) {
+		t.Errorf("agent processes after the upgrade: got %v, want [%d] (same pid)", got, pid)
+	}
+	if !sameFile(t, bin, v2) || !sameFile(t, bin+".prev", v1) {
+		t.Errorf("after the upgrade: want %s = the 1.1.0 build and outpost.prev = the 1.0.0 build", bin)
+	}
+
+	// A package that does not match its signed SHA-256: refused, nothing changed.
+	c.ok("release", "add", "1.3.0", "--file", v2, "--key", key2)
+	if err := os.WriteFile(filepath.Join(c.data, "releases", "1.3.0"), []byte("tampered"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u = upgrade("1.3.0", store.CommandDone, store.CommandFailed, store.CommandRolledBack)
+	if u.State != store.CommandFailed || !strings.Contains(u.Error, "does not match its signed SHA-256") {
+		t.Errorf("tampered package: got %s, want failed: does not match its signed SHA-256", u.Describe())
+	}
+	if !sameFile(t, bin, v2) || show().Version != "1.1.0" {
+		t.Errorf("the refused package changed the binary or the version")
+	}
+	c.ok("release", "delete", "1.3.0")
+
+	// A build that crashes at start: rolled back to 1.1.0.
+	c.ok("release", "add", "1.2.0", "--file", badBuild(t, "1.2.0"), "--key", key2)
+	u = upgrade("1.2.0", store.CommandDone, store.CommandFailed, store.CommandRolledBack)
+	if u.State != store.CommandRolledBack || !strings.Contains(u.Error, "exited 3 times") || !strings.Contains(u.Error, "this build is broken") {
+		t.Errorf("bad build: got %s, want rolled back after 3 exits with its last log line", u.Describe())
+	}
+	if !sameFile(t, bin, v2) {
+		t.Errorf("after the rollback %s is not the 1.1.0 build", bin)
+	}
+	before := show().LastCheckin
+	waitCond(t, nil, 15*time.Second, "1.1.0 checking in again after the rollback", func() bool {
+		g := show()
+		return g.Version == "1.1.0" && g.LastCheckin.After(before)
+	})
+	if got := pidsWithArg(dir); len(got) != 1 {
+		t.Errorf("agent processes after the rollback: got %v, want one (1.1.0 started again)", got)
+	}
+}
+
+// upStartAgent runs bin (an installed copy) as 'agent run' on dir.
+func upStartAgent(t *testing.T, m *arManager, bin, dir string) *arAgent {
+	t.Helper()
+	cmd := exec.Command(bin, "agent", "run", "--key", m.Key, "--ca-sha256", m.Pin, "--dir", dir, "--proxy", m.URL,
+		"--inventory-every", "1s", "--event-every", "200ms", "--poll-wait", "2s")
+	for _, kv := range arEnv(t) {
+		if !strings.HasPrefix(kv, "INVOCATION_ID=") && !strings.HasPrefix(kv, "OUTPOST_UNIT=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	return &arAgent{proc: startProc(t, cmd, "agent in "+filepath.Base(dir)), dir: dir}
+}
+
+// TestAgentUpgradeRefusals: what the agent refuses before it changes
+// anything: a downgrade without force, a signature by a key it does not
+// trust, an unsigned release, a package that is not the signed one.
+func TestAgentUpgradeRefusals(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	otherPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	pkg := []byte("package 1.2.0")
+	sum := wire.Fingerprint(pkg)
+	sign := func(v, sha string) string { return hex.EncodeToString(ed25519.Sign(priv, store.ReleaseMessage(v, sha))) }
+	good := wire.Release{Version: "1.2.0", SHA256: sum, Signature: sign("1.2.0", sum)}
+	for _, tc := range []struct {
+		name string
+		keys []string
+		rel  wire.Release
+		pkg  []byte
+		want string
+	}{
+		{"good", []string{hex.EncodeToString(pub)}, good, pkg, ""},
+		{"good, signed by an older trusted key", []string{hex.EncodeToString(pub), hex.EncodeToString(otherPub)}, good, pkg, ""},
+		{"untrusted key", []string{hex.EncodeToString(otherPub)}, good, pkg, "signature"},
+		{"unsigned", []string{hex.EncodeToString(pub)}, wire.Release{Version: "1.2.0", SHA256: sum}, pkg, "not signed"},
+		{"signature of another version", []string{hex.EncodeToString(pub)}, wire.Release{Version: "1.3.0", SHA256: sum, Signature: good.Signature}, pkg, "signature"},
+		{"tampered package", []string{hex.EncodeToString(pub)}, good, []byte("package 1.2.0!"), "does not match its signed SHA-256"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := verifyPackage(tc.keys, tc.rel, tc.pkg)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("got %v, want accepted", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name, to, running string
+		force             bool
+		want              string
+	}{
+		{"newer", "1.2.0", "1.1.0", false, ""},
+		{"same version", "1.1.0", "1.1.0", false, "not newer"},
+		{"downgrade", "1.0.0", "1.1.0", false, "a downgrade needs"},
+		{"forced downgrade", "1.0.0", "1.1.0", true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkUpgrade(wire.UpgradeArgs{Version: tc.to, Force: tc.force}, tc.running)
+			if got := err != nil && strings.Contains(err.Error(), tc.want); (tc.want != "") != got || (tc.want == "" && err != nil) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
