@@ -238,7 +238,9 @@ func TestAgentUpgradeRefusals(t *testing.T) {
 	otherPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	pkg := []byte("package 1.2.0")
 	sum := wire.Fingerprint(pkg)
-	sign := func(v, sha string) string { return hex.EncodeToString(ed25519.Sign(priv, store.ReleaseMessage(v, sha))) }
+	sign := func(v, sha string) string {
+		return hex.EncodeToString(ed25519.Sign(priv, store.ReleaseMessage(v, sha)))
+	}
 	good := wire.Release{Version: "1.2.0", SHA256: sum, Signature: sign("1.2.0", sum)}
 	for _, tc := range []struct {
 		name string
