@@ -113,4 +113,15 @@
 //     SHA-256, so a signature cannot be replayed under another version).
 //     ForceUpgradeProxy skips the "newer" check and says force in the
 //     command (audit proxy.upgrade.force).
+//   - Agent upgrades (agentupgrade.go): UpgradeAgents queues "upgrade"
+//     commands with wire.UpgradeArgs for one batch (at most BindBatchMax;
+//     ops.PacedUpgrade paces a fleet). It resolves the release once (the
+//     latest unless named) and refuses, with the reason, an uninstalled or
+//     uninstalling agent, one at or newer than the release (unless Force,
+//     audited agent.upgrade.force) and one with an upgrade under way; with
+//     Skip those are returned instead. Offline agents are queued. GetAgent,
+//     FindAgent and DiagnoseAgent set Agent.Upgrade (the latest upgrade
+//     command, derived); listings do not pay for it. Proxy.UpgradeState is
+//     the same text for proxies. DeleteRelease refuses a release any open
+//     upgrade names, agent or proxy.
 package store

@@ -8,13 +8,15 @@
 //	               exit codes, JSON and table output, manager URL and CA pin
 //	account.go     outpost account create|list
 //	cluster.go     outpost cluster create|list|show|delete|policy
-//	proxy.go       outpost proxy deploy|list|show|deployments|upgrade|delete
+//	proxy.go       outpost proxy deploy|list|show|deployments|delete
+//	proxyupgrade.go outpost proxy upgrade ID...|--cluster N (rolling: ops.RollingUpgrade, a line per step)
 //	agent.go       outpost agent unbind|list|show|uninstall (the "agent" group)
 //	bind.go        outpost agent bind: paced batches, progress, SIGINT between batches
+//	agentupgrade.go outpost agent upgrade HOST...|--cluster N|--all (paced: ops.PacedUpgrade)
 //	installcmd.go  outpost installcmd create|list|revoke
 //	settings.go    outpost settings show|set
 //	audit.go       outpost audit
-//	release.go     outpost release add|list|delete
+//	release.go     outpost release keygen [--rotate]|add|list|delete
 //	version.go     outpost version (and the version variable, set with -ldflags "-X main.version=...")
 //
 // The services (up, relay, center, tui, agentsim, doctor, agent run) live in
