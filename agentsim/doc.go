@@ -29,6 +29,17 @@
 // agent's last acknowledged sequence with the collector's distinct count
 // for it; without a collector the loss is not checked (nil in Report).
 //
+// Commands and their results: results queued with Report go with the next
+// check-in, which may be held for the whole long poll; Hurry makes holds
+// short (hurryWait) and ends the one in flight, and Deliver waits until a
+// result was carried (the reference agent reports an upgrade's
+// "restarting" that way before it replaces itself). Uninstall runs
+// OnUninstall first (a failure is reported and the agent goes on), then is
+// acknowledged in a last check-in, retried, while the identity exists.
+// OnReleaseKeys and OnCheckin let the reference agent keep its release
+// keys and mark a new version healthy; agentsim checks no signature itself
+// (it imports only relay/wire).
+//
 // Simulated fleets: install commands are per OS, so RunSim draws hosts of
 // the OSes it has keys for (fleetKeys); a key given without its OS is
 // taken as Linux until a refusal ("install command is for windows") names

@@ -46,7 +46,7 @@ func (s *Server) heartbeatLoop() {
 			}
 			s.heartbeatAnswered(resp.Policy)
 			s.keepReleaseKey(resp.ReleaseKey)
-			s.followKeyChain(resp.ReleaseKeys)
+			s.followKeyChain(resp.ReleaseKey, resp.ReleaseKeys)
 			acked = s.runCommands(resp.Commands)
 			again = s.answered()
 		} else {

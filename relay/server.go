@@ -51,7 +51,6 @@ type Server struct {
 	// joined relay only
 	ident       *identity
 	identMu     sync.Mutex // saving ident (policy updates)
-	rkWarned    string     // the other release key last logged (under identMu)
 	client      *http.Client
 	stalePolicy bool   // ident.Policy came from disk: applied until the first heartbeat answer
 	hbErr       string // last heartbeat failure logged (heartbeat goroutine only)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -143,19 +144,12 @@ func (s *Server) handled(id int64) bool {
 
 // keepReleaseKey saves the release public key a heartbeat brings when the
 // relay has none yet (the key was made after it joined). A different key
-// than the one kept is not taken: the key the relay trusts does not change
-// behind its back.
+// than the one kept is not taken here: the key the relay trusts changes
+// only through the chain (followKeyChain).
 func (s *Server) keepReleaseKey(k string) {
 	s.identMu.Lock()
 	defer s.identMu.Unlock()
-	if k == "" || s.ident.ReleaseKey == k {
-		return
-	}
-	if s.ident.ReleaseKey != "" {
-		if s.rkWarned != k {
-			s.logf("relay: the management host sends release key %s, not the %s this relay trusts: kept the one it has", k, s.ident.ReleaseKey)
-			s.rkWarned = k
-		}
+	if k == "" || s.ident.ReleaseKey != "" {
 		return
 	}
 	id := *s.ident
@@ -169,8 +163,9 @@ func (s *Server) keepReleaseKey(k string) {
 
 // followKeyChain takes the release keys a heartbeat's chain leads to from
 // the key this relay trusts: a rotated key is accepted only through links
-// each signed by the key before it (store.VerifyKeyChain).
-func (s *Server) followKeyChain(chain []wire.ReleaseKeyLink) {
+// each signed by the key before it (store.VerifyKeyChain). newest is the
+// key the management host signs with now; one not reached is logged.
+func (s *Server) followKeyChain(newest string, chain []wire.ReleaseKeyLink) {
 	trusted := s.releaseKey()
 	if trusted == "" {
 		return
@@ -182,6 +177,8 @@ func (s *Server) followKeyChain(chain []wire.ReleaseKeyLink) {
 	msg := ""
 	if err != nil {
 		msg = store.ErrorMessage(err)
+	} else if newest != "" && !slices.Contains(keys, strings.ToLower(newest)) {
+		msg = fmt.Sprintf("the management host signs with release key %s, which the key this relay trusts (%s) does not lead to", short(newest), short(trusted))
 	}
 	if msg != s.up.keysErr {
 		if msg != "" {

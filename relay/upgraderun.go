@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -60,11 +61,16 @@ func (s *Server) upgrade(c wire.Command) error {
 	if err != nil {
 		return err
 	}
+	// The operator sees "restarting" before the relay goes (under systemd
+	// the watcher restarts the unit as soon as it runs).
 	sent := s.post(wire.CommandResult{ID: c.ID, State: wire.StateRunning, Stage: wire.StageRestarting})
-	select { // the operator sees "restarting" before the relay goes
+	select {
 	case <-sent:
 	case <-s.closing:
 	case <-time.After(10 * time.Second):
+	}
+	if err := selfupdate.StartWatcher(p); err != nil {
+		return s.undoInstall(p, err)
 	}
 	if p.Unit != "" {
 		s.logf("relay: %s installed by the watcher; systemd restarts %s into it", a.Version, p.Unit)
@@ -97,10 +103,9 @@ func (s *Server) fetchRelease(ctx context.Context, version string) (wire.Release
 	return wire.Release{}, nil, fmt.Errorf("upgrade: release %s is not in the manifest", version)
 }
 
-// install stages and self-tests the verified package, records the trial,
-// installs it (without systemd; the watcher does under systemd) and starts
-// the watcher. Each failure undoes what was done: the binary stays the
-// running one.
+// install stages and self-tests the verified package, records the trial
+// and installs it (without systemd; the watcher does under systemd). Each
+// failure undoes what was done: the binary stays the running one.
 func (s *Server) install(id int64, version string, pkg []byte) (selfupdate.Plan, error) {
 	bin, unit := s.cfg.Binary, s.cfg.Unit
 	if bin == "" {
@@ -129,18 +134,29 @@ func (s *Server) install(id int64, version string, pkg []byte) (selfupdate.Plan,
 			return p, fmt.Errorf("upgrade: %w", err)
 		}
 	}
-	if err := selfupdate.StartWatcher(p); err != nil {
-		undo := "nothing was replaced"
-		if unit == "" {
-			undo = "the previous binary is back"
-			if rerr := selfupdate.Restore(bin, p.Prev); rerr != nil {
-				undo = rerr.Error()
-			}
-		} else {
-			os.Remove(staged)
-		}
-		selfupdate.Abandon(s.cfg.DataDir)
-		return p, fmt.Errorf("upgrade: %v (%s)", err, undo)
-	}
 	return p, nil
+}
+
+// undoInstall puts the previous binary back (or drops the staged one)
+// and ends the trial after a restart that did not happen.
+func (s *Server) undoInstall(p selfupdate.Plan, err error) error {
+	undo := "nothing was replaced"
+	if p.Unit == "" {
+		undo = "the previous binary is back"
+		if rerr := selfupdate.Restore(p.Binary, p.Prev); rerr != nil {
+			undo = rerr.Error()
+		}
+	} else {
+		os.Remove(p.Staged)
+	}
+	selfupdate.Abandon(s.cfg.DataDir)
+	return fmt.Errorf("upgrade: %v (%s)", err, undo)
+}
+
+// AbandonRestart undoes an upgrade whose restart will not happen (the
+// relay is being stopped): the previous binary is put back and the trial
+// ended, so the watcher stops and the next start runs the version that
+// was running.
+func (s *Server) AbandonRestart(p selfupdate.Plan, why string) {
+	s.logf("relay: restart into %s abandoned: %v", p.To, s.undoInstall(p, errors.New(why)))
 }

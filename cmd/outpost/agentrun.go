@@ -117,7 +117,13 @@ deploy-proxy (quick deployment of a proxy server onto this asset) starts
 as a detached process (log in DIR/relay/relay.log); it keeps running when
 the agent stops (not an uninstall), and a later
 'outpost relay --data DIR/relay' reuses its joined identity (management
-host and CA pin included).
+host and CA pin included). upgrade downloads the release through the relay,
+checks its signature against the release keys this agent trusts
+(DIR/release-keys.json: the key of its enrolment and those signed by it)
+and its SHA-256, self-tests it, installs it (the current binary kept as
+BINARY.prev) and restarts into it, reporting downloading, verifying and
+restarting; the new version reports done after its first check-in, and one
+that crashes or never checks in is rolled back (see 'outpost agent upgrade').
 
 Events. Every --event-every (60s) the agent records a small status event
 (load averages, uptime, memory) with its own sequence number. Events are

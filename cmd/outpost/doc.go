@@ -62,6 +62,28 @@
 // (systemctl on PATH, /run/systemd/system present; hidden --systemd-dir
 // for tests) run before anything is written.
 //
+// # The reference agent: uninstall and upgrade
+//
+// agentuninstall.go: an uninstall command first runs Agent.OnUninstall
+// (stop the relay deploy-proxy started, found by DIR/relay/relay.pid or its
+// run file and signalled only while its command line names DIR/relay), then
+// is acknowledged while the identity exists, then the directory goes
+// (removeAgentDir removes only the entries the agent writes, agentEntries:
+// add new ones there). Under the unit written for DIR (systemdUnit) the
+// unit is removed by 'service uninstall agent' in a transient unit, since
+// the sandbox cannot write /etc; removeUnit in service.go is the one place
+// a unit is removed, for that command and for the agent's fallback.
+//
+// agentrunupgrade.go: the trusted release keys live in
+// DIR/release-keys.json (first key first); Agent.OnReleaseKeys feeds every
+// chain through store.VerifyKeyChain from that first key. The upgrade runs
+// beside the check-in loop with Agent.Hurry on (short holds, so stages are
+// seen at once) and reports "restarting" with Agent.Deliver before the
+// restart. Without systemd the loop is stopped (agentUpgrader.run) and the
+// main goroutine execs the new binary; selfupdate's watcher (from the
+// previous binary) follows the PID. Agent.OnCheckin marks a version on
+// trial healthy, and its outcome goes with the next check-in.
+//
 // # Adding a subcommand
 //
 // In a new file, register a constructor from init:

@@ -290,7 +290,9 @@ func (r *relayRun) Close() error {
 // Close) or an upgrade asks for the restart into its new binary: Close
 // (listeners stop, in-flight requests finish, the spool is synced), then
 // exec, same PID and argv. A signal during that Close stops the relay
-// instead; the second one still kills at once.
+// instead, the previous binary put back; the second one still kills at
+// once. A failed exec leaves the new binary to the watcher, which starts
+// it again or rolls back.
 func (r *relayRun) serveUntilDone(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
@@ -300,6 +302,7 @@ func (r *relayRun) serveUntilDone(ctx context.Context) error {
 			fmt.Fprintf(r.a.stderr, "relay: closing before the restart: %v\n", err)
 		}
 		if ctx.Err() != nil {
+			r.srv.AbandonRestart(p, "the relay was stopped before the restart")
 			return nil
 		}
 		r.a.close()
