@@ -52,19 +52,21 @@ Ctrl-C stops between batches.`,
 			hosts, what := args, fmt.Sprintf("%d host(s)", len(args))
 			if cluster != "" || all {
 				var cid int64
-				what = "every agent"
+				what = "all agents"
 				if cluster != "" {
 					c, err := a.resolveCluster(cmd, account, cluster)
 					if err != nil {
 						return err
 					}
-					cid, what = c.ID, "the agents of cluster "+clean(c.Name)
+					cid, what = c.ID, "cluster "+clean(c.Name)
 				}
 				if hosts, err = db.UpgradeCandidates(ctx(cmd), acct, cid); err != nil {
 					return err
 				}
-				if len(hosts) == 0 {
-					return failf("no agent to upgrade among %s (uninstalled agents are left out)", what)
+				if len(hosts) == 0 && cid == 0 {
+					return failf("no agent to upgrade: none is enrolled (uninstalled agents are left out)")
+				} else if len(hosts) == 0 {
+					return failf("no agent to upgrade in %s: none is bound to it (uninstalled agents are left out)", what)
 				}
 			}
 			in := store.UpgradeAgentsInput{AccountID: acct, Version: version, Force: force, Skip: len(args) == 0}
