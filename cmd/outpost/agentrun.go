@@ -117,7 +117,9 @@ deploy-proxy (quick deployment of a proxy server onto this asset) starts
 as a detached process (log in DIR/relay/relay.log); it keeps running when
 the agent stops (not an uninstall), and a later
 'outpost relay --data DIR/relay' reuses its joined identity (management
-host and CA pin included). upgrade downloads the release through the relay,
+host and CA pin included). Once it joined, a start of the agent that finds
+it not running (under systemd it stops with the agent's unit) starts it
+again with the same flags. upgrade downloads the release through the relay,
 checks its signature against the release keys this agent trusts
 (DIR/release-keys.json: the key of its enrolment and those signed by it)
 and its SHA-256, self-tests it, installs it (the current binary kept as
@@ -312,6 +314,7 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 
 	r.up.begin()
 	defer r.setTee(nil)
+	r.restartDeployedRelay(dir)
 	for reenrolled := false; ; {
 		_, hadID, _ := ids.Load()
 		var plan *selfupdate.Plan
@@ -624,32 +627,11 @@ func (r *agentRun) deployProxy(ag *agentsim.Agent, client *agentsim.Client, dir 
 	for _, u := range args.Public {
 		argv = append(argv, "--public", u)
 	}
-	logPath := filepath.Join(data, "relay.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	pid, logPath, offset, exited, err := r.startRelay(exe, data, argv)
 	if err != nil {
 		return fmt.Errorf("deploy-proxy: %w", err)
 	}
-	defer logFile.Close()
-	offset, _ := logFile.Seek(0, io.SeekEnd)
-	proc := exec.Command(exe, argv...)
-	proc.Dir = data
-	proc.Stdout, proc.Stderr = logFile, logFile
-	detach(proc)
-	if err := proc.Start(); err != nil {
-		return fmt.Errorf("deploy-proxy: start relay: %w", err)
-	}
-	pid := proc.Process.Pid
-	if err := os.WriteFile(filepath.Join(data, relayPIDFile), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
-		r.logf("deploy-proxy: %v (uninstall may not find this relay before it joined)", err)
-	}
 	r.logf("deploy-proxy: started relay (pid %d) for cluster %s, joining %s; data %s, log %s", pid, args.Cluster, manager, data, logPath)
-	exited := make(chan error, 1)
-	go func() {
-		// Reap the child if it ends while the agent runs.
-		err := proc.Wait()
-		r.logf("deploy-proxy: relay (pid %d) exited: %v (see %s)", pid, exitText(err), logPath)
-		exited <- err
-	}()
 	outcome := func(timeout <-chan time.Time) (error, bool) {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
@@ -660,6 +642,7 @@ func (r *agentRun) deployProxy(ag *agentsim.Agent, client *agentsim.Client, dir 
 			case <-tick.C:
 				if info, err := relay.ReadRunFile(data, "relay"); err == nil && info.PID == pid {
 					r.logf("deploy-proxy: relay (pid %d) joined cluster %s and listens on %s", pid, args.Cluster, strings.Join(info.URLs, ", "))
+					r.saveRelayArgs(data, argv)
 					return nil, true
 				}
 			case <-timeout:

@@ -12,13 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"outpost/agentsim"
-	"outpost/relay"
 )
 
 // relayPIDFile (in DIR/relay) names the relay deploy-proxy started, so it
@@ -51,17 +49,8 @@ func removeAgent(dir string, removeDir bool) ([]string, error) {
 // directory, so a reused pid is never hit.
 func stopDeployedRelay(dir string) ([]string, error) {
 	data := filepath.Join(dir, agentRelayDir)
-	var pids []int
-	if b, err := os.ReadFile(filepath.Join(data, relayPIDFile)); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	if info, err := relay.ReadRunFile(data, "relay"); err == nil && !slices.Contains(pids, info.PID) {
-		pids = append(pids, info.PID)
-	}
 	var did []string
-	for _, pid := range pids {
+	for _, pid := range relayPIDs(data) {
 		if !relayRuns(pid, data) {
 			continue
 		}

@@ -301,3 +301,53 @@ func auDeploy(t *testing.T, c *cli, a *arAgent, id string) int {
 	}
 	return pid
 }
+
+// TestDeployedRelayStartsAgainWithTheAgent: the relay of a quick
+// deployment stopped with the agent (as systemd stops the agent's unit,
+// relay included, on a restart or an upgrade) is started again by the
+// next start of the agent, from its joined identity and with its listen
+// addresses.
+func TestDeployedRelayStartsAgainWithTheAgent(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the reference agent reads Linux host facts")
+	}
+	c := newCLI(t)
+	m := auStartManager(t, c)
+	dir := filepath.Join(t.TempDir(), "agent")
+	a := auStartAgent(t, m, dir, nil)
+	id := arAgentID(t, a)
+	waitCond(t, a.proc, 15*time.Second, "agent online", func() bool { return arGetAgent(t, m, id).Online })
+	first := auDeploy(t, c, a, id)
+	data := filepath.Join(dir, agentRelayDir)
+	before, err := relay.ReadRunFile(data, "relay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCond(t, a.proc, 10*time.Second, "the relay's arguments saved", func() bool {
+		_, err := os.Stat(filepath.Join(data, relayArgsFile))
+		return err == nil
+	})
+	a.stop()
+	if err := terminate(first, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	a = auStartAgent(t, m, dir, nil)
+	var again relay.RunInfo
+	waitCond(t, a.proc, 30*time.Second, "the relay started again and listening", func() bool {
+		again, err = relay.ReadRunFile(data, "relay")
+		return err == nil && again.PID != first && processRunning(again.PID)
+	})
+	t.Cleanup(func() { terminate(again.PID, 5*time.Second) })
+	if got, want := strings.Join(again.URLs, " "), strings.Join(before.URLs, " "); got != want {
+		t.Errorf("relay URLs after the restart: got %s, want %s", got, want)
+	}
+	if !strings.Contains(a.stderr.String(), fmt.Sprintf("started it again (pid %d", again.PID)) {
+		t.Errorf("the agent's log does not say it started the relay again:\n%s", a.stderr.String())
+	}
+	b, _ := os.ReadFile(filepath.Join(data, relayArgsFile))
+	if strings.Contains(string(b), "--join") {
+		t.Errorf("%s keeps the join token: %s", relayArgsFile, b)
+	}
+	a.stop()
+}

@@ -73,6 +73,9 @@
 // unit is removed by 'service uninstall agent' in a transient unit, since
 // the sandbox cannot write /etc; removeUnit in service.go is the one place
 // a unit is removed, for that command and for the agent's fallback.
+// agentrelay.go starts the deployed relay, saves its flags once it joined
+// (DIR/relay/relay.args.json, no join token) and starts it again when the
+// agent starts and finds it down.
 //
 // agentrunupgrade.go: the trusted release keys live in
 // DIR/release-keys.json (first key first); Agent.OnReleaseKeys feeds every
