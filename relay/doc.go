@@ -37,13 +37,33 @@
 //     Results, never retried on its own (commands.go, store.ReportCommands).
 //     Check-in Results from agents reach the store the same way; a joined
 //     relay forwards them unchanged.
-//     An upgrade is staged only when the release's signature verifies
-//     (store.VerifyRelease) against the release public key the relay kept
-//     from its join, or from the first heartbeat that brought one when it
-//     joined before the key existed (identity.ReleaseKey; a different key
-//     later is logged, not taken), the package matches the signed SHA-256,
-//     and the version is newer than the relay's own unless the command says
-//     force. Otherwise nothing is written and the command fails with why.
+//     Upgrades (upgrade.go, upgraderun.go; the mechanics are
+//     relay/selfupdate's): the command runs in the background while
+//     heartbeats go on, each stage posted as a Result and sent at once
+//     (downloading, verifying, restarting; "restarting" is waited for, up
+//     to 10 s, so the operator sees it before the relay goes). Refused with
+//     nothing on disk changed: a version not newer than the relay's own
+//     unless the command says force; a signature that no trusted key
+//     verifies (store.VerifyReleaseAny over the keys store.VerifyKeyChain
+//     reaches from identity.ReleaseKey, the key given at join or, for a
+//     relay that joined before one existed, the first a heartbeat brought;
+//     a key off the chain is logged, never taken); a package that does not
+//     match the signed SHA-256; a new binary whose --self-test fails (it is
+//     staged as BINARY.new, or DATA/upgrade/outpost.new under systemd, and
+//     removed). Then the trial is recorded (DATA/upgrade/trial.json),
+//     the binary installed without systemd (BINARY.prev kept), the watcher
+//     started, and RestartRequested hands the plan to the command line,
+//     which closes the server gracefully and execs (same PID); under
+//     systemd the watcher installs and restarts the unit. Config.Binary is
+//     set only by the command line: embedded servers (tests) refuse to
+//     replace a binary. A relay stopped during the restart puts the
+//     previous binary back (AbandonRestart). The new process finds the
+//     trial at New (startTrial: its log also goes to DATA/upgrade/new.log),
+//     marks it healthy after its first answered heartbeat and sends the
+//     outcome with the next one, at once; every heartbeat also takes an
+//     outcome the watcher left (rolled back, reported by the previous
+//     version it started again). A command redelivered to the process that
+//     answers it with a trial outcome is not run again.
 //
 // Install and dist (dist.go, install.sh): the management host serves
 // GET /v1/install.sh on its TLS listeners only (403 on plain ones: the
