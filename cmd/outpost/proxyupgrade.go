@@ -166,6 +166,10 @@ func (a *app) rollingUpgrade(cmd *cobra.Command, account, cluster string, force 
 	if a.jsonOut {
 		return a.printJSON(pr)
 	}
+	if done == 0 {
+		a.printf("cluster %s: no proxy server to upgrade to %s (all skipped, see above)\n", clean(c.Name), clean(pr.Version))
+		return nil
+	}
 	a.printf("cluster %s: %d proxy server(s) upgraded to %s in %s\n", clean(c.Name), done, clean(pr.Version), time.Since(start).Round(time.Second))
 	return nil
 }

@@ -247,6 +247,25 @@ func TestProxyRollingUpgrade(t *testing.T) {
 	if r := c.ok("proxy", "list"); !strings.Contains(r.stdout, "to 1.1.0: done") {
 		t.Errorf("proxy list: %s", r.stdout)
 	}
+	// Again: every proxy is at the release, so all are skipped.
+	var again struct {
+		Version string `json:"version"`
+		Proxies []struct {
+			ID     int64  `json:"id"`
+			State  string `json:"state"`
+			Reason string `json:"reason"`
+		} `json:"proxies"`
+	}
+	r = c.json(&again, "proxy", "upgrade", "--cluster", "edge")
+	if again.Version != "1.1.0" || len(again.Proxies) != 3 || again.Proxies[0].State != "skipped" || again.Proxies[0].Reason != "already runs 1.1.0" {
+		t.Errorf("upgrade --cluster --json again: got %+v, want the three skipped as already at 1.1.0", again)
+	}
+	if !strings.Contains(r.stderr, "proxy server 1 (px-1): skipped: already runs 1.1.0") {
+		t.Errorf("with --json the progress goes to stderr: got %q", r.stderr)
+	}
+	if r := c.ok("proxy", "upgrade", "--cluster", "edge"); !strings.Contains(r.stdout, "cluster edge: no proxy server to upgrade to 1.1.0 (all skipped, see above)") {
+		t.Errorf("again: %s", r)
+	}
 	c.fails(2, "give proxy IDs or --cluster N", "proxy", "upgrade")
 	c.fails(2, "--timeout applies to --cluster only", "proxy", "upgrade", "1", "--timeout", "1m")
 }
