@@ -57,62 +57,7 @@ accepts it, and the audit log says proxy.upgrade.force.`,
 			if cluster != "" {
 				return a.rollingUpgrade(cmd, account, cluster, force, timeout)
 			}
-			var ids []int64
-			for _, s := range args {
-				id, err := parseID("proxy id", s)
-				if err != nil {
-					return err
-				}
-				ids = append(ids, id)
-			}
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			// Check all first so that one refusal leaves every proxy as it
-			// was. A proxy that is not upgradable is handed to UpgradeProxy
-			// anyway: it refuses (changing nothing) with the reason.
-			type done struct {
-				ID       int64  `json:"id"`
-				Hostname string `json:"hostname"`
-				From     string `json:"from"`
-				To       string `json:"to"`
-			}
-			upgrade := db.UpgradeProxy
-			if force {
-				upgrade = db.ForceUpgradeProxy
-			}
-			var out []done
-			var todo []store.Proxy
-			for _, id := range ids {
-				p, err := db.GetProxy(ctx(cmd), id)
-				if err != nil {
-					return err
-				}
-				if !p.Upgrade || force {
-					to, err := upgrade(ctx(cmd), id)
-					if err != nil {
-						return err
-					}
-					out = append(out, done{p.ID, p.Hostname, p.Version, to}) // became upgradable meanwhile
-					continue
-				}
-				todo = append(todo, p)
-			}
-			for _, p := range todo {
-				to, err := db.UpgradeProxy(ctx(cmd), p.ID)
-				if err != nil {
-					return failf("proxy server %d: %s (upgrades queued before it: %d)", p.ID, store.ErrorMessage(err), len(out))
-				}
-				out = append(out, done{p.ID, p.Hostname, p.Version, to})
-			}
-			if a.jsonOut {
-				return a.printJSON(out)
-			}
-			for _, d := range out {
-				a.printf("proxy server %d (%s): upgrade %s -> %s queued\n", d.ID, clean(d.Hostname), d.From, d.To)
-			}
-			return nil
+			return a.upgradeProxies(cmd, args, force)
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "queue the latest release even when not newer than the proxy's version (a downgrade; audited)")
@@ -120,6 +65,66 @@ accepts it, and the audit log says proxy.upgrade.force.`,
 	cmd.Flags().StringVar(&account, "account", "", "account of the cluster")
 	cmd.Flags().DurationVar(&timeout, "timeout", ops.DefaultProxyUpgradeBound, "with --cluster: how long each proxy may take to be online at the new version")
 	return cmd
+}
+
+// upgradeProxies runs proxy upgrade ID...: all or nothing, checked first.
+func (a *app) upgradeProxies(cmd *cobra.Command, args []string, force bool) error {
+	var ids []int64
+	for _, s := range args {
+		id, err := parseID("proxy id", s)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	db, err := a.store()
+	if err != nil {
+		return err
+	}
+	// Check all first so that one refusal leaves every proxy as it
+	// was. A proxy that is not upgradable is handed to UpgradeProxy
+	// anyway: it refuses (changing nothing) with the reason.
+	type done struct {
+		ID       int64  `json:"id"`
+		Hostname string `json:"hostname"`
+		From     string `json:"from"`
+		To       string `json:"to"`
+	}
+	upgrade := db.UpgradeProxy
+	if force {
+		upgrade = db.ForceUpgradeProxy
+	}
+	var out []done
+	var todo []store.Proxy
+	for _, id := range ids {
+		p, err := db.GetProxy(ctx(cmd), id)
+		if err != nil {
+			return err
+		}
+		if !p.Upgrade || force {
+			to, err := upgrade(ctx(cmd), id)
+			if err != nil {
+				return err
+			}
+			out = append(out, done{p.ID, p.Hostname, p.Version, to}) // became upgradable meanwhile
+			continue
+		}
+		todo = append(todo, p)
+	}
+	for _, p := range todo {
+		to, err := db.UpgradeProxy(ctx(cmd), p.ID)
+		if err != nil {
+			return failf("proxy server %d: %s (upgrades queued before it: %d)", p.ID, store.ErrorMessage(err), len(out))
+		}
+		out = append(out, done{p.ID, p.Hostname, p.Version, to})
+	}
+	if a.jsonOut {
+		return a.printJSON(out)
+	}
+	for _, d := range out {
+		a.printf("proxy server %d (%s): upgrade %s -> %s queued\n", d.ID, clean(d.Hostname), d.From, d.To)
+	}
+	return nil
 }
 
 // rollingUpgrade runs proxy upgrade --cluster: progress lines on stdout

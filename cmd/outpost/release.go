@@ -59,64 +59,7 @@ they got at join and the package matches the SHA-256.`,
 	add.Flags().StringVar(&notes, "notes", "", "release notes")
 	add.Flags().StringVar(&file, "file", "", "the release package (copied to DATA/releases/VERSION)")
 	add.Flags().StringVar(&key, "key", "", "the release signing key file (outpost release keygen --out FILE)")
-	var out, oldKey string
-	var rotate bool
-	keygen := &cobra.Command{
-		Use:   "keygen --out FILE | keygen --rotate --key OLD_FILE --out NEW_FILE",
-		Short: "Make the release signing key (or rotate it): the private key to FILE, the public key to the store",
-		Long: `Make the ed25519 key that signs releases. The private key is written to
---out (mode 0600, never overwritten); keep it off the relays and outside the
-data directory, which backups copy. The public key is stored: relays get it
-when they join (and with each heartbeat if they joined before it existed),
-agents when they enrol and check in, and they accept only releases it
-verifies. There is one release key at a time: keygen alone is refused once
-it is set.
-
---rotate replaces it: --key is the current private key file, --out the new
-one. The new public key is stored signed by the current key, so every relay
-and agent that trusts the old key accepts the new one through that
-signature (the release key chain), while a key they were not given is
-refused. From then on 'release add' needs the new key; releases signed
-before stay valid. Audited as release.key.rotate.`,
-		Args: nargs(0, 0, ""),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if out == "" {
-				return usageErrorf("--out FILE is required: where the private signing key goes (outside the data directory)")
-			}
-			if rotate != (oldKey != "") {
-				if rotate {
-					return usageErrorf("--rotate needs --key OLD_FILE: the current private key signs the new one")
-				}
-				return usageErrorf("--key applies to --rotate only (release add takes the key to sign with)")
-			}
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			var pub string
-			if rotate {
-				pub, err = db.RotateReleaseKey(ctx(cmd), oldKey, out)
-			} else {
-				pub, err = db.CreateReleaseKey(ctx(cmd), out)
-			}
-			if err != nil {
-				return err
-			}
-			if a.jsonOut {
-				return a.printJSON(map[string]any{"public_key": pub, "private_key_file": out, "rotated": rotate})
-			}
-			if rotate {
-				a.printf("release signing key rotated: new private key in %s (sign releases with it from now on: release add --key %s), new public key %s, signed by the old key\n",
-					clean(out), shellQuote(out), pub)
-				return nil
-			}
-			a.printf("release signing key made: private key in %s (keep it safe; release add --key), public key %s\n", clean(out), pub)
-			return nil
-		},
-	}
-	keygen.Flags().StringVar(&out, "out", "", "file for the private signing key (created 0600, never overwritten)")
-	keygen.Flags().BoolVar(&rotate, "rotate", false, "replace the release key with a new one signed by the current one (--key)")
-	keygen.Flags().StringVar(&oldKey, "key", "", "with --rotate: the current private signing key file")
+	keygen := newReleaseKeygenCmd(a)
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List published releases, newest first",
@@ -173,6 +116,70 @@ before stay valid. Audited as release.key.rotate.`,
 		},
 	}
 	cmd.AddCommand(keygen, add, list, del)
+	return cmd
+}
+
+// newReleaseKeygenCmd is release keygen: make the signing key, or rotate
+// it (--rotate).
+func newReleaseKeygenCmd(a *app) *cobra.Command {
+	var out, oldKey string
+	var rotate bool
+	cmd := &cobra.Command{
+		Use:   "keygen --out FILE | keygen --rotate --key OLD_FILE --out NEW_FILE",
+		Short: "Make the release signing key (or rotate it): the private key to FILE, the public key to the store",
+		Long: `Make the ed25519 key that signs releases. The private key is written to
+--out (mode 0600, never overwritten); keep it off the relays and outside the
+data directory, which backups copy. The public key is stored: relays get it
+when they join (and with each heartbeat if they joined before it existed),
+agents when they enrol and check in, and they accept only releases it
+verifies. There is one release key at a time: keygen alone is refused once
+it is set.
+
+--rotate replaces it: --key is the current private key file, --out the new
+one. The new public key is stored signed by the current key, so every relay
+and agent that trusts the old key accepts the new one through that
+signature (the release key chain), while a key they were not given is
+refused. From then on 'release add' needs the new key; releases signed
+before stay valid. Audited as release.key.rotate.`,
+		Args: nargs(0, 0, ""),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if out == "" {
+				return usageErrorf("--out FILE is required: where the private signing key goes (outside the data directory)")
+			}
+			if rotate != (oldKey != "") {
+				if rotate {
+					return usageErrorf("--rotate needs --key OLD_FILE: the current private key signs the new one")
+				}
+				return usageErrorf("--key applies to --rotate only (release add takes the key to sign with)")
+			}
+			db, err := a.store()
+			if err != nil {
+				return err
+			}
+			var pub string
+			if rotate {
+				pub, err = db.RotateReleaseKey(ctx(c), oldKey, out)
+			} else {
+				pub, err = db.CreateReleaseKey(ctx(c), out)
+			}
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"public_key": pub, "private_key_file": out, "rotated": rotate})
+			}
+			if rotate {
+				a.printf("release signing key rotated: new private key in %s (sign releases with it from now on: release add --key %s), new public key %s, signed by the old key\n",
+					clean(out), shellQuote(out), pub)
+				return nil
+			}
+			a.printf("release signing key made: private key in %s (keep it safe; release add --key), public key %s\n", clean(out), pub)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "file for the private signing key (created 0600, never overwritten)")
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "replace the release key with a new one signed by the current one (--key)")
+	cmd.Flags().StringVar(&oldKey, "key", "", "with --rotate: the current private signing key file")
 	return cmd
 }
 
