@@ -289,6 +289,10 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 	}
 	ag.OnReleaseKeys, ag.OnCheckin = r.up.takeChain, r.up.checkedIn
 	ag.OnUninstall = func(context.Context) error {
+		if r.up.isBusy() {
+			// Its restart would bring back what the uninstall removes.
+			return errors.New("uninstall: an upgrade is under way on this agent: send the uninstall again once it ended")
+		}
 		did, err := stopDeployedRelay(dir)
 		for _, d := range did {
 			r.logf("uninstall: %s", d)

@@ -161,6 +161,12 @@ func (u *agentUpgrader) command(ctx context.Context, c wire.Command) error {
 	return agentsim.ErrCommandRunning
 }
 
+func (u *agentUpgrader) isBusy() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.busy
+}
+
 func (u *agentUpgrader) setBusy(b bool) {
 	u.mu.Lock()
 	u.busy = b
