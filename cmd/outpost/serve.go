@@ -224,7 +224,7 @@ func (r *relayRun) startJoined(cmd *cobra.Command) error {
 	if cfg.Binary, err = os.Executable(); err != nil {
 		return fmt.Errorf("find this binary (upgrades replace it): %w", err)
 	}
-	cfg.Argv, cfg.Unit, cfg.UpgradeGrace = os.Args, selfupdate.Unit(), r.upGrace
+	cfg.Argv, cfg.Unit, cfg.UpgradeGrace = withoutJoin(os.Args), selfupdate.Unit(), r.upGrace
 	if err := r.open(); err != nil {
 		return err
 	}
@@ -284,6 +284,22 @@ func (r *relayRun) Close() error {
 		r.stopProfile()
 	}
 	return errors.Join(errs...)
+}
+
+// withoutJoin is argv without --join TOKEN: the restarted relay runs from
+// its saved identity, and the spent token stays out of DATA/upgrade.
+func withoutJoin(argv []string) []string {
+	var out []string
+	for i := 0; i < len(argv); i++ {
+		switch {
+		case argv[i] == "--join" && i+1 < len(argv):
+			i++
+		case strings.HasPrefix(argv[i], "--join="):
+		default:
+			out = append(out, argv[i])
+		}
+	}
+	return out
 }
 
 // serveUntilDone serves until the context ends (a signal: graceful

@@ -69,6 +69,7 @@ type upFleet struct {
 	relay    *proc
 	relayURL string
 	id       int64
+	token    string // the join token the relay was started with
 }
 
 func newUpFleet(t *testing.T) *upFleet {
@@ -87,6 +88,7 @@ func newUpFleet(t *testing.T) *upFleet {
 	}
 	c.json(&jt, "proxy", "deploy", "--cluster", "edge", "--manual", "--manager", f.mgrURL)
 
+	f.token = jt.Token
 	f.rc = &cli{t: t, data: t.TempDir(), env: append(c.env, "OUTPOST_UNIT=")} // no systemd: re-exec in place
 	f.bin = filepath.Join(t.TempDir(), "outpost")
 	f.v1 = copyFile(t, upBuild(t, "1.0.0"), f.bin)

@@ -132,6 +132,11 @@ func TestRelayUpgradeNoEventLost(t *testing.T) {
 	if b, _ := os.ReadFile(f.bin + ".prev"); !bytes.Equal(b, f.v1) {
 		t.Errorf("binary.prev: got %d bytes, want the 1.0.0 build kept", len(b))
 	}
+	// The trial's argv is the relay's without the (spent) join token.
+	if b, err := os.ReadFile(filepath.Join(f.rc.data, "upgrade", "last.json")); err != nil || bytes.Contains(b, []byte(f.token)) ||
+		!bytes.Contains(b, []byte(`"--upgrade-grace"`)) {
+		t.Errorf("upgrade/last.json: got %s (%v), want the relay's argv without its join token", b, err)
+	}
 
 	sim.waitExit(60 * time.Second)
 	var rep struct {
