@@ -246,8 +246,10 @@ func (u *agentUpgrader) upgrade(ctx context.Context, id int64, a wire.UpgradeArg
 // systemd the watcher does), reports "restarting" and starts the watcher;
 // without systemd it then hands the plan to the main loop for the exec.
 func (u *agentUpgrader) install(ctx context.Context, id int64, a wire.UpgradeArgs, binary, staged, unit string) error {
+	// The enrolled agent runs from its identity: the spent install key
+	// stays out of the trial file and the new process's argv.
 	p, err := selfupdate.Begin(u.dir, selfupdate.Plan{Command: id, From: version, To: a.Version,
-		Binary: binary, Staged: staged, Unit: unit, Grace: wire.Duration(u.grace)})
+		Binary: binary, Staged: staged, Unit: unit, Grace: wire.Duration(u.grace), Argv: dropFlag(os.Args, "--key")})
 	if err != nil {
 		os.Remove(staged)
 		return err
@@ -364,4 +366,20 @@ func (u *agentUpgrader) reportOutcome() {
 		u.r.logf("upgrade: command %d: reporting %s %s", res.ID, res.State, res.Error)
 		u.ag.Report(res)
 	}
+}
+
+// dropFlag returns argv without the flag name and its value ("--key K" or
+// "--key=K").
+func dropFlag(argv []string, name string) []string {
+	var out []string
+	for i := 0; i < len(argv); i++ {
+		switch {
+		case argv[i] == name:
+			i++
+		case strings.HasPrefix(argv[i], name+"="):
+		default:
+			out = append(out, argv[i])
+		}
+	}
+	return out
 }

@@ -183,6 +183,11 @@ func TestAgentUpgrade(t *testing.T) {
 	if !sameFile(t, bin, v2) || !sameFile(t, bin+".prev", v1) {
 		t.Errorf("after the upgrade: want %s = the 1.1.0 build and outpost.prev = the 1.0.0 build", bin)
 	}
+	for _, f := range []string{fmt.Sprintf("/proc/%d/cmdline", pid), filepath.Join(dir, "upgrade", "last.json")} {
+		if b, err := os.ReadFile(f); err != nil || strings.Contains(string(b), m.Key) {
+			t.Errorf("%s holds the install key (or is unreadable: %v)", f, err)
+		}
+	}
 
 	// A package that does not match its signed SHA-256: refused, nothing changed.
 	c.ok("release", "add", "1.3.0", "--file", v2, "--key", key2)
