@@ -91,8 +91,10 @@ func StartWatcher(p Plan) error {
 // watcher in its own session, with its output in DIR/upgrade/watch.log,
 // and returns, so the process that asked does not keep it as a child.
 func Detach(dir string) (pid int, err error) {
-	if _, err := load(dir); err != nil {
-		return 0, fmt.Errorf("no upgrade on trial in %s: %w", dir, err)
+	if _, err := load(dir); errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("no upgrade on trial in %s (no upgrade/trial.json)", dir)
+	} else if err != nil {
+		return 0, err
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -36,7 +36,9 @@ type watcher struct {
 // rolled_back with the reason and the new version's last log lines.
 func Watch(dir string, logf func(string, ...any)) error {
 	t, err := load(dir)
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no upgrade on trial in %s (no upgrade/trial.json)", dir)
+	} else if err != nil {
 		return err
 	}
 	w := &watcher{dir: dir, logf: logf, pid: t.PID}
