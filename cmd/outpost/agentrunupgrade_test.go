@@ -290,3 +290,113 @@ func TestAgentUpgradeRefusals(t *testing.T) {
 		})
 	}
 }
+
+// The fake systemd of TestAgentUpgradeUnderSystemd: systemd-run starts the
+// transient unit's command in the background; systemctl restart stops "the
+// unit" (SIGTERM, then waits until it is gone) and starts $FAKE_START
+// again, as systemd restarts outpost-agent.service. Every call is recorded.
+const (
+	upFakeSystemdRun = `#!/bin/sh
+echo "systemd-run $*" >> "$FAKE_DIR/calls"
+while [ "$1" != "--" ]; do shift; done; shift
+setsid "$@" >> "$FAKE_DIR/transient.log" 2>&1 < /dev/null &
+`
+	upFakeSystemctl = `#!/bin/sh
+echo "systemctl $*" >> "$FAKE_DIR/calls"
+case "$1" in
+show) echo 0 ;;
+is-active) echo active ;;
+restart)
+	if [ -f "$FAKE_DIR/main.pid" ]; then
+		p=$(cat "$FAKE_DIR/main.pid"); kill "$p" 2>/dev/null
+		for i in $(seq 200); do
+			st=$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)
+			if [ -z "$st" ] || [ "$st" = Z ]; then break; fi
+			sleep 0.05
+		done
+	fi
+	setsid sh -c "$FAKE_START" >> "$FAKE_DIR/unit.log" 2>&1 < /dev/null &
+	echo $! > "$FAKE_DIR/main.pid" ;;
+esac
+`
+)
+
+// TestAgentUpgradeUnderSystemd: an agent run by (a fake) systemd only
+// stages the release in its directory and self-tests it; the watcher runs
+// as a transient unit, installs it beside the binary (outpost.prev kept)
+// and restarts the unit, and the restarted agent reports done at 1.1.0.
+func TestAgentUpgradeUnderSystemd(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the reference agent reads Linux host facts")
+	}
+	c := newCLI(t)
+	m := auStartManager(t, c)
+	key := releaseKey(t, c)
+	v1, v2 := buildVersion(t, "1.0.0"), buildVersion(t, "1.1.0")
+	bin := filepath.Join(t.TempDir(), "outpost")
+	copyExe(t, v1, bin)
+	dir := filepath.Join(t.TempDir(), "agent")
+	fake := t.TempDir()
+	for name, body := range map[string]string{"systemd-run": upFakeSystemdRun, "systemctl": upFakeSystemctl, "journalctl": "#!/bin/sh\nexit 1\n"} {
+		if err := os.WriteFile(filepath.Join(fake, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, pid := range pidsWithArg(dir) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	start := shellJoin([]string{"exec", bin, "agent", "run", "--dir", dir, "--key", m.Key, "--ca-sha256", m.Pin, "--proxy", m.URL,
+		"--inventory-every", "1s", "--event-every", "200ms", "--poll-wait", "2s"})
+	var env []string
+	for _, kv := range arEnv(t) {
+		if !strings.HasPrefix(kv, "INVOCATION_ID=") && !strings.HasPrefix(kv, "PATH=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "PATH="+fake+string(os.PathListSeparator)+os.Getenv("PATH"), "FAKE_DIR="+fake, "FAKE_START="+start,
+		"OUTPOST_UNIT=outpost-agent.service")
+	systemctl := exec.Command(filepath.Join(fake, "systemctl"), "restart", "outpost-agent.service")
+	systemctl.Env = env
+	if out, err := systemctl.CombinedOutput(); err != nil {
+		t.Fatalf("start the unit: %v %s", err, out)
+	}
+	unitLog := func() string { b, _ := os.ReadFile(filepath.Join(fake, "unit.log")); return string(b) }
+	var id string
+	waitCond(t, nil, 15*time.Second, "enrolment", func() bool {
+		id = ""
+		if strings.Contains(unitLog(), "release keys: trusting 1 key(s)") {
+			if i := strings.Index(unitLog(), "enrolled as agent "); i >= 0 {
+				id = strings.Fields(unitLog()[i+len("enrolled as agent "):])[0]
+			}
+		}
+		return id != ""
+	})
+	c.ok("release", "add", "1.1.0", "--file", v2, "--key", key)
+	c.ok("agent", "upgrade", id, "--version", "1.1.0")
+	var g store.Agent
+	waitCond(t, nil, 60*time.Second, "the upgrade to end", func() bool {
+		c.json(&g, "agent", "show", id)
+		return g.Upgrade != nil && g.Upgrade.Ended() && g.Version == "1.1.0"
+	})
+	if g.Upgrade.State != store.CommandDone {
+		t.Fatalf("upgrade under systemd: got %s, want done; unit log:\n%s", g.Upgrade.Describe(), unitLog())
+	}
+	if !sameFile(t, bin, v2) || !sameFile(t, bin+".prev", v1) {
+		t.Errorf("after the upgrade: want %s = the 1.1.0 build and outpost.prev = the 1.0.0 build", bin)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "upgrade", "outpost.new")); !os.IsNotExist(err) {
+		t.Errorf("the staged binary is still in the agent directory (%v)", err)
+	}
+	b, _ := os.ReadFile(filepath.Join(fake, "calls"))
+	for _, want := range []string{"systemd-run --collect --quiet --unit outpost-upgrade-", "-- " + bin + " upgrade-watch --dir " + dir,
+		"systemctl restart --no-block outpost-agent.service"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("calls: got\n%s\nwant one with %q", b, want)
+		}
+	}
+	if strings.Contains(unitLog(), "installed as") {
+		t.Errorf("the sandboxed agent installed the binary itself:\n%s", unitLog())
+	}
+}
