@@ -58,12 +58,20 @@ func upBuild(t *testing.T, version string) string {
 }
 
 // upFleet is a management host with cluster edge and a signing key, and
-// one joined relay running 1.0.0 from its own copy of the binary.
+// joined relays running 1.0.0, each from its own copy of the binary; the
+// first one's fields are the fleet's.
 type upFleet struct {
-	c, rc    *cli
-	mgrURL   string
-	pin      string
-	keyFile  string
+	c       *cli
+	mgrURL  string
+	pin     string
+	keyFile string
+	*upRelay
+}
+
+// upRelay is one joined relay.
+type upRelay struct {
+	host     string
+	rc       *cli
 	bin      string // the relay's binary
 	v1       []byte // its content at 1.0.0
 	relay    *proc
@@ -83,31 +91,37 @@ func newUpFleet(t *testing.T) *upFleet {
 	mgr := svStart(t, c, append([]string{"relay"}, svRelayListen...)...)
 	info := svRunFile(t, mgr, c.data, "relay")
 	f.mgrURL, f.pin = svURL(t, info, "https"), info.CASHA256
+	f.upRelay = f.startRelay(t, "127.0.0.2", "edge-1")
+	return f
+}
+
+// startRelay joins a relay of version 1.0.0 on ip as host and waits until
+// it is online.
+func (f *upFleet) startRelay(t *testing.T, ip, host string) *upRelay {
+	t.Helper()
 	var jt struct {
 		Token string `json:"token"`
 	}
-	c.json(&jt, "proxy", "deploy", "--cluster", "edge", "--manual", "--manager", f.mgrURL)
-
-	f.token = jt.Token
-	f.rc = &cli{t: t, data: t.TempDir(), env: append(c.env, "OUTPOST_UNIT=")} // no systemd: re-exec in place
-	f.bin = filepath.Join(t.TempDir(), "outpost")
-	f.v1 = copyFile(t, upBuild(t, "1.0.0"), f.bin)
-	addr := freeAddrOn(t, "127.0.0.2")
-	f.relayURL = "https://" + addr
-	cmd := exec.Command(f.bin, "--data", f.rc.data, "relay", "--manager", f.mgrURL, "--join", jt.Token, "--ca-sha256", f.pin,
-		"--listen", f.relayURL, "--hostname", "edge-1", "--heartbeat", "200ms", "--upgrade-grace", "30s")
-	cmd.Env = f.rc.env
-	f.relay = startProc(t, cmd, "outpost relay (edge-1)")
-	t.Cleanup(func() { f.killDetached(t) })
-	svRunFile(t, f.relay, f.rc.data, "relay")
-	p := f.waitProxy(t, 20*time.Second, "edge-1 online at 1.0.0", func(p upProxy) bool { return p.Status == "online" && p.Version == "1.0.0" })
-	f.id = p.ID
-	return f
+	f.c.json(&jt, "proxy", "deploy", "--cluster", "edge", "--manual", "--manager", f.mgrURL)
+	r := &upRelay{host: host, token: jt.Token}
+	r.rc = &cli{t: t, data: t.TempDir(), env: append(f.c.env, "OUTPOST_UNIT=")} // no systemd: re-exec in place
+	r.bin = filepath.Join(t.TempDir(), "outpost")
+	r.v1 = copyFile(t, upBuild(t, "1.0.0"), r.bin)
+	r.relayURL = "https://" + freeAddrOn(t, ip)
+	cmd := exec.Command(r.bin, "--data", r.rc.data, "relay", "--manager", f.mgrURL, "--join", jt.Token, "--ca-sha256", f.pin,
+		"--listen", r.relayURL, "--hostname", host, "--heartbeat", "200ms", "--upgrade-grace", "30s")
+	cmd.Env = r.rc.env
+	r.relay = startProc(t, cmd, "outpost relay ("+host+")")
+	t.Cleanup(func() { r.killDetached(t) })
+	svRunFile(t, r.relay, r.rc.data, "relay")
+	p := f.waitHost(t, r, 20*time.Second, host+" online at 1.0.0", func(p upProxy) bool { return p.Status == "online" && p.Version == "1.0.0" })
+	r.id = p.ID
+	return r
 }
 
 // killDetached ends what the upgrade started outside the test's children:
 // the watcher and a relay the watcher started again.
-func (f *upFleet) killDetached(t *testing.T) {
+func (f *upRelay) killDetached(t *testing.T) {
 	if b, err := os.ReadFile(selfupdate.WatcherPIDPath(f.rc.data)); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -161,6 +175,11 @@ func (p upProxy) upgrade() (state, reason string) {
 
 func (f *upFleet) proxy(t *testing.T) (upProxy, bool) {
 	t.Helper()
+	return f.proxyOf(t, f.host)
+}
+
+func (f *upFleet) proxyOf(t *testing.T, host string) (upProxy, bool) {
+	t.Helper()
 	r := f.c.run("proxy", "list", "--json")
 	if r.code != 0 {
 		return upProxy{}, false
@@ -168,7 +187,7 @@ func (f *upFleet) proxy(t *testing.T) (upProxy, bool) {
 	var ps []upProxy
 	mustOneJSON(t, r.stdout, &ps)
 	for _, p := range ps {
-		if p.Hostname == "edge-1" {
+		if p.Hostname == host {
 			return p, true
 		}
 	}
@@ -177,10 +196,15 @@ func (f *upFleet) proxy(t *testing.T) (upProxy, bool) {
 
 func (f *upFleet) waitProxy(t *testing.T, d time.Duration, what string, cond func(upProxy) bool) upProxy {
 	t.Helper()
+	return f.waitHost(t, f.upRelay, d, what, cond)
+}
+
+func (f *upFleet) waitHost(t *testing.T, r *upRelay, d time.Duration, what string, cond func(upProxy) bool) upProxy {
+	t.Helper()
 	var p upProxy
-	waitCond(t, f.relay, d, what, func() bool {
+	waitCond(t, r.relay, d, what, func() bool {
 		var ok bool
-		p, ok = f.proxy(t)
+		p, ok = f.proxyOf(t, r.host)
 		return ok && cond(p)
 	})
 	return p
