@@ -32,15 +32,19 @@ type upgrades struct {
 	healthy bool  // the trial was told (first heartbeat answered)
 	keys    []string
 	keysErr string // the key chain problem last logged
-	wake    chan struct{}
-	restart chan selfupdate.Plan
+	// outcomeLogged: the outcome of trialID was logged (it is sent until
+	// a heartbeat delivers it).
+	outcomeLogged bool
+	wake          chan struct{}
+	restart       chan selfupdate.Plan
 }
 
 // report is one command result and, when someone waits for it to reach
 // the management host, the channel closed then.
 type report struct {
-	r    wire.CommandResult
-	sent chan struct{}
+	r       wire.CommandResult
+	sent    chan struct{}
+	outcome bool // a trial's outcome, read from DATA/upgrade until delivered
 }
 
 // startTrial looks for an upgrade on trial (this process being the new
@@ -77,7 +81,7 @@ func (s *Server) RestartRequested() <-chan selfupdate.Plan { return s.up.restart
 func (s *Server) post(r wire.CommandResult) chan struct{} {
 	sent := make(chan struct{})
 	s.up.mu.Lock()
-	s.up.pending = append(s.up.pending, report{r, sent})
+	s.up.pending = append(s.up.pending, report{r: r, sent: sent})
 	s.up.mu.Unlock()
 	select {
 	case s.up.wake <- struct{}{}:
@@ -87,30 +91,40 @@ func (s *Server) post(r wire.CommandResult) chan struct{} {
 }
 
 // takeResults returns the results to send with a heartbeat: a finished
-// trial's outcome first (once), then those posted.
+// trial's outcome first, until a heartbeat delivered it, then those posted.
 func (s *Server) takeResults() []report {
-	if r, ok := selfupdate.TakeOutcome(s.cfg.DataDir); ok {
-		s.logf("relay: upgrade command %d ended %s %s", r.ID, r.State, r.Error)
+	var out []report
+	if r, ok := selfupdate.PendingOutcome(s.cfg.DataDir); ok {
 		s.up.mu.Lock()
-		s.up.trialID = r.ID
-		s.up.pending = append([]report{{r: r}}, s.up.pending...)
+		if s.up.trialID != r.ID || !s.up.outcomeLogged {
+			s.logf("relay: upgrade command %d ended %s %s", r.ID, r.State, r.Error)
+		}
+		s.up.trialID, s.up.outcomeLogged = r.ID, true
 		s.up.mu.Unlock()
+		out = append(out, report{r: r, outcome: true})
 	}
 	s.up.mu.Lock()
 	defer s.up.mu.Unlock()
-	return append([]report(nil), s.up.pending...)
+	return append(out, s.up.pending...)
 }
 
-// delivered drops the results a 200 answer took and wakes their waiters.
+// delivered drops the results a 200 answer took and wakes their waiters;
+// a trial's outcome delivered ends the trial (selfupdate.Reported).
 func (s *Server) delivered(rs []report) {
-	s.up.mu.Lock()
-	s.up.pending = s.up.pending[len(rs):]
-	s.up.mu.Unlock()
+	n := 0
 	for _, r := range rs {
+		if r.outcome {
+			selfupdate.Reported(s.cfg.DataDir, r.r.ID)
+			continue
+		}
+		n++
 		if r.sent != nil {
 			close(r.sent)
 		}
 	}
+	s.up.mu.Lock()
+	s.up.pending = s.up.pending[n:]
+	s.up.mu.Unlock()
 }
 
 // answered is called after each heartbeat answered 200: the first one

@@ -31,11 +31,13 @@
 // (DIR/upgrade/new.log, whose last lines a rollback reports). After its
 // first successful heartbeat (relay) or check-in (agent) it calls
 // t.Healthy(), which ends the trial done (ErrRolledBack if the watcher
-// decided first). Every process, each heartbeat or check-in, reports
-// selfupdate.TakeOutcome(dir) when it returns one: done, rolled_back or
-// failed with the reason, for the command id of the trial; the trial file
-// then moves to DIR/upgrade/last.json, so it is reported once (keep it in
-// memory until the management host has it).
+// decided first). Every process, each heartbeat or check-in, reports a
+// finished trial's outcome: done, rolled_back or failed with the reason,
+// for the command id of the trial. TakeOutcome(dir) returns it once (the
+// trial file moves to DIR/upgrade/last.json; keep the result in memory
+// until the management host has it); PendingOutcome(dir) returns it on
+// every call until Reported(dir, id), called once a report went through,
+// so a crash in between loses nothing (the relay does this).
 //
 // The watcher is the hidden command `outpost upgrade-watch --dir DIR`
 // (WatchCommand), run from the previous binary:

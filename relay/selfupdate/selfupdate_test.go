@@ -170,12 +170,21 @@ func TestTrialLifecycle(t *testing.T) {
 			if err := tr.Healthy(); !errors.Is(err, tt.wantHealthy) {
 				t.Errorf("Healthy: got %v, want %v", err, tt.wantHealthy)
 			}
+			for i := 0; i < 2; i++ {
+				if got, ok := selfupdate.PendingOutcome(dir); !ok || got != tt.want {
+					t.Errorf("PendingOutcome %d: got %+v %v, want %+v until reported", i+1, got, ok, tt.want)
+				}
+			}
+			selfupdate.Reported(dir, 8) // another command's report ends nothing
 			got, ok := selfupdate.TakeOutcome(dir)
 			if !ok || got != tt.want {
 				t.Errorf("TakeOutcome: got %+v %v, want %+v", got, ok, tt.want)
 			}
 			if _, ok := selfupdate.TakeOutcome(dir); ok {
 				t.Errorf("second TakeOutcome: got ok, want it reported once")
+			}
+			if _, ok := selfupdate.PendingOutcome(dir); ok {
+				t.Errorf("PendingOutcome after TakeOutcome: got ok, want nothing")
 			}
 			if tr, _ := selfupdate.Start(dir); tr != nil {
 				t.Errorf("Start after the outcome: got a trial, want nil")

@@ -159,25 +159,43 @@ func (t *Trial) Log() (*os.File, error) {
 
 // TakeOutcome returns a finished trial's result, to report once: the trial
 // file moves to DIR/upgrade/last.json, so a later call finds nothing. The
-// caller keeps the result until the management host has it.
+// caller keeps the result until the management host has it (or uses
+// PendingOutcome and Reported, which survive a crash in between).
 func TakeOutcome(dir string) (wire.CommandResult, bool) {
+	r, ok := PendingOutcome(dir)
+	if ok {
+		Reported(dir, r.ID)
+	}
+	return r, ok
+}
+
+// PendingOutcome returns a finished trial's result without ending it:
+// every call returns it until Reported.
+func PendingOutcome(dir string) (wire.CommandResult, bool) {
+	if _, err := os.Stat(trialPath(dir)); err != nil {
+		return wire.CommandResult{}, false
+	}
 	var r wire.CommandResult
 	ok := false
-	if _, err := os.Stat(trialPath(dir)); err != nil {
-		return r, false
-	}
 	withLock(dir, func() error {
 		t, err := load(dir)
-		if err != nil || t.Outcome == nil {
-			return nil
+		if err == nil && t.Outcome != nil {
+			r, ok = wire.CommandResult{ID: t.Command, State: t.Outcome.State, Error: t.Outcome.Reason}, true
 		}
-		if err := os.Rename(trialPath(dir), filepath.Join(upgradeDir(dir), "last.json")); err != nil {
-			return err
-		}
-		r, ok = wire.CommandResult{ID: t.Command, State: t.Outcome.State, Error: t.Outcome.Reason}, true
 		return nil
 	})
 	return r, ok
+}
+
+// Reported ends the trial of command id once its outcome reached the
+// management host: the trial file moves to DIR/upgrade/last.json.
+func Reported(dir string, id int64) {
+	withLock(dir, func() error {
+		if t, err := load(dir); err != nil || t.Outcome == nil || t.Command != id {
+			return nil
+		}
+		return os.Rename(trialPath(dir), filepath.Join(upgradeDir(dir), "last.json"))
+	})
 }
 
 // Load reads the trial in DIR/upgrade (os.ErrNotExist when there is none).
