@@ -484,51 +484,58 @@ func (a *Agent) checkinLoop(ctx context.Context) error {
 		if a.OnCheckin != nil {
 			a.OnCheckin()
 		}
-		acked = nil
-		for _, c := range resp.Commands {
-			a.Stats.Commands.Add(1)
-			switch c.Type {
-			case wire.CmdBind, wire.CmdUnbind:
-				a.Client.SetProxies(Spread(c.Proxies, a.Host.Fingerprint))
-				if id, ok, _ := a.Identity.Load(); ok {
-					id.Proxies, id.Cluster = a.Client.Proxies(), c.Cluster
-					a.Identity.Save(id)
-				}
-			case wire.CmdUninstall:
-				if a.OnUninstall != nil {
-					if err := a.OnUninstall(ctx); err != nil {
-						r, _ := commandResult(c.ID, err)
-						a.Logf("agent %s: uninstall: %v", a.Host.Hostname, err)
-						a.Report(r)
-						continue
-					}
-				}
-				// Acknowledge while the identity still exists, so the
-				// management host learns the uninstall was done.
-				a.ackUninstall(ctx, append(acked, c.ID))
-				return ErrUninstalled
-			default:
-				err := errUnsupported(c.Type)
-				if a.OnCommand != nil {
-					err = a.OnCommand(ctx, c)
-				}
-				if r, ok := commandResult(c.ID, err); ok {
-					if r.State == wire.StateFailed {
-						a.Logf("agent %s: command %s: %v", a.Host.Hostname, c.Type, err)
-					}
-					a.Report(r)
-					continue
-				}
-			}
-			acked = append(acked, c.ID)
+		var uninstalled bool
+		if acked, uninstalled = a.commands(ctx, resp.Commands); uninstalled {
+			return ErrUninstalled
 		}
 	}
 	return nil
 }
 
-// ackUninstall reports the uninstall (and what else is acknowledged or
-// pending) in a last check-in, retried a few times: once the identity is
-// gone the agent cannot report anything any more.
+// commands carries out the commands of one check-in answer and returns the
+// ids to acknowledge with the next one; uninstalled when an uninstall was
+// carried out and acknowledged (Run then ends).
+func (a *Agent) commands(ctx context.Context, cmds []wire.Command) (acked []int64, uninstalled bool) {
+	for _, c := range cmds {
+		a.Stats.Commands.Add(1)
+		switch c.Type {
+		case wire.CmdBind, wire.CmdUnbind:
+			a.Client.SetProxies(Spread(c.Proxies, a.Host.Fingerprint))
+			if id, ok, _ := a.Identity.Load(); ok {
+				id.Proxies, id.Cluster = a.Client.Proxies(), c.Cluster
+				a.Identity.Save(id)
+			}
+		case wire.CmdUninstall:
+			if a.OnUninstall != nil {
+				if err := a.OnUninstall(ctx); err != nil {
+					r, _ := commandResult(c.ID, err)
+					a.Logf("agent %s: uninstall: %v", a.Host.Hostname, err)
+					a.Report(r)
+					continue
+				}
+			}
+			// Acknowledge while the identity still exists, so the
+			// management host learns the uninstall was done.
+			a.ackUninstall(ctx, append(acked, c.ID))
+			return nil, true
+		default:
+			err := errUnsupported(c.Type)
+			if a.OnCommand != nil {
+				err = a.OnCommand(ctx, c)
+			}
+			if r, ok := commandResult(c.ID, err); ok {
+				if r.State == wire.StateFailed {
+					a.Logf("agent %s: command %s: %v", a.Host.Hostname, c.Type, err)
+				}
+				a.Report(r)
+				continue
+			}
+		}
+		acked = append(acked, c.ID)
+	}
+	return acked, false
+}
+
 func (a *Agent) ackUninstall(ctx context.Context, acked []int64) {
 	pending := a.results.take()
 	req := wire.CheckinRequest{Fingerprint: a.Host.Fingerprint, Acked: acked, Results: wireResults(pending)}

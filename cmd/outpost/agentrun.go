@@ -242,16 +242,9 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		return err
 	}
 
-	host, err := agentsim.HostFS{}.Host(version)
+	host, err := r.host()
 	if err != nil {
 		return err
-	}
-	if r.machineIDFile != "" {
-		fp, err := fingerprintFromFile(r.machineIDFile)
-		if err != nil {
-			return err
-		}
-		host.Fingerprint = fp
 	}
 
 	ids, err := agentsim.OpenDiskIdentity(dir)
@@ -282,21 +275,7 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		Logf:           r.logf,
 		Load:           agentsim.HostFS{}.Load,
 	}
-	ag.OnCommand = func(ctx context.Context, c wire.Command) error { return r.command(ctx, ag, client, dir, c) }
-	r.up = &agentUpgrader{r: r, dir: dir, ag: ag, client: client, restart: make(chan selfupdate.Plan, 1)}
-	if err := r.up.loadKeys(); err != nil {
-		return err
-	}
-	ag.OnReleaseKeys, ag.OnCheckin = r.up.takeChain, r.up.checkedIn
-	ag.OnUninstall = func(context.Context) error {
-		if r.up.isBusy() {
-			// Its restart would bring back what the uninstall removes.
-			return errors.New("uninstall: an upgrade is under way on this agent: send the uninstall again once it ended")
-		}
-		did, err := stopDeployedRelay(dir)
-		for _, d := range did {
-			r.logf("uninstall: %s", d)
-		}
+	if err := r.hook(ag, client, dir); err != nil {
 		return err
 	}
 
@@ -355,6 +334,30 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		}
 		return err
 	}
+}
+
+// host is this machine's facts, the fingerprint from --machine-id-file
+// when given.
+func (r *agentRun) host() (wire.Host, error) {
+	host, err := agentsim.HostFS{}.Host(version)
+	if err != nil || r.machineIDFile == "" {
+		return host, err
+	}
+	host.Fingerprint, err = fingerprintFromFile(r.machineIDFile)
+	return host, err
+}
+
+// hook gives the agent this process's handlers: commands (deploy-proxy,
+// upgrade), the release keys, the trial of a new version, uninstall.
+func (r *agentRun) hook(ag *agentsim.Agent, client *agentsim.Client, dir string) error {
+	ag.OnCommand = func(ctx context.Context, c wire.Command) error { return r.command(ctx, ag, client, dir, c) }
+	r.up = &agentUpgrader{r: r, dir: dir, ag: ag, client: client, restart: make(chan selfupdate.Plan, 1)}
+	if err := r.up.loadKeys(); err != nil {
+		return err
+	}
+	ag.OnReleaseKeys, ag.OnCheckin = r.up.takeChain, r.up.checkedIn
+	ag.OnUninstall = func(context.Context) error { return r.beforeUninstall(dir) }
+	return nil
 }
 
 // uninstall removes the agent directory and, under systemd, the unit; the

@@ -104,123 +104,141 @@ exit 2
 	return p
 }
 
+// upEnv is one agent upgraded in TestAgentUpgrade.
+type upEnv struct {
+	t        *testing.T
+	c        *cli
+	m        *arManager
+	a        *arAgent
+	id, dir  string
+	bin, key string // the installed binary, the current signing key
+	v1, v2   string // the 1.0.0 and 1.1.0 builds
+}
+
+func (e *upEnv) show() store.Agent {
+	var g store.Agent
+	e.c.json(&g, "agent", "show", e.id)
+	return g
+}
+
+// upgrade queues an upgrade to v and waits until it ended; it logs the
+// states agent show went through.
+func (e *upEnv) upgrade(v string) store.Command {
+	e.t.Helper()
+	e.c.ok("agent", "upgrade", e.id, "--version", v)
+	var seen []string
+	var g store.Agent
+	waitCond(e.t, nil, 60*time.Second, "upgrade to "+v+" to end", func() bool {
+		g = e.show()
+		if g.Upgrade == nil {
+			return false
+		}
+		if d := g.Upgrade.Describe(); len(seen) == 0 || seen[len(seen)-1] != d {
+			seen = append(seen, d)
+		}
+		return g.Upgrade.Ended() && g.Upgrade.UpgradeVersion() == v
+	})
+	e.t.Logf("upgrade to %s: states seen %q", v, seen)
+	return *g.Upgrade
+}
+
 // TestAgentUpgrade: a real agent process, built as 1.0.0 and installed in
 // a prefix, follows a release key rotation through its check-ins, is
 // upgraded to a 1.1.0 build (agent upgrade on the management host): the
 // same process (exec, same pid) runs the new binary, agent show --json
 // says 1.1.0 and done, and the 1.0.0 binary is kept as outpost.prev. A
-// build that crashes at start is rolled back (rolled_back with the reason
-// and its last log line, 1.1.0 back in place and checking in), and a
 // package whose bytes do not match the signed SHA-256 is refused (failed,
-// nothing changed).
+// nothing changed), and a build that crashes at start is rolled back
+// (rolled_back with the reason and its last log line, 1.1.0 back in place
+// and checking in).
 func TestAgentUpgrade(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the reference agent reads Linux host facts")
 	}
 	c := newCLI(t)
-	m := auStartManager(t, c)
-	key := releaseKey(t, c)
-	v1, v2 := buildVersion(t, "1.0.0"), buildVersion(t, "1.1.0")
-	prefix := t.TempDir()
-	bin := filepath.Join(prefix, "outpost")
-	copyExe(t, v1, bin)
-	dir := filepath.Join(t.TempDir(), "agent")
+	e := &upEnv{t: t, c: c, m: auStartManager(t, c), key: releaseKey(t, c), v1: buildVersion(t, "1.0.0"), v2: buildVersion(t, "1.1.0"),
+		bin: filepath.Join(t.TempDir(), "outpost"), dir: filepath.Join(t.TempDir(), "agent")}
+	copyExe(t, e.v1, e.bin)
 	t.Cleanup(func() {
-		for _, pid := range pidsWithArg(dir) {
+		for _, pid := range pidsWithArg(e.dir) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	a := upStartAgent(t, m, bin, dir)
-	id := arAgentID(t, a)
-	pid := a.cmd.Process.Pid
-	show := func() store.Agent {
-		var g store.Agent
-		c.json(&g, "agent", "show", id)
-		return g
-	}
-	waitCond(t, a.proc, 15*time.Second, "agent online as 1.0.0", func() bool { g := show(); return g.Online && g.Version == "1.0.0" })
+	e.a = upStartAgent(t, e.m, e.bin, e.dir)
+	e.id = arAgentID(t, e.a)
+	waitCond(t, e.a.proc, 15*time.Second, "agent online as 1.0.0", func() bool { g := e.show(); return g.Online && g.Version == "1.0.0" })
 
 	// The key is rotated after enrolment: the agent follows the chain.
 	key2 := filepath.Join(t.TempDir(), "release-2.key")
-	c.ok("release", "keygen", "--rotate", "--key", key, "--out", key2)
-	waitCond(t, a.proc, 15*time.Second, "the agent to trust the rotated key", func() bool {
-		return strings.Contains(a.stderr.String(), "release keys: trusting 2 key(s)")
+	c.ok("release", "keygen", "--rotate", "--key", e.key, "--out", key2)
+	e.key = key2
+	waitCond(t, e.a.proc, 15*time.Second, "the agent to trust the rotated key", func() bool {
+		return strings.Contains(e.a.stderr.String(), "release keys: trusting 2 key(s)")
 	})
-	c.ok("release", "add", "1.1.0", "--file", v2, "--key", key2)
+	c.ok("release", "add", "1.1.0", "--file", e.v2, "--key", e.key)
+	upInPlace(t, e)
+	upRefusesTampered(t, e)
+	upRollsBack(t, e)
+}
 
-	upgrade := func(v string, want ...string) store.Command {
-		t.Helper()
-		c.ok("agent", "upgrade", id, "--version", v)
-		var seen []string
-		var g store.Agent
-		waitCond(t, nil, 60*time.Second, "upgrade to "+v+" to end", func() bool {
-			g = show()
-			if g.Upgrade == nil {
-				return false
-			}
-			if d := g.Upgrade.Describe(); len(seen) == 0 || seen[len(seen)-1] != d {
-				seen = append(seen, d)
-			}
-			return slices.Contains(want, g.Upgrade.State) && g.Upgrade.UpgradeVersion() == v
-		})
-		t.Logf("upgrade to %s: states seen %q", v, seen)
-		return *g.Upgrade
-	}
-
+// upInPlace: 1.0.0 -> 1.1.0 in the same process, outpost.prev kept, the
+// install key in neither the new argv nor the trial file.
+func upInPlace(t *testing.T, e *upEnv) {
+	pid := e.a.cmd.Process.Pid
 	start := time.Now()
-	u := upgrade("1.1.0", store.CommandDone, store.CommandFailed, store.CommandRolledBack)
-	if u.State != store.CommandDone {
-		t.Fatalf("upgrade to 1.1.0: got %s, want done; agent log:\n%s", u.Describe(), a.stderr.String())
+	if u := e.upgrade("1.1.0"); u.State != store.CommandDone {
+		t.Fatalf("upgrade to 1.1.0: got %s, want done; agent log:\n%s", u.Describe(), e.a.stderr.String())
 	}
-	waitCond(t, a.proc, 15*time.Second, "agent show to say 1.1.0", func() bool { return show().Version == "1.1.0" })
+	waitCond(t, e.a.proc, 15*time.Second, "agent show to say 1.1.0", func() bool { return e.show().Version == "1.1.0" })
 	t.Logf("upgrade to 1.1.0 done and the new version online in %s", time.Since(start).Round(time.Millisecond))
-	if a.exited() {
+	if e.a.exited() {
 		t.Fatalf("the agent process ended with the upgrade (want the same pid running the new binary)")
 	}
 	// The watcher ends once it saw the outcome.
-	var got []int
-	waitCond(t, nil, 10*time.Second, "only the agent's pid left", func() bool { got = pidsWithArg(dir); return slices.Equal(got, []int{pid}) })
-	if !sameFile(t, bin, v2) || !sameFile(t, bin+".prev", v1) {
-		t.Errorf("after the upgrade: want %s = the 1.1.0 build and outpost.prev = the 1.0.0 build", bin)
+	waitCond(t, nil, 10*time.Second, "only the agent's pid left", func() bool { return slices.Equal(pidsWithArg(e.dir), []int{pid}) })
+	if !sameFile(t, e.bin, e.v2) || !sameFile(t, e.bin+".prev", e.v1) {
+		t.Errorf("after the upgrade: want %s = the 1.1.0 build and outpost.prev = the 1.0.0 build", e.bin)
 	}
-	for _, f := range []string{fmt.Sprintf("/proc/%d/cmdline", pid), filepath.Join(dir, "upgrade", "last.json")} {
-		if b, err := os.ReadFile(f); err != nil || strings.Contains(string(b), m.Key) {
+	for _, f := range []string{fmt.Sprintf("/proc/%d/cmdline", pid), filepath.Join(e.dir, "upgrade", "last.json")} {
+		if b, err := os.ReadFile(f); err != nil || strings.Contains(string(b), e.m.Key) {
 			t.Errorf("%s holds the install key (or is unreadable: %v)", f, err)
 		}
 	}
+}
 
-	// A package that does not match its signed SHA-256: refused, nothing changed.
-	c.ok("release", "add", "1.3.0", "--file", v2, "--key", key2)
-	if err := os.WriteFile(filepath.Join(c.data, "releases", "1.3.0"), []byte("tampered"), 0o600); err != nil {
+// upRefusesTampered: a package that does not match its signed SHA-256 is
+// refused and nothing changes.
+func upRefusesTampered(t *testing.T, e *upEnv) {
+	e.c.ok("release", "add", "1.3.0", "--file", e.v2, "--key", e.key)
+	if err := os.WriteFile(filepath.Join(e.c.data, "releases", "1.3.0"), []byte("tampered"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	u = upgrade("1.3.0", store.CommandDone, store.CommandFailed, store.CommandRolledBack)
-	if u.State != store.CommandFailed || !strings.Contains(u.Error, "does not match its signed SHA-256") {
+	if u := e.upgrade("1.3.0"); u.State != store.CommandFailed || !strings.Contains(u.Error, "does not match its signed SHA-256") {
 		t.Errorf("tampered package: got %s, want failed: does not match its signed SHA-256", u.Describe())
 	}
-	if !sameFile(t, bin, v2) || show().Version != "1.1.0" {
+	if !sameFile(t, e.bin, e.v2) || e.show().Version != "1.1.0" {
 		t.Errorf("the refused package changed the binary or the version")
 	}
-	c.ok("release", "delete", "1.3.0")
+	e.c.ok("release", "delete", "1.3.0")
+}
 
-	// A build that crashes at start: rolled back to 1.1.0.
-	c.ok("release", "add", "1.2.0", "--file", badBuild(t, "1.2.0"), "--key", key2)
-	u = upgrade("1.2.0", store.CommandDone, store.CommandFailed, store.CommandRolledBack)
+// upRollsBack: a build that crashes at start is rolled back to 1.1.0,
+// which runs again (started by the watcher) and checks in.
+func upRollsBack(t *testing.T, e *upEnv) {
+	e.c.ok("release", "add", "1.2.0", "--file", badBuild(t, "1.2.0"), "--key", e.key)
+	u := e.upgrade("1.2.0")
 	if u.State != store.CommandRolledBack || !strings.Contains(u.Error, "exited 3 times") || !strings.Contains(u.Error, "this build is broken") {
 		t.Errorf("bad build: got %s, want rolled back after 3 exits with its last log line", u.Describe())
 	}
-	if !sameFile(t, bin, v2) {
-		t.Errorf("after the rollback %s is not the 1.1.0 build", bin)
+	if !sameFile(t, e.bin, e.v2) {
+		t.Errorf("after the rollback %s is not the 1.1.0 build", e.bin)
 	}
-	before := show().LastCheckin
+	before := e.show().LastCheckin
 	waitCond(t, nil, 15*time.Second, "1.1.0 checking in again after the rollback", func() bool {
-		g := show()
+		g := e.show()
 		return g.Version == "1.1.0" && g.LastCheckin.After(before)
 	})
-	waitCond(t, nil, 10*time.Second, "one agent process (1.1.0 started again, the watcher gone)", func() bool {
-		got = pidsWithArg(dir)
-		return len(got) == 1
-	})
+	waitCond(t, nil, 10*time.Second, "one agent process (1.1.0 started again, the watcher gone)", func() bool { return len(pidsWithArg(e.dir)) == 1 })
 }
 
 // upStartAgent runs bin (an installed copy) as 'agent run' on dir.

@@ -32,6 +32,20 @@ var relayStopGrace = 10 * time.Second
 // directory) loses nothing else.
 var agentEntries = []string{agentsim.IdentityFile, agentBufferDir, agentRelayDir, serviceEnvFile, agentUpgradeDir, agentKeysFile}
 
+// beforeUninstall is Agent.OnUninstall: the deployed relay is stopped
+// before the uninstall is acknowledged; an error is reported instead.
+func (r *agentRun) beforeUninstall(dir string) error {
+	if r.up.isBusy() {
+		// Its restart would bring back what the uninstall removes.
+		return errors.New("uninstall: an upgrade is under way on this agent: send the uninstall again once it ended")
+	}
+	did, err := stopDeployedRelay(dir)
+	for _, d := range did {
+		r.logf("uninstall: %s", d)
+	}
+	return err
+}
+
 // removeAgent stops the relay deployed from dir and, when removeDir is set,
 // removes the agent directory. It says what it did.
 func removeAgent(dir string, removeDir bool) ([]string, error) {

@@ -211,14 +211,7 @@ func TestAgentUninstall(t *testing.T) {
 					return err == nil && pid > 0 && !processRunning(pid)
 				})
 			}
-			for what, pid := range map[string]int{"agent": a.cmd.Process.Pid, "deployed relay": relayPID} {
-				if pid != 0 && processRunning(pid) {
-					t.Errorf("%s (pid %d) still runs after the uninstall", what, pid)
-				}
-			}
-			if _, err := os.Stat(dir); !os.IsNotExist(err) {
-				t.Errorf("agent directory still there after the uninstall (%v)", err)
-			}
+			auCheckGone(t, dir, a.cmd.Process.Pid, relayPID)
 			_, err := os.Stat(filepath.Join(f.unitDir, "outpost-agent.service"))
 			if gone := os.IsNotExist(err); gone != tc.wantUnitGone {
 				t.Errorf("unit file gone: got %v, want %v", gone, tc.wantUnitGone)
@@ -233,6 +226,20 @@ func TestAgentUninstall(t *testing.T) {
 				t.Errorf("agent show: status %q uninstalled at %v, want uninstalled, acknowledged", g.Status, g.UninstalledAt)
 			}
 		})
+	}
+}
+
+// auCheckGone: no process of the agent or of its relay runs (by pid) and
+// the agent directory is gone.
+func auCheckGone(t *testing.T, dir string, agentPID, relayPID int) {
+	t.Helper()
+	for what, pid := range map[string]int{"agent": agentPID, "deployed relay": relayPID} {
+		if pid != 0 && processRunning(pid) {
+			t.Errorf("%s (pid %d) still runs after the uninstall", what, pid)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("agent directory still there after the uninstall (%v)", err)
 	}
 }
 
