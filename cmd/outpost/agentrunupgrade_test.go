@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -416,5 +417,51 @@ func TestAgentUpgradeUnderSystemd(t *testing.T) {
 	}
 	if strings.Contains(unitLog(), "installed as") {
 		t.Errorf("the sandboxed agent installed the binary itself:\n%s", unitLog())
+	}
+}
+
+// TestAgentReleaseKeyChain: the agent takes the first key of the first
+// chain it gets, then adds only keys reached from it through signed links
+// (kept in DIR/release-keys.json across restarts); a chain with a forged
+// link or without its key adds nothing.
+func TestAgentReleaseKeyChain(t *testing.T) {
+	type key struct {
+		pub  string
+		priv ed25519.PrivateKey
+	}
+	newKey := func() key {
+		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+		return key{hex.EncodeToString(pub), priv}
+	}
+	k1, k2, k3, evil := newKey(), newKey(), newKey(), newKey()
+	link := func(k key, by key) wire.ReleaseKeyLink {
+		return wire.ReleaseKeyLink{Key: k.pub, Signature: hex.EncodeToString(ed25519.Sign(by.priv, store.KeyLinkMessage(k.pub)))}
+	}
+	first := wire.ReleaseKeyLink{Key: k1.pub}
+	for _, tc := range []struct {
+		name   string
+		chains [][]wire.ReleaseKeyLink
+		want   []string
+	}{
+		{"first key taken", [][]wire.ReleaseKeyLink{{first}}, []string{k1.pub}},
+		{"rotation followed", [][]wire.ReleaseKeyLink{{first}, {first, link(k2, k1)}, {first, link(k2, k1), link(k3, k2)}}, []string{k1.pub, k2.pub, k3.pub}},
+		{"forged link refused", [][]wire.ReleaseKeyLink{{first}, {first, link(evil, evil)}}, []string{k1.pub}},
+		{"link after a forged one refused", [][]wire.ReleaseKeyLink{{first}, {first, link(evil, evil), link(k3, evil)}}, []string{k1.pub}},
+		{"another chain refused", [][]wire.ReleaseKeyLink{{first}, {{Key: evil.pub}, link(k2, evil)}}, []string{k1.pub}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			u := &agentUpgrader{r: &agentRun{a: &app{stdout: io.Discard, stderr: io.Discard}}, dir: dir}
+			for _, ch := range tc.chains {
+				u.takeChain(ch)
+			}
+			if !slices.Equal(u.keys, tc.want) {
+				t.Errorf("trusted keys: got %d %v, want %d", len(u.keys), u.keys, len(tc.want))
+			}
+			again := &agentUpgrader{dir: dir}
+			if err := again.loadKeys(); err != nil || !slices.Equal(again.keys, tc.want) {
+				t.Errorf("keys after a restart: got %v (%v), want the same %d", again.keys, err, len(tc.want))
+			}
+		})
 	}
 }
