@@ -33,7 +33,7 @@ var upBuilds struct {
 }
 
 // upBuild returns the path of version's build: 1.0.0 and 1.1.0 of this
-// program, 1.2.0 of testdata/badbuild.
+// program, 1.2.0 and 1.2.1 (hang mode) of testdata/badbuild.
 func upBuild(t *testing.T, version string) string {
 	t.Helper()
 	upBuilds.once.Do(func() {
@@ -42,8 +42,9 @@ func upBuild(t *testing.T, version string) string {
 		if err != nil {
 			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 		}
-		for _, b := range []struct{ version, pkg string }{{"1.0.0", "."}, {"1.1.0", "."}, {"1.2.0", "./testdata/badbuild"}} {
-			out, err := exec.Command(goTool, "build", "-ldflags", "-X main.version="+b.version,
+		for _, b := range []struct{ version, pkg, flags string }{{"1.0.0", ".", ""}, {"1.1.0", ".", ""},
+			{"1.2.0", "./testdata/badbuild", ""}, {"1.2.1", "./testdata/badbuild", " -X main.mode=hang"}} {
+			out, err := exec.Command(goTool, "build", "-ldflags", "-X main.version="+b.version+b.flags,
 				"-o", filepath.Join(upBuilds.dir, "outpost-"+b.version), b.pkg).CombinedOutput()
 			if err != nil {
 				upBuilds.err = fmt.Errorf("build %s: %v\n%s", b.version, err, out)
@@ -65,6 +66,7 @@ type upFleet struct {
 	mgrURL  string
 	pin     string
 	keyFile string
+	grace   string // the relays' --upgrade-grace
 	*upRelay
 }
 
@@ -82,7 +84,13 @@ type upRelay struct {
 
 func newUpFleet(t *testing.T) *upFleet {
 	t.Helper()
-	f := &upFleet{c: newCLI(t)}
+	return newUpFleetGrace(t, "30s")
+}
+
+// newUpFleetGrace is newUpFleet with the relays' --upgrade-grace.
+func newUpFleetGrace(t *testing.T, grace string) *upFleet {
+	t.Helper()
+	f := &upFleet{c: newCLI(t), grace: grace}
 	c := f.c
 	c.createAccount("acme")
 	c.ok("cluster", "create", "--name", "edge", "--address", "edge.invalid")
@@ -109,7 +117,7 @@ func (f *upFleet) startRelay(t *testing.T, ip, host string) *upRelay {
 	r.v1 = copyFile(t, upBuild(t, "1.0.0"), r.bin)
 	r.relayURL = "https://" + freeAddrOn(t, ip)
 	cmd := exec.Command(r.bin, "--data", r.rc.data, "relay", "--manager", f.mgrURL, "--join", jt.Token, "--ca-sha256", f.pin,
-		"--listen", r.relayURL, "--hostname", host, "--heartbeat", "200ms", "--upgrade-grace", "30s")
+		"--listen", r.relayURL, "--hostname", host, "--heartbeat", "200ms", "--upgrade-grace", f.grace)
 	cmd.Env = r.rc.env
 	r.relay = startProc(t, cmd, "outpost relay ("+host+")")
 	t.Cleanup(func() { r.killDetached(t) })

@@ -169,45 +169,58 @@ func mustRead(t *testing.T, path string) []byte {
 
 // TestRelayUpgradeRollsBack: a release that passes its self-test but
 // exits at once when run is started again by the watcher, and after the
-// third exit within a minute rolled back: 1.0.0 is back in place and
-// online, and 'proxy list' says "rolled back" with the reason and the new
-// version's last log lines.
+// third exit within a minute rolled back; one that runs but never reports
+// is rolled back when the grace period ends. Either way 1.0.0 is back in
+// place and online, and 'proxy list' says "rolled back" with the reason
+// (and the new version's last log lines when it wrote any to the trial
+// log).
 func TestRelayUpgradeRollsBack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process upgrade test")
 	}
-	t.Parallel()
-	f := newUpFleet(t)
-	f.publish(t, "1.2.0", upBuild(t, "1.2.0"))
-	f.c.ok("proxy", "upgrade", fmt.Sprint(f.id))
-	p := f.waitProxy(t, 40*time.Second, "the upgrade rolled back", func(p upProxy) bool { st, _ := p.upgrade(); return st == "rolled_back" })
-	_, reason := p.upgrade()
-	for _, want := range []string{"rolled back to 1.0.0: 1.2.0 exited 3 times within 1m0s", "last log lines: ",
-		"badbuild 1.2.0: cannot start: the configuration format is unknown"} {
-		if !strings.Contains(reason, want) {
-			t.Errorf("reason: got %q, want it to contain %q", reason, want)
-		}
-	}
-	if want := "to 1.2.0: rolled back: "; !strings.HasPrefix(p.UpgradeState, want) {
-		t.Errorf("upgrade_state: got %q, want it to start %q", p.UpgradeState, want)
-	}
-	f.waitProxy(t, 10*time.Second, "edge-1 online at 1.0.0 again", func(p upProxy) bool { return p.Status == "online" && p.Version == "1.0.0" })
-	if b, _ := os.ReadFile(f.bin); !bytes.Equal(b, f.v1) {
-		t.Errorf("binary: got %d bytes, want 1.0.0 put back", len(b))
-	}
-	if _, err := os.Stat(f.bin + ".prev"); err == nil {
-		t.Errorf("binary.prev: still there, want it renamed back over the binary")
-	}
-	info, err := relay.ReadRunFile(f.rc.data, "relay")
-	if err != nil || info.PID == f.relay.cmd.Process.Pid {
-		t.Errorf("relay run file: got pid %d (%v), want the 1.0.0 the watcher started", info.PID, err)
-	}
-	code, body := svGet(t, svPinned(t, f.pin), f.relayURL+wire.PathHealth)
-	if code != 200 || !strings.Contains(body, `"version":"1.0.0"`) {
-		t.Errorf("relay /healthz: got %d %s, want version 1.0.0 serving again", code, body)
-	}
-	r := f.c.ok("proxy", "list")
-	if !strings.Contains(r.stdout, "rolled back") {
-		t.Errorf("proxy list: got\n%s\nwant the upgrade shown rolled back", r.stdout)
+	for _, tt := range []struct {
+		name, version string
+		want          []string
+	}{
+		{"exits at once", "1.2.0", []string{"rolled back to 1.0.0: 1.2.0 exited 3 times within 1m0s", "last log lines: ",
+			"badbuild 1.2.0: cannot start: the configuration format is unknown"}},
+		{"never reports", "1.2.1", []string{"rolled back to 1.0.0: 1.2.1 did not report healthy within 3s"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newUpFleetGrace(t, "3s")
+			f.publish(t, tt.version, upBuild(t, tt.version))
+			f.c.ok("proxy", "upgrade", fmt.Sprint(f.id))
+			p := f.waitProxy(t, 40*time.Second, "the upgrade rolled back", func(p upProxy) bool { st, _ := p.upgrade(); return st == "rolled_back" })
+			_, reason := p.upgrade()
+			for _, want := range tt.want {
+				if !strings.Contains(reason, want) {
+					t.Errorf("reason: got %q, want it to contain %q", reason, want)
+				}
+			}
+			if want := "to " + tt.version + ": rolled back: "; !strings.HasPrefix(p.UpgradeState, want) {
+				t.Errorf("upgrade_state: got %q, want it to start %q", p.UpgradeState, want)
+			}
+			f.waitProxy(t, 10*time.Second, "edge-1 online at 1.0.0 again", func(p upProxy) bool { return p.Status == "online" && p.Version == "1.0.0" })
+			if b, _ := os.ReadFile(f.bin); !bytes.Equal(b, f.v1) {
+				t.Errorf("binary: got %d bytes, want 1.0.0 put back", len(b))
+			}
+			if _, err := os.Stat(f.bin + ".prev"); err == nil {
+				t.Errorf("binary.prev: still there, want it renamed back over the binary")
+			}
+			info, err := relay.ReadRunFile(f.rc.data, "relay")
+			if err != nil || info.PID == f.relay.cmd.Process.Pid {
+				t.Errorf("relay run file: got pid %d (%v), want the 1.0.0 the watcher started", info.PID, err)
+			}
+			waitCond(t, nil, 15*time.Second, "the new version's process to end", func() bool { return f.relay.exited() })
+			code, body := svGet(t, svPinned(t, f.pin), f.relayURL+wire.PathHealth)
+			if code != 200 || !strings.Contains(body, `"version":"1.0.0"`) {
+				t.Errorf("relay /healthz: got %d %s, want version 1.0.0 serving again", code, body)
+			}
+			r := f.c.ok("proxy", "list")
+			if !strings.Contains(r.stdout, "rolled back") {
+				t.Errorf("proxy list: got\n%s\nwant the upgrade shown rolled back", r.stdout)
+			}
+		})
 	}
 }
