@@ -77,6 +77,14 @@ func (s *Server) upgrade(c wire.Command) error {
 		return nil
 	}
 	s.logf("relay: %s installed as %s (previous binary kept as %s): restarting into it", a.Version, p.Binary, p.Prev)
+	select {
+	case <-s.closing:
+		return s.undoInstall(p, errors.New("the relay was stopped before the restart"))
+	default:
+	}
+	// Never blocks: one upgrade at a time, and Begin refuses a second
+	// trial. A Close racing this finds the plan and abandons it
+	// (AbandonRestart).
 	s.up.restart <- p
 	return nil
 }

@@ -312,7 +312,13 @@ func withoutJoin(argv []string) []string {
 func (r *relayRun) serveUntilDone(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
-		return r.Close()
+		err := r.Close()
+		select {
+		case p := <-r.srv.RestartRequested(): // asked while closing
+			r.srv.AbandonRestart(p, "the relay was stopped before the restart")
+		default:
+		}
+		return err
 	case p := <-r.srv.RestartRequested():
 		if err := r.Close(); err != nil {
 			fmt.Fprintf(r.a.stderr, "relay: closing before the restart: %v\n", err)
