@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"outpost/relay/selfupdate"
@@ -37,6 +38,7 @@ type upgrades struct {
 	outcomeLogged bool
 	wake          chan struct{}
 	restart       chan selfupdate.Plan
+	trialLog      atomic.Pointer[os.File] // the log also goes here while on trial
 }
 
 // report is one command result and, when someone waits for it to reach
@@ -62,10 +64,13 @@ func (s *Server) startTrial() {
 	}
 	s.up.trial, s.up.trialID = t, t.Command
 	if f, err := t.Log(); err == nil {
+		s.up.trialLog.Store(f)
 		logf := s.logf
 		s.logf = func(format string, args ...any) {
 			logf(format, args...)
-			fmt.Fprintf(f, time.Now().Format("15:04:05 ")+format+"\n", args...)
+			if f := s.up.trialLog.Load(); f != nil {
+				fmt.Fprintf(f, time.Now().Format("15:04:05 ")+format+"\n", args...)
+			}
 		}
 	}
 	s.logf("relay: version %s on trial (upgrade from %s, command %d): healthy once the management host answers", t.To, t.From, t.Command)
@@ -139,6 +144,11 @@ func (s *Server) answered() bool {
 	}
 	s.up.healthy = true
 	s.up.mu.Unlock()
+	defer func() { // the trial is over: the log goes on only where it always went
+		if f := s.up.trialLog.Swap(nil); f != nil {
+			f.Close()
+		}
+	}()
 	if err := t.Healthy(); err != nil {
 		s.logf("relay: version %s: %v", t.To, err)
 		return false

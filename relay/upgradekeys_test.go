@@ -36,7 +36,7 @@ func TestRelayFollowsReleaseKeyChain(t *testing.T) {
 		}, ""},
 		{"key without a valid link", func(t *testing.T, f *upgradeFixture) {
 			pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-			raw, err := sql.Open("sqlite", f.m.DB.Path)
+			raw, err := sql.Open("sqlite", "file:"+f.m.DB.Path+"?_pragma=busy_timeout(10000)") // the relay writes meanwhile
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -40,7 +40,7 @@ func TestRelayUpgradeRefusals(t *testing.T) {
 			}
 		}, "package 1.0.5 does not match its signed SHA-256"},
 		{"bad signature", "1.0.6", func(t *testing.T) {
-			db, err := sql.Open("sqlite", filepath.Join(f.c.data, "outpost.db"))
+			db, err := sql.Open("sqlite", "file:"+filepath.Join(f.c.data, "outpost.db")+"?_pragma=busy_timeout(10000)") // the relay writes meanwhile
 			if err != nil {
 				t.Fatal(err)
 			}
