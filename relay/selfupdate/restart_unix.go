@@ -21,7 +21,10 @@ var WatchCommand = []string{"upgrade-watch"}
 
 // Unit is the systemd unit this process runs under: $OUTPOST_UNIT when set
 // (even empty, which means none), else, when systemd started the process
-// ($INVOCATION_ID), the .service named in /proc/self/cgroup; "" otherwise.
+// ($INVOCATION_ID), the .service named in /proc/self/cgroup whose main
+// process this is; "" otherwise. A relay an agent started for a quick
+// deployment is in the agent's unit without being its main process: it
+// re-executes in place rather than restart the agent's unit.
 func Unit() string {
 	if u, ok := os.LookupEnv("OUTPOST_UNIT"); ok {
 		return u
@@ -30,12 +33,27 @@ func Unit() string {
 		return ""
 	}
 	b, _ := os.ReadFile("/proc/self/cgroup")
-	for _, l := range strings.Split(string(b), "\n") {
-		if i := strings.LastIndexByte(l, ':'); i >= 0 {
-			if base := filepath.Base(l[i+1:]); strings.HasSuffix(base, ".service") {
-				return base
-			}
+	return unitOf(b, os.Getpid(), func(unit string) (string, error) {
+		return output("systemctl", "show", "--property", "MainPID", "--value", unit)
+	})
+}
+
+// unitOf picks the .service of a /proc/PID/cgroup text and keeps it when
+// pid is its main process (or systemd cannot say).
+func unitOf(cgroup []byte, pid int, mainPID func(unit string) (string, error)) string {
+	for _, l := range strings.Split(string(cgroup), "\n") {
+		i := strings.LastIndexByte(l, ':')
+		if i < 0 {
+			continue
 		}
+		base := filepath.Base(l[i+1:])
+		if !strings.HasSuffix(base, ".service") {
+			continue
+		}
+		if m, err := mainPID(base); err == nil && m != strconv.Itoa(pid) {
+			return ""
+		}
+		return base
 	}
 	return ""
 }
