@@ -58,9 +58,10 @@
 //     set only by the command line: embedded servers (tests) refuse to
 //     replace a binary. A relay stopped during the restart puts the
 //     previous binary back (AbandonRestart). The new process finds the
-//     trial at New (startTrial: its log also goes to DATA/upgrade/new.log),
-//     marks it healthy after its first answered heartbeat and sends the
-//     outcome with the next one, at once; every heartbeat also takes an
+//     trial at New (startTrial: its log also goes to DATA/upgrade/new.log
+//     until the trial ends), marks it healthy after its first answered
+//     heartbeat and sends the outcome with the next one, at once, until a
+//     heartbeat delivered it (selfupdate.Reported); every heartbeat also takes an
 //     outcome the watcher left (rolled back, reported by the previous
 //     version it started again). A command redelivered to the process that
 //     answers it with a trial outcome is not run again.
