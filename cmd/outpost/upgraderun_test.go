@@ -182,9 +182,9 @@ func TestRelayUpgradeRollsBack(t *testing.T) {
 		name, version string
 		want          []string
 	}{
-		{"exits at once", "1.2.0", []string{"rolled back to 1.0.0: 1.2.0 exited 3 times within 1m0s", "last log lines: ",
+		{"exits at once", "1.2.0", []string{"1.2.0 exited 3 times within 1m0s; 1.0.0 runs again", "last log lines: ",
 			"badbuild 1.2.0: cannot start: the configuration format is unknown"}},
-		{"never reports", "1.2.1", []string{"rolled back to 1.0.0: 1.2.1 did not report healthy within 3s"}},
+		{"never reports", "1.2.1", []string{"1.2.1 did not report healthy within 3s; 1.0.0 runs again"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -30,9 +30,9 @@ type upgradeCase struct {
 var upgradeCases = []upgradeCase{
 	{"healthy", "healthy", wire.CommandResult{ID: 42, State: wire.StateDone}, nil, "1.1.0"},
 	{"crashes at start", "crash", wire.CommandResult{ID: 42, State: wire.StateRolledBack},
-		[]string{"rolled back to 1.0.0: 1.1.0 exited 3 times within 1m0s", "last log lines: ", "cannot bind the listener: boom"}, "1.0.0"},
+		[]string{"1.1.0 exited 3 times within 1m0s; 1.0.0 runs again", "last log lines: ", "cannot bind the listener: boom"}, "1.0.0"},
 	{"never healthy", "hang", wire.CommandResult{ID: 42, State: wire.StateRolledBack},
-		[]string{"rolled back to 1.0.0: 1.1.0 did not report healthy within 1.5s", "waiting for the management host"}, "1.0.0"},
+		[]string{"1.1.0 did not report healthy within 1.5s; 1.0.0 runs again", "waiting for the management host"}, "1.0.0"},
 }
 
 // upgradeEnv is a binary of version 1.0.0 at DIR/bin/outpost and the

@@ -149,7 +149,8 @@ func (w *watcher) count(now time.Time) int {
 // healthy first), then stops the new version, restores the previous
 // binary and starts it.
 func (w *watcher) rollback(t *Trial, why string) error {
-	reason := "rolled back to " + t.From + ": " + why
+	// Describe already says "rolled back: "; the reason says why and what runs now.
+	reason := why + "; " + t.From + " runs again"
 	if logs := w.lastLog(t); logs != "" {
 		reason += "; last log lines: " + logs
 	}
