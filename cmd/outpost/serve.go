@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -63,6 +64,7 @@ type relayRun struct {
 	spoolMax   string
 	hostname   string
 	cpuProfile string
+	memProfile string
 	heartbeat  time.Duration
 	upTokFile  string
 	metricsTok string
@@ -87,11 +89,13 @@ func (r *relayRun) flags(cmd *cobra.Command, defaults []string) {
 	f.DurationVar(&r.poll, "poll-timeout", 30*time.Second, "longest a check-in is held open")
 	f.StringVar(&r.spoolMax, "spool-max", "1GiB", "forward-mode spool cap; agents get 429 beyond it")
 	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the relay stops")
+	f.StringVar(&r.memProfile, "memprofile", "", "write a heap profile to this file when the relay stops (taken before held check-ins are released)")
 	f.DurationVar(&r.heartbeat, "heartbeat", 10*time.Second, "joined relay: heartbeat interval")
 	f.StringVar(&r.upTokFile, "upstream-token-file", "", "file holding the token sent to --upstream (outpost center's DATA/center.token)")
 	f.StringVar(&r.metricsTok, "metrics-token-file", "", "file holding a token /metrics then requires (Authorization: Bearer); default: open")
 	f.DurationVar(&r.upGrace, "upgrade-grace", selfupdate.DefaultGrace, "joined relay: how long a new version has to report healthy before it is rolled back")
 	f.MarkHidden("cpuprofile")
+	f.MarkHidden("memprofile")
 	f.MarkHidden("heartbeat")
 	f.MarkHidden("upgrade-grace")
 }
@@ -273,6 +277,9 @@ func (r *relayRun) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var errs []error
+	if r.memProfile != "" {
+		errs = append(errs, writeHeapProfile(r.memProfile))
+	}
 	if r.srv != nil {
 		errs = append(errs, r.srv.Close(ctx))
 	}
@@ -284,6 +291,21 @@ func (r *relayRun) Close() error {
 		r.stopProfile()
 	}
 	return errors.Join(errs...)
+}
+
+// writeHeapProfile writes the live heap as of a fresh GC: called before
+// Close, so held check-ins and their connections are still in it.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	return f.Close()
 }
 
 // withoutJoin is argv without --join TOKEN: the restarted relay runs from
