@@ -1,0 +1,493 @@
+package wire
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// Lines is what ScanEvents and ScanIngest produce: the batch's records,
+// each encoded exactly as encoding/json encodes a Record and followed by a
+// newline, in Buf. Reuse a Lines between calls to keep its buffers.
+type Lines struct {
+	Buf   []byte
+	Ends  []int    // record i is Buf[Ends[i-1]:Ends[i]] (Ends[-1] = 0), newline included
+	Seqs  []uint64 // record i's seq (0 when absent)
+	Agent [][]byte // ScanIngest: record i's agent, a sub-slice of Buf
+	Relay string   // ScanIngest: the batch's relay field
+
+	data    []byte // the current record's compacted data value
+	scratch []byte // values skipped over
+}
+
+// Line returns record i without its newline.
+func (l *Lines) Line(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = l.Ends[i-1]
+	}
+	return l.Buf[start : l.Ends[i]-1]
+}
+
+// Len is the number of records.
+func (l *Lines) Len() int { return len(l.Ends) }
+
+func (l *Lines) reset() {
+	l.Buf, l.Ends, l.Seqs, l.Agent, l.Relay = l.Buf[:0], l.Ends[:0], l.Seqs[:0], l.Agent[:0], ""
+}
+
+// ScanEvents reads an EventBatch body in one pass: it validates it, stamps
+// every record with agent and encodes it as json.Marshal(Record) would. It
+// reports false for anything it does not handle exactly like
+// json.Unmarshal + json.Marshal (malformed input, but also escaped or
+// non-ASCII keys, duplicate keys, null fields, a non-object record): the
+// caller then takes the encoding/json path, which gives the verdict.
+func ScanEvents(l *Lines, body []byte, agent string) bool {
+	l.reset()
+	var stamp []byte
+	if agent != "" {
+		a, _ := json.Marshal(agent)
+		stamp = append(append([]byte(`"agent":`), a...), ',')
+	}
+	s := scanner{src: body, l: l, stamp: stamp, escape: true}
+	return s.batch(false)
+}
+
+// ScanIngest is ScanEvents for an IngestBatch as the collector stores it
+// (json.Encoder with SetEscapeHTML(false)): the agent comes from each
+// record and is reported in Agent; a batch whose agent strings hold
+// escapes or non-ASCII bytes is left to encoding/json (false).
+func ScanIngest(l *Lines, body []byte) bool {
+	l.reset()
+	s := scanner{src: body, l: l, ingest: true}
+	return s.batch(true)
+}
+
+type scanner struct {
+	src    []byte
+	i      int
+	l      *Lines
+	stamp  []byte // `"agent":"ID",` or nil
+	escape bool   // HTML-escape as json.Marshal does
+	ingest bool
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func (s *scanner) ws() {
+	for s.i < len(s.src) && isSpace(s.src[s.i]) {
+		s.i++
+	}
+}
+
+// peek returns the next non-space byte (0 at the end).
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.i >= len(s.src) {
+		return 0
+	}
+	return s.src[s.i]
+}
+
+// key reads `"name":` and returns name lower-cased; ok is false for keys
+// with escapes or non-ASCII bytes (encoding/json folds those by Unicode
+// rules) and for keys too long to be a field.
+func (s *scanner) key() (k [8]byte, n int, ok bool) {
+	if s.peek() != '"' {
+		return k, 0, false
+	}
+	s.i++
+	for s.i < len(s.src) {
+		c := s.src[s.i]
+		s.i++
+		switch {
+		case c == '"':
+			if s.peek() != ':' {
+				return k, 0, false
+			}
+			s.i++
+			return k, n, true
+		case c == '\\' || c >= 0x80 || c < 0x20:
+			return k, 0, false
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if n < len(k) {
+			k[n] = c
+		}
+		n++
+	}
+	return k, 0, false
+}
+
+func is(k [8]byte, n int, name string) bool { return n == len(name) && string(k[:n]) == name }
+
+// batch reads {"records":[...], ...} with nothing but space after it.
+func (s *scanner) batch(ingest bool) bool {
+	if s.peek() != '{' {
+		return false
+	}
+	s.i++
+	seenRecs, seenRelay := false, false
+	if s.peek() == '}' {
+		return false // no records: encoding/json answers that
+	}
+	for {
+		k, n, ok := s.key()
+		switch {
+		case !ok:
+			return false
+		case is(k, n, "records"):
+			if seenRecs || !s.records() {
+				return false
+			}
+			seenRecs = true
+		case ingest && is(k, n, "relay"):
+			r, plain := s.plainString()
+			if seenRelay || !plain {
+				return false
+			}
+			s.l.Relay, seenRelay = string(r), true
+		default:
+			if !s.skip() {
+				return false
+			}
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+			continue
+		case '}':
+			s.i++
+		default:
+			return false
+		}
+		break
+	}
+	s.ws()
+	return seenRecs && s.i == len(s.src)
+}
+
+// records reads the array of records.
+func (s *scanner) records() bool {
+	if s.peek() != '[' {
+		return false
+	}
+	s.i++
+	if s.peek() == ']' {
+		s.i++
+		return true
+	}
+	for {
+		if !s.record() {
+			return false
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// field bits, so that a repeated field goes to encoding/json.
+const (
+	fAgent = 1 << iota
+	fSeq
+	fTime
+	fType
+	fData
+)
+
+// record reads one record object and appends its encoding.
+func (s *scanner) record() bool {
+	if s.peek() != '{' {
+		return false
+	}
+	s.i++
+	var (
+		seen         int
+		seq          []byte
+		tm           time.Time
+		tmRaw        []byte
+		typ, agent   []byte
+		typPlain     bool
+		hasData      bool
+		dataBuf      = s.l.data[:0]
+		agentPresent bool
+		seqVal       uint64
+		empty        = s.peek() == '}'
+	)
+	if empty {
+		s.i++
+	}
+	for !empty {
+		k, n, ok := s.key()
+		if !ok {
+			return false
+		}
+		bit := 0
+		switch {
+		case is(k, n, "agent"):
+			bit = fAgent
+		case is(k, n, "seq"):
+			bit = fSeq
+		case is(k, n, "time"):
+			bit = fTime
+		case is(k, n, "type"):
+			bit = fType
+		case is(k, n, "data"):
+			bit = fData
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		switch bit {
+		case fAgent:
+			a, plain := s.plainString()
+			if !plain || s.ingest && len(a) == 0 {
+				return false
+			}
+			agent, agentPresent = a, true
+		case fSeq:
+			seq, seqVal, ok = s.uint()
+		case fTime:
+			tmRaw, ok = s.time(&tm)
+		case fType:
+			typ, typPlain, ok = s.str()
+		case fData:
+			hasData = true
+			var d []byte
+			d, ok = s.value(dataBuf)
+			dataBuf = d
+		default:
+			ok = s.skip()
+		}
+		if !ok {
+			return false
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+			continue
+		case '}':
+			s.i++
+		default:
+			return false
+		}
+		break
+	}
+	s.l.data = dataBuf
+	if s.ingest && !agentPresent {
+		return false
+	}
+	return s.emit(agent, seq, seqVal, tm, tmRaw, typ, typPlain, hasData)
+}
+
+// emit appends the record as json.Marshal(Record) writes it.
+func (s *scanner) emit(agent, seq []byte, seqVal uint64, tm time.Time, tmRaw []byte, typ []byte, typPlain, hasData bool) bool {
+	b := append(s.l.Buf, '{')
+	agentAt := -1
+	if s.ingest {
+		b = append(b, `"agent":"`...)
+		agentAt = len(b)
+		b = append(append(b, agent...), `",`...)
+	} else {
+		b = append(b, s.stamp...)
+	}
+	b = append(b, `"seq":`...)
+	if seq == nil {
+		seq = []byte{'0'}
+	}
+	b = append(b, seq...)
+	b = append(b, `,"time":`...)
+	if canonicalTime(tmRaw) {
+		b = append(b, tmRaw...)
+	} else {
+		b = append(b, '"')
+		var err error
+		if b, err = tm.AppendText(b); err != nil {
+			return false
+		}
+		b = append(b, '"')
+	}
+	b = append(b, `,"type":`...)
+	switch {
+	case typ == nil:
+		b = append(b, `""`...)
+	case typPlain:
+		b = append(append(append(b, '"'), typ...), '"')
+	default:
+		var v string
+		if json.Unmarshal(typ, &v) != nil {
+			return false
+		}
+		b = appendJSONString(b, v, s.escape)
+	}
+	if hasData {
+		b = append(append(b, `,"data":`...), s.l.data...)
+	}
+	b = append(b, '}', '\n')
+	s.l.Buf = b
+	s.l.Ends = append(s.l.Ends, len(b))
+	s.l.Seqs = append(s.l.Seqs, seqVal)
+	if s.ingest {
+		s.l.Agent = append(s.l.Agent, b[agentAt:agentAt+len(agent)])
+	}
+	return true
+}
+
+// appendJSONString encodes v as encoding/json does, with or without HTML
+// escaping.
+func appendJSONString(b []byte, v string, escape bool) []byte {
+	if escape {
+		e, _ := json.Marshal(v)
+		return append(b, e...)
+	}
+	var w jsonBuf
+	enc := json.NewEncoder(&w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	return append(b, w[:len(w)-1]...) // without Encode's newline
+}
+
+type jsonBuf []byte
+
+func (w *jsonBuf) Write(p []byte) (int, error) { *w = append(*w, p...); return len(p), nil }
+
+// uint reads a JSON number that is a uint64 as encoding/json takes it.
+func (s *scanner) uint() ([]byte, uint64, bool) {
+	s.ws()
+	start := s.i
+	for s.i < len(s.src) && '0' <= s.src[s.i] && s.src[s.i] <= '9' {
+		s.i++
+	}
+	d := s.src[start:s.i]
+	if len(d) == 0 || len(d) > 1 && d[0] == '0' {
+		return nil, 0, false
+	}
+	if s.i < len(s.src) && (s.src[s.i] == '.' || s.src[s.i] == 'e' || s.src[s.i] == 'E') {
+		return nil, 0, false
+	}
+	v, err := strconv.ParseUint(string(d), 10, 64)
+	return d, v, err == nil
+}
+
+// time reads a time as time.Time.UnmarshalJSON does (the raw string,
+// escapes not decoded).
+func (s *scanner) time(t *time.Time) ([]byte, bool) {
+	s.ws()
+	start := s.i
+	if _, _, ok := s.str(); !ok {
+		return nil, false
+	}
+	raw := s.src[start:s.i]
+	return raw, t.UnmarshalJSON(raw) == nil
+}
+
+// canonicalTime reports that raw, a quoted time that parsed, is already
+// what Time.MarshalJSON writes: UTC ("Z") and a fraction of at most nine
+// digits without trailing zeros, so it is copied instead of formatted.
+func canonicalTime(raw []byte) bool {
+	const whole = len(`"2006-01-02T15:04:05Z"`)
+	n := len(raw)
+	if n < whole || n > whole+10 || raw[11] != 'T' || raw[n-2] != 'Z' {
+		return false
+	}
+	if n == whole {
+		return true
+	}
+	return n > whole+1 && raw[20] == '.' && raw[n-3] != '0'
+}
+
+// plainString reads a string without escapes or non-ASCII bytes (and
+// without what HTML escaping would change) and returns its content.
+func (s *scanner) plainString() ([]byte, bool) {
+	raw, plain, ok := s.str()
+	if !ok || !plain {
+		return nil, false
+	}
+	return raw, true
+}
+
+// str reads a JSON string. raw is its content with quotes; plain reports
+// that encoding it again gives the same bytes (printable ASCII, no
+// backslash, and no <, >, & when HTML-escaping), in which case raw holds
+// only the content.
+func (s *scanner) str() (raw []byte, plain, ok bool) {
+	if s.peek() != '"' {
+		return nil, false, false
+	}
+	start := s.i
+	s.i++
+	plain = true
+	tab := &plainTab
+	if s.escape {
+		tab = &plainHTMLTab
+	}
+	for s.i < len(s.src) {
+		c := s.src[s.i]
+		if tab[c] {
+			s.i++
+			continue
+		}
+		switch {
+		case c == '"':
+			s.i++
+			if plain {
+				return s.src[start+1 : s.i-1], true, true
+			}
+			return s.src[start:s.i], false, true
+		case c == '\\':
+			plain = false
+			if !s.escapeSeq() {
+				return nil, false, false
+			}
+		case c < 0x20:
+			return nil, false, false
+		default:
+			plain = false
+			s.i++
+		}
+	}
+	return nil, false, false
+}
+
+// escapeSeq validates the escape at s.i (a backslash) and moves past it.
+func (s *scanner) escapeSeq() bool {
+	if s.i+1 >= len(s.src) {
+		return false
+	}
+	switch s.src[s.i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		s.i += 2
+		return true
+	case 'u':
+		if s.i+6 > len(s.src) {
+			return false
+		}
+		for _, h := range s.src[s.i+2 : s.i+6] {
+			if !isHex(h) {
+				return false
+			}
+		}
+		s.i += 6
+		return true
+	}
+	return false
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+// skip validates a value the relay does not use.
+func (s *scanner) skip() bool {
+	b, ok := s.value(s.l.scratch[:0])
+	s.l.scratch = b[:0]
+	return ok
+}
