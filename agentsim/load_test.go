@@ -197,8 +197,8 @@ func metric(base, name string) int64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
+			f, _ := strconv.ParseFloat(v, 64) // 1.234567e+06 for large values
+			return int64(f)
 		}
 	}
 	return 0
@@ -225,8 +225,8 @@ func histogramQuantiles(base, path string) string {
 			continue
 		}
 		le, count, _ := strings.Cut(rest, `"} `)
-		n, _ := strconv.ParseInt(count, 10, 64)
-		bs = append(bs, bucket{le, n})
+		n, _ := strconv.ParseFloat(count, 64)
+		bs = append(bs, bucket{le, int64(n)})
 	}
 	if len(bs) == 0 || bs[len(bs)-1].cum == 0 {
 		return "no samples"

@@ -87,7 +87,8 @@ func httpClient(m *manager) *http.Client {
 	}}
 }
 
-// metrics reads a relay's /metrics into name -> value.
+// metrics reads a relay's /metrics into name -> value. Values are floats
+// in the exposition format (1.234567e+06), so they are parsed as such.
 func metrics(t testing.TB, hc *http.Client, base string) map[string]int64 {
 	t.Helper()
 	resp, err := hc.Get(strings.TrimRight(base, "/") + wire.PathMetrics)
@@ -109,9 +110,9 @@ func metrics(t testing.TB, hc *http.Client, base string) map[string]int64 {
 		if !ok {
 			continue
 		}
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err == nil {
-			out[name] = n
+			out[name] = int64(f)
 		}
 	}
 	return out

@@ -109,11 +109,12 @@ func svMetric(t *testing.T, plainURL, name string) int64 {
 	}
 	for _, l := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(l, name+" "); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			// A float in the exposition format (1.234567e+06).
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
 				t.Fatalf("metric %s: %q: %v", name, l, err)
 			}
-			return n
+			return int64(f)
 		}
 	}
 	t.Fatalf("metric %s not in /metrics:\n%s", name, body)
