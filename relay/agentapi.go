@@ -91,40 +91,66 @@ func (s *Server) handleEnrol(w http.ResponseWriter, r *http.Request) {
 		Proxies: proxies, Settings: s.settings(), ReleaseKeys: chain})
 }
 
+// heldCheckin is what a check-in keeps while it is held. It lives on the
+// heap and the handler waits in a small frame: a goroutine's stack is kept
+// at its peak size unless less than a quarter of it is in use, so a deep
+// frame at the wait costs every held agent 8 KiB more.
+type heldCheckin struct {
+	a     agentAuth
+	ra    relayAuth
+	fp    string
+	wait  time.Duration
+	chain []wire.ReleaseKeyLink
+	start time.Time
+}
+
 func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
+	hc := s.startCheckin(w, r)
+	if hc == nil {
+		return // answered
+	}
+	cmds, clone, err := s.holdCheckin(r, hc)
+	s.answerCheckin(w, r, hc, cmds, clone, err)
+}
+
+// startCheckin authenticates, reads and records a check-in; nil when it
+// has been answered already (refused, or a copy's).
+//
+//go:noinline
+func (s *Server) startCheckin(w http.ResponseWriter, r *http.Request) *heldCheckin {
 	start := time.Now()
 	a, e := s.authAgent(r.Context(), r)
 	if e != nil {
 		e.write(w)
-		return
+		return nil
 	}
 	ra, e := s.via(r)
 	if e != nil {
 		e.write(w)
-		return
+		return nil
 	}
 	if ra.ProxyID != 0 && ra.AccountID != a.AccountID {
 		writeErr(w, http.StatusForbidden, store.EForbidden, "this proxy belongs to another account: an agent can only use its own account's clusters")
-		return
+		return nil
 	}
 	var req wire.CheckinRequest
 	if err := readJSON(w, r, maxControlBody, &req); err != nil {
 		bodyErr(w, err)
-		return
+		return nil
 	}
 	if err := req.Validate(); err != nil {
 		writeErr(w, http.StatusBadRequest, store.EInvalid, err.Error())
-		return
+		return nil
 	}
 	s.m.checkins.Add(1)
 	wait := min(time.Duration(req.Wait), s.settings().PollTimeout)
 	if req.Fingerprint != "" && a.Fingerprint != "" && req.Fingerprint != a.Fingerprint {
 		s.answerCopy(w, r, a, ra, req.Fingerprint, wait)
-		return
+		return nil
 	}
 	if err := s.db.ReportCommands(r.Context(), store.TargetAgent, a.ID, commandReports(req.Acked, req.Results)); err != nil {
 		s.storeErr(w, err)
-		return
+		return nil
 	}
 	c := store.Checkin{AgentID: a.ID, At: time.Now(), ViaProxyID: ra.ProxyID, Fingerprint: req.Fingerprint,
 		Inventory: inventory(req.Inventory), CPU: req.CPU, Mem: req.Mem}
@@ -136,27 +162,35 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 	chain, err := s.checkinKeyChain(r.Context())
 	if err != nil {
 		s.storeErr(w, err)
-		return
+		return nil
 	}
 	s.batcher.Add(c)
-	dup := a.Duplicate
-	conn := agentConn(r, ra)
-	var cmds []store.Command
-	clone := s.clones.arrive(a.ID, conn, wait)
+	return &heldCheckin{a: a, ra: ra, fp: req.Fingerprint, wait: wait, chain: chain, start: start}
+}
+
+// holdCheckin holds the check-in until a command, the wait's end or a
+// clone answer.
+func (s *Server) holdCheckin(r *http.Request, hc *heldCheckin) (cmds []store.Command, clone bool, err error) {
+	conn := agentConn(r, hc.ra)
+	clone = s.clones.arrive(hc.a.ID, conn, hc.wait)
 	if !clone {
 		s.m.held.Add(1)
-		cmds, err = s.hub.wait(r.Context(), s.db, a.ID, wait)
+		cmds, err = s.hub.wait(r.Context(), s.db, hc.a.ID, hc.wait)
 		s.m.held.Add(-1)
-		clone = s.clones.leave(a.ID, conn)
+		clone = s.clones.leave(hc.a.ID, conn)
 	}
 	if clone {
-		s.logf("relay: agent %s: two live connections check in as it; %s is answered as a clone", a.ID, conn)
-		if err := s.db.FlagDuplicate(context.WithoutCancel(r.Context()), a.ID, req.Fingerprint, conn); err != nil {
-			s.logf("relay: flag duplicate %s: %v", a.ID, err)
+		s.logf("relay: agent %s: two live connections check in as it; %s is answered as a clone", hc.a.ID, conn)
+		if err := s.db.FlagDuplicate(context.WithoutCancel(r.Context()), hc.a.ID, hc.fp, conn); err != nil {
+			s.logf("relay: flag duplicate %s: %v", hc.a.ID, err)
 		}
-		s.agents.drop(a.ID)
-		dup = true
+		s.agents.drop(hc.a.ID)
 	}
+	return cmds, clone, err
+}
+
+//go:noinline
+func (s *Server) answerCheckin(w http.ResponseWriter, r *http.Request, hc *heldCheckin, cmds []store.Command, clone bool, err error) {
 	if r.Context().Err() != nil {
 		return // the agent went away while held
 	}
@@ -164,13 +198,14 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
 		s.storeErr(w, err)
 		return
 	}
-	resp := wire.CheckinResponse{Settings: s.settings(), DuplicateID: dup, Clone: clone, ServerTimeUTC: time.Now().UTC(), ReleaseKeys: chain}
+	resp := wire.CheckinResponse{Settings: s.settings(), DuplicateID: hc.a.Duplicate || clone, Clone: clone,
+		ServerTimeUTC: time.Now().UTC(), ReleaseKeys: hc.chain}
 	for _, c := range cmds {
 		resp.Commands = append(resp.Commands, s.wireCommand(r, c))
 	}
 	writeJSON(w, http.StatusOK, resp)
-	if wait == 0 {
-		s.m.checkinTime.observe(time.Since(start))
+	if hc.wait == 0 {
+		s.m.checkinTime.observe(time.Since(hc.start))
 	}
 }
 

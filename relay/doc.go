@@ -142,4 +142,14 @@
 //     counts only and takes Config.MetricsToken when set.
 //   - Bodies are read by relay/internal/httpbody, shared with the collector:
 //     gzip or identity, bounded before and after, anything else 415.
+//   - Held check-ins cost stacks more than heap: a goroutine keeps its
+//     peak stack until less than a quarter of it is in use. So the TLS
+//     handshake runs in a goroutine of its own (tlslisten.go), not in the
+//     connection's serving goroutine, and a held check-in waits in small
+//     frames (handleCheckin -> holdCheckin -> hub.wait; the decoding and the
+//     answer are in startCheckin and answerCheckin, marked noinline). Keep
+//     big locals out of that chain. BenchmarkHeldCheckins measures RSS,
+//     heap, stack and goroutines per held agent on TLS (HTTP/2) and plain
+//     HTTP/1.1; OUTPOST_BENCH_MEMPROFILE=FILE writes a heap profile of the
+//     held relay; `outpost serve --memprofile FILE` does so at stop.
 package relay

@@ -177,7 +177,7 @@ func (s *Server) Serve(ln net.Listener, useTLS bool) error {
 	}
 	if useTLS {
 		hs.TLSConfig = &tls.Config{GetCertificate: s.pki.certificate, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
-		ln = tls.NewListener(ln, hs.TLSConfig)
+		ln = newTLSListener(ln, hs.TLSConfig, func(error) { s.m.tlsFail.Add(1) })
 	}
 	s.mu.Lock()
 	if s.closed.Load() {
