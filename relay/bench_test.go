@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,32 +26,102 @@ import (
 	"outpost/store"
 )
 
-// BenchmarkHeldCheckins measures how many long-poll check-ins one relay
-// holds at once and what each connected agent costs it. N agents
-// (OUTPOST_BENCH_AGENTS, default 2000) are enrolled, then all hold a
-// check-in open on the plain listener. The agents run in a child process
-// (TestHelperBenchClients) so the figures are the relay's alone: heap and
-// goroutine-stack growth per held check-in, and goroutines per agent.
+// BenchmarkHeldCheckins measures what each connected agent costs one
+// relay: N agents (OUTPOST_BENCH_AGENTS, default 2000) each hold a long-poll
+// check-in open, over TLS (agents speak HTTP/2 there) and over plain
+// HTTP/1.1. The agents run in a child process (TestHelperBenchClients), so
+// the figures are the relay's alone: RSS, heap and goroutine-stack growth per
+// held check-in, and goroutines per agent. One process may open only so many
+// files: keep N at a few thousand and read the per-agent figures.
 //
-//	ulimit -n 65536
-//	OUTPOST_BENCH_AGENTS=10000 go test -run '^$' -bench HeldCheckins -benchtime 1x ./relay/
+//	OUTPOST_BENCH_AGENTS=5000 go test -run '^$' -bench HeldCheckins -benchtime 1x ./relay/
 func BenchmarkHeldCheckins(b *testing.B) {
-	n := 2000
-	if v := os.Getenv("OUTPOST_BENCH_AGENTS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
-			b.Fatalf("OUTPOST_BENCH_AGENTS=%q: want a positive number", v)
+	n := benchAgents(b, 2000)
+	raiseNoFile(b, uint64(n)+4096)
+	db, agents := benchFleet(b, n, 5*time.Minute)
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"tls", true}, {"http1", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				benchHeld(b, db, agents, tc.tls)
+			}
+		})
+	}
+}
+
+func benchHeld(b *testing.B, db *store.DB, agents []benchAgent, useTLS bool) {
+	n := len(agents)
+	srv, url, plain := benchRelay(b, db, useTLS, 5*time.Minute)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	defer hc.CloseIdleConnections()
+	spec, _ := json.Marshal(benchSpec{URL: url, CA: srv.CAFingerprint(), Agents: agents})
+	specPath := filepath.Join(b.TempDir(), "agents.json")
+	if err := os.WriteFile(specPath, spec, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	before := relayMem()
+	start := time.Now()
+	stopChild := startBenchClients(b, specPath)
+	defer stopChild()
+	deadline := time.Now().Add(max(time.Minute, time.Duration(n)*20*time.Millisecond))
+	held := int64(0)
+	for held < int64(n) {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d check-ins held after %s", held, n, time.Since(start).Round(time.Second))
+		}
+		time.Sleep(200 * time.Millisecond)
+		held = metric(b, hc, plain, "outpost_checkins_held")
+	}
+	connect := time.Since(start)
+	time.Sleep(time.Second) // let the check-in batches settle
+	after := relayMem()
+	if h := metric(b, hc, plain, "outpost_checkins_held"); h != int64(n) {
+		b.Fatalf("held check-ins dropped to %d of %d while measuring", h, n)
+	}
+	per := func(x, y uint64) float64 { return (float64(x) - float64(y)) / float64(n) }
+	b.ReportMetric(float64(n), "held")
+	b.ReportMetric(per(after.rss, before.rss), "rss-B/agent")
+	b.ReportMetric(per(after.heap+after.stack, before.heap+before.stack), "bytes/agent")
+	b.ReportMetric(per(after.heap, before.heap), "heap-B/agent")
+	b.ReportMetric(per(after.stack, before.stack), "stack-B/agent")
+	b.ReportMetric(per(after.goroutines, before.goroutines), "goroutines/agent")
+	b.ReportMetric(connect.Seconds(), "s-to-hold-all")
+	if p := os.Getenv("OUTPOST_BENCH_MEMPROFILE"); p != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%t", p, useTLS))
+		if err == nil {
+			pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
 		}
 	}
-	raiseNoFile(b, uint64(n)+4096)
+	b.Logf("%d check-ins held (tls %t) after %s: rss %+.1f MiB, heap %+.1f MiB, stacks %+.1f MiB, goroutines %d -> %d",
+		n, useTLS, connect.Round(time.Millisecond), per(after.rss, before.rss)*float64(n)/(1<<20), per(after.heap, before.heap)*float64(n)/(1<<20),
+		per(after.stack, before.stack)*float64(n)/(1<<20), before.goroutines, after.goroutines)
+}
+
+func benchAgents(b *testing.B, def int) int {
+	v := os.Getenv("OUTPOST_BENCH_AGENTS")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("OUTPOST_BENCH_AGENTS=%q: want a positive number", v)
+	}
+	return n
+}
+
+// benchFleet enrols n agents into a temp-file store.
+func benchFleet(b *testing.B, n int, poll time.Duration) (*store.DB, []benchAgent) {
 	ctx := context.Background()
-	dir := b.TempDir()
-	db, err := store.Open(filepath.Join(dir, "outpost.db"), nil)
+	db, err := store.Open(filepath.Join(b.TempDir(), "outpost.db"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { db.Close() })
 	st := db.Settings()
-	st.PollTimeout = 5 * time.Minute
+	st.PollTimeout = poll
 	if err := db.SetSettings(ctx, st); err != nil {
 		b.Fatal(err)
 	}
@@ -70,41 +142,46 @@ func BenchmarkHeldCheckins(b *testing.B) {
 		}
 		agents = append(agents, benchAgent{ID: en.Agent.ID, Secret: en.Secret, Fingerprint: h.Fingerprint})
 	}
+	return db, agents
+}
 
+// benchRelay serves db on a TLS or plain listener (url) and, for /metrics,
+// on a plain one (plain); both close with the benchmark.
+func benchRelay(b *testing.B, db *store.DB, useTLS bool, poll time.Duration) (*relay.Server, string, string) {
 	cfg := relay.DefaultConfig()
-	cfg.DataDir = dir
+	cfg.DataDir = b.TempDir()
 	cfg.Store = db
 	cfg.AllowPlain = true
-	cfg.PollTimeout = 5 * time.Minute
+	cfg.PollTimeout = poll
 	cfg.Logf = b.Logf
 	srv, err := relay.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
+	var urls []string
+	for _, t := range []bool{useTLS, false} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		go srv.Serve(ln, t)
+		scheme := "http://"
+		if t {
+			scheme = "https://"
+		}
+		urls = append(urls, scheme+ln.Addr().String())
 	}
-	go srv.Serve(ln, false)
-	url := "http://" + ln.Addr().String()
 	b.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		srv.Close(cctx)
-		db.Close()
 	})
-	hc := &http.Client{Timeout: 10 * time.Second}
-	defer hc.CloseIdleConnections()
+	return srv, urls[0], urls[1]
+}
 
-	spec, _ := json.Marshal(benchSpec{URL: url, Agents: agents})
-	specPath := filepath.Join(b.TempDir(), "agents.json")
-	if err := os.WriteFile(specPath, spec, 0o600); err != nil {
-		b.Fatal(err)
-	}
-
-	before := relayMem()
-	b.ResetTimer()
-	start := time.Now()
+// startBenchClients runs TestHelperBenchClients on the spec; the returned
+// func stops it.
+func startBenchClients(b *testing.B, specPath string) func() {
 	child := exec.Command(os.Args[0], "-test.run=^TestHelperBenchClients$", "-test.count=1")
 	child.Env = append(os.Environ(), envBenchClients+"="+specPath)
 	child.Stderr = os.Stderr
@@ -115,7 +192,7 @@ func BenchmarkHeldCheckins(b *testing.B) {
 	if err := child.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
+	return func() {
 		stdin.Close()
 		done := make(chan struct{})
 		go func() { child.Wait(); close(done) }()
@@ -125,34 +202,7 @@ func BenchmarkHeldCheckins(b *testing.B) {
 			child.Process.Kill()
 			<-done
 		}
-	})
-	deadline := time.Now().Add(max(2*time.Minute, time.Duration(n)*20*time.Millisecond))
-	held := int64(0)
-	for held < int64(n) {
-		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d check-ins held after %s", held, n, time.Since(start).Round(time.Second))
-		}
-		time.Sleep(200 * time.Millisecond)
-		held = metric(b, hc, url, "outpost_checkins_held")
 	}
-	connect := time.Since(start)
-	b.StopTimer()
-	time.Sleep(time.Second) // let the check-in batches settle
-	after := relayMem()
-	if h := metric(b, hc, url, "outpost_checkins_held"); h != int64(n) {
-		b.Fatalf("held check-ins dropped to %d of %d while measuring", h, n)
-	}
-
-	per := func(x, y uint64) float64 { return (float64(x) - float64(y)) / float64(n) }
-	b.ReportMetric(float64(n), "held")
-	b.ReportMetric(per(after.heap+after.stack, before.heap+before.stack), "bytes/agent")
-	b.ReportMetric(per(after.heap, before.heap), "heap-B/agent")
-	b.ReportMetric(per(after.stack, before.stack), "stack-B/agent")
-	b.ReportMetric(per(after.goroutines, before.goroutines), "goroutines/agent")
-	b.ReportMetric(connect.Seconds(), "s-to-hold-all")
-	b.Logf("%d check-ins held by one relay after %s: heap %+.1f MiB, stacks %+.1f MiB, goroutines %d -> %d, sys %.0f MiB",
-		n, connect.Round(time.Millisecond), per(after.heap, before.heap)*float64(n)/(1<<20),
-		per(after.stack, before.stack)*float64(n)/(1<<20), before.goroutines, after.goroutines, float64(after.sys)/(1<<20))
 }
 
 type benchAgent struct {
@@ -161,19 +211,29 @@ type benchAgent struct {
 
 type benchSpec struct {
 	URL    string
+	CA     string // pin for an https URL
 	Agents []benchAgent
 }
 
 const envBenchClients = "OUTPOST_BENCH_CLIENTS"
 
-type memFigures struct{ heap, stack, sys, goroutines uint64 }
+type memFigures struct{ rss, heap, stack, sys, goroutines uint64 }
 
+// relayMem reads this process's figures after returning free memory to the
+// OS, so RSS counts what is live (and the allocator's overhead on it).
 func relayMem() memFigures {
 	runtime.GC()
-	runtime.GC()
+	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memFigures{heap: ms.HeapInuse, stack: ms.StackInuse, sys: ms.Sys, goroutines: uint64(runtime.NumGoroutine())}
+	m := memFigures{heap: ms.HeapInuse, stack: ms.StackInuse, sys: ms.Sys, goroutines: uint64(runtime.NumGoroutine())}
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			pages, _ := strconv.ParseUint(f[1], 10, 64)
+			m.rss = pages * uint64(os.Getpagesize())
+		}
+	}
+	return m
 }
 
 // raiseNoFile lifts the soft open-files limit towards need (up to the hard
@@ -221,11 +281,13 @@ func TestHelperBenchClients(t *testing.T) {
 	const perIP = 250
 	var tr *http.Transport
 	for i, a := range spec.Agents {
-		if i%perIP == 0 {
-			ip := net.IPv4(127, 0, byte(1+i/perIP/250), byte(2+(i/perIP)%250))
-			tr = agentsim.NewTransport(agentsim.ClientOptions{LocalIP: ip})
+		ip := net.IPv4(127, 0, byte(1+i/perIP/250), byte(2+(i/perIP)%250))
+		if i%perIP == 0 || strings.HasPrefix(spec.URL, "https://") {
+			// On TLS each agent has its own transport: one connection
+			// per agent, as in a fleet (HTTP/2 would multiplex them).
+			tr = agentsim.NewTransport(agentsim.ClientOptions{LocalIP: ip, CASHA256: spec.CA})
 		}
-		c := agentsim.NewClient(agentsim.ClientOptions{Proxies: []string{spec.URL}, Transport: tr, Timeout: 30 * time.Second})
+		c := agentsim.NewClient(agentsim.ClientOptions{Proxies: []string{spec.URL}, CASHA256: spec.CA, Transport: tr, Timeout: 30 * time.Second})
 		c.SetCredentials(a.ID, a.Secret)
 		go func() {
 			for ctx.Err() == nil {
