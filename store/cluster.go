@@ -285,39 +285,6 @@ func NormalizePolicy(p Policy, clusterName string) (Policy, error) {
 	return p, nil
 }
 
-// Warnings returns the operator warnings of seed 000 for a cluster: limits
-// above 60 % of the proxy host's link, and capacity (6,000 hosts per proxy,
-// 10 Kbit/s reserved per host). agents are the bound agents, proxies the
-// cluster's proxy servers. Bound agents with no proxy server online is
-// "proxy down" (or "no proxy server"), not a capacity problem: adding
-// proxies would not help while the existing ones are stopped.
-func Warnings(p Policy, agents, proxies, proxiesOnline int) []string {
-	var w []string
-	if p.Mode == ModeForward && p.LinkBps > 0 {
-		if p.BandwidthBps == 0 {
-			w = append(w, fmt.Sprintf("bandwidth is unlimited: relay traffic may take more than 60%% of the %s link; set a limit", formatBits(p.LinkBps)))
-		} else if float64(p.BandwidthBps*8) > LinkShareWarn*float64(p.LinkBps) {
-			w = append(w, fmt.Sprintf("bandwidth limit %s is more than 60%% of the %s link", FormatBandwidth(p.BandwidthBps), formatBits(p.LinkBps)))
-		}
-	}
-	need := int64(agents) * ReservedBpsPerHost
-	if p.LinkBps > 0 && float64(need) > LinkShareWarn*float64(p.LinkBps) {
-		w = append(w, fmt.Sprintf("%d hosts need %s reserved (10 Kbit/s each), more than 60%% of the %s link", agents, formatBits(need), formatBits(p.LinkBps)))
-	}
-	if p.Mode == ModeForward && p.BandwidthBps > 0 && need > p.BandwidthBps*8 {
-		w = append(w, fmt.Sprintf("%d hosts need %s reserved (10 Kbit/s each) but the bandwidth limit is %s", agents, formatBits(need), FormatBandwidth(p.BandwidthBps)))
-	}
-	switch {
-	case agents > 0 && proxies == 0:
-		w = append(w, fmt.Sprintf("no proxy server: the %d bound agent(s) cannot connect through this cluster until one is deployed (outpost proxy deploy)", agents))
-	case agents > 0 && proxiesOnline == 0:
-		w = append(w, fmt.Sprintf("proxy down: all %d proxy server(s) offline: agents cannot connect through this cluster", proxies))
-	case agents > proxiesOnline*HostsPerProxy:
-		w = append(w, fmt.Sprintf("%d agents exceed what %d online proxy server(s) carry (6,000 hosts each): add proxies", agents, proxiesOnline))
-	}
-	return w
-}
-
 // SetPolicy validates and applies a cluster policy; the cluster's relays
 // receive it through their heartbeat and apply it without a restart.
 func (db *DB) SetPolicy(ctx context.Context, id int64, p Policy) (Cluster, error) {

@@ -436,7 +436,7 @@ func TestClusterWarningsDerived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], "60%") {
+	if len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0].Text(), "60%") {
 		t.Errorf("got %q, want the 60%% link warning", got.Warnings)
 	}
 	got, err = f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: store.ModeForward, BandwidthBps: 625000, LinkBps: 10000000})

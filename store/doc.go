@@ -32,7 +32,9 @@
 // (DeleteCluster, DeleteProxy), bind batches (Bind: 500 hosts, one batch per
 // BindBatchGap per cluster; Enrol: install-command enrolments into a cluster
 // are admitted at most 500 per gap), install keys (Enrol), policy limits and
-// warnings (NormalizePolicy, Warnings), upgrade (UpgradeProxy: older than
+// warnings (NormalizePolicy; Warnings: each Warning has a kind, need and
+// limit, its sentence (Text) and its fix (Fix), so the CLI, the dashboard
+// and the doctor show them without re-deriving the rules), upgrade (UpgradeProxy: older than
 // the latest release, none under way), duplicate
 // identity (RecordCheckins), uninstall only when online (Uninstall).
 //

@@ -149,11 +149,11 @@ func TestClusterProxyDownWarning(t *testing.T) {
 	f.clock.Advance(f.db.Settings().ProxyOfflineAfter + time.Second)
 	cl := f.getCluster(c.ID)
 	want := "proxy down: all 1 proxy server(s) offline: agents cannot connect through this cluster"
-	if len(cl.Warnings) != 1 || cl.Warnings[0] != want {
+	if len(cl.Warnings) != 1 || cl.Warnings[0].Text() != want {
 		t.Errorf("proxy stopped: got warnings %q, want [%q]", cl.Warnings, want)
 	}
 	for _, w := range cl.Warnings {
-		if strings.Contains(w, "exceed") {
+		if strings.Contains(w.Text(), "exceed") {
 			t.Errorf("got capacity warning %q for a stopped proxy", w)
 		}
 	}

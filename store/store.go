@@ -184,13 +184,13 @@ type Cluster struct {
 	Policy      Policy    `json:"policy"`
 
 	// Derived at read time.
-	Status          string   `json:"status"` // online | offline (no proxy server online)
-	Proxies         int      `json:"proxies"`
-	ProxiesOnline   int      `json:"proxies_online"`
-	Agents          int      `json:"agents"`           // bound to the cluster
-	AgentsOnline    int      `json:"agents_online"`    // online (seed rule, OfflineAfter)
-	AgentsConnected int      `json:"agents_connected"` // connected now (ConnectedWindow), through any relay
-	Warnings        []string `json:"warnings,omitempty"`
+	Status          string    `json:"status"` // online | offline (no proxy server online)
+	Proxies         int       `json:"proxies"`
+	ProxiesOnline   int       `json:"proxies_online"`
+	Agents          int       `json:"agents"`           // bound to the cluster
+	AgentsOnline    int       `json:"agents_online"`    // online (seed rule, OfflineAfter)
+	AgentsConnected int       `json:"agents_connected"` // connected now (ConnectedWindow), through any relay
+	Warnings        []Warning `json:"warnings,omitempty"`
 }
 
 // Status values.

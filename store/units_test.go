@@ -340,7 +340,7 @@ func TestWarnings(t *testing.T) {
 				t.Fatalf("got %d warnings %q, want %d %q", len(got), got, len(tt.want), tt.want)
 			}
 			for i := range got {
-				if !strings.Contains(got[i], tt.want[i]) {
+				if !strings.Contains(got[i].Text(), tt.want[i]) {
 					t.Errorf("warning %d: got %q, want it to contain %q", i, got[i], tt.want[i])
 				}
 			}

@@ -187,7 +187,7 @@ func policyForm(c *Common, cl store.Cluster) Dialog {
 		}
 		out := make([]string, len(ws))
 		for i, w := range ws {
-			out[i] = "warning: " + w
+			out[i] = "warning: " + w.Text()
 		}
 		return out
 	}

@@ -91,7 +91,7 @@ func (v *ClusterView) summary() []string {
 		ws = ws[:3]
 	}
 	for _, x := range ws {
-		lines = append(lines, st.Warn.Render(Truncate("warning: "+Clean(x), w)))
+		lines = append(lines, st.Warn.Render(Truncate("warning: "+Clean(x.Text()), w)))
 	}
 	if len(cl.Warnings) == 0 {
 		lines = append(lines, st.Muted.Render("no warnings"))

@@ -237,7 +237,7 @@ func (v *ClustersView) View() string {
 			if i == detailLines-1 {
 				break
 			}
-			b.WriteString("\n" + st.Warn.Render(Truncate("warning: "+Clean(w), v.w)))
+			b.WriteString("\n" + st.Warn.Render(Truncate("warning: "+Clean(w.Text()), v.w)))
 		}
 	}
 	return b.String()

@@ -160,7 +160,7 @@ func newClusterShowCmd(a *app) *cobra.Command {
 			if len(c.Warnings) > 0 {
 				a.printf("\nWarnings:\n")
 				for _, w := range c.Warnings {
-					a.printf("  %s\n", clean(w))
+					a.printf("  %s\n", clean(w.Text()))
 				}
 			}
 			return nil
@@ -305,7 +305,7 @@ it, limits that would take more than 60% of the link are reported as warnings.`,
 				return err
 			}
 			for _, w := range c.Warnings {
-				a.notef("warning: %s", clean(w))
+				a.notef("warning: %s", clean(w.Text()))
 			}
 			if a.jsonOut {
 				return a.printJSON(c)

@@ -72,7 +72,7 @@ func fleetSummary(ctx context.Context, db *store.DB) (string, error) {
 		fmt.Fprintf(&b, "cluster %-16s %-7s %-24s mode=%-7s proxies %d/%d online  agents %s\n",
 			c.Name, c.Status, c.Address, c.Policy.Mode, c.ProxiesOnline, c.Proxies, c.AgentsText())
 		for _, w := range c.Warnings {
-			fmt.Fprintf(&b, "  warning: %s\n", w)
+			fmt.Fprintf(&b, "  warning: %s\n", w.Text())
 		}
 	}
 	for _, p := range proxies {
