@@ -51,4 +51,9 @@
 // raises RLIMIT_NOFILE, so 10,000 agents with two connections each fit in
 // the ephemeral port range. Linger batches each agent's events into one
 // request per interval. The load harness is TestLoad (make load).
+//
+// Subpackages: doctor (the checks of `outpost doctor`; it imports only
+// agentsim and relay/wire, see its doc.go). DuplicateFix repeats
+// store.DuplicateFix because agentsim does not import the store; a test
+// in cmd/outpost keeps the two equal.
 package agentsim

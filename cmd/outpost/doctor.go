@@ -2,12 +2,13 @@ package main
 
 // `outpost doctor`: the troubleshooting steps of seed 002 chapter 4 (agent
 // offline) and the proxy-host prerequisites of seed 000, run as checks with
-// a verdict and a one-line fix each. The checks live in agentsim (Doctor);
-// this file finds what to check on this host: the relay URLs and CA pin, the
-// agent identity, the management store, a joined relay's identity.
+// a verdict and a one-line fix each. The checks live in agentsim/doctor,
+// which does not import the store; this file finds what to check on this
+// host (the relay URLs and CA pin, the agent identity, a joined relay's
+// identity) and, where DATA holds the management store, reads it into the
+// doctor's plain types (doctorstore.go).
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"outpost/agentsim"
+	"outpost/agentsim/doctor"
 	"outpost/relay"
 	"outpost/relay/wire"
 	"outpost/store"
@@ -89,13 +91,64 @@ Exit status 1 when a check failed, 0 otherwise (warnings included).`,
 	f.StringVar(&o.key, "key", "", "install key to look up (on the management host)")
 	f.StringVar(&o.dir, "dir", "", "agent directory holding identity.json (default that of 'outpost agent run')")
 	f.StringSliceVar(&o.upstreams, "upstream", nil, "upstream URL(s) this proxy host sends to (default the joined management host)")
-	f.StringSliceVar(&o.skip, "skip", nil, "checks not to run, comma-separated: "+strings.Join(agentsim.CheckNames, ", "))
+	f.StringSliceVar(&o.skip, "skip", nil, "checks not to run, comma-separated: "+strings.Join(doctor.CheckNames, ", "))
 	f.DurationVar(&o.timeout, "timeout", 3*time.Second, "time limit of each network operation")
 	return cmd
 }
 
 func runDoctor(cmd *cobra.Command, a *app, o doctorOpts) error {
 	// Flags first: bad usage is exit 2 before anything is touched.
+	if err := o.check(); err != nil {
+		return err
+	}
+	data := a.dataDir()
+	d := &doctor.Doctor{
+		Proxies:  o.proxies,
+		CASHA256: o.caPin,
+		Key:      strings.TrimSpace(o.key),
+		DataDir:  data,
+		Skip:     o.skip,
+		Timeout:  o.timeout,
+	}
+	findIdentity(d, o.dir)
+	if path := os.Getenv("OUTPOST_MACHINE_ID_FILE"); path != "" {
+		d.Fingerprint = func() (string, error) { return fingerprintFromFile(path) }
+	}
+	findRelay(a, d)
+	if err := findJoined(d, o.upstreams); err != nil {
+		return err
+	}
+
+	// The management store, only where one exists: the doctor never
+	// creates a data directory or a database.
+	if _, err := os.Stat(filepath.Join(data, dbFileName)); err == nil {
+		db, err := a.store()
+		if err != nil {
+			return err
+		}
+		readStore(d, db)
+	}
+
+	checks := d.Run(cmd.Context())
+	sum := doctor.Summarize(checks)
+	if a.jsonOut {
+		if err := a.printJSON(struct {
+			Checks  []doctor.Check `json:"checks"`
+			Summary doctor.Summary `json:"summary"`
+		}{nonNil(checks), sum}); err != nil {
+			return err
+		}
+	} else {
+		printDoctor(a, checks, sum)
+	}
+	if sum.Failures > 0 {
+		return failf("%d of %d checks failed", sum.Failures, sum.Checks)
+	}
+	return nil
+}
+
+// check validates and normalises the flags.
+func (o *doctorOpts) check() error {
 	var proxies []string
 	for _, p := range o.proxies {
 		p = strings.TrimRight(strings.TrimSpace(p), "/")
@@ -118,28 +171,21 @@ func runDoctor(cmd *cobra.Command, a *app, o doctorOpts) error {
 		return usageErrorf("invalid --ca-sha256 %q: want 64 hex characters", o.caPin)
 	}
 	for _, s := range o.skip {
-		if !slices.Contains(agentsim.CheckNames, s) {
-			return usageErrorf("invalid --skip %q: want %s", s, strings.Join(agentsim.CheckNames, ", "))
+		if !slices.Contains(doctor.CheckNames, s) {
+			return usageErrorf("invalid --skip %q: want %s", s, strings.Join(doctor.CheckNames, ", "))
 		}
 	}
 	if o.timeout <= 0 {
 		return usageErrorf("invalid --timeout %s: must be positive", o.timeout)
 	}
+	return nil
+}
 
-	data := a.dataDir()
-	d := &agentsim.Doctor{
-		Proxies:  o.proxies,
-		CASHA256: o.caPin,
-		Key:      strings.TrimSpace(o.key),
-		DataDir:  data,
-		Skip:     o.skip,
-		Timeout:  o.timeout,
-	}
-
-	// The agent identity: --dir, else the reference agent's default
-	// directory when it holds one.
-	dir := agentDir(o.dir)
-	if _, err := os.Stat(filepath.Join(dir, agentsim.IdentityFile)); err == nil || o.dir != "" {
+// findIdentity reads the agent identity: --dir, else the reference
+// agent's default directory when it holds one.
+func findIdentity(d *doctor.Doctor, flagDir string) {
+	dir := agentDir(flagDir)
+	if _, err := os.Stat(filepath.Join(dir, agentsim.IdentityFile)); err == nil || flagDir != "" {
 		d.IdentityDir = dir
 		id, ok, err := (&agentsim.DiskIdentity{Dir: dir}).Load()
 		switch {
@@ -151,12 +197,13 @@ func runDoctor(cmd *cobra.Command, a *app, o doctorOpts) error {
 			d.Identity = &id
 		}
 	}
-	if path := os.Getenv("OUTPOST_MACHINE_ID_FILE"); path != "" {
-		d.Fingerprint = func() (string, error) { return fingerprintFromFile(path) }
-	}
+}
 
-	// A relay running from DATA (management host or proxy host).
-	run, runErr := relay.ReadRunFile(data, "relay")
+// findRelay fills the relay URLs and the pin from a relay running from
+// DATA (management host or proxy host) where the flags and the identity
+// gave none.
+func findRelay(a *app, d *doctor.Doctor) {
+	run, runErr := relay.ReadRunFile(d.DataDir, "relay")
 	if len(d.Proxies) == 0 && d.Identity != nil {
 		d.Proxies = d.Identity.Proxies
 	}
@@ -171,15 +218,19 @@ func runDoctor(cmd *cobra.Command, a *app, o doctorOpts) error {
 			d.CASHA256 = pin
 		}
 	}
+}
 
-	// A joined relay's identity: its upstream and cache directory.
-	d.Upstreams = o.upstreams
+// findJoined reads a joined relay's identity (DATA/relay.json): its
+// upstream and cache directory.
+func findJoined(d *doctor.Doctor, upstreams []string) error {
+	data := d.DataDir
+	d.Upstreams = upstreams
 	if b, err := os.ReadFile(filepath.Join(data, "relay.json")); err == nil {
 		var j doctorJoined
 		if err := json.Unmarshal(b, &j); err != nil {
 			return fmt.Errorf("read %s: %w", filepath.Join(data, "relay.json"), err)
 		}
-		if len(o.upstreams) == 0 {
+		if len(upstreams) == 0 {
 			for _, u := range []string{j.Manager, j.Policy.Upstream} {
 				if u != "" && !slices.Contains(d.Upstreams, u) {
 					d.Upstreams = append(d.Upstreams, u)
@@ -187,40 +238,8 @@ func runDoctor(cmd *cobra.Command, a *app, o doctorOpts) error {
 			}
 		}
 		if j.Policy.Mode == store.ModeCache {
-			d.Caches = append(d.Caches, agentsim.CacheTarget{Cluster: j.Cluster, Dir: j.Policy.CacheDir, Max: j.Policy.CacheMax})
+			d.Caches = append(d.Caches, doctorCache(j.Cluster, j.Policy.CacheDir, j.Policy.CacheMax))
 		}
-	}
-
-	// The management store, only where one exists: the doctor never
-	// creates a data directory or a database.
-	if _, err := os.Stat(filepath.Join(data, dbFileName)); err == nil {
-		db, err := a.store()
-		if err != nil {
-			return err
-		}
-		d.Agent = db.GetAgent
-		d.Duplicates = func(ctx context.Context) ([]store.Agent, int, error) {
-			page, err := db.ListAgents(ctx, store.AgentFilter{Duplicate: true, Limit: 10})
-			return page.Agents, page.Total, err
-		}
-		d.InstallCommands = func(ctx context.Context) ([]store.InstallCommand, error) { return db.ListInstallCommands(ctx, 0) }
-		d.Clusters = func(ctx context.Context) ([]store.Cluster, error) { return db.ListClusters(ctx, 0) }
-	}
-
-	checks := d.Run(cmd.Context())
-	sum := agentsim.Summarize(checks)
-	if a.jsonOut {
-		if err := a.printJSON(struct {
-			Checks  []agentsim.Check       `json:"checks"`
-			Summary agentsim.DoctorSummary `json:"summary"`
-		}{nonNil(checks), sum}); err != nil {
-			return err
-		}
-	} else {
-		printDoctor(a, checks, sum)
-	}
-	if sum.Failures > 0 {
-		return failf("%d of %d checks failed", sum.Failures, sum.Checks)
 	}
 	return nil
 }
@@ -236,8 +255,8 @@ func doctorURL(s string) (*url.URL, error) {
 
 // printDoctor writes the table, the fixes of what is not ok, and the
 // summary line.
-func printDoctor(a *app, checks []agentsim.Check, sum agentsim.DoctorSummary) {
-	label := func(c agentsim.Check) string {
+func printDoctor(a *app, checks []doctor.Check, sum doctor.Summary) {
+	label := func(c doctor.Check) string {
 		if c.Target == "" {
 			return c.Name
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"outpost/agentsim"
+	"outpost/agentsim/doctor"
 	"outpost/relay"
 	"outpost/relay/relaytest"
 	"outpost/relay/wire"
@@ -123,16 +124,16 @@ func TestDoctorEndToEnd(t *testing.T) {
 	// Without flags the doctor finds the relay (DATA/run/relay.json) and
 	// its pin; --json prints one document.
 	var doc struct {
-		Checks  []agentsim.Check       `json:"checks"`
-		Summary agentsim.DoctorSummary `json:"summary"`
+		Checks  []doctor.Check `json:"checks"`
+		Summary doctor.Summary `json:"summary"`
 	}
 	c.json(&doc, "doctor", "--skip", "load")
 	verdicts := map[string]string{}
 	for _, ch := range doc.Checks {
 		verdicts[ch.Name] = ch.Verdict
 	}
-	for _, n := range []string{agentsim.CheckPort, agentsim.CheckTLS, agentsim.CheckHealth, agentsim.CheckClock, agentsim.CheckIdentity, agentsim.CheckLink} {
-		if verdicts[n] != agentsim.VerdictOK {
+	for _, n := range []string{doctor.CheckPort, doctor.CheckTLS, doctor.CheckHealth, doctor.CheckClock, doctor.CheckIdentity, doctor.CheckLink} {
+		if verdicts[n] != doctor.VerdictOK {
 			t.Errorf("doctor --json: %s is %q: %+v", n, verdicts[n], doc.Checks)
 		}
 	}
@@ -186,7 +187,7 @@ func TestDoctorFailure(t *testing.T) {
 	}
 
 	var doc struct {
-		Checks []agentsim.Check `json:"checks"`
+		Checks []doctor.Check `json:"checks"`
 	}
 	r = c.run("doctor", "--proxy", "https://"+addr, "--skip", "load", "--json")
 	mustOneJSON(t, r.stdout, &doc)
@@ -194,7 +195,7 @@ func TestDoctorFailure(t *testing.T) {
 		t.Errorf("doctor --json: %s", r)
 	}
 	for _, ch := range doc.Checks {
-		if ch.Name == agentsim.CheckPort && (ch.Verdict != agentsim.VerdictFail || !strings.Contains(ch.Fix, "open TCP port "+port)) {
+		if ch.Name == doctor.CheckPort && (ch.Verdict != doctor.VerdictFail || !strings.Contains(ch.Fix, "open TCP port "+port)) {
 			t.Errorf("port check %+v", ch)
 		}
 	}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"outpost/agentsim"
+	"outpost/agentsim/doctor"
+	"outpost/store"
+)
+
+// dtExpect checks a verdict and that the fix holds every wanted fragment;
+// ok and skip carry no fix.
+func dtExpect(t *testing.T, c doctor.Check, verdict string, fix ...string) {
+	t.Helper()
+	if c.Verdict != verdict {
+		t.Fatalf("%s %s: got verdict %s, want %s (detail %q, fix %q)", c.Name, c.Target, c.Verdict, verdict, c.Detail, c.Fix)
+	}
+	if c.Detail == "" {
+		t.Errorf("%s: empty detail", c.Name)
+	}
+	if (verdict == doctor.VerdictOK || verdict == doctor.VerdictSkip) != (c.Fix == "") {
+		t.Errorf("%s: verdict %s with fix %q", c.Name, verdict, c.Fix)
+	}
+	for _, f := range fix {
+		if !strings.Contains(c.Fix, f) {
+			t.Errorf("%s: fix %q lacks %q", c.Name, c.Fix, f)
+		}
+	}
+}
+
+// TestDoctorLinkLimits feeds the store's clusters, read as cmd reads them,
+// to the doctor's link-limits check: the warnings are store.Warnings, the
+// fixes name the command for the cluster.
+func TestDoctorLinkLimits(t *testing.T) {
+	const mbit = 1_000_000
+	cl := func(name string, p store.Policy, agents, online int) store.Cluster {
+		return store.Cluster{ID: int64(len(name)), Name: name, Account: "acme", Policy: p, Agents: agents, Proxies: online, ProxiesOnline: online,
+			Warnings: store.Warnings(p, agents, online, online)}
+	}
+	tests := []struct {
+		name    string
+		c       store.Cluster
+		verdict string
+		fix     []string
+	}{
+		{"within 60 %", cl("gz", store.Policy{Mode: store.ModeForward, BandwidthBps: 2 * mbit / 8, LinkBps: 100 * mbit}, 10, 1), doctor.VerdictOK, nil},
+		{"80 of 100 Mbit", cl("gz", store.Policy{Mode: store.ModeForward, BandwidthBps: 80 * mbit / 8, LinkBps: 100 * mbit}, 10, 1),
+			doctor.VerdictWarn, []string{"lower the bandwidth limit", "outpost cluster policy gz --bandwidth 60Mbit"}},
+		{"unlimited on a known link", cl("gz", store.Policy{Mode: store.ModeForward, LinkBps: 10 * mbit}, 0, 1),
+			doctor.VerdictWarn, []string{"--bandwidth 6Mbit"}},
+		{"hosts need more than the limit", cl("gz", store.Policy{Mode: store.ModeForward, BandwidthBps: 100_000 / 8, LinkBps: 100 * mbit}, 50, 1),
+			doctor.VerdictWarn, []string{"raise the bandwidth limit to at least 500 Kbit/s", "--bandwidth 500Kbit"}},
+		{"more hosts than proxies carry", cl("gz", store.Policy{Mode: store.ModeCache}, 7000, 1),
+			doctor.VerdictWarn, []string{"outpost proxy deploy --cluster gz"}},
+		{"link unknown", cl("gz", store.Policy{Mode: store.ModeForward}, 10, 1), doctor.VerdictSkip, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := doctorCluster(tt.c)
+			dtExpect(t, doctor.CheckClusterLimits(c, []doctor.Cluster{c}), tt.verdict, tt.fix...)
+		})
+	}
+	// A cluster name used by two accounts is qualified in the fix.
+	a := cl("gz", store.Policy{Mode: store.ModeForward, BandwidthBps: 80 * mbit / 8, LinkBps: 100 * mbit}, 0, 1)
+	b := a
+	b.ID, b.Account = 99, "other"
+	dtExpect(t, doctor.CheckClusterLimits(doctorCluster(a), []doctor.Cluster{doctorCluster(a), doctorCluster(b)}), doctor.VerdictWarn, "policy gz --account acme --bandwidth")
+}
+
+// TestDoctorRun runs every check together: a healthy relay reached by name
+
+// TestDoctorStoreConstants: the agent side keeps its own copy of what the
+// seed fixes (it does not import the store); they must agree.
+func TestDoctorStoreConstants(t *testing.T) {
+	if got, want := agentsim.DuplicateFix, store.DuplicateFix; got != want {
+		t.Errorf("agentsim.DuplicateFix = %q, want store's %q", got, want)
+	}
+	if got, want := int64(doctor.MaxCacheBytes), int64(store.MaxCacheBytes); got != want {
+		t.Errorf("doctor.MaxCacheBytes = %d, want store's %d", got, want)
+	}
+	for _, n := range []int64{0, 999, 1000, 1_500_000, 10_000_000_000, 9_000_000_000_000} {
+		if got, want := doctor.FormatBytes(n), store.FormatBytes(n); got != want {
+			t.Errorf("doctor.FormatBytes(%d) = %q, want store's %q", n, got, want)
+		}
+	}
+	c := doctorCache("edge", "", 0)
+	if c.Dir != store.DefaultCacheDir || c.Max != store.MaxCacheBytes {
+		t.Errorf("doctorCache defaults: got %+v, want dir %q and max %d", c, store.DefaultCacheDir, int64(store.MaxCacheBytes))
+	}
+}
