@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"outpost/relay/internal/httpbody"
 	"outpost/relay/wire"
 	"outpost/store"
 )
@@ -284,33 +285,31 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusTooManyRequests, store.ELimit, "frequency limit reached: retry later")
 		return
 	}
-	var batch wire.EventBatch
-	if err := readJSON(w, r, maxEventBody, &batch); err != nil {
+	buf := bodyPool.Get().(*[]byte)
+	defer putBody(buf)
+	body, err := httpbody.ReadBuf(w, r, maxEventBody, *buf)
+	if cap(body) > cap(*buf) {
+		*buf = body[:0]
+	}
+	if errors.Is(err, httpbody.ErrGzip) {
+		err = errBadJSON
+	}
+	if err != nil {
 		bodyErr(w, err)
 		return
 	}
-	if len(batch.Records) == 0 || len(batch.Records) > maxRecords {
-		writeErr(w, http.StatusBadRequest, store.EInvalid, fmt.Sprintf("a batch holds 1 to %d records", maxRecords))
+	l := linesPool.Get().(*wire.Lines)
+	defer putLines(l)
+	if err := frameEvents(l, body, a.ID); err != nil {
+		if be, ok := isBatchError(err); ok {
+			writeErr(w, http.StatusBadRequest, store.EInvalid, be.msg)
+			return
+		}
+		bodyErr(w, err)
 		return
 	}
-	lines := make([][]byte, 0, len(batch.Records))
-	acked := make([]uint64, 0, len(batch.Records))
-	for _, rec := range batch.Records {
-		if rec.Seq == 0 {
-			writeErr(w, http.StatusBadRequest, store.EInvalid, "record sequence numbers start at 1")
-			return
-		}
-		rec.Agent = a.ID // never trusted from the body
-		b, err := json.Marshal(rec)
-		if err != nil {
-			writeErr(w, http.StatusBadRequest, store.EInvalid, "record data is not valid JSON")
-			return
-		}
-		lines = append(lines, b)
-		acked = append(acked, rec.Seq)
-	}
-	if err := s.sink.append(lines); err != nil {
-		if msg, ok := tooLarge(err, batch.Records); ok {
+	if err := s.sink.append(l); err != nil {
+		if msg, ok := tooLarge(err, l.Seqs); ok {
 			writeErr(w, http.StatusRequestEntityTooLarge, "too_large", msg)
 			return
 		}
@@ -324,8 +323,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusServiceUnavailable, "unavailable", "relay cannot store data right now: retry later")
 		return
 	}
-	s.m.events.Add(int64(len(lines)))
-	writeJSON(w, http.StatusOK, wire.EventAck{Acked: acked})
+	s.m.events.Add(int64(l.Len()))
+	writeAck(w, l.Seqs)
 }
 
 // forward relays an agent call that needs the store to the management host,

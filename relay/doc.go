@@ -140,6 +140,14 @@
 //   - /v1/stats needs the stats token (DATA/stats.token) or the in-process
 //     ingest token, never relay credentials (statsauth.go); /metrics has
 //     counts only and takes Config.MetricsToken when set.
+//   - /metrics is prometheus/client_golang's promhttp on a registry of the
+//     Server's own (not the global one: tests run several servers in one
+//     process), built at the first scrape, holding the process and Go
+//     collectors and relayCollector (metricsexport.go), which reads the
+//     plain atomics of metrics.go at scrape time. The hot paths only Add on
+//     those atomics; new series go in counterRows, not in a client_golang
+//     counter on the request path. A failing collector (no /proc) costs its
+//     own series and a log line, not the scrape.
 //   - Bodies are read by relay/internal/httpbody, shared with the collector:
 //     gzip or identity, bounded before and after, anything else 415.
 //   - Held check-ins cost stacks more than heap: a goroutine keeps its

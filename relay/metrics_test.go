@@ -73,9 +73,9 @@ next:
 }
 
 // TestMetricsRuntimeAndOwn: /metrics carries the standard process and Go
-// runtime series next to the relay's own, each relay from its own registry
-// (two in one process, one with agents held and one without, both behind
-// the metrics token of the one that has it).
+// runtime series next to the relay's own and its built-in collector's,
+// each relay from its own registry (two in one process: one with agents
+// held and events stored, behind its metrics token, and one idle).
 func TestMetricsRuntimeAndOwn(t *testing.T) {
 	busy := startManager(t, func(c *relay.Config) { c.MetricsToken = "mt_busy" })
 	idle := startManager(t)
@@ -84,21 +84,28 @@ func TestMetricsRuntimeAndOwn(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	const agents = 3
+	const agents, events = 3, 5
 	f := newFleet(t, busy, "acme", 0)
 	done := make(chan error, agents)
 	for i := range agents {
 		c := newClient(busy, busy.TLSURL)
 		enrolLinux(t, c, f.Key, i)
 		h, _ := linuxHost(i)
+		if i == 0 {
+			if _, err := c.SendEvents(ctx, records(1, events)); err != nil {
+				t.Fatal(err)
+			}
+		}
 		go func() {
 			_, err := c.Checkin(ctx, wire.CheckinRequest{Fingerprint: h.Fingerprint, Wait: wire.Duration(30 * time.Second)})
 			done <- err
 		}()
 	}
-	waitFor(t, 10*time.Second, "the check-ins held", func() bool {
-		v, _ := value(scrape(t, hc, busy.PlainURL, "mt_busy"), "outpost_checkins_held")
-		return v == agents
+	waitFor(t, 10*time.Second, "the check-ins held and the events in the collector", func() bool {
+		fams := scrape(t, hc, busy.PlainURL, "mt_busy")
+		held, _ := value(fams, "outpost_checkins_held")
+		stored, _ := value(fams, "outpost_collector_records_total")
+		return held == agents && stored == events
 	})
 
 	type check struct {
@@ -129,13 +136,19 @@ func TestMetricsRuntimeAndOwn(t *testing.T) {
 			check{"outpost_checkins_held", nil, is(agents), "the check-ins held"},
 			check{"outpost_enrolments_total", nil, is(agents), "the enrolments"},
 			check{"outpost_request_seconds", []string{"path", "enrol"}, is(agents), "a sample per enrolment"},
-			check{"outpost_request_seconds", []string{"path", "events"}, is(0), "no samples"},
+			check{"outpost_request_seconds", []string{"path", "events"}, is(1), "one events request"},
+			check{"outpost_events_acked_total", nil, is(events), "the events sent"},
+			check{"outpost_forwarded_records_total", nil, is(events), "the events sent"},
+			check{"outpost_collector_records_total", nil, is(events), "the events sent"},
+			check{"outpost_collector_agents", nil, is(1), "the one agent that sent"},
+			check{"outpost_collector_duplicates_total", nil, is(0), "0"},
 			check{"outpost_recovery_dropped_records_total", []string{"store", "spool"}, is(0), "0"},
 			check{"outpost_spool_records", nil, is(0), "0"},
 		)},
 		{"idle relay in the same process", idle.PlainURL, "", append(standard,
 			check{"outpost_checkins_held", nil, is(0), "0 (its own registry)"},
 			check{"outpost_enrolments_total", nil, is(0), "0 (its own registry)"},
+			check{"outpost_collector_records_total", nil, is(0), "0 (its own collector)"},
 		)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

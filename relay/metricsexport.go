@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"outpost/relay/collector"
 )
 
 // handleMetrics serves this Server's registry: the process collector
@@ -84,7 +86,15 @@ func (c relayCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{spoolBytesDesc, spoolRecordsDesc, cacheBytesDesc, droppedRecsDesc, droppedBytesDesc, requestDesc} {
 		ch <- d
 	}
+	if _, ok := c.s.cfg.Collector.(collectorCounts); ok {
+		for _, d := range collector.CountsDescs() {
+			ch <- d
+		}
+	}
 }
+
+// collectorCounts is the built-in collector's Handler (Config.Collector).
+type collectorCounts interface{ Counts() collector.Counts }
 
 func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
@@ -107,6 +117,11 @@ func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
 		h    *histogram
 	}{{"enrol", &s.m.enrolTime}, {"checkin", &s.m.checkinTime}, {"events", &s.m.eventsTime}} {
 		ch <- h.h.constHistogram(h.path)
+	}
+	if cc, ok := s.cfg.Collector.(collectorCounts); ok {
+		for _, m := range collector.CountsMetrics(cc.Counts()) {
+			ch <- m
+		}
 	}
 }
 

@@ -145,11 +145,17 @@ func (k *sinkSet) mode() string {
 
 func (k *sinkSet) admit() bool { return k.intake.Allow() }
 
-func (k *sinkSet) append(lines [][]byte) error {
+// append stores a framed batch durably (see frameEvents: its records are
+// valid JSON, one per line, so the cache ring does not check them again).
+func (k *sinkSet) append(l *wire.Lines) error {
+	lines := make([][]byte, l.Len())
+	for i := range lines {
+		lines[i] = l.Line(i)
+	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	if k.policy.Mode == store.ModeCache && k.ring != nil {
-		err := k.ring.Append(lines...)
+		err := k.ring.AppendValid(lines...)
 		var le *cachering.LineError
 		if errors.As(err, &le) {
 			return &recordTooLarge{index: le.Index, size: le.Size, limit: le.Limit, where: "cache segment"}
@@ -181,14 +187,14 @@ func (e *recordTooLarge) Error() string {
 
 // tooLarge reports the 413 message for an append error about one record
 // of recs, naming its sequence number.
-func tooLarge(err error, recs []wire.Record) (string, bool) {
+func tooLarge(err error, seqs []uint64) (string, bool) {
 	var e *recordTooLarge
 	if !errors.As(err, &e) {
 		return "", false
 	}
 	seq := uint64(0)
-	if e.index < len(recs) {
-		seq = recs[e.index].Seq
+	if e.index < len(seqs) {
+		seq = seqs[e.index]
 	}
 	return fmt.Sprintf("record seq %d is %d bytes, more than this relay can store (%s holds at most %d bytes)",
 		seq, e.size, e.where, e.limit), true
@@ -213,55 +219,6 @@ func (k *sinkSet) upstream() string {
 		u = strings.TrimRight(u, "/") + wire.PathIngest
 	}
 	return u
-}
-
-// forwardLoop drains the spool upstream. The read cursor advances only
-// after the upstream acknowledged, so a crash or an upstream outage at any
-// point loses nothing (the collector counts the resulting duplicates).
-func (k *sinkSet) forwardLoop(ctx context.Context) {
-	defer close(k.done)
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		entries, err := k.spool.Peek(500, k.batchBytes())
-		if err != nil {
-			k.s.logf("relay: spool read: %v", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		if len(entries) == 0 {
-			if err := k.spool.Wait(ctx); err != nil {
-				return
-			}
-			continue
-		}
-		var body bytes.Buffer
-		body.WriteString(`{"records":[`)
-		for i, e := range entries {
-			if i > 0 {
-				body.WriteByte(',')
-			}
-			body.Write(e.Payload)
-		}
-		body.WriteString("]}")
-		if err := k.throttle(ctx, body.Len()); err != nil {
-			return
-		}
-		if err := k.post(ctx, body.Bytes()); err != nil {
-			k.s.m.upstreamErr.Add(1)
-			if ctx.Err() == nil {
-				k.s.logf("relay: upstream: %v (retry in %s)", err, backoff)
-			}
-			sleep(ctx, backoff)
-			backoff = min(backoff*2, 5*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		if err := k.spool.Commit(entries[len(entries)-1].Pos); err != nil {
-			k.s.logf("relay: spool commit: %v", err)
-		}
-		k.s.m.forwarded.Add(int64(len(entries)))
-		k.s.m.forwardedBytes.Add(int64(body.Len()))
-	}
 }
 
 // batchBytes caps one upstream request. Under a bandwidth limit a request

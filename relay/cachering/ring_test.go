@@ -522,20 +522,47 @@ func TestClosed(t *testing.T) {
 	}
 }
 
+// BenchmarkAppend: parallel Appends of one line (sync=1) and of a batch of
+// 500 (~200 bytes each) as the relay writes them, checked by Append or
+// taken as valid by AppendValid.
 func BenchmarkAppend(b *testing.B) {
-	r, err := Open(b.TempDir(), Options{MaxBytes: 64 << 20})
-	if err != nil {
-		b.Fatal(err)
+	pad := strings.Repeat("x", 150)
+	batch := make([][]byte, 500)
+	for i := range batch {
+		batch[i] = []byte(fmt.Sprintf(`{"agent":"ag_1","seq":%d,"type":"t","data":"%s"}`, i+1, pad))
 	}
-	defer r.Close()
-	l := line(1)
-	b.SetBytes(int64(len(l) + 1))
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := r.Append(l); err != nil {
-				b.Error(err)
-				return
+	for _, bc := range []struct {
+		name  string
+		lines [][]byte
+		valid bool
+	}{
+		{"line", [][]byte{line(1)}, false},
+		{"batch500", batch, false},
+		{"batch500/valid", batch, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r, err := Open(b.TempDir(), Options{MaxBytes: 1 << 30})
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
-	})
+			defer r.Close()
+			n := 0
+			for _, l := range bc.lines {
+				n += len(l) + 1
+			}
+			b.SetBytes(int64(n))
+			app := r.Append
+			if bc.valid {
+				app = r.AppendValid
+			}
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := app(bc.lines...); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }

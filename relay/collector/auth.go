@@ -15,16 +15,17 @@ import (
 )
 
 // RequireTokens guards a standalone collector (outpost center): ingest
-// needs the ingest token; stats (which list agent ids) the ingest or the
-// stats token; health stays open. Tokens are compared in constant time.
+// needs the ingest token; stats (which list agent ids) and metrics the
+// ingest or the stats token; health stays open. Tokens are compared in
+// constant time.
 func RequireTokens(next http.Handler, ingest, stats string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		switch r.URL.Path {
 		case wire.PathHealth:
-		case wire.PathCollStats:
+		case wire.PathCollStats, wire.PathMetrics:
 			if !wire.BearerIs(h, ingest) && !wire.BearerIs(h, stats) {
-				writeError(w, http.StatusUnauthorized, "unauthorized", "stats need the ingest or the stats token (Authorization: Bearer TOKEN)")
+				writeError(w, http.StatusUnauthorized, "unauthorized", "stats and metrics need the ingest or the stats token (Authorization: Bearer TOKEN)")
 				return
 			}
 		default:

@@ -27,6 +27,11 @@
 //     skipped, and both are reported by RecoveryDropped (a relay serving
 //     Handler exports them in /metrics). The duplicate counter is not
 //     persisted and restarts at zero.
+//   - Handler serves /metrics for a standalone collector (metrics.go: a
+//     registry per Handler, process and Go collectors, Counts and the
+//     recovery figures). A relay mounting Handler routes only ingest and
+//     stats to it and puts CountsMetrics in its own /metrics. Counts, not
+//     Stats, because Stats copies a map entry per agent under the lock.
 //   - Segments are 0600 in a 0700 directory: they hold event data.
 //   - A failed fsync makes the collector refuse work (503) until restarted,
 //     because its state may then count records that are not on disk.

@@ -19,6 +19,7 @@ func (c *Collector) Handler() http.Handler {
 	mux.HandleFunc(wire.PathIngest, c.serveIngest)
 	mux.HandleFunc(wire.PathCollStats, c.serveStats)
 	mux.HandleFunc(wire.PathHealth, c.serveHealth)
+	mux.HandleFunc("GET "+wire.PathMetrics, c.metricsHandler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})

@@ -62,6 +62,15 @@ func (r *segReader) bytes(off int64, n int, end int64) ([]byte, error) {
 // returned, so nothing is forwarded that an agent was not acknowledged for.
 // An empty result means the spool is drained; use Wait to block.
 func (s *Spool) Peek(max, maxBytes int) ([]Entry, error) {
+	return s.PeekAfter(Position{}, max, maxBytes)
+}
+
+// PeekAfter is Peek starting just after the record at after (an Entry.Pos
+// this spool returned), or at the committed cursor if that is later. It
+// lets a reader keep several batches in flight: peek the next batch after
+// the last one handed out, and Commit each batch's last position in order
+// once upstream acknowledged it and every batch before it.
+func (s *Spool) PeekAfter(after Position, max, maxBytes int) ([]Entry, error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	s.mu.Lock()
@@ -70,6 +79,9 @@ func (s *Spool) Peek(max, maxBytes int) ([]Entry, error) {
 		return nil, ErrClosed
 	}
 	pos := s.cursor
+	if pos.before(after) {
+		pos = after
+	}
 	s.mu.Unlock()
 
 	var out []Entry
@@ -306,13 +318,18 @@ func (s *Spool) Commit(through Position) error {
 // Wait blocks until Peek would return at least one record, ctx is done
 // (returning ctx.Err()) or the spool is closed (returning ErrClosed).
 func (s *Spool) Wait(ctx context.Context) error {
+	return s.WaitAfter(ctx, Position{})
+}
+
+// WaitAfter is Wait for PeekAfter(after, ...).
+func (s *Spool) WaitAfter(ctx context.Context, after Position) error {
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			return ErrClosed
 		}
-		if s.readyLocked() {
+		if s.readyLocked(after) {
 			s.mu.Unlock()
 			return nil
 		}
@@ -326,17 +343,24 @@ func (s *Spool) Wait(ctx context.Context) error {
 	}
 }
 
-// readyLocked reports whether a durable record lies past the cursor. A
-// plain cursor < durable test is not enough: a segment cut short by
-// corruption leaves a gap with no records in it. mu held.
-func (s *Spool) readyLocked() bool {
-	for i, g := range s.segs {
+// readyLocked reports whether a durable record lies past the cursor (or
+// past from, if later). A plain cursor < durable test is not enough: a
+// segment cut short by corruption leaves a gap with no records in it. mu
+// held.
+func (s *Spool) readyLocked(from Position) bool {
+	if from.before(s.cursor) {
+		from = s.cursor
+	}
+	for _, g := range s.segs {
 		if g.seq > s.durable.seg {
 			break
 		}
+		if g.seq < from.seg {
+			continue
+		}
 		start, end := int64(0), g.size
-		if i == 0 {
-			start = s.cursor.off
+		if g.seq == from.seg {
+			start = from.off
 		}
 		start = g.skip(start)
 		if g.seq == s.durable.seg {

@@ -29,9 +29,19 @@ func (e *EncodingError) Error() string {
 // and decompressed. A malformed gzip stream is an error other than the two
 // above (a 400).
 func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	return ReadBuf(w, r, limit, nil)
+}
+
+// ReadBuf is Read into buf's storage (reset to length 0), so a caller can
+// reuse one buffer per request instead of growing a new one; a plain body
+// of a known length is read in one allocation at most.
+func ReadBuf(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) ([]byte, error) {
 	body := io.Reader(http.MaxBytesReader(w, r.Body, limit))
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
+		if n := r.ContentLength; n > 0 && n <= limit && int64(cap(buf)) < n+1 {
+			buf = make([]byte, 0, n+1) // +1: io.ReadAll-like EOF probe without growing
+		}
 	case "gzip", "x-gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
@@ -45,7 +55,7 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	default:
 		return nil, &EncodingError{enc}
 	}
-	buf, err := io.ReadAll(body)
+	buf, err := readAll(body, buf[:0])
 	if tooLarge(err) || int64(len(buf)) > limit {
 		return nil, ErrTooLarge
 	} else if err != nil {
@@ -55,6 +65,23 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("read body: %w", err)
 	}
 	return buf, nil
+}
+
+// readAll is io.ReadAll appending to buf.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 func tooLarge(err error) bool {
