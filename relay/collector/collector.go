@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -266,77 +265,6 @@ func (c *Collector) fail(err error) {
 		c.failed = err
 		c.logf("%v; refusing ingest until restart", err)
 	}
-}
-
-// ingest stores the records not seen before and returns once they, and any
-// earlier write they were found duplicate of, are fsynced.
-func (c *Collector) ingest(recs []wire.Record) (wire.IngestAck, error) {
-	var ack wire.IngestAck
-	// Encode outside the lock; ends[i] is where record i's line ends.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	ends := make([]int, len(recs))
-	for i := range recs {
-		if err := enc.Encode(&recs[i]); err != nil {
-			return ack, fmt.Errorf("collector: encode record %d: %w", i, err)
-		}
-		ends[i] = buf.Len()
-	}
-
-	type key struct {
-		agent string
-		seq   uint64
-	}
-	c.mu.Lock()
-	if err := c.usable(); err != nil {
-		c.mu.Unlock()
-		return ack, err
-	}
-	var (
-		fresh   = make([]int, 0, len(recs))
-		inBatch = make(map[key]struct{}, len(recs))
-	)
-	for i, r := range recs {
-		k := key{r.Agent, r.Seq}
-		if _, dup := inBatch[k]; dup || c.seen(r.Agent, r.Seq) {
-			ack.Duplicates++
-			continue
-		}
-		inBatch[k] = struct{}{}
-		fresh = append(fresh, i)
-	}
-	data := buf.Bytes()
-	if len(fresh) != len(recs) {
-		var out []byte
-		for _, i := range fresh {
-			start := 0
-			if i > 0 {
-				start = ends[i-1]
-			}
-			out = append(out, data[start:ends[i]]...)
-		}
-		data = out
-	}
-	if len(data) > 0 {
-		if err := c.write(data); err != nil {
-			c.mu.Unlock()
-			return wire.IngestAck{}, err
-		}
-		for _, i := range fresh {
-			c.mark(recs[i].Agent, recs[i].Seq)
-		}
-		c.writeGen++
-	}
-	ack.Accepted = len(fresh)
-	c.dups += uint64(ack.Duplicates)
-	gen := c.writeGen
-	c.mu.Unlock()
-
-	if err := c.waitDurable(gen); err != nil {
-		return wire.IngestAck{}, err
-	}
-	return ack, nil
 }
 
 // usable reports why ingest cannot proceed. Callers hold mu.

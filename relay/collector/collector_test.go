@@ -675,7 +675,7 @@ func TestConcurrentIngest(t *testing.T) {
 }
 
 // BenchmarkIngest posts batches of 500 records of about 200 bytes each
-// through a real listener and reports records/s.
+// through a real listener and reports records/s and MB/s of batches.
 func BenchmarkIngest(b *testing.B) {
 	const per = 500
 	pad := strings.Repeat("x", 60)
@@ -719,6 +719,7 @@ func BenchmarkIngest(b *testing.B) {
 		defer c.Close()
 		srv := httptest.NewServer(c.Handler())
 		defer srv.Close()
+		b.SetBytes(int64(len(tmpl)))
 		var (
 			mu   sync.Mutex
 			next int

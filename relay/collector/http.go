@@ -37,13 +37,31 @@ func (c *Collector) serveIngest(w http.ResponseWriter, r *http.Request) {
 		bodyError(w, err)
 		return
 	}
-	body := bytes.NewReader(raw)
+	l := linesPool.Get().(*wire.Lines)
+	defer putLines(l)
+	if !wire.ScanIngest(l, raw) || hasSeqZero(l) {
+		if !decodeIngest(w, l, raw) {
+			return
+		}
+	}
+	ack, err := c.ingestLines(l)
+	if err != nil {
+		c.logf("collector: ingest from relay %q: %v", l.Relay, err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, ack)
+}
 
+// decodeIngest is the encoding/json path for what wire.ScanIngest leaves
+// aside: it gives every malformed batch its answer (false: answered) and
+// encodes a good one into l.
+func decodeIngest(w http.ResponseWriter, l *wire.Lines, raw []byte) bool {
 	var batch wire.IngestBatch
-	dec := json.NewDecoder(body)
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&batch); err != nil {
 		bodyError(w, err)
-		return
+		return false
 	}
 	// Read to the end: rejects trailing data.
 	if _, err := dec.Token(); err != io.EOF {
@@ -51,26 +69,24 @@ func (c *Collector) serveIngest(w http.ResponseWriter, r *http.Request) {
 			err = errors.New("trailing data after the batch")
 		}
 		bodyError(w, err)
-		return
+		return false
 	}
 	for i, rec := range batch.Records {
 		switch {
 		case rec.Agent == "":
 			writeError(w, http.StatusBadRequest, "bad_record", fmt.Sprintf("record %d: empty agent", i))
-			return
+			return false
 		case rec.Seq == 0:
 			writeError(w, http.StatusBadRequest, "bad_record", fmt.Sprintf("record %d: seq 0", i))
-			return
+			return false
 		}
 	}
-
-	ack, err := c.ingest(batch.Records)
-	if err != nil {
-		c.logf("collector: ingest from relay %q: %v", batch.Relay, err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
-		return
+	if err := encodeRecords(l, batch.Records); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_record", err.Error())
+		return false
 	}
-	writeJSON(w, http.StatusOK, ack)
+	l.Relay = batch.Relay
+	return true
 }
 
 // bodyError answers 413 for an oversized body, 415 for an unsupported
