@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/outpost
 DATA    ?= .outpost-demo
 
-.PHONY: build run test lint bench load fuzz faults perf-tui clean
+.PHONY: build run test lint bench load fuzz faults perf perf-tui clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/outpost
@@ -19,8 +19,34 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# Every Go benchmark of the hot paths (store listing and check-in batches,
+# event batch decode/frame, spool append, cache ring append, collector
+# ingest; all of ./store, ./relay and ./agentsim). Time-based: a fixed count such as 20x leaves the fast ones in
+# their warm-up and puts their figures several times off. Held check-ins
+# measure one fleet per run, so they run once (OUTPOST_BENCH_AGENTS sizes it).
+BENCHTIME  ?= 1s
+BENCHCOUNT ?= 1
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 20x -benchmem ./store/ ./relay/...
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkHeldCheckins$$' -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -benchmem ./store/... ./relay/... ./agentsim/...
+	$(GO) test -run '^$$' -bench '^BenchmarkHeldCheckins$$' -benchtime 1x -benchmem ./relay/
+
+# Outpost beside its peers on this machine, every process on loopback:
+# event intake (forward and cache mode) and sustained forwarding against
+# nginx as a plain reverse proxy in front of the same `outpost center`
+# (installed with apt-get when missing, run as a child process with its own
+# config, never the system service), relay CPU per event, relay memory per
+# held agent against an idle net/http connection, check-ins/s against the
+# store alone. Interleaved rounds, medians, one markdown table at the end
+# (README "Performance"). About 10 minutes; OUTPOST_PERF_QUICK=1 takes one
+# short round, OUTPOST_PERF_ROWS=intake,sustain,held,checkins picks rows,
+# OUTPOST_PERF_AGENTS (15000), OUTPOST_PERF_PAIRS (3), OUTPOST_PERF_SUSTAIN
+# (20s) tune it.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+perf: export PATH := $(PATH):/usr/sbin
+perf: build
+	@command -v nginx >/dev/null 2>&1 || $(SUDO) apt-get install -y nginx || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y nginx; }
+	OUTPOST_PERF=1 $(GO) test -run '^TestPerf$$' -count=1 -v -timeout 30m ./cmd/outpost/
 
 # Fleet load harness: 10,000 simulated agents through one relay process for
 # 60 s at 1 event/s each, the relay killed with SIGKILL mid-run; prints the
