@@ -34,8 +34,8 @@
 // are admitted at most 500 per gap), install keys (Enrol), policy limits and
 // warnings (NormalizePolicy; Warnings: each Warning has a kind, need and
 // limit, its sentence (Text) and its fix (Fix), so the CLI, the dashboard
-// and the doctor show them without re-deriving the rules), upgrade (UpgradeProxy: older than
-// the latest release, none under way), duplicate
+// and the doctor show them without re-deriving the rules), upgrade
+// (UpgradeProxy: older than the latest release, none under way), duplicate
 // identity (RecordCheckins), uninstall only when online (Uninstall).
 //
 // Choices the documents leave open:

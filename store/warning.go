@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// WarningKind names one of the operator warnings of seed 000, stable for
-// JSON consumers and for the doctor, which maps each kind to a fix.
+// WarningKind names one of the operator warnings of seed 000; Text and
+// Fix are chosen by kind.
 type WarningKind string
 
 // Warning kinds, in the order Warnings reports them.
