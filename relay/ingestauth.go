@@ -10,6 +10,7 @@ import (
 
 	"outpost/relay/collector"
 	"outpost/relay/internal/httpbody"
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -73,20 +74,16 @@ func (s *Server) checkIngestAccount(w http.ResponseWriter, r *http.Request, ra r
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	r.ContentLength = int64(len(raw))
 	r.Header.Del("Content-Encoding")
-	var batch struct {
-		Records []struct {
-			Agent string `json:"agent"`
-		} `json:"records"`
-	}
-	if json.Unmarshal(raw, &batch) != nil {
+	agents, ok := ingestAgents(raw)
+	if !ok {
 		return true // malformed: the collector answers 400 with its reason
 	}
 	seen := make(map[string]bool)
 	var ids []string
-	for _, rec := range batch.Records {
-		if rec.Agent != "" && !seen[rec.Agent] {
-			seen[rec.Agent] = true
-			ids = append(ids, rec.Agent)
+	for _, a := range agents {
+		if a != "" && !seen[a] {
+			seen[a] = true
+			ids = append(ids, a)
 		}
 	}
 	if len(ids) == 0 {
@@ -97,14 +94,41 @@ func (s *Server) checkIngestAccount(w http.ResponseWriter, r *http.Request, ra r
 		s.storeErr(w, err)
 		return false
 	}
-	for i, rec := range batch.Records {
-		if a, ok := accts[rec.Agent]; rec.Agent != "" && (!ok || a != ra.AccountID) {
+	for i, agent := range agents {
+		if a, ok := accts[agent]; agent != "" && (!ok || a != ra.AccountID) {
 			s.m.refused.Add(1)
-			s.logf("relay: ingest from proxy server %d refused: record %d names agent %q of another account", ra.ProxyID, i, rec.Agent)
+			s.logf("relay: ingest from proxy server %d refused: record %d names agent %q of another account", ra.ProxyID, i, agent)
 			writeErr(w, http.StatusForbidden, store.EForbidden,
-				fmt.Sprintf("record %d: agent %q is not an agent of proxy server %d's account: batch refused", i, rec.Agent, ra.ProxyID))
+				fmt.Sprintf("record %d: agent %q is not an agent of proxy server %d's account: batch refused", i, agent, ra.ProxyID))
 			return false
 		}
 	}
 	return true
+}
+
+// ingestAgents returns the agent of each record of an ingest batch, in one
+// pass when wire.ScanIngest takes the batch, else by encoding/json; false
+// when the batch is malformed.
+func ingestAgents(raw []byte) ([]string, bool) {
+	var l wire.Lines
+	if wire.ScanIngest(&l, raw) {
+		out := make([]string, len(l.Agent))
+		for i, a := range l.Agent {
+			out[i] = string(a)
+		}
+		return out, true
+	}
+	var batch struct {
+		Records []struct {
+			Agent string `json:"agent"`
+		} `json:"records"`
+	}
+	if json.Unmarshal(raw, &batch) != nil {
+		return nil, false
+	}
+	out := make([]string, len(batch.Records))
+	for i, r := range batch.Records {
+		out[i] = r.Agent
+	}
+	return out, true
 }
