@@ -916,6 +916,31 @@ func BenchmarkAppend(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})
 	}
+	// As the relay appends: batches of 500 from 8 connections, 5ms group
+	// commit (its default SpoolSync).
+	b.Run("batch500/SyncInterval=5ms", func(b *testing.B) {
+		s, err := Open(b.TempDir(), Options{MaxBytes: 1 << 40, SyncInterval: 5 * time.Millisecond, Logf: b.Logf})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		batch := make([][]byte, 500)
+		for i := range batch {
+			batch[i] = payload(i, 200)
+		}
+		b.SetBytes(500 * 200)
+		b.SetParallelism(4) // 8 appenders on 2 CPUs
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := s.Append(batch...); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "records/s")
+	})
 }
 
 // TestCursorSyncLags: with CursorSync set, Commit may leave the persisted
