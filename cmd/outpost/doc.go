@@ -87,6 +87,21 @@
 // previous binary) follows the PID. Agent.OnCheckin marks a version on
 // trial healthy, and its outcome goes with the next check-in.
 //
+// # Measurement harnesses
+//
+// tuispeed_test.go (make perf-tui) and perf*_test.go (make perf) are
+// env-gated tests that measure instead of asserting. TestPerf starts real
+// processes on loopback (center, a management host, joined relays of a
+// forward and a cache cluster, nginx from $PATH with its own config) and
+// prints one markdown table for README "Performance". Its event load is a
+// bare HTTP client posting pre-built batches (perfload_test.go: encoding
+// each batch through agentsim.Client would cost the generator more CPU
+// than the relay it measures); check-ins use agentsim.Client. Held agents
+// run in child processes of the test binary (perfhelper_test.go, started
+// from init before TestMain), 5,000 per process over 127.0.x.y sources.
+// Memory figures restart the relay per sample so one sample's heap does
+// not hide the next one's growth.
+//
 // # Adding a subcommand
 //
 // In a new file, register a constructor from init:

@@ -259,7 +259,7 @@ func perfCheckins(t *testing.T, h *perfHost, cfg perfConfig) []perfRow {
 	t.Logf("check-ins/s: %d round(s) of %s, %d connections, %d agents: TLS, HTTP/1.1, store alone", cfg.pairs, cfg.checkin, cfg.workers, len(h.agents))
 	bench, why := buildStoreBench(t)
 	h.start(t)
-	defer h.stop(t)
+	since := time.Now()
 	var tlsR, plainR, storeR []float64
 	for i := range cfg.pairs {
 		tlsR = append(tlsR, checkinRate(t, h, true, cfg.workers, cfg.checkin))
@@ -274,6 +274,8 @@ func perfCheckins(t *testing.T, h *perfHost, cfg perfConfig) []perfRow {
 		}
 		t.Logf("  round %d: TLS %s/s, HTTP/1.1 %s/s, store alone %s/s", i+1, perfSI(tlsR[i]), perfSI(plainR[i]), perfSI(perfMedian(storeR[min(i, len(storeR)):])))
 	}
+	h.stop(t) // flushes the last check-in batch
+	t.Logf("  %s", h.written(t, since))
 	limit := "store alone " + perfSI(perfMedian(storeR)) + "/s"
 	if len(storeR) == 0 {
 		limit = "store alone: " + why

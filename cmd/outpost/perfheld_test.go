@@ -254,3 +254,19 @@ func checkinRate(t *testing.T, h *perfHost, useTLS bool, workers int, d time.Dur
 	}
 	return float64(ok) / elapsed.Seconds()
 }
+
+// written says how many agents' last check-in in SQLite is since t0: the
+// check-ins counted were written, not only answered.
+func (h *perfHost) written(t *testing.T, t0 time.Time) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: filepath.Join(h.c.data, dbFileName)}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM agents WHERE last_checkin >= ?`, t0.UnixMilli()).Scan(&n); err != nil {
+		t.Fatalf("count check-ins written: %v", err)
+	}
+	return fmt.Sprintf("%d of %d agents have a check-in written to SQLite since the first round", n, len(h.agents))
+}
