@@ -148,7 +148,6 @@ func TestAuditRefusedWritesNone(t *testing.T) {
 			_, err := f.db.CreateCluster(f.ctx, store.ClusterInput{AccountID: a.ID, Name: "edge", Address: "10.0.0.6"})
 			return err
 		}},
-		{"RenameCluster", func() error { return f.db.RenameCluster(f.ctx, c.ID, "other", c.Address) }},
 		{"SetPolicy 20GB", func() error {
 			_, err := f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: store.ModeCache, CacheMax: 20000000000})
 			return err

@@ -55,45 +55,6 @@ func (db *DB) CreateCluster(ctx context.Context, in ClusterInput) (Cluster, erro
 	return c, tx.Commit()
 }
 
-// UpdateClusterInfo changes the mutable descriptive fields. Name and address
-// are immutable (seed 000); the schema refuses changes to them as well.
-func (db *DB) UpdateClusterInfo(ctx context.Context, id int64, region, remark string) error {
-	tx, err := db.BeginTx(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	c, err := getCluster(tx, id)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.exec(`UPDATE clusters SET region = ?, remark = ? WHERE id = ?`, region, remark, id); err != nil {
-		return err
-	}
-	if err := tx.audit("cluster.update", clusterTarget(c), "region=%s remark=%s", region, remark); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
-// RenameCluster exists to state the rule: it always refuses.
-func (db *DB) RenameCluster(ctx context.Context, id int64, name, address string) error {
-	tx, err := db.BeginTx(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := getCluster(tx, id); err != nil {
-		return err
-	}
-	_, err = tx.exec(`UPDATE clusters SET name = ?, address = ? WHERE id = ?`, name, address, id)
-	if err != nil {
-		return sqlErr(err, "cluster")
-	}
-	// The trigger only fires on an actual change; the rule still refuses.
-	return Errorf(EInvalid, "cluster name and address cannot be changed after creation")
-}
-
 const clusterCols = `c.id, c.account_id, a.name, c.name, c.address, c.address_kind, c.region, c.remark, c.created_at,
 	c.mode, c.bandwidth_bps, c.frequency_rps, c.cache_dir, c.cache_max, c.link_bps, c.upstream,
 	(SELECT COUNT(*) FROM proxies p WHERE p.cluster_id = c.id),

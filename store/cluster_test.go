@@ -49,37 +49,6 @@ func TestClusterNameUniquePerAccount(t *testing.T) {
 
 func quoteName(s string) string { return "\"" + s + "\"" }
 
-func TestRenameClusterAlwaysRefused(t *testing.T) {
-	f := newFixture(t)
-	a, _ := f.account("acme")
-	c := f.cluster(a.ID, "edge", "relay.acme.example")
-	tests := []struct {
-		name, newName, newAddress string
-	}{
-		{"new name", "edge-2", c.Address},
-		{"new address", c.Name, "relay2.acme.example"},
-		{"both", "edge-2", "10.0.0.1"},
-		{"unchanged", c.Name, c.Address},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			before := f.dump()
-			err := f.db.RenameCluster(f.ctx, c.ID, tt.newName, tt.newAddress)
-			wantCode(t, err, store.EInvalid)
-			f.unchanged(before)
-		})
-	}
-	t.Run("region and remark stay editable", func(t *testing.T) {
-		if err := f.db.UpdateClusterInfo(f.ctx, c.ID, "eu-west", "rack 4"); err != nil {
-			t.Fatalf("UpdateClusterInfo: %v", err)
-		}
-		got := f.getCluster(c.ID)
-		if got.Name != "edge" || got.Address != "relay.acme.example" || got.Region != "eu-west" || got.Remark != "rack 4" {
-			t.Errorf("got %q %q %q %q, want edge relay.acme.example eu-west %q", got.Name, got.Address, got.Region, got.Remark, "rack 4")
-		}
-	})
-}
-
 // The schema refuses the change too, whoever makes it: a second raw
 // connection that does not go through the store.
 func TestClusterImmutableTrigger(t *testing.T) {

@@ -24,7 +24,6 @@ type Backend interface {
 	ListClusters(ctx context.Context, accountID int64) ([]store.Cluster, error)
 	GetCluster(ctx context.Context, id int64) (store.Cluster, error)
 	CreateCluster(ctx context.Context, in store.ClusterInput) (store.Cluster, error)
-	UpdateClusterInfo(ctx context.Context, id int64, region, remark string) error
 	SetPolicy(ctx context.Context, id int64, p store.Policy) (store.Cluster, error)
 	DeleteCluster(ctx context.Context, id int64) error
 

@@ -38,10 +38,6 @@ const HeaderRelay = "X-Outpost-Relay"
 // live copies of one identity from one agent that reconnected.
 const HeaderAgentAddr = "X-Outpost-Agent-Addr"
 
-// HeaderVia is set by a joined relay when it forwards an agent call to the
-// management host, so the store records which proxy the agent came through.
-const HeaderVia = "X-Outpost-Via"
-
 // Host describes a machine as the agent sees it; it is sent at enrolment and
 // with every inventory.
 type Host struct {
