@@ -91,6 +91,28 @@
 // directory (export.log live, capped, oldest segment dropped first). A
 // policy change switches mode and limits live; the spool keeps draining.
 //
+// Record framing (eventframe.go): each batch is read once by
+// wire.ScanEvents, which validates it, stamps the agent id and writes
+// every record exactly as json.Marshal(wire.Record) would (field order
+// agent, seq, time, type, data; data compacted and HTML-escaped; a time
+// already in canonical UTC form copied, others re-formatted), one line per
+// record. Whatever it does not handle exactly (escaped or non-ASCII keys,
+// repeated keys, null fields, malformed input) goes to the encoding/json
+// path (eventsByJSON), which gives every verdict and message, so bad
+// input is answered as before. wire.FuzzScan and TestFrameEventsVerdicts
+// hold the two paths to the same bytes. Those lines are stored as they
+// are: framed by the spool, or written by the ring's AppendValid without
+// a second json.Valid; the forwarder joins spool payloads into the
+// upstream body without decoding them.
+//
+// Forwarding pipeline (forward.go): up to forwardDepth (4) upstream
+// batches are in flight. Each is peeked after the last one handed out
+// (spool.PeekAfter) and retried on its own until acknowledged; the cursor
+// is committed in spool order, only past a batch acknowledged together
+// with every batch before it, so a crash re-sends the uncommitted batches
+// (duplicates, never loss). Batches may reach the collector out of order;
+// it keeps per-agent runs of seqs for that.
+//
 // Clones (clones.go): a check-in whose fingerprint is not the enrolled one
 // is a copy of the agent directory; the store flags the identity, nothing
 // else of the check-in is recorded, and it is answered Clone after a short

@@ -18,7 +18,10 @@
 //   - Append returns only after its lines are fsynced (concurrent Appends
 //     share one fsync), so the relay may acknowledge the agent afterwards.
 //   - Every file holds whole lines, each one JSON value; a torn last line
-//     left by a crash is cut off when the ring is reopened.
+//     left by a crash is cut off when the ring is reopened. Append checks
+//     each line (json.Valid, no newline); AppendValid is for a caller that
+//     wrote the lines itself from input it validated (the relay's framing)
+//     and skips that second check.
 //   - After each Append (and at Open and SetMax) the oldest rotated
 //     segments are deleted until the total is <= MaxBytes. The live file is
 //     not deleted (SetMax rotates it first if it alone exceeds the new cap)

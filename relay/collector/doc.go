@@ -11,6 +11,11 @@
 // malformed batch or a record without agent/seq, 405, 413, 415, and 503
 // when the store cannot be written (the relay keeps the batch and retries).
 //
+// Ingest reads a batch once (wire.ScanIngest: validates it, finds each
+// record's agent and seq, writes the line json.Encoder without HTML
+// escaping would); a batch it leaves aside goes through encoding/json,
+// which gives every 400 its message (ingest.go).
+//
 // File layout: DIR/ingest-000001.ndjson, ingest-000002.ndjson... one
 // wire.Record per line, in arrival order; a segment is closed once the next
 // batch would take it past SegmentBytes (a batch is never split).

@@ -37,7 +37,10 @@
 // only fsynced records. Commit persists the cursor before deleting
 // segments, and otherwise at most Options.CursorSync late (0: every
 // Commit), so a crash can only re-deliver, never skip; Close persists it.
-// Segments below the cursor are deleted again at Open. After
+// Segments below the cursor are deleted again at Open. PeekAfter and
+// WaitAfter let the reader keep several batches in flight (peek past the
+// last one handed out); it must Commit their positions in order, each
+// only once it and every batch before it were acknowledged. After
 // an fsync error Append fails until the Spool is reopened, since the page
 // cache can no longer be trusted.
 //
