@@ -85,6 +85,7 @@ func (s *Spool) PeekAfter(after Position, max, maxBytes int) ([]Entry, error) {
 	s.mu.Unlock()
 
 	var out []Entry
+	var arena []byte // the payloads' copies, one allocation for most batches
 	used := 0
 	for (max <= 0 || len(out) < max) && (maxBytes <= 0 || used < maxBytes) {
 		end, next, ok, skip := s.readable(pos)
@@ -99,7 +100,7 @@ func (s *Spool) PeekAfter(after Position, max, maxBytes int) ([]Entry, error) {
 			pos = Position{seg: next}
 			continue
 		}
-		p, after, err := s.frame(pos, end, len(out) == 0, maxBytes-used, maxBytes > 0)
+		p, after, err := s.frame(pos, end, len(out) == 0, maxBytes-used, maxBytes > 0, &arena)
 		var bad badFrame
 		if errors.As(err, &bad) {
 			s.corruptAt(pos, string(bad), end)
@@ -150,7 +151,7 @@ func (s *Spool) readable(pos Position) (end int64, next uint64, ok bool, skip in
 // frame reads and verifies the record at pos and returns a copy of its
 // payload and the offset after it. It returns nil if the payload does not
 // fit into budget (and first is false).
-func (s *Spool) frame(pos Position, end int64, first bool, budget int, limited bool) ([]byte, int64, error) {
+func (s *Spool) frame(pos Position, end int64, first bool, budget int, limited bool, arena *[]byte) ([]byte, int64, error) {
 	r := &s.rd
 	if r.f == nil || r.seq != pos.seg {
 		r.close()
@@ -173,7 +174,12 @@ func (s *Spool) frame(pos Position, end int64, first bool, budget int, limited b
 	if limited && !first && len(b) > budget {
 		return nil, 0, nil
 	}
-	return append([]byte(nil), b...), next, nil
+	if cap(*arena)-len(*arena) < len(b) {
+		*arena = make([]byte, 0, max(len(b), 64<<10))
+	}
+	a := append(*arena, b...)
+	*arena = a
+	return a[len(a)-len(b) : len(a) : len(a)], next, nil
 }
 
 // corruptAt handles a frame that was valid at Open (or when written) but
