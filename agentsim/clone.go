@@ -4,12 +4,9 @@ import (
 	"context"
 	"sync/atomic"
 	"time"
-)
 
-// DuplicateFix is the fix of a duplicated identity (seed 002, chapter 1),
-// the same sentence as store.DuplicateFix (the agent does not import the
-// store; a test keeps the two equal).
-const DuplicateFix = "the agent directory was copied or baked into an image: delete it on the clone and install the agent again (re-enrol)"
+	"outpost/relay/wire"
+)
 
 // DefaultCloneBackoff is how long a flagged clone waits between check-ins.
 const DefaultCloneBackoff = 5 * time.Minute
@@ -102,7 +99,7 @@ func (a *Agent) cloneBackoff(ctx context.Context) bool {
 		where = " (" + ls.Location() + ")"
 	}
 	a.Logf("agent %s: duplicate identity: the management host reports this process as a clone of agent %s, whose identity another live agent uses: "+
-		"checking in again in %s. To make it an agent of its own, %s%s", a.Host.Hostname, id.AgentID, d.Round(time.Second), DuplicateFix, where)
+		"checking in again in %s. To make it an agent of its own, %s%s", a.Host.Hostname, id.AgentID, d.Round(time.Second), wire.DuplicateFix, where)
 	return sleepCtx(ctx, d)
 }
 
@@ -124,7 +121,7 @@ func (a *Agent) cloneWait(ctx context.Context) bool {
 func (a *Agent) noteDuplicate(dup bool) {
 	if dup && !a.clone.dupLogged {
 		a.Logf("agent %s: the management host flags this identity as duplicated (a copy of it checked in elsewhere); this agent goes on. On the copy: %s",
-			a.Host.Hostname, DuplicateFix)
+			a.Host.Hostname, wire.DuplicateFix)
 	}
 	a.clone.dupLogged = dup
 }

@@ -53,7 +53,7 @@
 // request per interval. The load harness is TestLoad (make load).
 //
 // Subpackages: doctor (the checks of `outpost doctor`; it imports only
-// agentsim and relay/wire, see its doc.go). DuplicateFix repeats
-// store.DuplicateFix because agentsim does not import the store; a test
-// in cmd/outpost keeps the two equal.
+// agentsim and relay/wire, see its doc.go). What the seed fixes and both
+// sides show (DuplicateFix, the cache cap, FormatBytes) lives in relay/wire,
+// the one project package agentsim may import.
 package agentsim

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 // Error codes. The CLI maps every code to exit status 1 (refused or failed)
@@ -63,12 +65,12 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 // Rule constants from the reference documents.
 const (
-	BindBatchMax       = 500                     // hosts per bind batch (seed 000)
-	MaxCacheBytes      = 10 * 1000 * 1000 * 1000 // 10 GB cache cap (seed 000)
-	HostsPerProxy      = 6000                    // one 8-core 16 GB proxy (seed 000)
-	ReservedBpsPerHost = 10 * 1000               // 10 Kbit/s per host (seed 000)
-	LinkShareWarn      = 0.60                    // limits above 60 % of the link (seed 000)
-	MinCacheBytes      = 64 << 10                // smallest cache cap (ours)
+	BindBatchMax       = 500                // hosts per bind batch (seed 000)
+	MaxCacheBytes      = wire.MaxCacheBytes // 10 GB cache cap (seed 000)
+	HostsPerProxy      = 6000               // one 8-core 16 GB proxy (seed 000)
+	ReservedBpsPerHost = 10 * 1000          // 10 Kbit/s per host (seed 000)
+	LinkShareWarn      = 0.60               // limits above 60 % of the link (seed 000)
+	MinCacheBytes      = 64 << 10           // smallest cache cap (ours)
 )
 
 // Settings are the timing rules; stored in the database so that the relay,
@@ -168,7 +170,7 @@ const (
 
 // DefaultCacheDir is used when a cache policy names no directory; relative
 // paths are resolved by the relay under its data directory.
-const DefaultCacheDir = "cache"
+const DefaultCacheDir = wire.DefaultCacheDir
 
 // Cluster groups proxy servers behind one address.
 type Cluster struct {
@@ -306,7 +308,7 @@ type Inventory struct {
 }
 
 // DuplicateFix is shown with a duplicated identity (seed 002, chapter 1).
-const DuplicateFix = "the agent directory was copied or baked into an image: delete it on the clone and install the agent again (re-enrol)"
+const DuplicateFix = wire.DuplicateFix
 
 // InstallCommand is a key that enrols agents into an account, optionally
 // straight into a cluster.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 // ParseBandwidth reads an upstream bandwidth limit and returns bytes/s;
@@ -141,19 +143,7 @@ func splitNumber(s string) (num, unit string) {
 }
 
 // FormatBytes renders a byte count the way the seed writes sizes (10 GB).
-func FormatBytes(n int64) string {
-	units := []string{"B", "KB", "MB", "GB", "TB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	if f == math.Trunc(f) {
-		return fmt.Sprintf("%.0f %s", f, units[i])
-	}
-	return fmt.Sprintf("%.1f %s", f, units[i])
-}
+func FormatBytes(n int64) string { return wire.FormatBytes(n) }
 
 // FormatBandwidth renders bytes/s as bits per second, "unlimited" for 0.
 func FormatBandwidth(bps int64) string {
@@ -163,19 +153,7 @@ func FormatBandwidth(bps int64) string {
 	return formatBits(bps * 8)
 }
 
-func formatBits(bits int64) string {
-	units := []string{"bit/s", "Kbit/s", "Mbit/s", "Gbit/s"}
-	f := float64(bits)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	if f == math.Trunc(f) {
-		return fmt.Sprintf("%.0f %s", f, units[i])
-	}
-	return fmt.Sprintf("%.1f %s", f, units[i])
-}
+func formatBits(bits int64) string { return wire.FormatBits(bits) }
 
 // AddressKind classifies a cluster address: "ip" or "domain"; anything else
 // is refused, because agents must be able to dial it.

@@ -3,6 +3,8 @@ package store
 import (
 	"strconv"
 	"strings"
+
+	"outpost/relay/wire"
 )
 
 // Version is a semantic version MAJOR.MINOR.PATCH with an optional
@@ -58,7 +60,7 @@ func ParseVersion(s string) (Version, error) {
 			if id == "" || strings.Trim(id, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-") != "" {
 				return bad("pre-release identifiers are [0-9A-Za-z-], separated by dots")
 			}
-			if allDigits(id) && !numericID(id) {
+			if wire.AllDigits(id) && !numericID(id) {
 				return bad("numeric pre-release identifiers have no leading zeros")
 			}
 			v.Pre = append(v.Pre, id)
@@ -67,13 +69,9 @@ func ParseVersion(s string) (Version, error) {
 	return v, nil
 }
 
-func allDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
-}
-
 // numericID: digits without a leading zero (0 itself is fine).
 func numericID(s string) bool {
-	return allDigits(s) && (s == "0" || s[0] != '0')
+	return wire.AllDigits(s) && (s == "0" || s[0] != '0')
 }
 
 // Compare orders versions by semver precedence: numbers first, then a
@@ -99,7 +97,7 @@ func (v Version) Compare(w Version) int {
 		if a == b {
 			continue
 		}
-		an, bn := allDigits(a), allDigits(b)
+		an, bn := wire.AllDigits(a), wire.AllDigits(b)
 		switch {
 		case an && bn:
 			if len(a) != len(b) {

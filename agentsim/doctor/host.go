@@ -13,13 +13,7 @@ import (
 	"time"
 
 	"outpost/agentsim"
-)
-
-// The cache defaults of seed 000, as the store has them (store.MaxCacheBytes,
-// store.DefaultCacheDir; cmd/outpost's tests check they agree).
-const (
-	MaxCacheBytes   = 10 * 1000 * 1000 * 1000 // 10 GB
-	defaultCacheDir = "cache"                 // relative to the data directory
+	"outpost/relay/wire"
 )
 
 // CheckLoad fails when CPU or memory use stays at 95 % or more (seed 002
@@ -93,14 +87,14 @@ func (d *Doctor) CheckCache(ct CacheTarget) Check {
 	c := Check{Name: CheckCache, Target: ct.Cluster}
 	dir := ct.Dir
 	if dir == "" {
-		dir = defaultCacheDir
+		dir = wire.DefaultCacheDir
 	}
 	if !filepath.IsAbs(dir) && d.DataDir != "" {
 		dir = filepath.Join(d.DataDir, dir)
 	}
 	maxBytes := ct.Max
 	if maxBytes <= 0 {
-		maxBytes = MaxCacheBytes
+		maxBytes = wire.MaxCacheBytes
 	}
 	used := dirSize(dir)
 	// The directory may not exist yet: measure the volume it will be on.
@@ -125,8 +119,8 @@ func (d *Doctor) CheckCache(ct CacheTarget) Check {
 		return c
 	}
 	need := max(maxBytes-used, 0)
-	c.Detail = fmt.Sprintf("%s free for %s (cap %s, %s used)", FormatBytes(int64(min(free, math.MaxInt64))), dir,
-		FormatBytes(maxBytes), FormatBytes(used))
+	c.Detail = fmt.Sprintf("%s free for %s (cap %s, %s used)", wire.FormatBytes(int64(min(free, math.MaxInt64))), dir,
+		wire.FormatBytes(maxBytes), wire.FormatBytes(used))
 	if free < uint64(need) {
 		c.Verdict = VerdictWarn
 		c.Detail += ": the disk fills before the oldest data is overwritten"
@@ -135,7 +129,7 @@ func (d *Doctor) CheckCache(ct CacheTarget) Check {
 			name = "NAME"
 		}
 		c.Fix = fmt.Sprintf("free %s on that volume, or move the cache or lower its cap: `outpost cluster policy %s --cache-dir DIR --cache-max %s`",
-			FormatBytes(need-int64(free)), name, sizeArg(used+int64(free)))
+			wire.FormatBytes(need-int64(free)), name, sizeArg(used+int64(free)))
 		return c
 	}
 	c.Verdict = VerdictOK
@@ -171,20 +165,4 @@ func diskFree(dir string) (uint64, error) {
 		return 0, err
 	}
 	return st.Bavail * uint64(st.Bsize), nil
-}
-
-// FormatBytes renders a byte count as the seed writes sizes (10 GB), as
-// store.FormatBytes does.
-func FormatBytes(n int64) string {
-	f, unit := float64(n), "B"
-	for _, u := range []string{"KB", "MB", "GB", "TB"} {
-		if f < 1000 {
-			break
-		}
-		f, unit = f/1000, u
-	}
-	if f == math.Trunc(f) {
-		return fmt.Sprintf("%.0f %s", f, unit)
-	}
-	return fmt.Sprintf("%.1f %s", f, unit)
 }

@@ -86,7 +86,7 @@ func (d *Doctor) fleetDuplicates(ctx context.Context, c Check) Check {
 	}
 	c.Verdict = VerdictFail
 	c.Detail = fmt.Sprintf("%d agent(s) flagged as a duplicate identity: %s", total, strings.Join(names, ", "))
-	c.Fix = "on each clone, " + agentsim.DuplicateFix + " (list them: `outpost agent list --duplicate`)"
+	c.Fix = "on each clone, " + wire.DuplicateFix + " (list them: `outpost agent list --duplicate`)"
 	return c
 }
 

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"outpost/agentsim"
 	"outpost/agentsim/doctor"
 	"outpost/store"
 )
@@ -70,20 +69,9 @@ func TestDoctorLinkLimits(t *testing.T) {
 
 // TestDoctorRun runs every check together: a healthy relay reached by name
 
-// TestDoctorStoreConstants: the agent side keeps its own copy of what the
-// seed fixes (it does not import the store); they must agree.
-func TestDoctorStoreConstants(t *testing.T) {
-	if got, want := agentsim.DuplicateFix, store.DuplicateFix; got != want {
-		t.Errorf("agentsim.DuplicateFix = %q, want store's %q", got, want)
-	}
-	if got, want := int64(doctor.MaxCacheBytes), int64(store.MaxCacheBytes); got != want {
-		t.Errorf("doctor.MaxCacheBytes = %d, want store's %d", got, want)
-	}
-	for _, n := range []int64{0, 999, 1000, 1_500_000, 10_000_000_000, 9_000_000_000_000} {
-		if got, want := doctor.FormatBytes(n), store.FormatBytes(n); got != want {
-			t.Errorf("doctor.FormatBytes(%d) = %q, want store's %q", n, got, want)
-		}
-	}
+// TestDoctorCacheDefaults: a cluster without a cache directory or cap is
+// handed to the doctor with the store's defaults.
+func TestDoctorCacheDefaults(t *testing.T) {
 	c := doctorCache("edge", "", 0)
 	if c.Dir != store.DefaultCacheDir || c.Max != store.MaxCacheBytes {
 		t.Errorf("doctorCache defaults: got %+v, want dir %q and max %d", c, store.DefaultCacheDir, int64(store.MaxCacheBytes))
