@@ -182,6 +182,7 @@ func heldBaseline(t *testing.T, useTLS bool, n int) float64 {
 	u := srv.line(t, "url ", 10*time.Second)
 	time.Sleep(300 * time.Millisecond)
 	rss0 := rssKiB(t, srv.p.cmd.Process.Pid)
+	start := time.Now()
 	kids := spawnClients(t, perfClientSpec{URL: u, Count: n})
 	defer func() {
 		for _, k := range kids {
@@ -197,6 +198,7 @@ func heldBaseline(t *testing.T, useTLS bool, n int) float64 {
 	if okAll < n {
 		t.Fatalf("baseline: %d of %d connections made", okAll, n)
 	}
+	t.Logf("  %d idle connections after %s", n, time.Since(start).Round(100*time.Millisecond))
 	time.Sleep(time.Second)
 	return (rssKiB(t, srv.p.cmd.Process.Pid) - rss0) / float64(n)
 }

@@ -57,6 +57,9 @@ type perfClientSpec struct {
 
 type perfHeldAgent struct{ ID, Secret, FP string }
 
+// perfDialRate is how many connections a client process opens per second.
+const perfDialRate = 1000
+
 // perfSourceIP spreads connections over 127.0.x.y, 250 per address.
 func perfSourceIP(i int) net.IP {
 	g := i / 250
@@ -93,21 +96,31 @@ func perfClients(path string) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var ok, failed atomic.Int64
+	var ok, failed, errs atomic.Int64
+	complain := func(format string, args ...any) {
+		if n := errs.Add(1); n <= 5 || n%1000 == 0 {
+			fmt.Fprintf(os.Stderr, "(error %d) "+format+"\n", append([]any{n}, args...)...)
+		}
+	}
 	n := max(spec.Count, len(spec.Agents))
 	done := make(chan struct{}, n)
+	// Paced, so the listener's accept queue does not overflow and
+	// connections time out in SYN retries instead of being measured.
+	pace := time.NewTicker(time.Second / perfDialRate)
+	defer pace.Stop()
 	for i := range n {
+		<-pace.C
 		ip := perfSourceIP(spec.IPBase + i)
 		if spec.Held {
 			a := spec.Agents[i]
-			tr := agentsim.NewTransport(agentsim.ClientOptions{LocalIP: ip, CASHA256: spec.Pin})
+			tr := agentsim.NewTransport(agentsim.ClientOptions{LocalIP: ip, CASHA256: spec.Pin, DialTimeout: 20 * time.Second})
 			c := agentsim.NewClient(agentsim.ClientOptions{Proxies: []string{spec.URL}, Transport: tr, Timeout: 30 * time.Second})
 			c.SetCredentials(a.ID, a.Secret)
 			go func() {
 				for ctx.Err() == nil {
 					_, err := c.Checkin(ctx, wire.CheckinRequest{Fingerprint: a.FP, Wait: wire.Duration(5 * time.Minute)})
 					if err != nil && ctx.Err() == nil {
-						fmt.Fprintf(os.Stderr, "held check-in %s: %v\n", a.ID, err)
+						complain("held check-in %s: %v", a.ID, err)
 						time.Sleep(time.Second)
 					}
 				}
@@ -116,17 +129,22 @@ func perfClients(path string) error {
 		}
 		go func() {
 			defer func() { done <- struct{}{} }()
-			tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 5 * time.Second}).DialContext,
+			tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 20 * time.Second}).DialContext,
 				TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true, IdleConnTimeout: time.Hour}
 			hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-			resp, err := hc.Get(spec.URL)
-			if err != nil {
-				failed.Add(1)
-				return
+			for try := 0; ; try++ {
+				resp, err := hc.Get(spec.URL)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					ok.Add(1)
+					return
+				}
+				if complain("baseline connection: %v", err); try == 2 {
+					failed.Add(1)
+					return
+				}
 			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			ok.Add(1)
 		}()
 	}
 	if !spec.Held {
