@@ -178,7 +178,7 @@ func removeAgentDir(dir string) ([]string, error) {
 
 func agentEntry(name string) bool {
 	for _, e := range agentEntries {
-		if name == e || strings.HasPrefix(name, "."+e+".tmp") {
+		if name == e || name == e+".tmp" || strings.HasPrefix(name, "."+e+".tmp") { // wire.WriteFileAtomic, CreateTemp
 			return true
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"outpost/relay/wire"
 )
 
 func init() {
@@ -436,28 +438,6 @@ func runSystemctl(ctl string, args ...string) error {
 	return nil
 }
 
-// writeFileAtomic writes path through a temporary file in its directory, so
-// a failed write leaves the old file (or none), never half of one.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
+// writeFileAtomic replaces a file so that a failed write leaves the old one
+// (or none), never half of one; the temp file is path+".tmp".
+var writeFileAtomic = wire.WriteFileAtomic

@@ -1,4 +1,4 @@
-package fsx
+package wire
 
 import (
 	"os"
@@ -9,16 +9,23 @@ import (
 func TestWriteFileAtomic(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
-		before []byte // nil: no file yet
+		before []byte      // nil: no file yet
+		tmp    os.FileMode // mode of a temp file left by a crash, 0: none
 		perm   os.FileMode
 	}{
-		{"new file", nil, 0o600},
-		{"replaces an existing file", []byte("old contents, longer than the new"), 0o644},
+		{"new file", nil, 0, 0o600},
+		{"replaces an existing file", []byte("old contents, longer than the new"), 0, 0o644},
+		{"leftover temp file with a wider mode", nil, 0o644, 0o600},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "f")
 			if tt.before != nil {
 				if err := os.WriteFile(path, tt.before, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.tmp != 0 {
+				if err := os.WriteFile(path+".tmp", []byte("half"), tt.tmp); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -32,10 +39,8 @@ func TestWriteFileAtomic(t *testing.T) {
 			if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
 				t.Errorf("temp file left behind: %v", err)
 			}
-			if tt.before == nil {
-				if st, _ := os.Stat(path); st.Mode().Perm() != tt.perm {
-					t.Errorf("mode: got %v, want %v", st.Mode().Perm(), tt.perm)
-				}
+			if st, _ := os.Stat(path); st.Mode().Perm() != tt.perm {
+				t.Errorf("mode: got %v, want %v", st.Mode().Perm(), tt.perm)
 			}
 		})
 	}

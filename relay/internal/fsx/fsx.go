@@ -1,54 +1,19 @@
-// Package fsx holds the two file-system steps every durable file of the
-// relay needs: syncing a directory after creating or renaming in it, and
-// replacing a file atomically. Spool, cache ring, collector and the relay's
-// own identity and certificates use them.
+// Package fsx gives the relay's durable files (spool, cache ring, collector,
+// identity and certificates) the two file-system steps they need. The one
+// implementation is in relay/wire, which the agent can reach as well; these
+// names stay so the relay's callers need not change.
 package fsx
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
+
+	"outpost/relay/wire"
 )
 
-// SyncDir fsyncs a directory so that creations, renames and deletions in it
-// survive a crash.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+// SyncDir fsyncs a directory (wire.SyncDir).
+func SyncDir(dir string) error { return wire.SyncDir(dir) }
 
-// WriteFileAtomic replaces path with b: it writes path+".tmp" with mode
-// perm, fsyncs it, renames it over path and fsyncs the directory. A crash
-// leaves either the old file or the new one, never a mix.
+// WriteFileAtomic replaces path with b (wire.WriteFileAtomic).
 func WriteFileAtomic(path string, b []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = SyncDir(filepath.Dir(path))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return wire.WriteFileAtomic(path, b, perm)
 }
