@@ -40,9 +40,9 @@ func buildVersion(t *testing.T, v string) string {
 		return p
 	}
 	p := filepath.Join(filepath.Dir(outpostBin), "outpost-"+v)
-	goTool, err := exec.LookPath("go")
+	goTool, err := exec.LookPath("go") // go test puts its own first on PATH
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatal(err)
 	}
 	out, err := exec.Command(goTool, "build", "-ldflags", "-X main.version="+v, "-o", p, ".").CombinedOutput()
 	if err != nil {

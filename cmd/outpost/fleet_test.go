@@ -30,12 +30,11 @@ func freeAddrOn(t *testing.T, ip string) string {
 // fleetRelay is one joined relay: its own data directory and fixed ports,
 // so a restart comes back on the URLs agents were handed.
 type fleetRelay struct {
-	c           *cli
-	tls, plain  string // host:port
-	p           *proc
-	manager     string
-	token, pin  string
-	restartArgs []string
+	c          *cli
+	tls, plain string // host:port
+	p          *proc
+	manager    string
+	token, pin string
 }
 
 func (r *fleetRelay) listen() []string {

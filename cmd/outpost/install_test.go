@@ -29,12 +29,11 @@ import (
 // background with its EnvironmentFile loaded, as systemd would; the
 // processes are killed when the test ends.
 type fakeSystemdRun struct {
-	root                  string // everything the "host" writes is under it
-	bin, log, pids, out   string
-	unitDir, systemdDir   string
-	prefix, dir, dataDir  string
-	path                  string // PATH for the script
-	curlReal, curlWrapper string
+	root                 string // everything the "host" writes is under it
+	bin, log, pids, out  string
+	unitDir, systemdDir  string
+	prefix, dir, dataDir string
+	path                 string // PATH for the script
 }
 
 func newFakeSystemdRun(t *testing.T) *fakeSystemdRun {

@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -42,9 +41,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	outpostBin = filepath.Join(dir, "outpost")
+	// go test puts its GOROOT/bin first on PATH, so this is the go that
+	// runs the tests.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		fmt.Fprintln(os.Stderr, "build outpost:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
 	build := exec.Command(goTool, "build", "-o", outpostBin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,9 +37,10 @@ func upBuild(t *testing.T, version string) string {
 	t.Helper()
 	upBuilds.once.Do(func() {
 		upBuilds.dir = filepath.Join(filepath.Dir(outpostBin), "versions")
-		goTool, err := exec.LookPath("go")
+		goTool, err := exec.LookPath("go") // go test puts its own first on PATH
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			upBuilds.err = err
+			return
 		}
 		for _, b := range []struct{ version, pkg, flags string }{{"1.0.0", ".", ""}, {"1.1.0", ".", ""},
 			{"1.2.0", "./testdata/badbuild", ""}, {"1.2.1", "./testdata/badbuild", " -X main.mode=hang"}} {
@@ -179,11 +179,6 @@ func (p upProxy) upgrade() (state, reason string) {
 		}
 	}
 	return "", ""
-}
-
-func (f *upFleet) proxy(t *testing.T) (upProxy, bool) {
-	t.Helper()
-	return f.proxyOf(t, f.host)
 }
 
 func (f *upFleet) proxyOf(t *testing.T, host string) (upProxy, bool) {
