@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"outpost/relay/relaytest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"outpost/agentsim"
 	"outpost/relay"
+	"outpost/relay/relaytest"
 	"outpost/relay/spool"
 	"outpost/relay/wire"
 )
