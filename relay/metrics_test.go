@@ -101,11 +101,15 @@ func TestMetricsRuntimeAndOwn(t *testing.T) {
 			done <- err
 		}()
 	}
+	// The collector counts records before its fsync and the relay counts
+	// them forwarded after the answer: wait for both.
 	waitFor(t, 10*time.Second, "the check-ins held and the events in the collector", func() bool {
 		fams := scrape(t, hc, busy.PlainURL, "mt_busy")
 		held, _ := value(fams, "outpost_checkins_held")
 		stored, _ := value(fams, "outpost_collector_records_total")
-		return held == agents && stored == events
+		fwd, _ := value(fams, "outpost_forwarded_records_total")
+		spooled, _ := value(fams, "outpost_spool_records")
+		return held == agents && stored == events && fwd == events && spooled == 0
 	})
 
 	type check struct {
