@@ -13,6 +13,13 @@
 //   - Every exported method is BeginTx -> defer Rollback -> helpers taking
 //     *Tx -> Commit, so a refusal leaves no half-written row. Operator
 //     changes write their audit entry inside the same transaction.
+//   - Tx keeps the context it was begun with, where WTF Dial passes ctx to
+//     every helper. A Tx never outlives the exported method that began it,
+//     and database/sql already ties the transaction to that ctx (cancelling
+//     it rolls back), so a stored ctx adds no lifetime; it saves threading
+//     the same value through some hundred helper calls, and a helper cannot
+//     query with another context than its transaction's. audit reads the
+//     actor from it.
 //   - Times are Unix milliseconds; "now" comes from the injectable Clock and
 //     is fixed per transaction.
 //   - Secrets (verification keys, install keys, agent and relay secrets,
