@@ -158,6 +158,7 @@ func perfIntake(t *testing.T, e *perfEvents, cfg perfConfig) []perfRow {
 		t.Logf("  round %d forward: %.1f MB/s (%d answered 429)", i+1, r.mbPerSec(), r.throttled)
 	}
 	e.drain(t, 45*time.Second)
+	e.checkDelivered(t)
 	peer := fmt.Sprintf("nginx -> center %s (%s ev/s)", mbs(perfMedian(ng)), perfSI(perfMedian(ngEv)))
 	limit := fmt.Sprintf("disk write + fsync every 5 ms %.0f MB/s", perfMedian(disk))
 	if e.nginx == nil {
@@ -208,6 +209,7 @@ func perfSustain(t *testing.T, e *perfEvents, cfg perfConfig) []perfRow {
 			i+1, perfSI(fwd[i]), perfSI(intake[i]), r.throttled, growth[i], relayCPU[i], centerCPU[i])
 	}
 	e.drain(t, 45*time.Second)
+	e.checkDelivered(t)
 	peer := "nginx -> center " + perfSI(perfMedian(ng)) + " ev/s"
 	cpuPeer := fmt.Sprintf("nginx + center %.2f µs", perfMedian(peerCPU))
 	if e.nginx == nil {

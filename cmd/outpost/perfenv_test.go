@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +46,7 @@ type perfRelay struct {
 type perfAgent struct {
 	id, secret string
 	seq        uint64
+	acked      int64
 }
 
 func startPerfEvents(t *testing.T) *perfEvents {
@@ -120,7 +123,7 @@ func (r *perfRelay) conns() []blastConn {
 	var out []blastConn
 	for i := range r.agents {
 		a := &r.agents[i]
-		out = append(out, blastConn{url: r.plain + wire.PathEvents, auth: "Bearer " + a.id + ":" + a.secret, seq: &a.seq})
+		out = append(out, blastConn{url: r.plain + wire.PathEvents, auth: "Bearer " + a.id + ":" + a.secret, seq: &a.seq, acked: &a.acked})
 	}
 	return out
 }
@@ -167,4 +170,29 @@ func (e *perfEvents) prune() {
 // peerPIDs are the processes behind "nginx -> center".
 func (e *perfEvents) peerPIDs() []int {
 	return append(e.nginx.pids(), e.center.cmd.Process.Pid)
+}
+
+// checkDelivered compares what the center holds of the forward relay's
+// agents with what the relay acknowledged to them: once the spool is
+// drained, nothing acknowledged may be missing.
+func (e *perfEvents) checkDelivered(t *testing.T) {
+	t.Helper()
+	if left := perfMetric(t, e.fwd.plain, "outpost_spool_records"); left > 0 {
+		t.Logf("  delivery not checked: %.0f records still in the spool", left)
+		return
+	}
+	code, body := svGet(t, &http.Client{Transport: bearer{e.token}, Timeout: 10 * time.Second}, e.centerURL+wire.PathCollStats)
+	var st wire.CollectorStats
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
+		t.Fatalf("center stats: %d %s", code, body)
+	}
+	var acked, got int64
+	for _, a := range e.fwd.agents {
+		acked += a.acked
+		got += int64(min(st.Received[a.id], uint64(a.acked)))
+	}
+	t.Logf("  the center holds %d of the %d events the forward relay acknowledged", got, acked)
+	if got < acked {
+		t.Errorf("forward mode lost %d acknowledged events", acked-got)
+	}
 }

@@ -39,6 +39,7 @@ type blastConn struct {
 	agent string // stamped into each record when posting to a collector ("" for a relay)
 	relay bool   // the body is an ingest batch ({"relay":...,"records":...})
 	seq   *uint64
+	acked *int64 // events acknowledged on this connection, over all runs (may be nil)
 }
 
 type blastResult struct {
@@ -122,6 +123,9 @@ func blast(t *testing.T, conns []blastConn, d time.Duration) blastResult {
 					res.throttled++
 				default:
 					res.events += n
+					if c.acked != nil {
+						*c.acked += n
+					}
 				}
 				mu.Unlock()
 				if err != nil || status != http.StatusOK {
