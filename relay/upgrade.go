@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"outpost/relay/selfupdate"
 	"outpost/relay/wire"
@@ -65,11 +64,11 @@ func (s *Server) startTrial() {
 	s.up.trial, s.up.trialID = t, t.Command
 	if f, err := t.Log(); err == nil {
 		s.up.trialLog.Store(f)
-		logf := s.logf
+		logf, trialf := s.logf, Logf(f, "")
 		s.logf = func(format string, args ...any) {
 			logf(format, args...)
-			if f := s.up.trialLog.Load(); f != nil {
-				fmt.Fprintf(f, time.Now().Format("15:04:05 ")+format+"\n", args...)
+			if s.up.trialLog.Load() != nil {
+				trialf(format, args...)
 			}
 		}
 	}

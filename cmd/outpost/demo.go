@@ -55,9 +55,7 @@ func startDemo(ctx context.Context, a *app, r *relayRun, agents int) (func(), er
 	if err != nil {
 		return nil, err
 	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(a.stderr, time.Now().Format("15:04:05 ")+"demo: "+format+"\n", args...)
-	}
+	logf := relay.Logf(a.stderr, "demo: ")
 	var relays []*relay.Server
 	stop := func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

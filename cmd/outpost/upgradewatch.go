@@ -13,10 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"outpost/relay"
 	"outpost/relay/selfupdate"
 	"outpost/store"
 )
@@ -64,10 +64,7 @@ func newUpgradeWatchCmd(a *app) *cobra.Command {
 				a.printf("upgrade watcher started (pid %d)\n", pid)
 				return nil
 			}
-			logf := func(format string, args ...any) {
-				fmt.Fprintf(a.stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
-			}
-			return selfupdate.Watch(dir, logf)
+			return selfupdate.Watch(dir, relay.Logf(a.stderr, ""))
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "the relay's data directory or the agent's directory")
