@@ -1,22 +1,28 @@
 package main
 
-// The relay a quick deployment started from DIR/relay: started detached,
-// and started again when the agent starts and finds it not running. Under
+// The relay of a quick deployment (deploy-proxy), run from DIR/relay:
+// started detached (detach_unix.go: its own session), and started again when the agent starts and finds it not running. Under
 // systemd the relay runs in the agent's unit, so a restart of the unit (an
 // agent upgrade, a reboot) stops it; without this the proxy server stayed
 // down until someone started it by hand.
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
+	"outpost/agentsim"
 	"outpost/relay"
+	"outpost/relay/wire"
 )
 
 // relayArgsFile (in DIR/relay) is the joined relay's command line without
@@ -124,4 +130,138 @@ func relayPIDs(data string) []int {
 		pids = append(pids, info.PID)
 	}
 	return pids
+}
+
+// deployWait is how long the agent waits for the relay it started to join
+// (done) or exit (failed) before it reports the command running and goes on
+// checking in; the outcome is then reported with a later check-in.
+const deployWait = 20 * time.Second
+
+// deployProxy is the quick deployment of a proxy server onto this asset:
+// a relay that joins the management host with the one-time token. It
+// returns nil once the relay joined and listens (its run file names its
+// pid), the relay's own error when it exited first (for example a port
+// already in use), or agentsim.ErrCommandRunning when neither happened
+// within deployWait.
+func (r *agentRun) deployProxy(ag *agentsim.Agent, client *agentsim.Client, dir string, c wire.Command) error {
+	var args struct {
+		Token   string   `json:"token"`
+		Cluster string   `json:"cluster"`
+		Listen  []string `json:"listen"`
+		Public  []string `json:"public"`
+		Manager string   `json:"manager"`
+	}
+	if err := json.Unmarshal(c.Args, &args); err != nil || args.Token == "" {
+		return fmt.Errorf("deploy-proxy: no join token in the command (it was used or has expired: deploy again)")
+	}
+	data := filepath.Join(dir, agentRelayDir)
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return fmt.Errorf("deploy-proxy: %w", err)
+	}
+	if info, err := relay.ReadRunFile(data, "relay"); err == nil && processAlive(info.PID) {
+		r.logf("deploy-proxy for cluster %s: a relay already runs from %s (pid %d): nothing to do", args.Cluster, data, info.PID)
+		return nil
+	}
+	// The management host's URL comes with the command; older management
+	// hosts sent none, and then the relay in use is the best guess.
+	manager := args.Manager
+	if p := client.Proxies(); manager == "" && len(p) > 0 {
+		manager = p[0]
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("deploy-proxy: %w", err)
+	}
+	argv := []string{"relay", "--data", data, "--manager", manager, "--join", args.Token}
+	if r.caPin != "" {
+		argv = append(argv, "--ca-sha256", r.caPin)
+	}
+	listen := args.Listen
+	if len(listen) == 0 {
+		listen = r.deployListen
+	}
+	for _, l := range listen {
+		argv = append(argv, "--listen", l)
+	}
+	for _, u := range args.Public {
+		argv = append(argv, "--public", u)
+	}
+	pid, logPath, offset, exited, err := r.startRelay(exe, data, argv)
+	if err != nil {
+		return fmt.Errorf("deploy-proxy: %w", err)
+	}
+	r.logf("deploy-proxy: started relay (pid %d) for cluster %s, joining %s; data %s, log %s", pid, args.Cluster, manager, data, logPath)
+	outcome := func(timeout <-chan time.Time) (error, bool) {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case err := <-exited:
+				return fmt.Errorf("relay exited (%s): %s", exitText(err), relayFailure(logPath, offset)), true
+			case <-tick.C:
+				if info, err := relay.ReadRunFile(data, "relay"); err == nil && info.PID == pid {
+					r.logf("deploy-proxy: relay (pid %d) joined cluster %s and listens on %s", pid, args.Cluster, strings.Join(info.URLs, ", "))
+					r.saveRelayArgs(data, argv)
+					return nil, true
+				}
+			case <-timeout:
+				return nil, false
+			}
+		}
+	}
+	if err, ok := outcome(time.After(deployWait)); ok {
+		return err
+	}
+	go func() {
+		err, _ := outcome(nil)
+		res := wire.CommandResult{ID: c.ID, State: wire.StateDone}
+		if err != nil {
+			res = wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()}
+		}
+		ag.Report(res)
+	}()
+	return agentsim.ErrCommandRunning
+}
+
+var listenInUse = regexp.MustCompile(`listen tcp ([^ ]+): bind: address already in use`)
+
+// relayFailure is why the relay started by deploy-proxy stopped: its last
+// error line in the log written since offset, a port in use said plainly.
+func relayFailure(logPath string, offset int64) string {
+	b, err := os.ReadFile(logPath)
+	if err != nil || int64(len(b)) < offset {
+		return "see " + logPath
+	}
+	var last string
+	for _, l := range strings.Split(string(b[offset:]), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			last = l
+		}
+	}
+	if m := listenInUse.FindStringSubmatch(last); m != nil {
+		return fmt.Sprintf("port %s already in use on this host: deploy again with other --listen values", m[1])
+	}
+	if last == "" {
+		return "no error in " + logPath
+	}
+	return strings.TrimPrefix(last, "outpost: ")
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// processAlive reports whether pid names a running process.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	return p.Signal(syscall.Signal(0)) == nil
 }
