@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -414,5 +415,42 @@ func TestClusterWarningsDerived(t *testing.T) {
 	}
 	if len(got.Warnings) != 0 {
 		t.Errorf("got %q, want no warnings", got.Warnings)
+	}
+}
+
+func TestFindProxiesFilter(t *testing.T) {
+	f := newFixture(t)
+	acme, _ := f.account("acme")
+	other, _ := f.account("other")
+	edge := f.cluster(acme.ID, "edge", "relay.acme.example")
+	core := f.cluster(acme.ID, "core", "core.acme.example")
+	theirs := f.cluster(other.ID, "edge", "relay.other.example")
+	f.proxy(edge.ID, "edge-1", "1.0.0")
+	f.proxy(core.ID, "core-1", "1.0.0")
+	f.proxy(theirs.ID, "theirs-1", "1.0.0")
+	for _, tc := range []struct {
+		name string
+		f    store.ProxyFilter
+		want []string
+	}{
+		{"all", store.ProxyFilter{}, []string{"core-1", "edge-1", "theirs-1"}},
+		{"cluster", store.ProxyFilter{ClusterID: edge.ID}, []string{"edge-1"}},
+		{"account", store.ProxyFilter{AccountID: acme.ID}, []string{"core-1", "edge-1"}},
+		{"other account", store.ProxyFilter{AccountID: other.ID}, []string{"theirs-1"}},
+		{"cluster of another account", store.ProxyFilter{ClusterID: theirs.ID, AccountID: acme.ID}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps, err := f.db.FindProxies(f.ctx, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range ps {
+				got = append(got, p.Hostname)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

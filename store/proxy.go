@@ -287,6 +287,17 @@ func (db *DB) GetProxy(ctx context.Context, id int64) (Proxy, error) {
 
 // ListProxies lists proxy servers; clusterID 0 lists all.
 func (db *DB) ListProxies(ctx context.Context, clusterID int64) ([]Proxy, error) {
+	return db.FindProxies(ctx, ProxyFilter{ClusterID: clusterID})
+}
+
+// ProxyFilter selects proxy servers. Zero values mean "any".
+type ProxyFilter struct {
+	ClusterID int64
+	AccountID int64 // the proxies of this account's clusters
+}
+
+// FindProxies lists the proxy servers f selects, by cluster name then id.
+func (db *DB) FindProxies(ctx context.Context, f ProxyFilter) ([]Proxy, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
 		return nil, err
@@ -297,7 +308,8 @@ func (db *DB) ListProxies(ctx context.Context, clusterID int64) ([]Proxy, error)
 		return nil, err
 	}
 	rows, err := tx.query(`SELECT `+proxyCols+` FROM proxies p JOIN clusters c ON c.id = p.cluster_id
-		WHERE (? = 0 OR p.cluster_id = ?) ORDER BY c.name, p.id`, clusterID, clusterID)
+		WHERE (? = 0 OR p.cluster_id = ?) AND (? = 0 OR c.account_id = ?) ORDER BY c.name, p.id`,
+		f.ClusterID, f.ClusterID, f.AccountID, f.AccountID)
 	if err != nil {
 		return nil, err
 	}

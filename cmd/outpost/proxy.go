@@ -175,29 +175,23 @@ func newProxyListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var ps []store.Proxy
+			var f store.ProxyFilter
 			if cluster != "" {
 				c, err := a.resolveCluster(cmd, account, cluster)
 				if err != nil {
 					return err
 				}
-				if ps, err = db.ListProxies(ctx(cmd), c.ID); err != nil {
+				f.ClusterID = c.ID
+			} else if account != "" {
+				acct, err := a.resolveAccount(cmd, account)
+				if err != nil {
 					return err
 				}
-			} else {
-				if ps, err = db.ListProxies(ctx(cmd), 0); err != nil {
-					return err
-				}
-				if account != "" {
-					acct, err := a.resolveAccount(cmd, account)
-					if err != nil {
-						return err
-					}
-					ps, err = filterProxies(cmd, a, ps, acct.ID)
-					if err != nil {
-						return err
-					}
-				}
+				f.AccountID = acct.ID
+			}
+			ps, err := db.FindProxies(ctx(cmd), f)
+			if err != nil {
+				return err
 			}
 			if a.jsonOut {
 				return a.printJSON(nonNil(ps))
@@ -216,29 +210,6 @@ func newProxyListCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster's proxy servers")
 	cmd.Flags().StringVar(&account, "account", "", "only this account's proxy servers")
 	return cmd
-}
-
-// filterProxies keeps the proxies of one account's clusters.
-func filterProxies(cmd *cobra.Command, a *app, ps []store.Proxy, accountID int64) ([]store.Proxy, error) {
-	db, err := a.store()
-	if err != nil {
-		return nil, err
-	}
-	cs, err := db.ListClusters(ctx(cmd), accountID)
-	if err != nil {
-		return nil, err
-	}
-	mine := map[int64]bool{}
-	for _, c := range cs {
-		mine[c.ID] = true
-	}
-	var out []store.Proxy
-	for _, p := range ps {
-		if mine[p.ClusterID] {
-			out = append(out, p)
-		}
-	}
-	return out, nil
 }
 
 // proxyArg parses a proxy id argument, opens the store and loads the proxy.
