@@ -281,26 +281,6 @@ func (db *DB) Settings() Settings {
 	return db.settings
 }
 
-var settingNames = []string{"offline_after", "inventory_interval", "uninstall_grace", "proxy_offline_after", "bind_batch_gap", "poll_timeout"}
-
-func (s *Settings) field(name string) *time.Duration {
-	switch name {
-	case "offline_after":
-		return &s.OfflineAfter
-	case "inventory_interval":
-		return &s.InventoryInterval
-	case "uninstall_grace":
-		return &s.UninstallGrace
-	case "proxy_offline_after":
-		return &s.ProxyOfflineAfter
-	case "bind_batch_gap":
-		return &s.BindBatchGap
-	case "poll_timeout":
-		return &s.PollTimeout
-	}
-	return nil
-}
-
 func (db *DB) loadSettings(ctx context.Context) error {
 	s := DefaultSettings()
 	rows, err := db.r.QueryContext(ctx, `SELECT key, value FROM settings`)
@@ -340,15 +320,13 @@ func (db *DB) SetSettings(ctx context.Context, s Settings) error {
 		return err
 	}
 	defer tx.Rollback()
-	for _, name := range settingNames {
-		v := *s.field(name)
+	for _, f := range settingFields {
 		if _, err := tx.exec(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
-			name, strconv.FormatInt(int64(v), 10)); err != nil {
+			f.Key, strconv.FormatInt(int64(*f.Of(&s)), 10)); err != nil {
 			return err
 		}
 	}
-	if err := tx.audit("settings.set", "settings", "offline_after=%s inventory_interval=%s uninstall_grace=%s proxy_offline_after=%s bind_batch_gap=%s poll_timeout=%s",
-		s.OfflineAfter, s.InventoryInterval, s.UninstallGrace, s.ProxyOfflineAfter, s.BindBatchGap, s.PollTimeout); err != nil {
+	if err := tx.audit("settings.set", "settings", "%s", s); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

@@ -109,17 +109,9 @@ func DefaultSettings() Settings {
 
 // Validate names the first bad field.
 func (s Settings) Validate() error {
-	check := []struct {
-		name string
-		v    time.Duration
-	}{
-		{"offline_after", s.OfflineAfter}, {"inventory_interval", s.InventoryInterval},
-		{"uninstall_grace", s.UninstallGrace}, {"proxy_offline_after", s.ProxyOfflineAfter},
-		{"bind_batch_gap", s.BindBatchGap}, {"poll_timeout", s.PollTimeout},
-	}
-	for _, c := range check {
-		if c.v <= 0 {
-			return Errorf(EInvalid, "setting %s must be positive, got %s", c.name, c.v)
+	for _, f := range settingFields {
+		if v := *f.Of(&s); v <= 0 {
+			return Errorf(EInvalid, "setting %s must be positive, got %s", f.Key, v)
 		}
 	}
 	if s.InventoryInterval >= s.OfflineAfter {

@@ -617,7 +617,7 @@ func TestReadOnlyAgentViews(t *testing.T) {
 		"uninstall": uninstallConfirm(c, 0, []string{"x"}),
 		"install":   createInstallForm(c),
 		"revoke":    revokeInstallConfirm(c, 0, store.InstallCommand{ID: 1}),
-		"setting":   editSetting(c, settingItem{setting: settingsList[0]}),
+		"setting":   editSetting(c, settingItem{SettingField: store.SettingFields()[0]}),
 		"start":     startBind(c, bindStartMsg{cluster: gz, ids: []string{"x"}}),
 	} {
 		msg, ok := cmd().(FlashMsg)

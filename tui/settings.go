@@ -21,24 +21,9 @@ type SettingsView struct {
 	w, h int
 }
 
-// setting is one row of the settings table.
-type setting struct {
-	name, meaning string
-	get           func(s *store.Settings) *time.Duration
-}
-
-var settingsList = []setting{
-	{"offline_after", "an agent not heard of for this long is offline (Unprotected)", func(s *store.Settings) *time.Duration { return &s.OfflineAfter }},
-	{"inventory_interval", "how often agents send their online data (inventory)", func(s *store.Settings) *time.Duration { return &s.InventoryInterval }},
-	{"uninstall_grace", "an uninstall not acknowledged counts as done after this without contact", func(s *store.Settings) *time.Duration { return &s.UninstallGrace }},
-	{"proxy_offline_after", "a proxy server without heartbeat for this long is offline", func(s *store.Settings) *time.Duration { return &s.ProxyOfflineAfter }},
-	{"bind_batch_gap", "least time between two bind batches (500 hosts) to one cluster", func(s *store.Settings) *time.Duration { return &s.BindBatchGap }},
-	{"poll_timeout", "how long a relay holds an agent's check-in open (long poll)", func(s *store.Settings) *time.Duration { return &s.PollTimeout }},
-}
-
 // settingItem is a row's data.
 type settingItem struct {
-	setting
+	store.SettingField
 	value, def time.Duration
 }
 
@@ -56,16 +41,16 @@ func NewSettingsView(c *Common) *SettingsView {
 	v.table = NewTable(c, cols, func(ctx context.Context, b Backend, q Query) (Page, error) {
 		cur, def := b.Settings(), store.DefaultSettings()
 		var items []settingItem
-		for _, s := range settingsList {
-			items = append(items, settingItem{setting: s, value: *s.get(&cur), def: *s.get(&def)})
+		for _, s := range store.SettingFields() {
+			items = append(items, settingItem{SettingField: s, value: *s.Of(&cur), def: *s.Of(&def)})
 		}
-		return PageOf(items, q, func(it settingItem, f string) bool { return Contains(f, it.name, it.meaning) }, nil,
+		return PageOf(items, q, func(it settingItem, f string) bool { return Contains(f, it.Key, it.Meaning) }, nil,
 			func(it settingItem) Row {
 				tone := ToneNone
 				if it.value != it.def {
 					tone = ToneWarn
 				}
-				return Row{ID: it.name, Cells: []string{it.name, store.FormatDuration(it.value), store.FormatDuration(it.def), it.meaning}, Tones: []Tone{1: tone}, Data: it}
+				return Row{ID: it.Key, Cells: []string{it.Key, store.FormatDuration(it.value), store.FormatDuration(it.def), it.Meaning}, Tones: []Tone{1: tone}, Data: it}
 			}), nil
 	})
 	return v
@@ -113,8 +98,8 @@ func editSetting(c *Common, it settingItem) tea.Cmd {
 	if cmd := readOnly(c); cmd != nil {
 		return cmd
 	}
-	f := NewForm(c, "Setting "+it.name, Field{Key: "value", Label: "Value", Value: store.FormatDuration(it.value), Hint: "e.g. 30s, 12h or 7d"})
-	f.Note = it.meaning + fmt.Sprintf(" (default %s).", store.FormatDuration(it.def))
+	f := NewForm(c, "Setting "+it.Key, Field{Key: "value", Label: "Value", Value: store.FormatDuration(it.value), Hint: "e.g. 30s, 12h or 7d"})
+	f.Note = it.Meaning + fmt.Sprintf(" (default %s).", store.FormatDuration(it.def))
 	f.Submit = func(v Values) (tea.Cmd, error) {
 		if cmd := readOnly(c); cmd != nil {
 			return nil, store.Errorf(store.EForbidden, "read-only dashboard: nothing can be changed")
@@ -125,14 +110,14 @@ func editSetting(c *Common, it settingItem) tea.Cmd {
 		}
 		return c.Call(func(ctx context.Context, b Backend) tea.Msg {
 			s := b.Settings()
-			*it.get(&s) = d
+			*it.Of(&s) = d
 			if err := s.Validate(); err != nil {
 				return f.Result(err, "", nil)
 			}
 			if err := b.SetSettings(ctx, s); err != nil {
 				return f.Result(err, "", nil)
 			}
-			return f.Result(nil, fmt.Sprintf("%s = %s: running relays apply it within a second", it.name, store.FormatDuration(d)), nil)
+			return f.Result(nil, fmt.Sprintf("%s = %s: running relays apply it within a second", it.Key, store.FormatDuration(d)), nil)
 		}), nil
 	}
 	return OpenDialog(f)

@@ -11,26 +11,6 @@ import (
 
 func init() { register("", newSettingsCmd) }
 
-// settingFields lists the timing settings in display order with their field.
-func settingFields(s *store.Settings) []struct {
-	key  string
-	v    *time.Duration
-	help string
-} {
-	return []struct {
-		key  string
-		v    *time.Duration
-		help string
-	}{
-		{"offline_after", &s.OfflineAfter, "an agent is offline (Unprotected) after this long without contact"},
-		{"inventory_interval", &s.InventoryInterval, "how often an agent sends its full inventory (online data)"},
-		{"uninstall_grace", &s.UninstallGrace, "after an uninstall, the asset turns Unprotected after this"},
-		{"proxy_offline_after", &s.ProxyOfflineAfter, "a proxy server is offline after this long without a heartbeat"},
-		{"bind_batch_gap", &s.BindBatchGap, "minimum time between two bind batches of a cluster"},
-		{"poll_timeout", &s.PollTimeout, "how long a relay holds an agent's check-in open"},
-	}
-}
-
 func newSettingsCmd(a *app) *cobra.Command {
 	cmd := group("settings", "Show and change the timing settings")
 	cmd.AddCommand(&cobra.Command{
@@ -62,7 +42,6 @@ offline_after counts at once in every listing and the live summary.`,
 				return err
 			}
 			s := db.Settings()
-			fields := settingFields(&s)
 			for _, arg := range args {
 				key, val, ok := strings.Cut(arg, "=")
 				if !ok {
@@ -70,10 +49,10 @@ offline_after counts at once in every listing and the live summary.`,
 				}
 				var dst *time.Duration
 				var keys []string
-				for _, f := range fields {
-					keys = append(keys, f.key)
-					if f.key == key {
-						dst = f.v
+				for _, f := range store.SettingFields() {
+					keys = append(keys, f.Key)
+					if f.Key == key {
+						dst = f.Of(&s)
 					}
 				}
 				if dst == nil {
@@ -105,17 +84,17 @@ func parseSettingDuration(key, s string) (time.Duration, error) {
 }
 
 func (a *app) printSettings(s store.Settings) error {
-	fields := settingFields(&s)
+	fields := store.SettingFields()
 	if a.jsonOut {
 		out := map[string]string{}
 		for _, f := range fields {
-			out[f.key] = store.FormatDuration(*f.v)
+			out[f.Key] = store.FormatDuration(*f.Of(&s))
 		}
 		return a.printJSON(out)
 	}
 	var rows [][]string
 	for _, f := range fields {
-		rows = append(rows, []string{f.key, store.FormatDuration(*f.v), f.help})
+		rows = append(rows, []string{f.Key, store.FormatDuration(*f.Of(&s)), f.Meaning})
 	}
 	a.printTable([]string{"KEY", "VALUE", "MEANING"}, rows)
 	return nil
