@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 // Identity is what `BINARY --self-test` prints, one JSON line.
@@ -133,7 +135,7 @@ func Install(binary, staged string) (prev string, err error) {
 	if err := os.Rename(next, binary); err != nil {
 		return "", fmt.Errorf("install: %w", err)
 	}
-	if err := syncDir(filepath.Dir(binary)); err != nil {
+	if err := wire.SyncDir(filepath.Dir(binary)); err != nil {
 		return prev, fmt.Errorf("install: %w", err)
 	}
 	return prev, nil
@@ -144,7 +146,7 @@ func Restore(binary, prev string) error {
 	if err := os.Rename(prev, binary); err != nil {
 		return fmt.Errorf("restore %s: %w", prev, err)
 	}
-	return syncDir(filepath.Dir(binary))
+	return wire.SyncDir(filepath.Dir(binary))
 }
 
 func copyFile(from, to string) error {
@@ -172,16 +174,4 @@ func copyFile(from, to string) error {
 		os.Remove(to)
 	}
 	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

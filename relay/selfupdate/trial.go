@@ -214,29 +214,11 @@ func load(dir string) (*Trial, error) {
 	return &t, nil
 }
 
-// save writes the trial atomically (temporary file, sync, rename).
+// save writes the trial atomically (wire.WriteFileAtomic: trial.json.tmp,
+// sync, rename, directory synced).
 func save(dir string, t *Trial) error {
 	b, _ := json.MarshalIndent(t, "", "  ")
-	tmp := trialPath(dir) + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, trialPath(dir))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(upgradeDir(dir))
+	return wire.WriteFileAtomic(trialPath(dir), append(b, '\n'), 0o600)
 }
 
 // setOutcome ends the trial unless it has ended; it reports whether this
