@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"outpost/relay/internal/fsx"
 	"outpost/relay/wire"
 )
 
@@ -270,7 +269,7 @@ func serial() *big.Int {
 
 // writeFile0600 replaces a file only the relay's user may read (keys,
 // credentials), atomically and durably.
-func writeFile0600(path string, b []byte) error { return fsx.WriteFileAtomic(path, b, 0o600) }
+func writeFile0600(path string, b []byte) error { return wire.WriteFileAtomic(path, b, 0o600) }
 
 // ServerKeyPin is the pin of the server certificate's public key
 // (wire.KeyPin), "" before one is loaded.

@@ -1,6 +1,10 @@
 // Package wire holds the JSON shapes of the agent-facing, relay-facing and
 // collector protocols. It is a leaf package so that agents (agentsim) can
-// speak the protocol without importing the relay server.
+// speak the protocol without importing the relay server. Because it is the
+// one project package agentsim may import (DESIGN.md), it also holds what
+// both sides need and would otherwise copy: the seed's fixed values and
+// units (seed.go) and atomic file writes (fsx.go; relay/internal/fsx
+// forwards to it).
 package wire
 
 import (
