@@ -80,7 +80,17 @@ func (c perfConfig) rowCmd(rows string) string {
 	return "`OUTPOST_PERF_ROWS=" + rows + " " + c.cmd + "`"
 }
 
-type perfRow struct{ figure, outpost, peer, limit, ratio, command string }
+type perfRow struct {
+	figure, outpost, peer, limit, ratio, command string
+	target                                       *perfTarget // nil: the issue sets none
+}
+
+// perfTarget is one of the issue's targets and whether this run met it.
+type perfTarget struct {
+	what string // "forward intake ≥ 100 MB/s"
+	got  string
+	met  bool
+}
 
 // TestPerf is `make perf`: Outpost beside its peers and limits on this
 // machine, every process on loopback, one markdown table at the end
@@ -132,6 +142,16 @@ func printPerfTable(rows []perfRow, cfg perfConfig, took time.Duration) {
 		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", r.figure, r.outpost, r.peer, r.limit, r.ratio, r.command)
 	}
 	fmt.Println("\nratio: Outpost / peer, or Outpost / limit where there is no peer.")
+	fmt.Println("\nTargets:")
+	for _, r := range rows {
+		if g := r.target; g != nil {
+			verdict := "not met"
+			if g.met {
+				verdict = "met"
+			}
+			fmt.Printf("- %s: %s (%s)\n", g.what, verdict, g.got)
+		}
+	}
 }
 
 // perfIntake: events in, acknowledged durable, forward and cache mode,
@@ -167,7 +187,8 @@ func perfIntake(t *testing.T, e *perfEvents, cfg perfConfig) []perfRow {
 	row := func(mode string, mb, ev []float64) perfRow {
 		return perfRow{figure: "events in, acknowledged durable, " + mode + " mode (target ≥ 100 MB/s)",
 			outpost: fmt.Sprintf("%s (%s ev/s)", mbs(perfMedian(mb)), perfSI(perfMedian(ev))), peer: peer, limit: limit,
-			ratio: perfRatio(perfMedian(mb), perfMedian(ng)), command: cfg.rowCmd("intake")}
+			ratio: perfRatio(perfMedian(mb), perfMedian(ng)), command: cfg.rowCmd("intake"),
+			target: &perfTarget{mode + " mode intake ≥ 100 MB/s", mbs(perfMedian(mb)), perfMedian(mb) >= 100}}
 	}
 	return []perfRow{row("forward", fw, fwEv), row("cache", ca, caEv)}
 }
@@ -219,7 +240,8 @@ func perfSustain(t *testing.T, e *perfEvents, cfg perfConfig) []perfRow {
 	return []perfRow{
 		{figure: "forward mode sustained " + secs + ", end to end (target ≥ 1.0x nginx -> center)",
 			outpost: fmt.Sprintf("%s ev/s forwarded (%s ev/s in), spool %+.0f MB", perfSI(perfMedian(fwd)), perfSI(perfMedian(intake)), perfMedian(growth)),
-			peer:    peer, limit: "-", ratio: perfRatio(perfMedian(fwd), perfMedian(ng)), command: cfg.rowCmd("sustain")},
+			peer:    peer, limit: "-", ratio: perfRatio(perfMedian(fwd), perfMedian(ng)), command: cfg.rowCmd("sustain"),
+			target: &perfTarget{"sustained forwarding ≥ 1.0x nginx -> center", perfRatio(perfMedian(fwd), perfMedian(ng)) + "x", perfMedian(fwd) >= perfMedian(ng)}},
 		{figure: "relay CPU per event, same runs (lower is better)",
 			outpost: fmt.Sprintf("%.2f µs (center %.2f µs more)", perfMedian(relayCPU), perfMedian(centerCPU)),
 			peer:    cpuPeer, limit: "-", ratio: perfRatio(perfMedian(relayCPU), perfMedian(peerCPU)), command: cfg.rowCmd("sustain")},
@@ -247,7 +269,9 @@ func perfHeld(t *testing.T, h *perfHost, cfg perfConfig) []perfRow {
 		}
 	}
 	row := func(name, target string, s side, base string) perfRow {
-		return perfRow{figure: fmt.Sprintf("held check-in, relay RSS per agent, %s, %d agents (target ≤ %s)", name, cfg.agents, target),
+		limit, _ := strconv.ParseFloat(strings.Fields(target)[0], 64)
+		return perfRow{target: &perfTarget{"relay RSS per held " + name + " agent ≤ " + target, fmt.Sprintf("%.1f KiB", perfMedian(s.relay)), perfMedian(s.relay) <= limit},
+			figure:  fmt.Sprintf("held check-in, relay RSS per agent, %s, %d agents (target ≤ %s)", name, cfg.agents, target),
 			outpost: fmt.Sprintf("%.1f KiB (%.1f goroutines per agent)", perfMedian(s.relay), perfMedian(s.gor)),
 			peer:    fmt.Sprintf("idle net/http %s connection %.1f KiB", base, perfMedian(s.base)), limit: "-",
 			ratio: perfRatio(perfMedian(s.relay), perfMedian(s.base)), command: "`OUTPOST_PERF_AGENTS=" + strconv.Itoa(cfg.agents) + " " + strings.Trim(cfg.rowCmd("held"), "`") + "`"}
@@ -262,10 +286,12 @@ func perfCheckins(t *testing.T, h *perfHost, cfg perfConfig) []perfRow {
 	bench, why := buildStoreBench(t)
 	h.start(t)
 	since := time.Now()
-	var tlsR, plainR, storeR []float64
+	var tlsR, plainR, storeR, tlsCPU, plainCPU []float64
 	for i := range cfg.pairs {
-		tlsR = append(tlsR, checkinRate(t, h, true, cfg.workers, cfg.checkin))
-		plainR = append(plainR, checkinRate(t, h, false, cfg.workers, cfg.checkin))
+		r, c := checkinRate(t, h, true, cfg.workers, cfg.checkin)
+		tlsR, tlsCPU = append(tlsR, r), append(tlsCPU, c)
+		r, c = checkinRate(t, h, false, cfg.workers, cfg.checkin)
+		plainR, plainCPU = append(plainR, r), append(plainCPU, c)
 		if bench != "" {
 			v, err := runStoreBench(bench)
 			if err != nil {
@@ -282,11 +308,15 @@ func perfCheckins(t *testing.T, h *perfHost, cfg perfConfig) []perfRow {
 	if len(storeR) == 0 {
 		limit = "store alone: " + why
 	}
-	row := func(name, target string, r []float64) perfRow {
-		return perfRow{figure: "check-ins end to end into SQLite, " + name + target,
-			outpost: perfSI(perfMedian(r)) + "/s", peer: "-", limit: limit, ratio: perfRatio(perfMedian(r), perfMedian(storeR)), command: cfg.rowCmd("checkins")}
+	row := func(name, target string, r, cpu []float64) perfRow {
+		var goal *perfTarget
+		if target != "" {
+			goal = &perfTarget{"check-ins over " + name + " ≥ 25,000/s", perfSI(perfMedian(r)) + "/s", perfMedian(r) >= 25_000}
+		}
+		return perfRow{target: goal, figure: "check-ins end to end into SQLite, " + name + target,
+			outpost: fmt.Sprintf("%s/s (relay %.0f µs CPU each)", perfSI(perfMedian(r)), perfMedian(cpu)), peer: "-", limit: limit, ratio: perfRatio(perfMedian(r), perfMedian(storeR)), command: cfg.rowCmd("checkins")}
 	}
-	return []perfRow{row("TLS", " (target ≥ 25,000/s)", tlsR), row("HTTP/1.1", "", plainR)}
+	return []perfRow{row("TLS", " (target ≥ 25,000/s)", tlsR, tlsCPU), row("HTTP/1.1", "", plainR, plainCPU)}
 }
 
 // buildStoreBench compiles the store's test binary once.

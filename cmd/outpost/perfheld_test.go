@@ -205,8 +205,10 @@ func heldBaseline(t *testing.T, useTLS bool, n int) float64 {
 
 // checkinRate drives back-to-back check-ins (no hold) for d from workers
 // connections (one per worker, its agents always on it), each check-in a
-// different agent, so each is a row the relay writes to SQLite.
-func checkinRate(t *testing.T, h *perfHost, useTLS bool, workers int, d time.Duration) (perSec float64) {
+// different agent, so each is a row the relay writes to SQLite. It returns
+// check-ins/s and the relay's CPU per check-in (µs): the generator shares
+// the machine, so the second figure says what the relay alone would take.
+func checkinRate(t *testing.T, h *perfHost, useTLS bool, workers int, d time.Duration) (perSec, relayCPU float64) {
 	t.Helper()
 	u := h.plain
 	if useTLS {
@@ -218,6 +220,8 @@ func checkinRate(t *testing.T, h *perfHost, useTLS bool, workers int, d time.Dur
 	var ok, failed int64
 	var firstErr error
 	var wg sync.WaitGroup
+	pid := h.p.cmd.Process.Pid
+	relay0, self0 := cpuOf(pid), cpuOf(os.Getpid())
 	start := time.Now()
 	deadline := start.Add(d)
 	for w := range workers {
@@ -251,10 +255,14 @@ func checkinRate(t *testing.T, h *perfHost, useTLS bool, workers int, d time.Dur
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	relayCPU = cpuOf(pid) - relay0
+	// Whether the relay or this generator was the bottleneck.
+	t.Logf("  check-ins (TLS %v): relay used %.2f cores, the generator %.2f", useTLS,
+		relayCPU/elapsed.Seconds(), (cpuOf(os.Getpid())-self0)/elapsed.Seconds())
 	if failed > 0 {
 		t.Logf("  %d check-ins failed (first: %v)", failed, firstErr)
 	}
-	return float64(ok) / elapsed.Seconds()
+	return float64(ok) / elapsed.Seconds(), relayCPU / float64(max(ok, 1)) * 1e6
 }
 
 // written says how many agents' last check-in in SQLite is since t0: the
