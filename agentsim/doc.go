@@ -2,8 +2,8 @@
 // over a list of relay URLs, CA pinning, optional source address), the Agent
 // loop shared by the reference agent (`outpost agent run`) and simulated
 // agents (enrolment, long-poll check-in, inventory on its interval,
-// bind/unbind/uninstall commands, events with at-least-once delivery), host
-// facts read from /proc and /etc (HostFS), a generator of varied fleets
+// bind/unbind/uninstall commands, events with at-least-once delivery), a
+// generator of varied fleets
 // (FakeHost) and the simulator RunSim with its end-of-run Report.
 //
 // Failover: a call tries the URL in use, then each other URL once, and the
@@ -52,8 +52,10 @@
 // the ephemeral port range. Linger batches each agent's events into one
 // request per interval. The load harness is TestLoad (make load).
 //
-// Subpackages: doctor (the checks of `outpost doctor`; it imports only
-// agentsim and relay/wire, see its doc.go). What the seed fixes and both
+// Subpackages: hostfacts (this machine's facts read from /proc and /etc:
+// HostFS; agentsim.HostFS is an alias kept for the doctor), doctor (the
+// checks of `outpost doctor`; it imports only agentsim and relay/wire, see
+// its doc.go). What the seed fixes and both
 // sides show (DuplicateFix, the cache cap, FormatBytes) lives in relay/wire,
 // the one project package agentsim may import.
 package agentsim

@@ -28,6 +28,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"outpost/agentsim"
+	"outpost/agentsim/hostfacts"
 	"outpost/relay/selfupdate"
 	"outpost/relay/wire"
 )
@@ -268,7 +269,7 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		InventoryEvery: r.inventoryEvery,
 		Stats:          &agentsim.Stats{},
 		Logf:           r.logf,
-		Load:           agentsim.HostFS{}.Load,
+		Load:           hostfacts.HostFS{}.Load,
 	}
 	if err := r.hook(ag, client, dir); err != nil {
 		return err
@@ -334,7 +335,7 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 // host is this machine's facts, the fingerprint from --machine-id-file
 // when given.
 func (r *agentRun) host() (wire.Host, error) {
-	host, err := agentsim.HostFS{}.Host(version)
+	host, err := hostfacts.HostFS{}.Host(version)
 	if err != nil || r.machineIDFile == "" {
 		return host, err
 	}
@@ -375,7 +376,7 @@ func (r *agentRun) uninstall(closeBuf func() error, dir string) error {
 
 // inventory reads this machine's online data.
 func (r *agentRun) inventory() wire.Inventory {
-	inv, err := agentsim.HostFS{}.Inventory()
+	inv, err := hostfacts.HostFS{}.Inventory()
 	if err != nil {
 		r.logf("inventory: %v", err)
 	}
