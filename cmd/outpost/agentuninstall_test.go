@@ -118,6 +118,8 @@ func TestRemoveAgentDir(t *testing.T) {
 		wantLeft []string
 	}{
 		{"agent files", []string{"identity.json", ".identity.json.tmp-1", "buffer/events.log", "relay/relay.log", "service.env", "upgrade/trial.json", "release-keys.json"}, true, nil},
+		{"temp files a crash left", []string{"identity.json", "release-keys.json.tmp", "service.env.tmp", ".service.env.tmp123"}, true, nil},
+		{"temp file of a foreign file", []string{"identity.json", "notes.txt.tmp"}, false, []string{"notes.txt.tmp"}},
 		{"foreign file", []string{"identity.json", "buffer/seq", "notes.txt"}, false, []string{"notes.txt"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
