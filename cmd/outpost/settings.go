@@ -27,10 +27,9 @@ func newSettingsCmd(a *app) *cobra.Command {
 	}, &cobra.Command{
 		Use:   "set KEY=DURATION...",
 		Short: "Change timing settings, e.g. bind_batch_gap=1m offline_after=12h",
-		Long: `Change timing settings. Keys: offline_after, inventory_interval,
-uninstall_grace, proxy_offline_after, bind_batch_gap, poll_timeout. Values are
-durations such as 90s, 5h or 1d. inventory_interval must stay shorter than
-offline_after. The running management host (outpost relay, outpost up)
+		Long: "Change timing settings. Keys:\n  " + strings.Join(settingKeys(), ", ") + `.
+Values are durations such as 90s, 5h or 1d. inventory_interval must stay
+shorter than offline_after. The running management host (outpost relay, outpost up)
 reloads the settings every second and answers held check-ins at once, so
 connected agents, direct or through joined relays, take inventory_interval
 and poll_timeout from their next check-in answer (within seconds), and
@@ -48,15 +47,13 @@ offline_after counts at once in every listing and the live summary.`,
 					return usageErrorf("%q: want KEY=DURATION", arg)
 				}
 				var dst *time.Duration
-				var keys []string
 				for _, f := range store.SettingFields() {
-					keys = append(keys, f.Key)
 					if f.Key == key {
 						dst = f.Of(&s)
 					}
 				}
 				if dst == nil {
-					return usageErrorf("unknown key %q: want one of %s", key, strings.Join(keys, ", "))
+					return usageErrorf("unknown key %q: want one of %s", key, strings.Join(settingKeys(), ", "))
 				}
 				d, err := parseSettingDuration(key, val)
 				if err != nil {
@@ -71,6 +68,15 @@ offline_after counts at once in every listing and the live summary.`,
 		},
 	})
 	return cmd
+}
+
+// settingKeys are the settings' keys in display order.
+func settingKeys() []string {
+	var keys []string
+	for _, f := range store.SettingFields() {
+		keys = append(keys, f.Key)
+	}
+	return keys
 }
 
 // parseSettingDuration reads a value; the store decides whether it is
