@@ -43,7 +43,10 @@
 // limit, its sentence (Text) and its fix (Fix), so the CLI, the dashboard
 // and the doctor show them without re-deriving the rules), upgrade
 // (UpgradeProxy: older than the latest release, none under way), duplicate
-// identity (RecordCheckins), uninstall only when online (Uninstall).
+// identity (RecordCheckins), uninstall only when online (Uninstall). The
+// six timing settings are one list, SettingFields (key, meaning, field):
+// Validate, loading, saving, the audit detail, the CLI and the dashboard
+// all read it.
 //
 // Choices the documents leave open:
 //   - Binding an agent that is bound to another cluster moves it.
