@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,118 +69,6 @@ type SimConfig struct {
 	Logf      func(string, ...any)
 }
 
-// Percentiles summarise a latency distribution in milliseconds.
-type Percentiles struct {
-	N   int64   `json:"n"`
-	P50 float64 `json:"p50_ms"`
-	P90 float64 `json:"p90_ms"`
-	P99 float64 `json:"p99_ms"`
-	Max float64 `json:"max_ms"`
-}
-
-// Report is the end-of-run summary (also printed as JSON with --json).
-type Report struct {
-	Agents        int   `json:"agents"`
-	Enrolled      int64 `json:"enrolled"`
-	EnrolFailures int64 `json:"enrol_failures"`
-	MaxConnected  int64 `json:"max_connected"`
-	Checkins      int64 `json:"checkins"`
-	CheckinErrors int64 `json:"checkin_errors"`
-	Commands      int64 `json:"commands"`
-	EventsSent    int64 `json:"events_sent"`
-	EventsAcked   int64 `json:"events_acked"`
-	Unacked       int64 `json:"events_unacked"`
-	Throttled     int64 `json:"throttled_429"`
-	SendErrors    int64 `json:"send_errors"`
-	// Received, Lost and Duplicates come from the collector's counts: nil
-	// (null) when no collector was asked, so nothing was checked.
-	Received       *int64      `json:"received_by_collector"`
-	Lost           *int64      `json:"lost"`
-	Duplicates     *int64      `json:"duplicates"`
-	EnrolLatency   Percentiles `json:"enrol_latency"`
-	CheckinLatency Percentiles `json:"checkin_latency"`
-	EventLatency   Percentiles `json:"event_latency"`
-	Elapsed        string      `json:"elapsed"`
-	Churned        int         `json:"churned"`
-	Returns        int64       `json:"churn_returns"`         // times a churned agent came back
-	AgentsFailed   int64       `json:"agents_failed"`         // ended by a refusal before the run did
-	FirstError     string      `json:"first_error,omitempty"` // the first such refusal
-	// FailedBy counts the failed agents by reason ("refused: install key
-	// not recognised", "no relay usable: refused: needs TLS", ...).
-	FailedBy map[string]int64 `json:"agents_failed_by_reason,omitempty"`
-	// Problems are why the run failed (the command exits 1): acknowledged
-	// events lost, agents failed for good, events left unacknowledged.
-	Problems []string `json:"problems,omitempty"`
-}
-
-// problems lists what makes the run a failure, each with its count.
-func (r Report) problems() []string {
-	var out []string
-	if r.Lost != nil && *r.Lost > 0 {
-		out = append(out, fmt.Sprintf("%d acknowledged events did not reach the collector", *r.Lost))
-	}
-	if r.AgentsFailed > 0 {
-		reasons := make([]string, 0, len(r.FailedBy))
-		for why, n := range r.FailedBy {
-			reasons = append(reasons, fmt.Sprintf("%d %s", n, why))
-		}
-		sort.Strings(reasons)
-		out = append(out, fmt.Sprintf("%d agents failed for good (%s)", r.AgentsFailed, strings.Join(reasons, "; ")))
-	}
-	if r.Unacked > 0 {
-		out = append(out, fmt.Sprintf("%d events still unacknowledged at the end", r.Unacked))
-	}
-	return out
-}
-
-// String renders the report as a table.
-func (r Report) String() string {
-	var b strings.Builder
-	row := func(k string, v any) { fmt.Fprintf(&b, "%-24s %v\n", k, v) }
-	row("agents", r.Agents)
-	row("enrolled", r.Enrolled)
-	row("enrol failures", r.EnrolFailures)
-	row("max connected", r.MaxConnected)
-	row("check-ins", r.Checkins)
-	row("check-in errors", r.CheckinErrors)
-	row("commands", r.Commands)
-	row("churned", fmt.Sprintf("%d (came back %d times)", r.Churned, r.Returns))
-	row("agents failed", r.AgentsFailed)
-	reasons := make([]string, 0, len(r.FailedBy))
-	for why := range r.FailedBy {
-		reasons = append(reasons, why)
-	}
-	sort.Strings(reasons)
-	for _, why := range reasons {
-		row("", fmt.Sprintf("%d %s", r.FailedBy[why], why))
-	}
-	row("events sent", r.EventsSent)
-	row("events acknowledged", r.EventsAcked)
-	row("events unacknowledged", r.Unacked)
-	row("429 answers", r.Throttled)
-	row("send errors", r.SendErrors)
-	checked := func(v *int64) any {
-		if v == nil {
-			return "not checked (no --collector)"
-		}
-		return *v
-	}
-	row("received by collector", checked(r.Received))
-	row("lost", checked(r.Lost))
-	row("duplicates", checked(r.Duplicates))
-	p := func(x Percentiles) string {
-		return fmt.Sprintf("p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms  (n=%d)", x.P50, x.P90, x.P99, x.Max, x.N)
-	}
-	row("enrol latency", p(r.EnrolLatency))
-	row("check-in latency", p(r.CheckinLatency))
-	row("event ack latency", p(r.EventLatency))
-	row("elapsed", r.Elapsed)
-	for _, p := range r.Problems {
-		row("FAILED", p)
-	}
-	return b.String()
-}
-
 // RaiseFileLimit lifts the soft RLIMIT_NOFILE to the hard limit; a fleet of
 // agents needs two sockets each.
 func RaiseFileLimit() (uint64, error) {
@@ -216,10 +102,25 @@ func loopbackTarget(urls []string) bool {
 	return len(urls) > 0
 }
 
-// RunSim runs the fleet and returns its report.
+// RunSim runs the fleet and returns its report: setup (defaults,
+// transports, agents), run (until Duration or ctx ends, or every agent
+// gave up), drain (deliver what is still buffered) and report.
 func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Report{}, err
+	}
+	RaiseFileLimit()
+	s := newSim(cfg)
+	s.run(ctx)
+	s.drain(ctx)
+	return s.report(ctx)
+}
+
+// withDefaults checks cfg and fills in what was left zero.
+func (cfg SimConfig) withDefaults() (SimConfig, error) {
 	if cfg.Agents <= 0 {
-		return Report{}, fmt.Errorf("agents: must be positive")
+		return cfg, fmt.Errorf("agents: must be positive")
 	}
 	if cfg.Keys == nil && cfg.Key != "" {
 		cfg.Keys = map[string]string{"": cfg.Key}
@@ -228,7 +129,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 		}
 	}
 	if len(cfg.Proxies) == 0 || len(cfg.Keys) == 0 {
-		return Report{}, fmt.Errorf("proxy and key are required")
+		return cfg, fmt.Errorf("proxy and key are required")
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -245,14 +146,45 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 	if cfg.EnrolRate == 0 {
 		cfg.EnrolRate = 500
 	}
-	RaiseFileLimit()
+	return cfg, nil
+}
+
+// sim is one RunSim: its fleet and what the run counted beside Stats.
+type sim struct {
+	cfg        SimConfig
+	transports []*http.Transport
+	agents     []*Agent
+	keys       *fleetKeys
+	stats      *Stats
+	start      time.Time
+
+	churned         int
+	failed, returns atomic.Int64
+	failMu          sync.Mutex
+	firstErr        error
+	failedBy        map[string]int64
+}
+
+func newSim(cfg SimConfig) *sim {
+	s := &sim{cfg: cfg, keys: newFleetKeys(cfg.Keys), stats: &Stats{}, failedBy: map[string]int64{}}
+	s.transports = simTransports(cfg)
+	s.start = time.Now()
+	s.agents = make([]*Agent, cfg.Agents)
+	for i := range s.agents {
+		s.agents[i] = s.newAgent(i)
+	}
+	return s
+}
+
+// simTransports: over TLS each agent has its own transport (one HTTP/2
+// connection, as a real agent); over plain HTTP agents share one transport
+// per source address (HTTP/1.1: a held check-in and event posts use two
+// sockets).
+func simTransports(cfg SimConfig) []*http.Transport {
 	nIPs := cfg.SourceIPs
 	if nIPs == 0 && loopbackTarget(cfg.Proxies) {
 		nIPs = cfg.Agents/10000 + 1
 	}
-	// Over TLS each agent has its own transport (one HTTP/2 connection, as
-	// a real agent); over plain HTTP agents share one transport per source
-	// address (HTTP/1.1: a held check-in and event posts use two sockets).
 	perAgent := false
 	for _, u := range cfg.Proxies {
 		perAgent = perAgent || strings.HasPrefix(u, "https://")
@@ -271,9 +203,43 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 	for i := range transports {
 		transports[i] = NewTransport(ClientOptions{Proxies: cfg.Proxies, CASHA256: cfg.CASHA256, LocalIP: sourceIP(i)})
 	}
-	stats := &Stats{}
-	start := time.Now()
-	runCtx := ctx
+	return transports
+}
+
+// newAgent is the fleet's agent i, its host and inventory drawn from the
+// seed, its inventory drifting between reports.
+func (s *sim) newAgent(i int) *Agent {
+	cfg := s.cfg
+	var every time.Duration
+	if cfg.EventsPerSec > 0 {
+		every = time.Duration(float64(time.Second) / cfg.EventsPerSec)
+	}
+	h, inv := s.keys.host(cfg.Seed, cfg.FirstIndex+i, cfg.Version)
+	key := s.keys.key(h.OS)
+	cur := inv
+	r := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
+	var mu sync.Mutex
+	return &Agent{
+		Client: NewClient(ClientOptions{Proxies: cfg.Proxies, Transport: s.transports[i%len(s.transports)]}),
+		Key:    key, Host: h, Identity: &MemIdentity{}, Buffer: &MemBuffer{},
+		Inventory: func() wire.Inventory {
+			mu.Lock()
+			defer mu.Unlock()
+			cur = FakeInventoryDrift(cur, r)
+			return cur
+		},
+		EventEvery: every, Linger: cfg.Linger, Wait: cfg.Wait, InventoryEvery: cfg.InventoryEvery, Stats: s.stats, Logf: cfg.Logf,
+		EventData: func(seq uint64) json.RawMessage {
+			return json.RawMessage(fmt.Sprintf(`{"kind":"process_start","host":%q,"pid":%d}`, h.Hostname, 1000+seq%30000))
+		},
+	}
+}
+
+// run starts the agents at EnrolRate and returns when the run ended: its
+// Duration passed, ctx ended or every agent gave up.
+func (s *sim) run(ctx context.Context) {
+	cfg := s.cfg
+	var runCtx context.Context
 	var cancel context.CancelFunc
 	if cfg.Duration > 0 {
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
@@ -281,46 +247,13 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 		runCtx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
-
-	agents := make([]*Agent, cfg.Agents)
-	var every time.Duration
-	if cfg.EventsPerSec > 0 {
-		every = time.Duration(float64(time.Second) / cfg.EventsPerSec)
-	}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 7))
-	keys := newFleetKeys(cfg.Keys)
-	for i := range agents {
-		h, inv := keys.host(cfg.Seed, cfg.FirstIndex+i, cfg.Version)
-		key := keys.key(h.OS)
-		cur := inv
-		r := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
-		var mu sync.Mutex
-		agents[i] = &Agent{
-			Client: NewClient(ClientOptions{Proxies: cfg.Proxies, Transport: transports[i%len(transports)]}),
-			Key:    key, Host: h, Identity: &MemIdentity{}, Buffer: &MemBuffer{},
-			Inventory: func() wire.Inventory {
-				mu.Lock()
-				defer mu.Unlock()
-				cur = FakeInventoryDrift(cur, r)
-				return cur
-			},
-			EventEvery: every, Linger: cfg.Linger, Wait: cfg.Wait, InventoryEvery: cfg.InventoryEvery, Stats: stats, Logf: cfg.Logf,
-			EventData: func(seq uint64) json.RawMessage {
-				return json.RawMessage(fmt.Sprintf(`{"kind":"process_start","host":%q,"pid":%d}`, h.Hostname, 1000+seq%30000))
-			},
-		}
-	}
-	churned := 0
-	var failed, returns atomic.Int64
-	var failMu sync.Mutex
-	var firstErr error
-	failedBy := map[string]int64{}
 	var wg sync.WaitGroup
 	pace := time.Duration(float64(time.Second) / cfg.EnrolRate)
-	for i, a := range agents {
+	for i, a := range s.agents {
 		churn := rng.Float64() < cfg.Churn
 		if churn {
-			churned++
+			s.churned++
 		}
 		wg.Add(1)
 		go func(i int, a *Agent, churn bool) {
@@ -328,26 +261,36 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 			if !sleepCtx(runCtx, time.Duration(i)*pace) {
 				return
 			}
-			if err := runAgent(runCtx, a, churn, cfg, keys, cfg.FirstIndex+i, &returns); err != nil {
-				failMu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				failedBy[failureKind(err)]++
-				failMu.Unlock()
-				if failed.Add(1) == int64(cfg.Agents) {
-					cancel() // every agent gave up: nothing left to simulate
-				}
+			if err := runAgent(runCtx, a, churn, cfg, s.keys, cfg.FirstIndex+i, &s.returns); err != nil {
+				s.fail(err, cancel)
 			}
 		}(i, a, churn)
 	}
 	<-runCtx.Done()
 	wg.Wait()
-	// Deliver what is still buffered so the loss check sees every event.
-	dctx, dcancel := context.WithTimeout(ctx, cfg.DrainTimeout)
+}
+
+// fail counts an agent that gave up; the last one ends the run.
+func (s *sim) fail(err error, cancel context.CancelFunc) {
+	s.failMu.Lock()
+	if s.firstErr == nil {
+		s.firstErr = err
+	}
+	s.failedBy[failureKind(err)]++
+	s.failMu.Unlock()
+	if s.failed.Add(1) == int64(s.cfg.Agents) {
+		cancel() // every agent gave up: nothing left to simulate
+	}
+}
+
+// drain delivers what is still buffered so the loss check sees every
+// event, 256 agents at a time, for at most DrainTimeout.
+func (s *sim) drain(ctx context.Context) {
+	dctx, dcancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
+	defer dcancel()
 	var dwg sync.WaitGroup
 	sem := make(chan struct{}, 256)
-	for _, a := range agents {
+	for _, a := range s.agents {
 		if a.Buffer.Len() == 0 {
 			continue
 		}
@@ -360,32 +303,36 @@ func RunSim(ctx context.Context, cfg SimConfig) (Report, error) {
 		}(a)
 	}
 	dwg.Wait()
-	dcancel()
+}
 
-	rep := Report{Agents: cfg.Agents, Enrolled: stats.Enrolled.Load(), EnrolFailures: stats.EnrolFailures.Load(),
+// report gathers the run's figures, checks for loss against the collector
+// when there is one, and closes the idle connections.
+func (s *sim) report(ctx context.Context) (Report, error) {
+	stats := s.stats
+	rep := Report{Agents: s.cfg.Agents, Enrolled: stats.Enrolled.Load(), EnrolFailures: stats.EnrolFailures.Load(),
 		MaxConnected: stats.MaxHeld.Load(), Checkins: stats.Checkins.Load(), CheckinErrors: stats.CheckinErrors.Load(),
 		Commands: stats.Commands.Load(), EventsSent: stats.EventsGenerated.Load(), EventsAcked: stats.EventsAcked.Load(),
-		Throttled: stats.Throttled.Load(), SendErrors: stats.SendErrors.Load(), Churned: churned, Returns: returns.Load(),
+		Throttled: stats.Throttled.Load(), SendErrors: stats.SendErrors.Load(), Churned: s.churned, Returns: s.returns.Load(),
 		EnrolLatency: stats.EnrolLatency.percentiles(), CheckinLatency: stats.CheckinLatency.percentiles(),
 		EventLatency: stats.EventLatency.percentiles()}
-	for _, a := range agents {
+	for _, a := range s.agents {
 		rep.Unacked += int64(a.Buffer.Len())
 	}
-	rep.AgentsFailed = failed.Load()
-	if firstErr != nil {
-		rep.FirstError = firstErr.Error()
+	rep.AgentsFailed = s.failed.Load()
+	if s.firstErr != nil {
+		rep.FirstError = s.firstErr.Error()
 	}
-	if len(failedBy) > 0 {
-		rep.FailedBy = failedBy
+	if len(s.failedBy) > 0 {
+		rep.FailedBy = s.failedBy
 	}
-	if cfg.CollectorURL != "" {
-		if err := lossCheck(ctx, cfg, agents, &rep); err != nil {
+	if s.cfg.CollectorURL != "" {
+		if err := lossCheck(ctx, s.cfg, s.agents, &rep); err != nil {
 			return rep, err
 		}
 	}
 	rep.Problems = rep.problems()
-	rep.Elapsed = time.Since(start).Round(time.Millisecond).String()
-	for _, t := range transports {
+	rep.Elapsed = time.Since(s.start).Round(time.Millisecond).String()
+	for _, t := range s.transports {
 		t.CloseIdleConnections()
 	}
 	return rep, nil
@@ -514,94 +461,4 @@ func (k *fleetKeys) learn(err error, hostOS string) string {
 	}
 	k.learned.Store(m[1])
 	return m[1]
-}
-
-// lossCheck compares what each agent had acknowledged with what the
-// collector received; sequence numbers are contiguous per agent, so the
-// collector's distinct count must reach the agent's last sequence.
-func lossCheck(ctx context.Context, cfg SimConfig, agents []*Agent, rep *Report) error {
-	want := map[string]uint64{}
-	for _, a := range agents {
-		id, ok, _ := a.Identity.Load()
-		if !ok {
-			continue
-		}
-		mb := a.Buffer.(interface{ acked() uint64 })
-		if n := mb.acked(); n > 0 {
-			want[id.AgentID] = n
-		}
-	}
-	deadline := time.Now().Add(cfg.DrainTimeout)
-	for {
-		st, err := fetchStats(ctx, cfg)
-		if err != nil {
-			return fmt.Errorf("collector stats: %w", err)
-		}
-		var lost, received int64
-		for id, n := range want {
-			got := st.Received[id]
-			received += int64(min(got, n))
-			if got < n {
-				lost += int64(n - got)
-			}
-		}
-		dups := int64(st.Duplicates)
-		rep.Received, rep.Lost, rep.Duplicates = &received, &lost, &dups
-		if lost == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			return nil
-		}
-		sleepCtx(ctx, 500*time.Millisecond)
-	}
-}
-
-func fetchStats(ctx context.Context, cfg SimConfig) (wire.CollectorStats, error) {
-	var st wire.CollectorStats
-	u := strings.TrimRight(cfg.CollectorURL, "/")
-	if !strings.HasSuffix(u, wire.PathCollStats) {
-		u += wire.PathCollStats
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return st, err
-	}
-	if cfg.CollectorToken != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.CollectorToken)
-	}
-	c := &http.Client{Timeout: 30 * time.Second, Transport: wire.PinTransport(&http.Transport{}, cfg.CASHA256)}
-	resp, err := c.Do(req)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return st, fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
-}
-
-// acked is the highest sequence the agent generated and no longer holds:
-// everything up to it was acknowledged by a relay.
-func (b *MemBuffer) acked() uint64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.recs) > 0 {
-		return b.recs[0].Seq - 1
-	}
-	return b.next
-}
-
-func (s *Samples) percentiles() Percentiles {
-	s.mu.Lock()
-	d := append([]time.Duration(nil), s.d...)
-	n := s.n
-	s.mu.Unlock()
-	if len(d) == 0 {
-		return Percentiles{}
-	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	at := func(q float64) float64 {
-		return float64(d[min(int(q*float64(len(d))), len(d)-1)]) / float64(time.Millisecond)
-	}
-	return Percentiles{N: n, P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: at(1)}
 }
