@@ -106,12 +106,37 @@ type heldCheckin struct {
 }
 
 func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
-	hc := s.startCheckin(w, r)
+	hc := s.startCheckinApart(w, r)
 	if hc == nil {
 		return // answered
 	}
 	cmds, clone, err := s.holdCheckin(r, hc)
 	s.answerCheckin(w, r, hc, cmds, clone, err)
+}
+
+// startCheckinApart runs startCheckin on a goroutine of its own: decoding
+// and the store calls grow a stack deep, and the held goroutine would keep
+// that size for as long as it holds. A panic is raised again here, where
+// net/http recovers it.
+func (s *Server) startCheckinApart(w http.ResponseWriter, r *http.Request) *heldCheckin {
+	type result struct {
+		hc    *heldCheckin
+		panic any
+	}
+	done := make(chan result, 1)
+	go func() {
+		var res result
+		defer func() {
+			res.panic = recover()
+			done <- res
+		}()
+		res.hc = s.startCheckin(w, r)
+	}()
+	res := <-done
+	if res.panic != nil {
+		panic(res.panic)
+	}
+	return res.hc
 }
 
 // startCheckin authenticates, reads and records a check-in; nil when it

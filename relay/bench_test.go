@@ -33,6 +33,7 @@ import (
 // the figures are the relay's alone: RSS, heap and goroutine-stack growth per
 // held check-in, and goroutines per agent. One process may open only so many
 // files: keep N at a few thousand and read the per-agent figures.
+// OUTPOST_BENCH_EVENTS=R has each agent send R events (~200 B each) first.
 //
 //	OUTPOST_BENCH_AGENTS=5000 go test -run '^$' -bench HeldCheckins -benchtime 1x ./relay/
 func BenchmarkHeldCheckins(b *testing.B) {
@@ -56,7 +57,8 @@ func benchHeld(b *testing.B, db *store.DB, agents []benchAgent, useTLS bool) {
 	srv, url, plain := benchRelay(b, db, useTLS, 5*time.Minute)
 	hc := &http.Client{Timeout: 10 * time.Second}
 	defer hc.CloseIdleConnections()
-	spec, _ := json.Marshal(benchSpec{URL: url, CA: srv.CAFingerprint(), Agents: agents})
+	events, _ := strconv.Atoi(os.Getenv("OUTPOST_BENCH_EVENTS"))
+	spec, _ := json.Marshal(benchSpec{URL: url, CA: srv.CAFingerprint(), Agents: agents, Events: events})
 	specPath := filepath.Join(b.TempDir(), "agents.json")
 	if err := os.WriteFile(specPath, spec, 0o600); err != nil {
 		b.Fatal(err)
@@ -212,6 +214,7 @@ type benchAgent struct {
 type benchSpec struct {
 	URL    string
 	CA     string // pin for an https URL
+	Events int    // records of ~200 B each agent sends before holding
 	Agents []benchAgent
 }
 
@@ -290,6 +293,18 @@ func TestHelperBenchClients(t *testing.T) {
 		c := agentsim.NewClient(agentsim.ClientOptions{Proxies: []string{spec.URL}, CASHA256: spec.CA, Transport: tr, Timeout: 30 * time.Second})
 		c.SetCredentials(a.ID, a.Secret)
 		go func() {
+			if spec.Events > 0 {
+				// As agents do: a batch of events first, on the same
+				// connection on TLS, so buffers it leaves count.
+				data, _ := json.Marshal(strings.Repeat("x", 180))
+				recs := make([]wire.Record, spec.Events)
+				for i := range recs {
+					recs[i] = wire.Record{Seq: uint64(i + 1), Time: time.Now(), Type: "log", Data: data}
+				}
+				if _, err := c.SendEvents(ctx, recs); err != nil {
+					fmt.Fprintf(os.Stderr, "bench client %s: events: %v\n", a.ID, err)
+				}
+			}
 			for ctx.Err() == nil {
 				_, err := c.Checkin(ctx, wire.CheckinRequest{Fingerprint: a.Fingerprint, Wait: wire.Duration(5 * time.Minute)})
 				if err != nil && ctx.Err() == nil {

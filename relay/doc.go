@@ -176,9 +176,14 @@
 //     peak stack until less than a quarter of it is in use. So the TLS
 //     handshake runs in a goroutine of its own (tlslisten.go), not in the
 //     connection's serving goroutine, and a held check-in waits in small
-//     frames (handleCheckin -> holdCheckin -> hub.wait; the decoding and the
-//     answer are in startCheckin and answerCheckin, marked noinline). Keep
-//     big locals out of that chain. BenchmarkHeldCheckins measures RSS,
+//     frames (handleCheckin -> holdCheckin -> hub.wait; the answer is in
+//     answerCheckin, marked noinline). The decoding and store calls
+//     (startCheckin) run on a goroutine of their own, so their depth does
+//     not stay with the held goroutine. Keep big locals out of that chain.
+//     What is left per held TLS agent is net/http's: three goroutines
+//     (HTTP/2 frame reader, serve loop, handler), a 4 KiB response buffer
+//     per open stream, and TLS read buffers that grow to 32 KiB once an
+//     event batch came on the connection and are never shrunk. BenchmarkHeldCheckins measures RSS,
 //     heap, stack and goroutines per held agent on TLS (HTTP/2) and plain
 //     HTTP/1.1; OUTPOST_BENCH_MEMPROFILE=FILE writes a heap profile of the
 //     held relay; `outpost serve --memprofile FILE` does so at stop.
