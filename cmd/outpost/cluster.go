@@ -199,8 +199,20 @@ func newClusterDeleteCmd(a *app) *cobra.Command {
 	return cmd
 }
 
+// clusterPolicy holds the flags of `cluster policy`.
+type clusterPolicy struct {
+	a                                                                       *app
+	account, mode, bandwidth, frequency, cacheDir, cacheMax, link, upstream string
+}
+
+// changedFlags is what parse and apply need of a flag set.
+type changedFlags interface{ Changed(name string) bool }
+
+// policyLimits are the parsed values of the limit flags.
+type policyLimits struct{ bw, freq, cmax, lnk int64 }
+
 func newClusterPolicyCmd(a *app) *cobra.Command {
-	var account, mode, bandwidth, frequency, cacheDir, cacheMax, link, upstream string
+	r := &clusterPolicy{a: a}
 	cmd := &cobra.Command{
 		Use:   "policy NAME --mode forward|cache [flags]",
 		Short: "Set a cluster's transmission policy (flags left out keep their value)",
@@ -218,112 +230,134 @@ cache: append data to a directory (--cache-dir, relative to the relay's data
 --link is the proxy host's link capacity (e.g. 100Mbit; 0 = unknown); with
 it, limits that would take more than 60% of the link are reported as warnings.`,
 		Args: nargs(1, 1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			f := cmd.Flags()
-			changed := false
-			for _, name := range []string{"mode", "bandwidth", "frequency", "upstream", "cache-dir", "cache-max", "link"} {
-				changed = changed || f.Changed(name)
-			}
-			if !changed {
-				return usageErrorf("nothing to change: give --mode and the limits to set (see 'outpost cluster policy --help')")
-			}
-			// Parse every value before touching the store: bad input is a
-			// usage error and changes nothing.
-			if f.Changed("mode") && mode != store.ModeForward && mode != store.ModeCache {
-				return usageErrorf("invalid --mode %q: want forward or cache", mode)
-			}
-			var bw, freq, cmax, lnk int64
-			if f.Changed("bandwidth") {
-				if bw, err = store.ParseBandwidth(bandwidth); err != nil {
-					return asUsage("bandwidth", err)
-				}
-			}
-			if f.Changed("frequency") {
-				if freq, err = store.ParseFrequency(frequency); err != nil {
-					return asUsage("frequency", err)
-				}
-			}
-			if f.Changed("cache-max") {
-				if cmax, err = store.ParseSize(cacheMax); err != nil {
-					return asUsage("cache-max", err)
-				}
-				if cmax == 0 { // the policy's 0 means "default 10 GB": never from the operator
-					return usageErrorf("invalid --cache-max %s: cache-max must be more than 0 (at most 10GB; leave it out for the 10GB default)", cacheMax)
-				}
-			}
-			if f.Changed("link") {
-				if lnk, err = store.ParseLink(link); err != nil {
-					return asUsage("link", err)
-				}
-			}
-			c, err := a.resolveCluster(cmd, account, args[0])
-			if err != nil {
-				return err
-			}
-			p := c.Policy
-			if f.Changed("mode") {
-				p.Mode = mode
-			}
-			forwardOnly := []string{"bandwidth", "frequency", "upstream"}
-			cacheOnly := []string{"cache-dir", "cache-max"}
-			wrong := cacheOnly
-			if p.Mode == store.ModeCache {
-				wrong = forwardOnly
-			}
-			for _, name := range wrong {
-				if f.Changed(name) {
-					return usageErrorf("--%s does not apply to %s mode", name, p.Mode)
-				}
-			}
-			if mode == store.ModeCache && c.Policy.Mode != store.ModeCache {
-				p.CacheDir, p.CacheMax = "", 0 // the defaults, unless given
-			}
-			if f.Changed("bandwidth") {
-				p.BandwidthBps = bw
-			}
-			if f.Changed("frequency") {
-				p.FrequencyRPS = freq
-			}
-			if f.Changed("upstream") {
-				p.Upstream = upstream
-			}
-			if f.Changed("cache-dir") {
-				p.CacheDir = cacheDir
-			}
-			if f.Changed("cache-max") {
-				p.CacheMax = cmax
-			}
-			if f.Changed("link") {
-				p.LinkBps = lnk
-			}
-			c, err = db.SetPolicy(ctx(cmd), c.ID, p)
-			if err != nil {
-				return err
-			}
-			for _, w := range c.Warnings {
-				a.notef("warning: %s", clean(w.Text()))
-			}
-			if a.jsonOut {
-				return a.printJSON(c)
-			}
-			a.printf("cluster %s policy: %s\n", clean(c.Name), c.Policy.Describe())
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return r.Run(cmd, args[0]) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&mode, "mode", "", "forward or cache (default: keep the current mode)")
-	f.StringVar(&bandwidth, "bandwidth", "", "forward: upstream bandwidth limit, e.g. 2Mbit, 500KB or unlimited")
-	f.StringVar(&frequency, "frequency", "", "forward: upstream requests per second, or unlimited")
-	f.StringVar(&upstream, "upstream", "", "forward: http(s) URL to send data to (default: the built-in collector)")
-	f.StringVar(&cacheDir, "cache-dir", "", "cache: directory (default cache/NAME under the relay's data directory)")
-	f.StringVar(&cacheMax, "cache-max", "", "cache: total cap, at most 10GB (default 10GB)")
-	f.StringVar(&link, "link", "", "proxy host link capacity, e.g. 100Mbit, 0 = unknown (for the 60% warning)")
-	f.StringVar(&account, "account", "", "account of the cluster")
+	f.StringVar(&r.mode, "mode", "", "forward or cache (default: keep the current mode)")
+	f.StringVar(&r.bandwidth, "bandwidth", "", "forward: upstream bandwidth limit, e.g. 2Mbit, 500KB or unlimited")
+	f.StringVar(&r.frequency, "frequency", "", "forward: upstream requests per second, or unlimited")
+	f.StringVar(&r.upstream, "upstream", "", "forward: http(s) URL to send data to (default: the built-in collector)")
+	f.StringVar(&r.cacheDir, "cache-dir", "", "cache: directory (default cache/NAME under the relay's data directory)")
+	f.StringVar(&r.cacheMax, "cache-max", "", "cache: total cap, at most 10GB (default 10GB)")
+	f.StringVar(&r.link, "link", "", "proxy host link capacity, e.g. 100Mbit, 0 = unknown (for the 60% warning)")
+	f.StringVar(&r.account, "account", "", "account of the cluster")
 	return cmd
+}
+
+// Run sets the policy of cluster name from the flags given.
+func (r *clusterPolicy) Run(cmd *cobra.Command, name string) error {
+	a := r.a
+	db, err := a.store()
+	if err != nil {
+		return err
+	}
+	f := cmd.Flags()
+	changed := false
+	for _, name := range []string{"mode", "bandwidth", "frequency", "upstream", "cache-dir", "cache-max", "link"} {
+		changed = changed || f.Changed(name)
+	}
+	if !changed {
+		return usageErrorf("nothing to change: give --mode and the limits to set (see 'outpost cluster policy --help')")
+	}
+	lim, err := r.parse(f)
+	if err != nil {
+		return err
+	}
+	c, err := a.resolveCluster(cmd, r.account, name)
+	if err != nil {
+		return err
+	}
+	p, err := r.apply(f, c.Policy, lim)
+	if err != nil {
+		return err
+	}
+	c, err = db.SetPolicy(ctx(cmd), c.ID, p)
+	if err != nil {
+		return err
+	}
+	for _, w := range c.Warnings {
+		a.notef("warning: %s", clean(w.Text()))
+	}
+	if a.jsonOut {
+		return a.printJSON(c)
+	}
+	a.printf("cluster %s policy: %s\n", clean(c.Name), c.Policy.Describe())
+	return nil
+}
+
+// parse reads every value before the store is touched: bad input is a
+// usage error and changes nothing.
+func (r *clusterPolicy) parse(f changedFlags) (policyLimits, error) {
+	var lim policyLimits
+	var err error
+	if f.Changed("mode") && r.mode != store.ModeForward && r.mode != store.ModeCache {
+		return lim, usageErrorf("invalid --mode %q: want forward or cache", r.mode)
+	}
+	if f.Changed("bandwidth") {
+		if lim.bw, err = store.ParseBandwidth(r.bandwidth); err != nil {
+			return lim, asUsage("bandwidth", err)
+		}
+	}
+	if f.Changed("frequency") {
+		if lim.freq, err = store.ParseFrequency(r.frequency); err != nil {
+			return lim, asUsage("frequency", err)
+		}
+	}
+	if f.Changed("cache-max") {
+		if lim.cmax, err = store.ParseSize(r.cacheMax); err != nil {
+			return lim, asUsage("cache-max", err)
+		}
+		if lim.cmax == 0 { // the policy's 0 means "default 10 GB": never from the operator
+			return lim, usageErrorf("invalid --cache-max %s: cache-max must be more than 0 (at most 10GB; leave it out for the 10GB default)", r.cacheMax)
+		}
+	}
+	if f.Changed("link") {
+		if lim.lnk, err = store.ParseLink(r.link); err != nil {
+			return lim, asUsage("link", err)
+		}
+	}
+	return lim, nil
+}
+
+// apply is cur with the flags given; a flag of the other mode is refused.
+func (r *clusterPolicy) apply(f changedFlags, cur store.Policy, lim policyLimits) (store.Policy, error) {
+	p := cur
+	if f.Changed("mode") {
+		p.Mode = r.mode
+	}
+	forwardOnly := []string{"bandwidth", "frequency", "upstream"}
+	cacheOnly := []string{"cache-dir", "cache-max"}
+	wrong := cacheOnly
+	if p.Mode == store.ModeCache {
+		wrong = forwardOnly
+	}
+	for _, name := range wrong {
+		if f.Changed(name) {
+			return p, usageErrorf("--%s does not apply to %s mode", name, p.Mode)
+		}
+	}
+	if r.mode == store.ModeCache && cur.Mode != store.ModeCache {
+		p.CacheDir, p.CacheMax = "", 0 // the defaults, unless given
+	}
+	if f.Changed("bandwidth") {
+		p.BandwidthBps = lim.bw
+	}
+	if f.Changed("frequency") {
+		p.FrequencyRPS = lim.freq
+	}
+	if f.Changed("upstream") {
+		p.Upstream = r.upstream
+	}
+	if f.Changed("cache-dir") {
+		p.CacheDir = r.cacheDir
+	}
+	if f.Changed("cache-max") {
+		p.CacheMax = lim.cmax
+	}
+	if f.Changed("link") {
+		p.LinkBps = lim.lnk
+	}
+	return p, nil
 }
 
 // shellQuote quotes s for a copy-pasteable command line when needed.
