@@ -32,10 +32,16 @@ func proxyRows(ps []store.Proxy) [][]string {
 	return rows
 }
 
+// proxyDeploy holds the flags of `proxy deploy`.
+type proxyDeploy struct {
+	a                                         *app
+	cluster, account, asset, expires, manager string
+	manual                                    bool
+	listen, public                            []string
+}
+
 func newProxyDeployCmd(a *app) *cobra.Command {
-	var cluster, account, asset, expires, manager string
-	var manual bool
-	var listen, public []string
+	r := &proxyDeploy{a: a}
 	cmd := &cobra.Command{
 		Use:   "deploy --cluster N (--asset HOST [--listen L]... [--public URL]... | --manual) [--expires 1h] [--manager URL]",
 		Short: "Deploy a proxy server: onto an online Linux asset, or with a one-time command",
@@ -61,107 +67,128 @@ func newProxyDeployCmd(a *app) *cobra.Command {
                on this host (DATA/run/relay.json), else https://HOSTNAME:8443.
                The relay saves URL and pin: later starts need only --data DIR.`,
 		Args: nargs(0, 0, ""),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if manual == (asset != "") {
-				return usageErrorf("give exactly one of --asset HOST or --manual")
-			}
-			if asset != "" && manager != "" {
-				return usageErrorf("--manager applies to --manual only")
-			}
-			if manual && (len(listen) > 0 || len(public) > 0) {
-				return usageErrorf("--listen and --public apply to --asset only: give them to the 'outpost relay' command on the proxy host")
-			}
-			for _, l := range listen {
-				if _, err := parseListen(l); err != nil {
-					return err
-				}
-			}
-			ttl := store.DefaultJoinTTL
-			if cmd.Flags().Changed("expires") {
-				var err error
-				if ttl, err = parseDuration("expires", expires); err != nil {
-					return err
-				}
-			}
-			var mgr, pin, keyPin string
-			if manual {
-				url, err := a.managerURL(manager)
-				if err != nil {
-					return err
-				}
-				if pin, err = a.caPin(); err != nil {
-					return err
-				}
-				if keyPin, err = a.keyPin(); err != nil {
-					return err
-				}
-				mgr = url
-			}
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			c, err := a.resolveCluster(cmd, account, cluster)
-			if err != nil {
-				return err
-			}
-			var agent store.Agent
-			if asset != "" {
-				if agent, err = db.FindAgent(ctx(cmd), c.AccountID, asset); err != nil {
-					return err
-				}
-				jt, err := db.CreateQuickDeploy(ctx(cmd), c.ID, agent.ID, ttl, store.RelayOptions{Listen: listen, Public: public})
-				if err != nil {
-					return err
-				}
-				if a.jsonOut {
-					jt.Token = "" // travels to the asset only
-					return a.printJSON(struct {
-						store.JoinToken
-						Hostname string `json:"hostname"`
-					}{jt, agent.Hostname})
-				}
-				a.printf("deploy command %d queued for asset %s (%s): its agent starts the relay at its next check-in\n", jt.CommandID, clean(agent.Hostname), agent.ID)
-				a.printf("the join token expires at %s; follow it: outpost proxy deployments --cluster %s\n", fmtTime(jt.ExpiresAt), shellQuote(c.Name))
-				return nil
-			}
-			jt, err := db.CreateJoinToken(ctx(cmd), c.ID, store.DeployManual, "", ttl)
-			if err != nil {
-				return err
-			}
-			command := ops.JoinCommand(mgr, jt.Token, pin)
-			install := ops.JoinInstallLine(mgr, keyPin, jt.Token, pin)
-			if a.jsonOut {
-				return a.printJSON(struct {
-					store.JoinToken
-					Command string `json:"command"`
-					Install string `json:"install"`
-				}{jt, command, install})
-			}
-			if install != "" {
-				a.printf("Run this as root on the proxy host of cluster %s (one use, expires at %s, in %s); it installs /usr/local/bin/outpost and the outpost-relay systemd service:\n\n  %s\n\n",
-					clean(c.Name), fmtTime(jt.ExpiresAt), store.FormatDuration(ttl), install)
-				a.printf("or, where outpost is already installed:\n\n  %s\n\n", command)
-			} else {
-				a.notef("note: %s", ops.InstallLineMissing(mgr, keyPin))
-				a.printf("Run this on the proxy host of cluster %s (one use, expires at %s, in %s):\n\n  %s\n\n",
-					clean(c.Name), fmtTime(jt.ExpiresAt), store.FormatDuration(ttl), command)
-			}
-			a.printf("Then watch it come online: outpost proxy list --cluster %s\n", shellQuote(c.Name))
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return r.Run(cmd) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&cluster, "cluster", "", "cluster to deploy into")
-	f.StringVar(&asset, "asset", "", "quick deployment onto this online Linux asset (agent id, host name or IP)")
-	f.BoolVar(&manual, "manual", false, "print a one-time command to run on the proxy host")
-	f.StringVar(&expires, "expires", "1h", "how long the join token stays valid")
-	f.StringVar(&manager, "manager", "", "URL the relay uses to reach this management host (manual deployment)")
-	f.StringVar(&account, "account", "", "account of the cluster")
-	f.StringArrayVar(&listen, "listen", nil, "quick deployment: listener of the relay, repeatable: https://HOST:PORT or http://HOST:PORT (default the relay's)")
-	f.StringArrayVar(&public, "public", nil, "quick deployment: URL agents use to reach the relay, repeatable (default: from --listen)")
+	f.StringVar(&r.cluster, "cluster", "", "cluster to deploy into")
+	f.StringVar(&r.asset, "asset", "", "quick deployment onto this online Linux asset (agent id, host name or IP)")
+	f.BoolVar(&r.manual, "manual", false, "print a one-time command to run on the proxy host")
+	f.StringVar(&r.expires, "expires", "1h", "how long the join token stays valid")
+	f.StringVar(&r.manager, "manager", "", "URL the relay uses to reach this management host (manual deployment)")
+	f.StringVar(&r.account, "account", "", "account of the cluster")
+	f.StringArrayVar(&r.listen, "listen", nil, "quick deployment: listener of the relay, repeatable: https://HOST:PORT or http://HOST:PORT (default the relay's)")
+	f.StringArrayVar(&r.public, "public", nil, "quick deployment: URL agents use to reach the relay, repeatable (default: from --listen)")
 	cmd.MarkFlagRequired("cluster")
 	return cmd
+}
+
+// Run checks the flags, then deploys onto --asset or prints the manual
+// command.
+func (r *proxyDeploy) Run(cmd *cobra.Command) error {
+	ttl, err := r.parse(cmd)
+	if err != nil {
+		return err
+	}
+	var mgr, pin, keyPin string
+	if r.manual {
+		if mgr, err = r.a.managerURL(r.manager); err != nil {
+			return err
+		}
+		if pin, err = r.a.caPin(); err != nil {
+			return err
+		}
+		if keyPin, err = r.a.keyPin(); err != nil {
+			return err
+		}
+	}
+	db, err := r.a.store()
+	if err != nil {
+		return err
+	}
+	c, err := r.a.resolveCluster(cmd, r.account, r.cluster)
+	if err != nil {
+		return err
+	}
+	if r.asset != "" {
+		return r.quick(cmd, db, c, ttl)
+	}
+	return r.printManual(cmd, db, c, ttl, mgr, pin, keyPin)
+}
+
+// parse refuses flags that do not go together and returns the token's
+// lifetime.
+func (r *proxyDeploy) parse(cmd *cobra.Command) (time.Duration, error) {
+	if r.manual == (r.asset != "") {
+		return 0, usageErrorf("give exactly one of --asset HOST or --manual")
+	}
+	if r.asset != "" && r.manager != "" {
+		return 0, usageErrorf("--manager applies to --manual only")
+	}
+	if r.manual && (len(r.listen) > 0 || len(r.public) > 0) {
+		return 0, usageErrorf("--listen and --public apply to --asset only: give them to the 'outpost relay' command on the proxy host")
+	}
+	for _, l := range r.listen {
+		if _, err := parseListen(l); err != nil {
+			return 0, err
+		}
+	}
+	if !cmd.Flags().Changed("expires") {
+		return store.DefaultJoinTTL, nil
+	}
+	return parseDuration("expires", r.expires)
+}
+
+// quick queues the deploy command for the asset's agent.
+func (r *proxyDeploy) quick(cmd *cobra.Command, db *store.DB, c store.Cluster, ttl time.Duration) error {
+	a := r.a
+	agent, err := db.FindAgent(ctx(cmd), c.AccountID, r.asset)
+	if err != nil {
+		return err
+	}
+	jt, err := db.CreateQuickDeploy(ctx(cmd), c.ID, agent.ID, ttl, store.RelayOptions{Listen: r.listen, Public: r.public})
+	if err != nil {
+		return err
+	}
+	if a.jsonOut {
+		jt.Token = "" // travels to the asset only
+		return a.printJSON(struct {
+			store.JoinToken
+			Hostname string `json:"hostname"`
+		}{jt, agent.Hostname})
+	}
+	a.printf("deploy command %d queued for asset %s (%s): its agent starts the relay at its next check-in\n", jt.CommandID, clean(agent.Hostname), agent.ID)
+	a.printf("the join token expires at %s; follow it: outpost proxy deployments --cluster %s\n", fmtTime(jt.ExpiresAt), shellQuote(c.Name))
+	return nil
+}
+
+// printManual issues a join token and prints the lines to run on the
+// proxy host.
+func (r *proxyDeploy) printManual(cmd *cobra.Command, db *store.DB, c store.Cluster, ttl time.Duration, mgr, pin, keyPin string) error {
+	a := r.a
+	jt, err := db.CreateJoinToken(ctx(cmd), c.ID, store.DeployManual, "", ttl)
+	if err != nil {
+		return err
+	}
+	command := ops.JoinCommand(mgr, jt.Token, pin)
+	install := ops.JoinInstallLine(mgr, keyPin, jt.Token, pin)
+	if a.jsonOut {
+		return a.printJSON(struct {
+			store.JoinToken
+			Command string `json:"command"`
+			Install string `json:"install"`
+		}{jt, command, install})
+	}
+	if install != "" {
+		a.printf("Run this as root on the proxy host of cluster %s (one use, expires at %s, in %s); it installs /usr/local/bin/outpost and the outpost-relay systemd service:\n\n  %s\n\n",
+			clean(c.Name), fmtTime(jt.ExpiresAt), store.FormatDuration(ttl), install)
+		a.printf("or, where outpost is already installed:\n\n  %s\n\n", command)
+	} else {
+		a.notef("note: %s", ops.InstallLineMissing(mgr, keyPin))
+		a.printf("Run this on the proxy host of cluster %s (one use, expires at %s, in %s):\n\n  %s\n\n",
+			clean(c.Name), fmtTime(jt.ExpiresAt), store.FormatDuration(ttl), command)
+	}
+	a.printf("Then watch it come online: outpost proxy list --cluster %s\n", shellQuote(c.Name))
+	return nil
 }
 
 func newProxyListCmd(a *app) *cobra.Command {
