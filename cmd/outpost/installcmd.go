@@ -17,9 +17,15 @@ func newInstallCmd(a *app) *cobra.Command {
 	return cmd
 }
 
+// installCreate holds the flags of `installcmd create`.
+type installCreate struct {
+	a                                  *app
+	in                                 store.InstallInput
+	cluster, account, expires, manager string
+}
+
 func newInstallCreateCmd(a *app) *cobra.Command {
-	var in store.InstallInput
-	var cluster, account, expires, manager string
+	r := &installCreate{a: a}
 	cmd := &cobra.Command{
 		Use:   "create [--cluster N] [--expires 24h] [--os linux|windows] [--group G] [--provider P] [--image]",
 		Short: "Create an install command (the key is shown once)",
@@ -48,94 +54,112 @@ directly to the management host. MGR, and the URL direct agents use, is
 --manager, else the running relay's https URL, else https://HOSTNAME:8443.
 An expired or revoked key enrols nothing.`,
 		Args: nargs(0, 0, ""),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			if in.TTL, err = parseDuration("expires", expires); err != nil {
-				return err
-			}
-			if in.OS != "linux" && in.OS != "windows" {
-				return usageErrorf("invalid --os %q: want linux or windows", in.OS)
-			}
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			mgr, err := a.managerURL(manager)
-			if err != nil {
-				return err
-			}
-			var urls []string
-			if cluster != "" {
-				c, err := a.resolveCluster(cmd, account, cluster)
-				if err != nil {
-					return err
-				}
-				in.AccountID, in.ClusterID = c.AccountID, c.ID
-				var note string
-				if urls, note, err = ops.InstallURLs(ctx(cmd), db, &c, ""); err != nil {
-					return err
-				}
-				if note != "" {
-					a.notef("note: %s", clean(note))
-				}
-			} else {
-				acct, err := a.resolveAccount(cmd, account)
-				if err != nil {
-					return err
-				}
-				in.AccountID = acct.ID
-				urls = []string{mgr}
-			}
-			pin, err := a.caPin()
-			if err != nil {
-				return err
-			}
-			keyPin, err := a.keyPin()
-			if err != nil {
-				return err
-			}
-			ic, err := db.CreateInstallCommand(ctx(cmd), in)
-			if err != nil {
-				return err
-			}
-			command := ops.AgentCommand(urls, ic.Key, pin)
-			install, why := "", "the one-line installer is for Linux hosts"
-			if in.OS == "linux" {
-				install, why = ops.AgentInstallLine(mgr, keyPin, urls, ic.Key, pin), ops.InstallLineMissing(mgr, keyPin)
-			}
-			if a.jsonOut {
-				return a.printJSON(struct {
-					store.InstallCommand
-					Command string `json:"command"`
-					Install string `json:"install"`
-				}{ic, command, install})
-			}
-			target := "direct connection"
-			if ic.Cluster != "" {
-				target = "cluster " + clean(ic.Cluster)
-			}
-			head := fmt.Sprintf("install command %d for %s (%s, expires at %s)", ic.ID, target, ic.OS, fmtTime(ic.ExpiresAt))
-			if install != "" {
-				a.printf("%s; on each host, as root (installs /usr/local/bin/outpost and the outpost-agent systemd service):\n\n  %s\n\n", head, install)
-				a.printf("or, where outpost is already installed:\n\n  %s\n\n", command)
-			} else {
-				a.notef("note: %s", why)
-				a.printf("%s; run on each host:\n\n  %s\n\n", head, command)
-			}
-			a.printf("the key is shown only now; revoke it with: outpost installcmd revoke %d\n", ic.ID)
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return r.Run(cmd) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&cluster, "cluster", "", "enrol agents into this cluster (default: direct connection)")
-	f.StringVar(&expires, "expires", "24h", "how long the key stays valid")
-	f.StringVar(&in.OS, "os", "linux", "linux or windows")
-	f.StringVar(&in.Group, "group", "", "default asset group")
-	f.StringVar(&in.Provider, "provider", "", "service provider label")
-	f.BoolVar(&in.ImageMode, "image", false, "image mode: for baking into a machine image")
-	f.StringVar(&manager, "manager", "", "URL of the management host: for direct agents and the one-line installer")
-	f.StringVar(&account, "account", "", "account (default: the cluster's, or the only account)")
+	f.StringVar(&r.cluster, "cluster", "", "enrol agents into this cluster (default: direct connection)")
+	f.StringVar(&r.expires, "expires", "24h", "how long the key stays valid")
+	f.StringVar(&r.in.OS, "os", "linux", "linux or windows")
+	f.StringVar(&r.in.Group, "group", "", "default asset group")
+	f.StringVar(&r.in.Provider, "provider", "", "service provider label")
+	f.BoolVar(&r.in.ImageMode, "image", false, "image mode: for baking into a machine image")
+	f.StringVar(&r.manager, "manager", "", "URL of the management host: for direct agents and the one-line installer")
+	f.StringVar(&r.account, "account", "", "account (default: the cluster's, or the only account)")
 	return cmd
+}
+
+// Run creates the install command and prints the lines to run.
+func (r *installCreate) Run(cmd *cobra.Command) error {
+	a, in := r.a, r.in
+	var err error
+	if in.TTL, err = parseDuration("expires", r.expires); err != nil {
+		return err
+	}
+	if in.OS != "linux" && in.OS != "windows" {
+		return usageErrorf("invalid --os %q: want linux or windows", in.OS)
+	}
+	db, err := a.store()
+	if err != nil {
+		return err
+	}
+	mgr, err := a.managerURL(r.manager)
+	if err != nil {
+		return err
+	}
+	urls, err := r.target(cmd, db, &in, mgr)
+	if err != nil {
+		return err
+	}
+	pin, err := a.caPin()
+	if err != nil {
+		return err
+	}
+	keyPin, err := a.keyPin()
+	if err != nil {
+		return err
+	}
+	ic, err := db.CreateInstallCommand(ctx(cmd), in)
+	if err != nil {
+		return err
+	}
+	command := ops.AgentCommand(urls, ic.Key, pin)
+	install, why := "", "the one-line installer is for Linux hosts"
+	if in.OS == "linux" {
+		install, why = ops.AgentInstallLine(mgr, keyPin, urls, ic.Key, pin), ops.InstallLineMissing(mgr, keyPin)
+	}
+	if a.jsonOut {
+		return a.printJSON(struct {
+			store.InstallCommand
+			Command string `json:"command"`
+			Install string `json:"install"`
+		}{ic, command, install})
+	}
+	r.print(ic, command, install, why)
+	return nil
+}
+
+// target sets the account and cluster of in and returns the URLs the
+// agents are given: the cluster's, or the management host's for direct
+// agents.
+func (r *installCreate) target(cmd *cobra.Command, db *store.DB, in *store.InstallInput, mgr string) ([]string, error) {
+	if r.cluster == "" {
+		acct, err := r.a.resolveAccount(cmd, r.account)
+		if err != nil {
+			return nil, err
+		}
+		in.AccountID = acct.ID
+		return []string{mgr}, nil
+	}
+	c, err := r.a.resolveCluster(cmd, r.account, r.cluster)
+	if err != nil {
+		return nil, err
+	}
+	in.AccountID, in.ClusterID = c.AccountID, c.ID
+	urls, note, err := ops.InstallURLs(ctx(cmd), db, &c, "")
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		r.a.notef("note: %s", clean(note))
+	}
+	return urls, nil
+}
+
+func (r *installCreate) print(ic store.InstallCommand, command, install, why string) {
+	a := r.a
+	target := "direct connection"
+	if ic.Cluster != "" {
+		target = "cluster " + clean(ic.Cluster)
+	}
+	head := fmt.Sprintf("install command %d for %s (%s, expires at %s)", ic.ID, target, ic.OS, fmtTime(ic.ExpiresAt))
+	if install != "" {
+		a.printf("%s; on each host, as root (installs /usr/local/bin/outpost and the outpost-agent systemd service):\n\n  %s\n\n", head, install)
+		a.printf("or, where outpost is already installed:\n\n  %s\n\n", command)
+	} else {
+		a.notef("note: %s", why)
+		a.printf("%s; run on each host:\n\n  %s\n\n", head, command)
+	}
+	a.printf("the key is shown only now; revoke it with: outpost installcmd revoke %d\n", ic.ID)
 }
 
 func newInstallListCmd(a *app) *cobra.Command {
