@@ -4,8 +4,12 @@
 // # Layout
 //
 //	main.go        main(), signal handling, building the cobra tree from the registry
-//	common.go      shared plumbing: registry, data directory and store, audit actor,
-//	               exit codes, JSON and table output, manager URL and CA pin
+//	app.go         what every command shares (app) and the command registry
+//	exit.go        usage errors, exit codes and the one error line
+//	appstore.go    data directory and store, audit actor, --account and cluster
+//	               resolution, manager URL and CA pin for generated commands
+//	flags.go       argument and flag helpers (nargs, parseDuration, parseID)
+//	output.go      JSON, tables, clean (untrusted text), time formatting
 //	account.go     outpost account create|list
 //	cluster.go     outpost cluster create|list|show|delete|policy
 //	proxy.go       outpost proxy deploy|list|show|deployments|delete
@@ -73,9 +77,10 @@
 // unit is removed by 'service uninstall agent' in a transient unit, since
 // the sandbox cannot write /etc; removeUnit in service.go is the one place
 // a unit is removed, for that command and for the agent's fallback.
-// agentrelay.go starts the deployed relay, saves its flags once it joined
-// (DIR/relay/relay.args.json, no join token) and starts it again when the
-// agent starts and finds it down.
+// agentrelay.go runs deploy-proxy: it starts the relay detached (its own
+// session: detach_unix.go; detach_other.go does nothing where there are no
+// sessions), saves its flags once it joined (DIR/relay/relay.args.json, no
+// join token) and starts it again when the agent starts and finds it down.
 //
 // agentrunupgrade.go: the trusted release keys live in
 // DIR/release-keys.json (first key first); Agent.OnReleaseKeys feeds every
@@ -122,6 +127,12 @@
 //			},
 //		}
 //	}
+//
+// A command with more than a few flags keeps them in a struct whose Run
+// method does the work, the constructor only declaring flags (as
+// Litestream's commands do): clusterPolicy, proxyDeploy, installCreate,
+// agentRun, relayRun. Run parses every value first, then resolves and
+// writes, in small methods (parse, apply, print).
 //
 // Use cmd.Context() for long-running work: it is cancelled by the first
 // SIGINT or SIGTERM (a second one kills the process). For store calls use
