@@ -49,8 +49,11 @@ func parseListen(v string) (listenSpec, error) {
 	return listenSpec{v, port != "80" && port != "8080"}, nil
 }
 
-// relayRun is the shared body of `relay` and `up`: ParseFlags fills it,
-// Run serves until the context ends, Close shuts down gracefully.
+// relayRun is the shared body of `relay` and `up`, its flags in the
+// struct as Litestream's commands keep theirs: flags declares them, config
+// parses them into a relay.Config, open and startLocal or startJoined bring
+// the relay up, serveUntilDone serves until the context ends, Close shuts
+// down gracefully.
 type relayRun struct {
 	a          *app
 	listen     []string
