@@ -7,11 +7,7 @@ package main
 // (bind, unbind, uninstall, deploy-proxy).
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -71,69 +66,9 @@ func newAgentRunCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run [--proxy URL[,URL] --key KEY --ca-sha256 H] [--dir DIR]",
 		Short: "Run the reference agent on this machine",
-		Long: `Run the reference agent on this machine (seed 002: install with a verification key).
-
-Enrolment. On first start the agent enrols with the install key (from
-'outpost installcmd create') through the first --proxy URL that answers,
-and keeps what it needs in DIR/identity.json (0600, DIR 0700): agent id and
-secret, the relay list and the CA pin. Later starts need only --dir DIR
-(or none, with the default DIR): a --key given then is ignored (with a
-note; it is used only to enrol again if the management host no longer
-knows the identity), and --proxy or --ca-sha256 given then replace the
-saved list or pin (with a note), a list set by a bind included. An
-unknown, expired or revoked key is refused on the first start: "install
-key not recognised" (exit 1). Copying DIR (to another machine, into an
-image, or beside it on this machine) copies the identity; the fingerprint
-covers /etc/machine-id and where DIR lives (path, device, inode), so the
-management host tells the copy apart, flags a duplicate identity and answers
-the copy as a clone: it checks in only every 5 minutes and logs how to fix
-it (delete the copy and install again). mv within one file system keeps
-the agent; a move to another file system makes it a copy.
-
-Connection. The agent holds a long-poll check-in open through a relay so
-commands reach it within seconds, and sends its full inventory ("online
-data": host name, IPs, OS from os-release, arch, process count, listening
-TCP/UDP ports, root and all accounts) on the interval the management host
-sets (5 hours by default). A cluster's list starts with the cluster's
-address, then each proxy server's own URLs. The agent moves to the next URL
-when one is unreachable or answers "not here" (TLS error, a plain listener
-of a TLS-only relay, 403, 421, 5xx) and stays on the one that works; the
-log says what each URL did ("refused: needs TLS", "relay unreachable: dial
-tcp ..."). A refused key ends the first start with the reason; other
-refusals are retried with a back-off and logged.
-
-Commands. bind / unbind switch the agent to a cluster's proxies or back to
-direct connection; the new list is saved in DIR/identity.json. uninstall
-stops the relay deploy-proxy started (and waits until it is gone), reports
-the uninstall, removes DIR (identity, event buffer, that relay's data),
-prints "uninstalled by the management host" and exits 0; run by systemd as
-the unit 'service install agent' wrote, it also removes that unit.
-deploy-proxy (quick deployment of a proxy server onto this asset) starts
-'outpost relay --manager URL --join TOKEN --ca-sha256 PIN --data DIR/relay'
-as a detached process (log in DIR/relay/relay.log); it keeps running when
-the agent stops (not an uninstall), and a later
-'outpost relay --data DIR/relay' reuses its joined identity (management
-host and CA pin included). Once it joined, a start of the agent that finds
-it not running (under systemd it stops with the agent's unit) starts it
-again with the same flags. upgrade downloads the release through the relay,
-checks its signature against the release keys this agent trusts
-(DIR/release-keys.json: the key of its enrolment and those signed by it)
-and its SHA-256, self-tests it, installs it (the current binary kept as
-BINARY.prev) and restarts into it, reporting downloading, verifying and
-restarting; the new version reports done after its first check-in, and one
-that crashes or never checks in is rolled back (see 'outpost agent upgrade').
-
-Events. Every --event-every (60s) the agent records a small status event
-(load averages, uptime, memory) with its own sequence number. Events are
-appended to DIR/buffer on disk (fsynced) and leave it only once a relay
-acknowledged them, so a relay that is down, a restart or a crash loses
-nothing and sequence numbers are never reused.
-
-DIR is --dir, else $OUTPOST_AGENT_DIR, else /var/lib/outpost-agent when
-writable, else ~/.outpost-agent. Logs go to stderr with timestamps.
-SIGINT or SIGTERM stops the agent cleanly.`,
-		Args: nargs(0, 0, ""),
-		RunE: func(cmd *cobra.Command, _ []string) error { return r.run(cmd) },
+		Long:  agentRunLong,
+		Args:  nargs(0, 0, ""),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return r.run(cmd) },
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&r.proxies, "proxy", nil, "relay URL(s), comma-separated or repeated, tried in turn")
@@ -220,6 +155,16 @@ func (r *agentRun) proxyList() ([]string, error) {
 	return out, nil
 }
 
+// agentSession is what one `agent run` opened in its directory.
+type agentSession struct {
+	dir      string
+	ids      *agentsim.DiskIdentity
+	buf      *agentsim.DiskBuffer
+	closeBuf func() error
+	client   *agentsim.Client
+	ag       *agentsim.Agent
+}
+
 func (r *agentRun) run(cmd *cobra.Command) error {
 	switch {
 	case r.inventoryEvery < 0:
@@ -232,36 +177,52 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 	if r.machineIDFile == "" {
 		r.machineIDFile = os.Getenv("OUTPOST_MACHINE_ID_FILE")
 	}
-	dir := agentDir(r.dir)
+	s, err := r.open(agentDir(r.dir))
+	if err != nil {
+		return err
+	}
+	defer s.closeBuf()
+
+	ctx := cmd.Context()
+	mctx, stopMonitor := context.WithCancel(ctx)
+	var mwg sync.WaitGroup
+	mwg.Add(1)
+	go func() { defer mwg.Done(); r.monitor(mctx, s.ag, s.client, s.buf) }()
+	defer func() { stopMonitor(); mwg.Wait() }()
+
+	r.up.begin()
+	defer r.setTee(nil)
+	r.restartDeployedRelay(s.dir)
+	return r.loop(ctx, s)
+}
+
+// open settles the relay list, reads this machine's facts, opens the
+// identity and the event buffer in dir and builds the agent.
+func (r *agentRun) open(dir string) (*agentSession, error) {
 	proxies, err := r.settle(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-
 	host, err := r.host()
 	if err != nil {
-		return err
+		return nil, err
 	}
-
 	ids, err := agentsim.OpenDiskIdentity(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	buf, err := agentsim.OpenDiskBuffer(filepath.Join(dir, agentBufferDir))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	closeBuf := sync.OnceValue(buf.Close)
-	defer closeBuf()
-
-	client := agentsim.NewClient(agentsim.ClientOptions{Proxies: proxies, CASHA256: r.caPin})
-	store := &agentIdentity{DiskIdentity: ids, pin: r.caPin, logf: r.logf}
-	ag := &agentsim.Agent{
-		Client:         client,
+	s := &agentSession{dir: dir, ids: ids, buf: buf, closeBuf: sync.OnceValue(buf.Close)}
+	s.client = agentsim.NewClient(agentsim.ClientOptions{Proxies: proxies, CASHA256: r.caPin})
+	s.ag = &agentsim.Agent{
+		Client:         s.client,
 		Key:            r.key,
 		Host:           host,
 		Inventory:      r.inventory,
-		Identity:       store,
+		Identity:       &agentIdentity{DiskIdentity: ids, pin: r.caPin, logf: r.logf},
 		Buffer:         buf,
 		EventEvery:     r.eventEvery,
 		EventData:      statusEvent,
@@ -271,29 +232,28 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		Logf:           r.logf,
 		Load:           hostfacts.HostFS{}.Load,
 	}
-	if err := r.hook(ag, client, dir); err != nil {
-		return err
+	if err := r.hook(s.ag, s.client, dir); err != nil {
+		s.closeBuf()
+		return nil, err
 	}
-
 	// A first start stays quiet until it enrolled, so a refused key is the
 	// one error line.
 	if id, ok, err := ids.Load(); err != nil {
-		return err
+		s.closeBuf()
+		return nil, err
 	} else if ok {
 		r.logf("agent %s starting as %s from %s (relays %s; %d undelivered events on disk)", host.Hostname, id.AgentID, dir,
 			strings.Join(id.Proxies, ", "), buf.Len())
 	}
+	return s, nil
+}
 
-	ctx := cmd.Context()
-	mctx, stopMonitor := context.WithCancel(ctx)
-	var mwg sync.WaitGroup
-	mwg.Add(1)
-	go func() { defer mwg.Done(); r.monitor(mctx, ag, client, buf) }()
-	defer func() { stopMonitor(); mwg.Wait() }()
-
-	r.up.begin()
-	defer r.setTee(nil)
-	r.restartDeployedRelay(dir)
+// loop runs the agent until it stops, is uninstalled or refused; an
+// upgrade restarts into the new binary from here, and an identity the
+// management host no longer knows enrols again once with the install key.
+func (r *agentRun) loop(ctx context.Context, s *agentSession) error {
+	ids, buf := s.ids, s.buf
+	var err error
 	for reenrolled := false; ; {
 		_, hadID, _ := ids.Load()
 		var plan *selfupdate.Plan
@@ -306,9 +266,9 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		switch {
 		case err == nil || ctx.Err() != nil:
 			r.logf("agent stopped (%d undelivered events kept on disk)", buf.Len())
-			return closeBuf()
+			return s.closeBuf()
 		case errors.Is(err, agentsim.ErrUninstalled):
-			return r.uninstall(closeBuf, dir)
+			return r.uninstall(s.closeBuf, s.dir)
 		case errors.As(err, &nr):
 			if rf := nr.Refusal(); rf != nil {
 				return failf("%s", rf.Message)
@@ -330,17 +290,6 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 		}
 		return err
 	}
-}
-
-// host is this machine's facts, the fingerprint from --machine-id-file
-// when given.
-func (r *agentRun) host() (wire.Host, error) {
-	host, err := hostfacts.HostFS{}.Host(version)
-	if err != nil || r.machineIDFile == "" {
-		return host, err
-	}
-	host.Fingerprint, err = fingerprintFromFile(r.machineIDFile)
-	return host, err
 }
 
 // hook gives the agent this process's handlers: commands (deploy-proxy,
@@ -372,72 +321,6 @@ func (r *agentRun) uninstall(closeBuf func() error, dir string) error {
 	r.logf("uninstalled by the management host")
 	r.a.printf("uninstalled by the management host\n")
 	return nil
-}
-
-// inventory reads this machine's online data.
-func (r *agentRun) inventory() wire.Inventory {
-	inv, err := hostfacts.HostFS{}.Inventory()
-	if err != nil {
-		r.logf("inventory: %v", err)
-	}
-	return inv
-}
-
-// fingerprintFromFile is the machine fingerprint HostFS derives from
-// /etc/machine-id (hex SHA-256 of the trimmed id), read from another file
-// so a test can play a second machine.
-func fingerprintFromFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("machine id: %w", err)
-	}
-	id := strings.TrimSpace(string(b))
-	if id == "" || id == "uninitialized" {
-		return "", fmt.Errorf("machine id file %s holds no machine id", path)
-	}
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:]), nil
-}
-
-// statusEvent is the reference agent's periodic event: real, small data
-// from /proc so the data path carries something meaningful.
-func statusEvent(seq uint64) json.RawMessage {
-	ev := map[string]any{"kind": "status", "seq": seq}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		f := strings.Fields(string(b))
-		for i, k := range []string{"load1", "load5", "load15"} {
-			if i < len(f) {
-				if v, err := strconv.ParseFloat(f[i], 64); err == nil {
-					ev[k] = v
-				}
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/uptime"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-				ev["uptime_s"] = int64(v)
-			}
-		}
-	}
-	if f, err := os.Open("/proc/meminfo"); err == nil {
-		kv := map[string]float64{}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			k, rest, ok := strings.Cut(sc.Text(), ":")
-			if fs := strings.Fields(rest); ok && len(fs) > 0 {
-				if v, err := strconv.ParseFloat(fs[0], 64); err == nil {
-					kv[k] = v
-				}
-			}
-		}
-		f.Close()
-		if total, avail := kv["MemTotal"], kv["MemAvailable"]; total > 0 && avail > 0 {
-			ev["mem_used_pct"] = float64(int(1000*(total-avail)/total)) / 10
-		}
-	}
-	b, _ := json.Marshal(ev)
-	return b
 }
 
 // settle decides the relay list and CA pin of this start. A first start
