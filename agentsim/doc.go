@@ -2,9 +2,15 @@
 // over a list of relay URLs, CA pinning, optional source address), the Agent
 // loop shared by the reference agent (`outpost agent run`) and simulated
 // agents (enrolment, long-poll check-in, inventory on its interval,
-// bind/unbind/uninstall commands, events with at-least-once delivery), a
-// generator of varied fleets
-// (FakeHost) and the simulator RunSim with its end-of-run Report.
+// bind/unbind/uninstall commands, events with at-least-once delivery), the
+// reference agent's state on disk (DiskIdentity, DiskBuffer) and the
+// simulator RunSim with its end-of-run Report.
+//
+// Files: agent.go (the types, Run, enrolment), agentcheckin.go (the
+// check-in loop and commands), agentevents.go (generating and sending
+// events), client.go, diskidentity.go, diskbuffer.go and diskbufferopen.go
+// (the disk buffer and its recovery), sim.go (RunSim: setup, run, drain,
+// report) and simreport.go (Report, the loss check).
 //
 // Failover: a call tries the URL in use, then each other URL once, and the
 // client stays on the one that answered. It moves on for network and TLS
@@ -53,7 +59,9 @@
 // request per interval. The load harness is TestLoad (make load).
 //
 // Subpackages: hostfacts (this machine's facts read from /proc and /etc:
-// HostFS; agentsim.HostFS is an alias kept for the doctor), doctor (the
+// HostFS; agentsim.HostFS is an alias kept for the doctor), fleet (varied,
+// replayable simulated hosts: fleet.Host; FakeHost and FakeHostOS wrap it
+// for tests outside agentsim), doctor (the
 // checks of `outpost doctor`; it imports only agentsim and relay/wire, see
 // its doc.go). What the seed fixes and both
 // sides show (DuplicateFix, the cache cap, FormatBytes) lives in relay/wire,

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"outpost/agentsim/fleet"
 	"outpost/relay/wire"
 )
 
@@ -225,7 +226,7 @@ func (s *sim) newAgent(i int) *Agent {
 		Inventory: func() wire.Inventory {
 			mu.Lock()
 			defer mu.Unlock()
-			cur = FakeInventoryDrift(cur, r)
+			cur = fleet.InventoryDrift(cur, r)
 			return cur
 		},
 		EventEvery: every, Linger: cfg.Linger, Wait: cfg.Wait, InventoryEvery: cfg.InventoryEvery, Stats: s.stats, Logf: cfg.Logf,
@@ -349,7 +350,7 @@ func runAgent(ctx context.Context, a *Agent, churn bool, cfg SimConfig, keys *fl
 	run := func(ctx context.Context) error {
 		err := a.Run(ctx)
 		if os := keys.learn(err, a.Host.OS); os != "" && ctx.Err() == nil {
-			h, _ := FakeHostOS(cfg.Seed, i, cfg.Version, os)
+			h, _ := fleet.HostOS(cfg.Seed, i, cfg.Version, os)
 			a.Host, a.Key = h, keys.key(os)
 			err = a.Run(ctx)
 		}
@@ -423,17 +424,17 @@ func (k *fleetKeys) host(seed int64, i int, version string) (wire.Host, wire.Inv
 	_, bare := k.byOS[""]
 	switch {
 	case win && (lin || bare):
-		return FakeHost(seed, i, version)
+		return fleet.Host(seed, i, version)
 	case win:
-		return FakeHostOS(seed, i, version, "windows")
+		return fleet.HostOS(seed, i, version, "windows")
 	case lin:
-		return FakeHostOS(seed, i, version, "linux")
+		return fleet.HostOS(seed, i, version, "linux")
 	}
 	os, _ := k.learned.Load().(string)
 	if os == "" {
 		os = "linux"
 	}
-	return FakeHostOS(seed, i, version, os)
+	return fleet.HostOS(seed, i, version, os)
 }
 
 func (k *fleetKeys) key(os string) string {

@@ -1,12 +1,13 @@
-// This file invents realistic, varied identities for simulated agents, so
+// Package fleet invents realistic, varied identities for simulated agents, so
 // that a load test of thousands of agents looks like a real fleet to the
 // relay, the store and the console: a mix of Linux distributions and Windows
 // servers, several clouds and regions, Chinese and ASCII host names, and
 // inventories whose security figures are mostly zero with a long tail. Every
 // value is derived from (seed, i) alone, so a run can be replayed exactly and
 // a restarted simulator presents the same hosts (same fingerprints) again.
-
-package agentsim
+//
+// Like agentsim, it imports nothing of the project but relay/wire.
+package fleet
 
 import (
 	"crypto/sha256"
@@ -20,7 +21,7 @@ import (
 	"outpost/relay/wire"
 )
 
-var fleetLinuxOSNames = []string{
+var linuxOSNames = []string{
 	"Ubuntu 22.04.4 LTS",
 	"Ubuntu 20.04.6 LTS",
 	"Ubuntu 24.04.1 LTS",
@@ -36,21 +37,21 @@ var fleetLinuxOSNames = []string{
 	"Kylin Linux Advanced Server V10 (Sword)",
 }
 
-var fleetWindowsOSNames = []string{
+var windowsOSNames = []string{
 	"Windows Server 2019 Datacenter",
 	"Windows Server 2016 Datacenter",
 	"Windows Server 2022 Datacenter",
 	"Windows Server 2012 R2 Standard",
 }
 
-type fleetProvider struct {
+type provider struct {
 	name    string
 	weight  int
 	cjk     string // Chinese console-style name prefix for this provider
 	regions []string
 }
 
-var fleetProviders = []fleetProvider{
+var providers = []provider{
 	{"aliyun", 40, "阿里云", []string{"China (Hangzhou)", "China (Qingdao)", "China (Beijing)", "China (Shanghai)", "China (Shenzhen)", "China (Zhangjiakou)", "Singapore", "Japan (Tokyo)", "US (Virginia)", "Germany (Frankfurt)"}},
 	{"tencent", 18, "腾讯云", []string{"China (Guangzhou)", "China (Shanghai)", "China (Beijing)", "China (Chengdu)", "Singapore"}},
 	{"aws", 14, "在云", []string{"US (Virginia)", "US (Oregon)", "Japan (Tokyo)", "Singapore", "Germany (Frankfurt)"}},
@@ -60,9 +61,9 @@ var fleetProviders = []fleetProvider{
 	{"outside-of-aliyun", 10, "在云", []string{""}},
 }
 
-var fleetProviderWeight = func() int {
+var providerWeight = func() int {
 	n := 0
-	for _, p := range fleetProviders {
+	for _, p := range providers {
 		n += p.weight
 	}
 	return n
@@ -70,32 +71,32 @@ var fleetProviderWeight = func() int {
 
 // Roles must not end in a digit: host names are prefix + "-" + i, and a
 // letter before the final "-" keeps that mapping one-to-one.
-var fleetRoles = []string{"web", "api", "db", "cache", "mq", "k8s-node", "bastion", "gateway", "batch", "monitor", "ftp", "mail"}
+var roles = []string{"web", "api", "db", "cache", "mq", "k8s-node", "bastion", "gateway", "batch", "monitor", "ftp", "mail"}
 
-var fleetEnvs = []string{"prod", "prod", "prod", "staging", "test", "dev", "uat"}
+var envs = []string{"prod", "prod", "prod", "staging", "test", "dev", "uat"}
 
-var fleetGroups = []string{"default", "default", "default", "生产环境", "测试环境", "web", "database", "payments", "ops", "大数据"}
+var groups = []string{"default", "default", "default", "生产环境", "测试环境", "web", "database", "payments", "ops", "大数据"}
 
-var fleetTagPool = []string{"prod", "staging", "pci", "k8s", "internet-facing", "legacy", "gpu", "等保三级", "核心业务", "dmz"}
+var tagPool = []string{"prod", "staging", "pci", "k8s", "internet-facing", "legacy", "gpu", "等保三级", "核心业务", "dmz"}
 
-// FakeHost returns the identity and first inventory of simulated agent i.
+// Host returns the identity and first inventory of simulated agent i.
 // Same (seed, i, version) always gives the same result; different i give
 // different host names (i is the name's numeric suffix) and fingerprints
 // (hex SHA-256 of "seed/i"). About 80 % are Linux (amd64 or arm64) and 20 %
 // Windows (amd64); about 30 % have Chinese names such as "腾讯云-web-07".
 // IPs are private 10.x / 172.16-31.x strings that are reported, never
 // dialled.
-func FakeHost(seed int64, i int, version string) (wire.Host, wire.Inventory) {
-	return FakeHostOS(seed, i, version, "")
+func Host(seed int64, i int, version string) (wire.Host, wire.Inventory) {
+	return HostOS(seed, i, version, "")
 }
 
-// FakeHostOS is FakeHost with the OS forced to os ("linux" or "windows"),
+// HostOS is Host with the OS forced to os ("linux" or "windows"),
 // for a fleet enrolled with one OS's install key; every other value is
-// drawn as FakeHost draws it ("" forces nothing).
-func FakeHostOS(seed int64, i int, version, os string) (wire.Host, wire.Inventory) {
+// drawn as Host draws it ("" forces nothing).
+func HostOS(seed int64, i int, version, os string) (wire.Host, wire.Inventory) {
 	r := rand.New(rand.NewPCG(uint64(seed), uint64(i)^0x9e3779b97f4a7c15))
 
-	prov := fleetPickProvider(r)
+	prov := pickProvider(r)
 	windows := r.Float64() < 0.2
 	switch os {
 	case "windows":
@@ -103,7 +104,7 @@ func FakeHostOS(seed int64, i int, version, os string) (wire.Host, wire.Inventor
 	case "linux":
 		windows = false
 	}
-	role := fleetRoles[r.IntN(len(fleetRoles))]
+	role := roles[r.IntN(len(roles))]
 
 	h := wire.Host{
 		Provider: prov.name,
@@ -120,32 +121,32 @@ func FakeHostOS(seed int64, i int, version, os string) (wire.Host, wire.Inventor
 	case windows:
 		h.Hostname = fmt.Sprintf("WIN-%s-%04d", strings.ToUpper(role), i)
 	default:
-		h.Hostname = fmt.Sprintf("%s-%s-%04d", role, fleetEnvs[r.IntN(len(fleetEnvs))], i)
+		h.Hostname = fmt.Sprintf("%s-%s-%04d", role, envs[r.IntN(len(envs))], i)
 	}
 
 	if windows {
 		h.OS, h.Arch = "windows", "amd64"
-		h.OSName = fleetWindowsOSNames[r.IntN(len(fleetWindowsOSNames))]
+		h.OSName = windowsOSNames[r.IntN(len(windowsOSNames))]
 	} else {
 		h.OS, h.Arch = "linux", "amd64"
 		if r.Float64() < 0.15 {
 			h.Arch = "arm64"
 		}
-		h.OSName = fleetLinuxOSNames[r.IntN(len(fleetLinuxOSNames))]
+		h.OSName = linuxOSNames[r.IntN(len(linuxOSNames))]
 	}
 
-	h.IPs = []string{fleetFakeIP(r, i)}
+	h.IPs = []string{fakeIP(r, i)}
 	if r.Float64() < 0.2 {
-		h.IPs = append(h.IPs, fleetFakeIP(r, i+7919))
+		h.IPs = append(h.IPs, fakeIP(r, i+7919))
 	}
 
 	inv := wire.Inventory{
-		Processes:       fleetClampInt(int(math.Exp(math.Log(110)+0.6*r.NormFloat64())), 15, 400),
-		ListeningPorts:  fleetFakePorts(r, windows, role),
-		Vulnerabilities: fleetLongTail(r, 0.6, 1.1, 500),
-		BaselineRisks:   fleetLongTail(r, 0.5, 1.3, 120),
-		Alerts:          fleetLongTail(r, 0.9, 1.2, 50),
-		Group:           fleetGroups[r.IntN(len(fleetGroups))],
+		Processes:       clampInt(int(math.Exp(math.Log(110)+0.6*r.NormFloat64())), 15, 400),
+		ListeningPorts:  fakePorts(r, windows, role),
+		Vulnerabilities: longTail(r, 0.6, 1.1, 500),
+		BaselineRisks:   longTail(r, 0.5, 1.3, 120),
+		Alerts:          longTail(r, 0.9, 1.2, 50),
+		Group:           groups[r.IntN(len(groups))],
 	}
 	inv.Ports = len(inv.ListeningPorts)
 	inv.RootAccounts = 1
@@ -161,7 +162,7 @@ func FakeHostOS(seed int64, i int, version, os string) (wire.Host, wire.Inventor
 		inv.Accounts = 18 + r.IntN(23) // distribution system accounts + users
 	}
 	inv.Accounts = max(inv.Accounts, inv.RootAccounts)
-	for _, t := range fleetTagPool {
+	for _, t := range tagPool {
 		if r.Float64() < 0.12 {
 			inv.Tags = append(inv.Tags, t)
 		}
@@ -169,19 +170,19 @@ func FakeHostOS(seed int64, i int, version, os string) (wire.Host, wire.Inventor
 	return h, inv
 }
 
-func fleetPickProvider(r *rand.Rand) fleetProvider {
-	n := r.IntN(fleetProviderWeight)
-	for _, p := range fleetProviders {
+func pickProvider(r *rand.Rand) provider {
+	n := r.IntN(providerWeight)
+	for _, p := range providers {
 		if n < p.weight {
 			return p
 		}
 		n -= p.weight
 	}
-	return fleetProviders[0]
+	return providers[0]
 }
 
-// fleetFakeIP returns 10.a.b.c (70 %) or 172.16-31.b.c, with b.c spread by i.
-func fleetFakeIP(r *rand.Rand, i int) string {
+// fakeIP returns 10.a.b.c (70 %) or 172.16-31.b.c, with b.c spread by i.
+func fakeIP(r *rand.Rand, i int) string {
 	b, c := (i/254)%256, 1+i%254
 	if r.Float64() < 0.7 {
 		return fmt.Sprintf("10.%d.%d.%d", r.IntN(256), b, c)
@@ -189,7 +190,7 @@ func fleetFakeIP(r *rand.Rand, i int) string {
 	return fmt.Sprintf("172.%d.%d.%d", 16+r.IntN(16), b, c)
 }
 
-var fleetRolePorts = map[string][]int{
+var rolePorts = map[string][]int{
 	"web":      {80, 443},
 	"api":      {8080, 8443},
 	"db":       {3306},
@@ -204,7 +205,7 @@ var fleetRolePorts = map[string][]int{
 	"bastion":  {},
 }
 
-func fleetFakePorts(r *rand.Rand, windows bool, role string) []int {
+func fakePorts(r *rand.Rand, windows bool, role string) []int {
 	var ports []int
 	add := func(p float64, ps ...int) {
 		if r.Float64() < p {
@@ -218,14 +219,14 @@ func fleetFakePorts(r *rand.Rand, windows bool, role string) []int {
 		if role == "db" {
 			ports = append(ports, 1433)
 		} else {
-			ports = append(ports, fleetRolePorts[role]...)
+			ports = append(ports, rolePorts[role]...)
 		}
 	} else {
 		add(0.95, 22)
 		if role == "db" && r.Float64() < 0.3 {
 			ports = append(ports, 5432)
 		} else {
-			ports = append(ports, fleetRolePorts[role]...)
+			ports = append(ports, rolePorts[role]...)
 		}
 		if role == "k8s-node" {
 			for n := r.IntN(4); n > 0; n-- {
@@ -243,9 +244,9 @@ func fleetFakePorts(r *rand.Rand, windows bool, role string) []int {
 	return slices.Compact(ports)
 }
 
-// fleetLongTail is 0 with probability pZero, otherwise a Pareto(alpha) draw
+// longTail is 0 with probability pZero, otherwise a Pareto(alpha) draw
 // starting at 1, capped at limit.
-func fleetLongTail(r *rand.Rand, pZero, alpha float64, limit int) int {
+func longTail(r *rand.Rand, pZero, alpha float64, limit int) int {
 	if r.Float64() < pZero {
 		return 0
 	}
@@ -257,18 +258,18 @@ func fleetLongTail(r *rand.Rand, pZero, alpha float64, limit int) int {
 	return int(x)
 }
 
-func fleetClampInt(v, lo, hi int) int {
+func clampInt(v, lo, hi int) int {
 	return min(max(v, lo), hi)
 }
 
-// FakeInventoryDrift returns inv with the small changes seen between two
+// InventoryDrift returns inv with the small changes seen between two
 // inventories of the same host: the process count moves by a few percent,
 // now and then a listening port opens or closes, vulnerabilities get patched
 // or disclosed, baseline risks get fixed, alerts arrive or are handled, and
 // rarely an account is added. inv itself (its slices included) is not
 // modified; Ports is kept equal to len(ListeningPorts) and RootAccounts never
 // exceeds Accounts.
-func FakeInventoryDrift(inv wire.Inventory, r *rand.Rand) wire.Inventory {
+func InventoryDrift(inv wire.Inventory, r *rand.Rand) wire.Inventory {
 	out := inv
 	out.ListeningPorts = slices.Clone(inv.ListeningPorts)
 	out.Tags = slices.Clone(inv.Tags)

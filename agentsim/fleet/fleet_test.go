@@ -1,4 +1,4 @@
-package agentsim
+package fleet
 
 import (
 	"maps"
@@ -14,9 +14,9 @@ import (
 	"outpost/relay/wire"
 )
 
-const fleetTestN = 10000
+const testN = 10000
 
-func fleetTestHasCJK(s string) bool {
+func hasCJK(s string) bool {
 	for _, r := range s {
 		if unicode.Is(unicode.Han, r) {
 			return true
@@ -28,8 +28,8 @@ func fleetTestHasCJK(s string) bool {
 func TestFleetDeterministic(t *testing.T) {
 	for _, seed := range []int64{0, 1, 42, -7} {
 		for _, i := range []int{0, 1, 17, 9999} {
-			h1, inv1 := FakeHost(seed, i, "2.4.0")
-			h2, inv2 := FakeHost(seed, i, "2.4.0")
+			h1, inv1 := Host(seed, i, "2.4.0")
+			h2, inv2 := Host(seed, i, "2.4.0")
 			if !reflect.DeepEqual(h1, h2) || !reflect.DeepEqual(inv1, inv2) {
 				t.Fatalf("seed %d i %d: not deterministic:\n%+v %+v\n%+v %+v", seed, i, h1, inv1, h2, inv2)
 			}
@@ -41,8 +41,8 @@ func TestFleetDeterministic(t *testing.T) {
 	// A different seed gives a different fleet.
 	same := 0
 	for i := 0; i < 100; i++ {
-		a, _ := FakeHost(1, i, "v")
-		b, _ := FakeHost(2, i, "v")
+		a, _ := Host(1, i, "v")
+		b, _ := Host(2, i, "v")
 		if a.Fingerprint == b.Fingerprint {
 			t.Fatalf("i %d: seeds 1 and 2 share fingerprint", i)
 		}
@@ -55,7 +55,7 @@ func TestFleetDeterministic(t *testing.T) {
 	}
 }
 
-var fleetTestSuffix = regexp.MustCompile(`-([0-9]+)$`)
+var testSuffix = regexp.MustCompile(`-([0-9]+)$`)
 
 func TestFleetUniqueAndPlausible(t *testing.T) {
 	names := map[string]int{}
@@ -63,8 +63,8 @@ func TestFleetUniqueAndPlausible(t *testing.T) {
 	var windows, cjk, arm, zeroVulns, zeroAlerts, maxVulns int
 	providers := map[string]int{}
 	prefixes := map[string]bool{}
-	for i := 0; i < fleetTestN; i++ {
-		h, inv := FakeHost(20240601, i, "1.0.0")
+	for i := 0; i < testN; i++ {
+		h, inv := Host(20240601, i, "1.0.0")
 		if j, dup := names[h.Hostname]; dup {
 			t.Fatalf("hostname %q for %d and %d", h.Hostname, j, i)
 		}
@@ -76,14 +76,14 @@ func TestFleetUniqueAndPlausible(t *testing.T) {
 		if len(h.Fingerprint) != 64 {
 			t.Fatalf("fingerprint %q", h.Fingerprint)
 		}
-		m := fleetTestSuffix.FindStringSubmatch(h.Hostname)
+		m := testSuffix.FindStringSubmatch(h.Hostname)
 		if m == nil {
 			t.Fatalf("hostname %q has no numeric suffix", h.Hostname)
 		}
 		if n, _ := strconv.Atoi(m[1]); n != i {
 			t.Fatalf("hostname %q: suffix %d, want i=%d", h.Hostname, n, i)
 		}
-		if fleetTestHasCJK(h.Hostname) {
+		if hasCJK(h.Hostname) {
 			cjk++
 			prefixes[regexp.MustCompile(`^[^-]+`).FindString(h.Hostname)] = true
 		}
@@ -115,7 +115,7 @@ func TestFleetUniqueAndPlausible(t *testing.T) {
 				t.Fatalf("%s: IP %q is not private IPv4", h.Hostname, s)
 			}
 		}
-		fleetTestCheckInventory(t, h.Hostname, inv)
+		checkInventory(t, h.Hostname, inv)
 		if inv.Processes < 15 || inv.Processes > 400 {
 			t.Fatalf("%s: processes %d", h.Hostname, inv.Processes)
 		}
@@ -130,14 +130,14 @@ func TestFleetUniqueAndPlausible(t *testing.T) {
 		}
 		maxVulns = max(maxVulns, inv.Vulnerabilities)
 	}
-	winShare := float64(windows) / fleetTestN
+	winShare := float64(windows) / testN
 	t.Logf("%d hosts: windows %.1f%%, CJK names %.1f%% (prefixes %v), arm64 %d, providers %v, zero vulns %.1f%%, zero alerts %.1f%%, max vulns %d",
-		fleetTestN, 100*winShare, 100*float64(cjk)/fleetTestN, slices.Sorted(maps.Keys(prefixes)), arm, providers,
-		100*float64(zeroVulns)/fleetTestN, 100*float64(zeroAlerts)/fleetTestN, maxVulns)
+		testN, 100*winShare, 100*float64(cjk)/testN, slices.Sorted(maps.Keys(prefixes)), arm, providers,
+		100*float64(zeroVulns)/testN, 100*float64(zeroAlerts)/testN, maxVulns)
 	if winShare < 0.17 || winShare > 0.23 {
 		t.Errorf("windows share %.3f, want about 0.20", winShare)
 	}
-	if cjk < fleetTestN/10 {
+	if cjk < testN/10 {
 		t.Errorf("only %d CJK names", cjk)
 	}
 	for _, p := range []string{"腾讯云", "在云", "阿里云"} {
@@ -151,16 +151,16 @@ func TestFleetUniqueAndPlausible(t *testing.T) {
 	if len(providers) < 5 {
 		t.Errorf("providers %v", providers)
 	}
-	if zeroVulns < fleetTestN/2 || zeroAlerts < fleetTestN*8/10 {
-		t.Errorf("security figures should be mostly zero: vulns %d alerts %d of %d", zeroVulns, zeroAlerts, fleetTestN)
+	if zeroVulns < testN/2 || zeroAlerts < testN*8/10 {
+		t.Errorf("security figures should be mostly zero: vulns %d alerts %d of %d", zeroVulns, zeroAlerts, testN)
 	}
 	if maxVulns < 20 {
 		t.Errorf("no long tail: max vulnerabilities %d", maxVulns)
 	}
 }
 
-// fleetTestCheckInventory checks the invariants every fake inventory keeps.
-func fleetTestCheckInventory(t *testing.T, name string, inv wire.Inventory) {
+// checkInventory checks the invariants every fake inventory keeps.
+func checkInventory(t *testing.T, name string, inv wire.Inventory) {
 	t.Helper()
 	if inv.Ports != len(inv.ListeningPorts) {
 		t.Fatalf("%s: Ports %d != len(ListeningPorts) %d", name, inv.Ports, len(inv.ListeningPorts))
@@ -180,7 +180,7 @@ func fleetTestCheckInventory(t *testing.T, name string, inv wire.Inventory) {
 }
 
 func TestFleetInventoryDrift(t *testing.T) {
-	_, inv := FakeHost(5, 3, "v")
+	_, inv := Host(5, 3, "v")
 	orig := inv
 	origPorts := slices.Clone(inv.ListeningPorts)
 	origTags := slices.Clone(inv.Tags)
@@ -190,7 +190,7 @@ func TestFleetInventoryDrift(t *testing.T) {
 		cur := inv
 		var out []wire.Inventory
 		for k := 0; k < 500; k++ {
-			cur = FakeInventoryDrift(cur, r)
+			cur = InventoryDrift(cur, r)
 			out = append(out, cur)
 		}
 		return out
@@ -205,7 +205,7 @@ func TestFleetInventoryDrift(t *testing.T) {
 	changedPorts, changedProcs := false, false
 	prev := inv
 	for k, cur := range a {
-		fleetTestCheckInventory(t, "drift step "+strconv.Itoa(k), cur)
+		checkInventory(t, "drift step "+strconv.Itoa(k), cur)
 		step := max(2, prev.Processes/20)
 		if d := cur.Processes - prev.Processes; d > step || d < -step {
 			t.Fatalf("step %d: processes jumped %d -> %d", k, prev.Processes, cur.Processes)
@@ -221,12 +221,12 @@ func TestFleetInventoryDrift(t *testing.T) {
 		t.Errorf("500 drifts changed ports=%v processes=%v", changedPorts, changedProcs)
 	}
 	// Single step: small.
-	one := FakeInventoryDrift(inv, rand.New(rand.NewPCG(1, 1)))
+	one := InventoryDrift(inv, rand.New(rand.NewPCG(1, 1)))
 	if d := one.Ports - inv.Ports; d > 1 || d < -1 {
 		t.Errorf("one drift changed %d ports", d)
 	}
 
 	// Works on an empty inventory too.
-	empty := FakeInventoryDrift(wire.Inventory{}, rand.New(rand.NewPCG(2, 2)))
-	fleetTestCheckInventory(t, "empty", empty)
+	empty := InventoryDrift(wire.Inventory{}, rand.New(rand.NewPCG(2, 2)))
+	checkInventory(t, "empty", empty)
 }
