@@ -110,9 +110,15 @@ the agent, its directory and the relay a quick deployment started there).`
 	return c
 }
 
+// serviceInstall holds the flags of `service install`.
+type serviceInstall struct {
+	a         *app
+	o         serviceOpts
+	bin, user string
+}
+
 func newServiceInstallCmd(a *app) *cobra.Command {
-	var o serviceOpts
-	var bin, user string
+	r := &serviceInstall{a: a}
 	cmd := &cobra.Command{
 		Use:   "install relay|agent [--data DIR | --dir DIR] [--bin PATH] [--user NAME] [-- FLAGS...]",
 		Short: "Write, enable and start the systemd unit of the relay or the agent",
@@ -141,87 +147,102 @@ writes nothing and prints the command to run under another supervisor
 			_, err := parseServiceKind(args)
 			return err
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			k, _ := parseServiceKind(args)
-			var pass []string
-			if n := cmd.ArgsLenAtDash(); n >= 0 {
-				pass = args[n:]
-			}
-			for _, p := range pass {
-				if name, _, _ := strings.Cut(p, "="); name == k.dirFlag || name == "--data" && k.name == "relay" {
-					return usageErrorf("give %s before '--', not after", name)
-				}
-			}
-			dir, err := o.dataDir(a, k)
-			if err != nil {
-				return err
-			}
-			if bin == "" {
-				if bin, err = os.Executable(); err != nil {
-					return fmt.Errorf("find this binary: %w (give --bin)", err)
-				}
-			}
-			if !filepath.IsAbs(bin) {
-				return usageErrorf("--bin %q: want an absolute path", bin)
-			}
-			pass, secret := extractSecret(pass, k)
-			argv := append([]string{bin}, serviceArgv(k, dir, pass)...)
-			ctl, err := o.checkSystemd()
-			if err != nil {
-				if secret != "" {
-					argv = append(argv, k.secret, secret)
-				}
-				return failf("no systemd on this host (%v); run under your supervisor: %s", err, shellJoin(argv))
-			}
-			uid, gid := -1, -1
-			if user != "" {
-				u, err := osuser.Lookup(user)
-				if err != nil {
-					return failf("--user %q: no such account on this host", user)
-				}
-				uid, _ = strconv.Atoi(u.Uid)
-				gid, _ = strconv.Atoi(u.Gid)
-			}
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return err
-			}
-			// The service account writes DIR; service.env stays root's
-			// (systemd reads it before dropping to User=).
-			if uid >= 0 {
-				if err := os.Chown(dir, uid, gid); err != nil {
-					return fmt.Errorf("give %s to %s: %w", dir, user, err)
-				}
-			}
-			envPath := ""
-			if secret != "" {
-				envPath = filepath.Join(dir, serviceEnvFile)
-				if err := writeFileAtomic(envPath, []byte(k.envVar+"="+secret+"\n"), 0o600); err != nil {
-					return err
-				}
-				argv = append(argv, k.secret, "${"+k.envVar+"}")
-			}
-			unitPath := filepath.Join(o.unitDir, k.unit())
-			text := renderUnit(k, argv, dir, user, envPath)
-			if err := writeFileAtomic(unitPath, []byte(text), 0o644); err != nil {
-				return err
-			}
-			did := []string{"wrote " + unitPath}
-			if envPath != "" {
-				did = append(did, "wrote "+envPath+" (0600, holds "+k.secret+")")
-			}
-			for _, c := range [][]string{{"daemon-reload"}, {"enable", "--now", k.unit()}} {
-				if err := runSystemctl(ctl, c...); err != nil {
-					return err
-				}
-				did = append(did, "ran systemctl "+strings.Join(c, " "))
-			}
-			return a.printDone(k, unitPath, did)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return r.Run(cmd, args) },
 	}
-	o.flags(cmd)
-	cmd.Flags().StringVar(&bin, "bin", "", "binary the unit runs (default this one)")
-	cmd.Flags().StringVar(&user, "user", "", "account the service runs as (default root)")
+	r.o.flags(cmd)
+	cmd.Flags().StringVar(&r.bin, "bin", "", "binary the unit runs (default this one)")
+	cmd.Flags().StringVar(&r.user, "user", "", "account the service runs as (default root)")
 	return cmd
+}
+
+// Run writes the unit of the kind in args (and DIR/service.env for a
+// secret), then enables and starts it.
+func (r *serviceInstall) Run(cmd *cobra.Command, args []string) error {
+	k, _ := parseServiceKind(args)
+	var pass []string
+	if n := cmd.ArgsLenAtDash(); n >= 0 {
+		pass = args[n:]
+	}
+	for _, p := range pass {
+		if name, _, _ := strings.Cut(p, "="); name == k.dirFlag || name == "--data" && k.name == "relay" {
+			return usageErrorf("give %s before '--', not after", name)
+		}
+	}
+	dir, err := r.o.dataDir(r.a, k)
+	if err != nil {
+		return err
+	}
+	bin := r.bin
+	if bin == "" {
+		if bin, err = os.Executable(); err != nil {
+			return fmt.Errorf("find this binary: %w (give --bin)", err)
+		}
+	}
+	if !filepath.IsAbs(bin) {
+		return usageErrorf("--bin %q: want an absolute path", bin)
+	}
+	pass, secret := extractSecret(pass, k)
+	argv := append([]string{bin}, serviceArgv(k, dir, pass)...)
+	ctl, err := r.o.checkSystemd()
+	if err != nil {
+		if secret != "" {
+			argv = append(argv, k.secret, secret)
+		}
+		return failf("no systemd on this host (%v); run under your supervisor: %s", err, shellJoin(argv))
+	}
+	unitPath, did, err := r.writeUnit(k, dir, argv, secret)
+	if err != nil {
+		return err
+	}
+	for _, c := range [][]string{{"daemon-reload"}, {"enable", "--now", k.unit()}} {
+		if err := runSystemctl(ctl, c...); err != nil {
+			return err
+		}
+		did = append(did, "ran systemctl "+strings.Join(c, " "))
+	}
+	return r.a.printDone(k, unitPath, did)
+}
+
+// writeUnit creates dir (given to --user), writes the secret to
+// DIR/service.env and the unit, and says what it wrote.
+func (r *serviceInstall) writeUnit(k serviceKind, dir string, argv []string, secret string) (unitPath string, did []string, err error) {
+	uid, gid := -1, -1
+	if r.user != "" {
+		u, err := osuser.Lookup(r.user)
+		if err != nil {
+			return "", nil, failf("--user %q: no such account on this host", r.user)
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, err
+	}
+	// The service account writes DIR; service.env stays root's
+	// (systemd reads it before dropping to User=).
+	if uid >= 0 {
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return "", nil, fmt.Errorf("give %s to %s: %w", dir, r.user, err)
+		}
+	}
+	envPath := ""
+	if secret != "" {
+		envPath = filepath.Join(dir, serviceEnvFile)
+		if err := writeFileAtomic(envPath, []byte(k.envVar+"="+secret+"\n"), 0o600); err != nil {
+			return "", nil, err
+		}
+		argv = append(argv, k.secret, "${"+k.envVar+"}")
+	}
+	unitPath = filepath.Join(r.o.unitDir, k.unit())
+	text := renderUnit(k, argv, dir, r.user, envPath)
+	if err := writeFileAtomic(unitPath, []byte(text), 0o644); err != nil {
+		return "", nil, err
+	}
+	did = []string{"wrote " + unitPath}
+	if envPath != "" {
+		did = append(did, "wrote "+envPath+" (0600, holds "+k.secret+")")
+	}
+	return unitPath, did, nil
 }
 
 func newServiceUninstallCmd(a *app) *cobra.Command {
