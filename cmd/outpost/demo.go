@@ -37,113 +37,148 @@ var demoClusters = []demoCluster{
 // and simulated agents spread over direct and proxied connection. Timing is
 // compressed (minutes, not hours) in this data directory only.
 func startDemo(ctx context.Context, a *app, r *relayRun, agents int) (func(), error) {
-	db, err := a.store()
-	if err != nil {
+	d := &demo{a: a, logf: relay.Logf(a.stderr, "demo: "), pin: r.srv.CAFingerprint()}
+	if err := d.prepare(ctx); err != nil {
 		return nil, err
 	}
-	actx := store.WithActor(ctx, "demo")
-	st := db.Settings()
-	st.OfflineAfter, st.InventoryInterval, st.UninstallGrace = 2*time.Minute, 20*time.Second, time.Minute
-	st.PollTimeout, st.BindBatchGap = 20*time.Second, 5*time.Second
-	if err := db.SetSettings(actx, st); err != nil {
-		return nil, err
-	}
-	acct, err := db.FindAccount(actx, "demo")
-	if store.ErrorCode(err) == store.ENotFound {
-		acct, _, err = db.CreateAccount(actx, "demo")
-	}
-	if err != nil {
-		return nil, err
-	}
-	logf := relay.Logf(a.stderr, "demo: ")
-	var relays []*relay.Server
-	stop := func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, s := range relays {
-			s.Close(cctx)
-		}
-	}
-	managerTLS := ""
 	for _, u := range r.urls {
 		if len(u) > 8 && u[:8] == "https://" {
-			managerTLS = u
+			d.managerTLS = u
 			break
 		}
 	}
-	if managerTLS == "" {
+	if d.managerTLS == "" {
 		return nil, fmt.Errorf("demo: the management host needs an https listener")
 	}
-	pin := r.srv.CAFingerprint()
-	type fleet struct {
-		key, winKey string
-		proxies     []string
-	}
-	// Install commands are per OS: one for the Linux hosts, one for Windows.
-	keys := func(clusterID int64, group string) (string, string, error) {
-		var out [2]string
-		for i, os := range []string{"linux", "windows"} {
-			ic, err := db.CreateInstallCommand(actx, store.InstallInput{AccountID: acct.ID, ClusterID: clusterID, TTL: 24 * time.Hour, Group: group, OS: os})
-			if err != nil {
-				return "", "", err
-			}
-			out[i] = ic.Key
-		}
-		return out[0], out[1], nil
-	}
-	lk, wk, err := keys(0, "direct")
+	lk, wk, err := d.keys(0, "direct")
 	if err != nil {
 		return nil, err
 	}
-	fleets := []fleet{{lk, wk, []string{managerTLS}}}
+	fleets := []demoFleet{{lk, wk, []string{d.managerTLS}}}
 	for _, dc := range demoClusters {
-		c, err := db.FindCluster(actx, acct.ID, dc.name)
-		if store.ErrorCode(err) == store.ENotFound {
-			c, err = db.CreateCluster(actx, store.ClusterInput{AccountID: acct.ID, Name: dc.name, Address: dc.address, Region: dc.region, Remark: "demo"})
-			if err == nil && dc.policy.Mode != "" {
-				p := dc.policy
-				if p.Mode == store.ModeCache {
-					// Absolute, so the demo relay (its own data directory)
-					// writes where the operator looks: DATA/cache/NAME.
-					if p.CacheDir, err = filepath.Abs(filepath.Join(a.dataDir(), "cache", dc.name)); err != nil {
-						stop()
-						return nil, err
-					}
-				}
-				c, err = db.SetPolicy(actx, c.ID, p)
-			}
-		}
+		f, err := d.cluster(dc)
 		if err != nil {
-			stop()
+			d.stop()
 			return nil, err
 		}
-		var urls []string
-		for i, port := range dc.relays {
-			dir := filepath.Join(a.dataDir(), "demo-relays", fmt.Sprintf("%s-%d", dc.name, i+1))
-			srv, url, err := startDemoRelay(actx, db, c, dir, port, managerTLS, pin, fmt.Sprintf("%s-proxy-%d", dc.name, i+1), logf)
-			if err != nil {
-				stop()
-				return nil, fmt.Errorf("demo relay for %s: %w", dc.name, err)
-			}
-			relays = append(relays, srv)
-			urls = append(urls, url)
-		}
-		lk, wk, err := keys(c.ID, dc.name)
-		if err != nil {
-			stop()
-			return nil, err
-		}
-		fleets = append(fleets, fleet{lk, wk, urls})
+		fleets = append(fleets, f)
 	}
+	return d.run(ctx, fleets, agents), nil
+}
+
+// demo is the demo fleet being built on the running management host.
+type demo struct {
+	a          *app
+	db         *store.DB
+	actx       context.Context // the store calls' context, actor "demo"
+	acct       store.Account
+	managerTLS string
+	pin        string
+	logf       func(string, ...any)
+	relays     []*relay.Server
+}
+
+// demoFleet is one part of the fleet: the keys its agents enrol with and
+// the relays they go through.
+type demoFleet struct {
+	key, winKey string
+	proxies     []string
+}
+
+// prepare compresses the timing settings and finds or creates the demo
+// account.
+func (d *demo) prepare(ctx context.Context) error {
+	db, err := d.a.store()
+	if err != nil {
+		return err
+	}
+	d.db, d.actx = db, store.WithActor(ctx, "demo")
+	st := db.Settings()
+	st.OfflineAfter, st.InventoryInterval, st.UninstallGrace = 2*time.Minute, 20*time.Second, time.Minute
+	st.PollTimeout, st.BindBatchGap = 20*time.Second, 5*time.Second
+	if err := db.SetSettings(d.actx, st); err != nil {
+		return err
+	}
+	d.acct, err = db.FindAccount(d.actx, "demo")
+	if store.ErrorCode(err) == store.ENotFound {
+		d.acct, _, err = db.CreateAccount(d.actx, "demo")
+	}
+	return err
+}
+
+// stop closes the demo relays started so far.
+func (d *demo) stop() {
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range d.relays {
+		s.Close(cctx)
+	}
+}
+
+// keys creates the install commands of a cluster (0: direct), which are
+// per OS: one for the Linux hosts, one for Windows.
+func (d *demo) keys(clusterID int64, group string) (string, string, error) {
+	var out [2]string
+	for i, os := range []string{"linux", "windows"} {
+		ic, err := d.db.CreateInstallCommand(d.actx, store.InstallInput{AccountID: d.acct.ID, ClusterID: clusterID, TTL: 24 * time.Hour, Group: group, OS: os})
+		if err != nil {
+			return "", "", err
+		}
+		out[i] = ic.Key
+	}
+	return out[0], out[1], nil
+}
+
+// cluster finds or creates the demo cluster dc (with its policy), starts
+// its relays and returns its part of the fleet.
+func (d *demo) cluster(dc demoCluster) (demoFleet, error) {
+	db, actx, a := d.db, d.actx, d.a
+	c, err := db.FindCluster(actx, d.acct.ID, dc.name)
+	if store.ErrorCode(err) == store.ENotFound {
+		c, err = db.CreateCluster(actx, store.ClusterInput{AccountID: d.acct.ID, Name: dc.name, Address: dc.address, Region: dc.region, Remark: "demo"})
+		if err == nil && dc.policy.Mode != "" {
+			p := dc.policy
+			if p.Mode == store.ModeCache {
+				// Absolute, so the demo relay (its own data directory)
+				// writes where the operator looks: DATA/cache/NAME.
+				if p.CacheDir, err = filepath.Abs(filepath.Join(a.dataDir(), "cache", dc.name)); err != nil {
+					return demoFleet{}, err
+				}
+			}
+			c, err = db.SetPolicy(actx, c.ID, p)
+		}
+	}
+	if err != nil {
+		return demoFleet{}, err
+	}
+	var urls []string
+	for i, port := range dc.relays {
+		dir := filepath.Join(a.dataDir(), "demo-relays", fmt.Sprintf("%s-%d", dc.name, i+1))
+		srv, url, err := startDemoRelay(actx, db, c, dir, port, d.managerTLS, d.pin, fmt.Sprintf("%s-proxy-%d", dc.name, i+1), d.logf)
+		if err != nil {
+			return demoFleet{}, fmt.Errorf("demo relay for %s: %w", dc.name, err)
+		}
+		d.relays = append(d.relays, srv)
+		urls = append(urls, url)
+	}
+	lk, wk, err := d.keys(c.ID, dc.name)
+	if err != nil {
+		return demoFleet{}, err
+	}
+	return demoFleet{lk, wk, urls}, nil
+}
+
+// run simulates the fleets' agents until the returned stop is called.
+func (d *demo) run(ctx context.Context, fleets []demoFleet, agents int) func() {
 	simCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	per := max(agents/len(fleets), 1)
 	for i, f := range fleets {
 		wg.Add(1)
-		go func(i int, f fleet) {
+		go func(i int, f demoFleet) {
 			defer wg.Done()
 			_, err := agentsim.RunSim(simCtx, agentsim.SimConfig{
-				Proxies: f.proxies, CASHA256: pin, Key: f.key, WindowsKey: f.winKey, Agents: per, FirstIndex: i * per, Seed: 42,
+				Proxies: f.proxies, CASHA256: d.pin, Key: f.key, WindowsKey: f.winKey, Agents: per, FirstIndex: i * per, Seed: 42,
 				// No InventoryEvery: the agents follow inventory_interval
 				// (20 s above), so `settings set` reaches them as it would
 				// a real fleet.
@@ -151,16 +186,16 @@ func startDemo(ctx context.Context, a *app, r *relayRun, agents int) (func(), er
 				Version: version, EnrolRate: 50, DrainTimeout: 2 * time.Second,
 			})
 			if err != nil && simCtx.Err() == nil {
-				logf("fleet %d: %v", i, err)
+				d.logf("fleet %d: %v", i, err)
 			}
 		}(i, f)
 	}
-	logf("%d simulated agents: %d direct, the rest through %d relays of 3 clusters", per*len(fleets), per, len(relays))
+	d.logf("%d simulated agents: %d direct, the rest through %d relays of 3 clusters", per*len(fleets), per, len(d.relays))
 	return func() {
 		cancel()
 		wg.Wait()
-		stop()
-	}, nil
+		d.stop()
+	}
 }
 
 // startDemoRelay starts (or restarts, reusing its identity) one joined relay
