@@ -12,6 +12,12 @@ func init() { register("", newReleaseCmd) }
 
 func newReleaseCmd(a *app) *cobra.Command {
 	cmd := group("release", "Sign, publish, list and delete releases (what 'proxy upgrade' upgrades to)")
+	cmd.AddCommand(newReleaseKeygenCmd(a), newReleaseAddCmd(a), newReleaseListCmd(a), newReleaseDeleteCmd(a))
+	return cmd
+}
+
+// newReleaseAddCmd is release add: publish a signed release.
+func newReleaseAddCmd(a *app) *cobra.Command {
 	var notes, file, key string
 	add := &cobra.Command{
 		Use:   "add VERSION --file PATH --key FILE [--notes T]",
@@ -59,8 +65,12 @@ they got at join and the package matches the SHA-256.`,
 	add.Flags().StringVar(&notes, "notes", "", "release notes")
 	add.Flags().StringVar(&file, "file", "", "the release package (copied to DATA/releases/VERSION)")
 	add.Flags().StringVar(&key, "key", "", "the release signing key file (outpost release keygen --out FILE)")
-	keygen := newReleaseKeygenCmd(a)
-	list := &cobra.Command{
+	return add
+}
+
+// newReleaseListCmd is release list, newest first.
+func newReleaseListCmd(a *app) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
 		Short: "List published releases, newest first",
 		Args:  nargs(0, 0, ""),
@@ -92,7 +102,11 @@ they got at join and the package matches the SHA-256.`,
 			return nil
 		},
 	}
-	del := &cobra.Command{
+}
+
+// newReleaseDeleteCmd is release delete VERSION.
+func newReleaseDeleteCmd(a *app) *cobra.Command {
+	return &cobra.Command{
 		Use:   "delete VERSION",
 		Short: "Delete a release and its package (refused while a proxy server is upgrading to it)",
 		Args:  nargs(1, 1, "VERSION"),
@@ -115,8 +129,6 @@ they got at join and the package matches the SHA-256.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(keygen, add, list, del)
-	return cmd
 }
 
 // newReleaseKeygenCmd is release keygen: make the signing key, or rotate
