@@ -55,94 +55,110 @@ func newAgentUnbindCmd(a *app) *cobra.Command {
 	return cmd
 }
 
+// agentList holds the flags of `agent list`.
+type agentList struct {
+	a                *app
+	cluster, account string
+	direct           bool
+	f                store.AgentFilter
+}
+
 func newAgentListCmd(a *app) *cobra.Command {
-	var cluster, account string
-	var direct bool
-	var f store.AgentFilter
+	r := &agentList{a: a}
 	cmd := &cobra.Command{
 		Use:   "list [--cluster N | --direct] [--status online|offline|uninstalled] [--query Q] [--sort S] [--limit N] [--offset N]",
 		Short: "List agents (assets), one page at a time",
 		Args:  nargs(0, 0, ""),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch {
-			case direct && cluster != "":
-				return usageErrorf("give --cluster or --direct, not both")
-			case f.Limit <= 0 || f.Limit > 1000:
-				return usageErrorf("invalid --limit %d: want 1 to 1000", f.Limit)
-			case f.Offset < 0:
-				return usageErrorf("invalid --offset %d: must not be negative", f.Offset)
-			case f.Status != "" && f.Status != store.StatusOnline && f.Status != store.StatusOffline && f.Status != store.StatusUninstalled:
-				return usageErrorf("invalid --status %q: want online, offline or uninstalled", f.Status)
-			}
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			if f.AccountID, err = a.accountID(cmd, account); err != nil {
-				return err
-			}
-			if direct {
-				f.ClusterID = -1
-			} else if cluster != "" {
-				c, err := a.resolveCluster(cmd, account, cluster)
-				if err != nil {
-					return err
-				}
-				f.ClusterID = c.ID
-			}
-			page, err := db.ListAgents(ctx(cmd), f)
-			if store.ErrorCode(err) == store.EInvalid {
-				return usageErrorf("%s", store.ErrorMessage(err)) // a bad --sort value
-			} else if err != nil {
-				return err
-			}
-			page.Agents = nonNil(page.Agents)
-			if a.jsonOut {
-				return a.printJSON(page)
-			}
-			if len(page.Agents) == 0 {
-				if page.Total > 0 {
-					a.notef("no agents at offset %d (%d match)", f.Offset, page.Total)
-				} else {
-					a.notef("no agents match")
-				}
-				return nil
-			}
-			var rows [][]string
-			for _, g := range page.Agents {
-				cl := g.Cluster
-				if g.ClusterID == 0 {
-					cl = "(direct)"
-				}
-				status := g.Status
-				if g.Duplicate {
-					status += " DUPLICATE"
-				}
-				rows = append(rows, []string{g.Hostname, strings.Join(g.IPs, ","), g.OS, cl, status, g.ConnectedText(), g.SecurityStatus, g.RiskStatus,
-					store.FormatAgo(time.Now(), g.LastCheckin), orDash(g.Version), g.ID})
-			}
-			a.printTable([]string{"HOST", "IP", "OS", "CLUSTER", "STATUS", "CONNECTED", "SECURITY", "RISK", "LAST CHECK-IN", "VERSION", "ID"}, rows)
-			if shown := len(page.Agents); shown < page.Total {
-				a.notef("showing %d-%d of %d agents (--limit, --offset)", f.Offset+1, f.Offset+shown, page.Total)
-			}
-			return nil
-		},
+		RunE:  func(cmd *cobra.Command, _ []string) error { return r.Run(cmd) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cluster, "cluster", "", "only agents bound to this cluster")
-	fl.BoolVar(&direct, "direct", false, "only agents that connect directly (no cluster)")
-	fl.StringVar(&f.Status, "status", "", "online, offline (uninstalled ones included) or uninstalled")
-	fl.StringVar(&f.Query, "query", "", "substring of host name or IP, or an agent id")
-	fl.StringVar(&f.OS, "os", "", "only this OS (linux, windows)")
-	fl.StringVar(&f.Group, "group", "", "only this asset group")
-	fl.BoolVar(&f.Duplicate, "duplicate", false, "only agents flagged as a duplicate identity")
-	fl.BoolVar(&f.AtRisk, "at-risk", false, "only agents with vulnerabilities, baseline risks or alerts")
-	fl.StringVar(&f.Sort, "sort", "hostname", "hostname, last_checkin, enrolled, risk, cluster or os")
-	fl.BoolVar(&f.Desc, "desc", false, "sort in descending order")
-	fl.IntVar(&f.Limit, "limit", 50, "page size, at most 1000")
-	fl.IntVar(&f.Offset, "offset", 0, "skip this many agents")
-	fl.StringVar(&account, "account", "", "only this account's agents")
+	fl.StringVar(&r.cluster, "cluster", "", "only agents bound to this cluster")
+	fl.BoolVar(&r.direct, "direct", false, "only agents that connect directly (no cluster)")
+	fl.StringVar(&r.f.Status, "status", "", "online, offline (uninstalled ones included) or uninstalled")
+	fl.StringVar(&r.f.Query, "query", "", "substring of host name or IP, or an agent id")
+	fl.StringVar(&r.f.OS, "os", "", "only this OS (linux, windows)")
+	fl.StringVar(&r.f.Group, "group", "", "only this asset group")
+	fl.BoolVar(&r.f.Duplicate, "duplicate", false, "only agents flagged as a duplicate identity")
+	fl.BoolVar(&r.f.AtRisk, "at-risk", false, "only agents with vulnerabilities, baseline risks or alerts")
+	fl.StringVar(&r.f.Sort, "sort", "hostname", "hostname, last_checkin, enrolled, risk, cluster or os")
+	fl.BoolVar(&r.f.Desc, "desc", false, "sort in descending order")
+	fl.IntVar(&r.f.Limit, "limit", 50, "page size, at most 1000")
+	fl.IntVar(&r.f.Offset, "offset", 0, "skip this many agents")
+	fl.StringVar(&r.account, "account", "", "only this account's agents")
 	return cmd
+}
+
+// Run lists one page of the agents the flags select.
+func (r *agentList) Run(cmd *cobra.Command) error {
+	a := r.a
+	switch {
+	case r.direct && r.cluster != "":
+		return usageErrorf("give --cluster or --direct, not both")
+	case r.f.Limit <= 0 || r.f.Limit > 1000:
+		return usageErrorf("invalid --limit %d: want 1 to 1000", r.f.Limit)
+	case r.f.Offset < 0:
+		return usageErrorf("invalid --offset %d: must not be negative", r.f.Offset)
+	case r.f.Status != "" && r.f.Status != store.StatusOnline && r.f.Status != store.StatusOffline && r.f.Status != store.StatusUninstalled:
+		return usageErrorf("invalid --status %q: want online, offline or uninstalled", r.f.Status)
+	}
+	db, err := a.store()
+	if err != nil {
+		return err
+	}
+	if r.f.AccountID, err = a.accountID(cmd, r.account); err != nil {
+		return err
+	}
+	if r.direct {
+		r.f.ClusterID = -1
+	} else if r.cluster != "" {
+		c, err := a.resolveCluster(cmd, r.account, r.cluster)
+		if err != nil {
+			return err
+		}
+		r.f.ClusterID = c.ID
+	}
+	page, err := db.ListAgents(ctx(cmd), r.f)
+	if store.ErrorCode(err) == store.EInvalid {
+		return usageErrorf("%s", store.ErrorMessage(err)) // a bad --sort value
+	} else if err != nil {
+		return err
+	}
+	page.Agents = nonNil(page.Agents)
+	if a.jsonOut {
+		return a.printJSON(page)
+	}
+	if len(page.Agents) == 0 {
+		if page.Total > 0 {
+			a.notef("no agents at offset %d (%d match)", r.f.Offset, page.Total)
+		} else {
+			a.notef("no agents match")
+		}
+		return nil
+	}
+	r.print(page)
+	return nil
+}
+
+// print shows a page as a table, with where it sits in the whole.
+func (r *agentList) print(page store.AgentPage) {
+	a := r.a
+	var rows [][]string
+	for _, g := range page.Agents {
+		cl := g.Cluster
+		if g.ClusterID == 0 {
+			cl = "(direct)"
+		}
+		status := g.Status
+		if g.Duplicate {
+			status += " DUPLICATE"
+		}
+		rows = append(rows, []string{g.Hostname, strings.Join(g.IPs, ","), g.OS, cl, status, g.ConnectedText(), g.SecurityStatus, g.RiskStatus,
+			store.FormatAgo(time.Now(), g.LastCheckin), orDash(g.Version), g.ID})
+	}
+	a.printTable([]string{"HOST", "IP", "OS", "CLUSTER", "STATUS", "CONNECTED", "SECURITY", "RISK", "LAST CHECK-IN", "VERSION", "ID"}, rows)
+	if shown := len(page.Agents); shown < page.Total {
+		a.notef("showing %d-%d of %d agents (--limit, --offset)", r.f.Offset+1, r.f.Offset+shown, page.Total)
+	}
 }
 
 func newAgentShowCmd(a *app) *cobra.Command {
@@ -163,51 +179,7 @@ func newAgentShowCmd(a *app) *cobra.Command {
 			if a.jsonOut {
 				return a.printJSON(g)
 			}
-			cl := "(direct connection)"
-			if g.ClusterID != 0 {
-				cl = g.Cluster
-			}
-			via := "direct (the management host)"
-			if g.ViaProxyID != 0 {
-				via = fmt.Sprintf("%s (proxy server %d)", g.Via, g.ViaProxyID)
-			}
-			connected := "no"
-			if g.Connected {
-				connected = "yes, via " + via
-			} else if g.Status != store.StatusUninstalled {
-				connected = "no: last check-in " + store.FormatAgo(time.Now(), g.LastCheckin) + " via " + via
-			}
-			osName := g.OS
-			if g.OSName != "" {
-				osName += " (" + g.OSName + ")"
-			}
-			fields := [][2]string{
-				{"Host", g.Hostname},
-				{"ID", g.ID},
-				{"IPs", orDash(strings.Join(g.IPs, ", "))},
-				{"OS", osName + " " + g.Arch},
-				{"Provider", orDash(g.Provider)},
-				{"Region", orDash(g.Region)},
-				{"Group", orDash(g.Group)},
-				{"Tags", orDash(strings.Join(g.Tags, ", "))},
-				{"Version", orDash(g.Version)},
-				{"Upgrade", agentUpgradeText(g)},
-				{"Cluster", cl},
-				{"Status", fmt.Sprintf("%s, %s, %s", g.Status, g.SecurityStatus, g.RiskStatus)},
-				{"Connected", connected},
-				{"Enrolled", fmtTime(g.EnrolledAt)},
-				{"Last check-in", fmtTime(g.LastCheckin) + " (" + store.FormatAgo(time.Now(), g.LastCheckin) + ")"},
-				{"Last inventory", fmtTime(g.LastInventory)},
-				{"Inventory", fmt.Sprintf("%d processes, %d listening ports, %d root / %d accounts", g.Processes, g.Ports, g.RootAccounts, g.Accounts)},
-				{"Risks", fmt.Sprintf("%d vulnerabilities, %d baseline risks, %d alerts", g.Vulns, g.BaselineRisks, g.Alerts)},
-				{"Load", fmt.Sprintf("cpu %.0f%%, mem %.0f%%", g.CPU, g.Mem)},
-			}
-			if u := g.UninstallText(fmtTime); u != "" {
-				fields = append(fields, [2]string{"Uninstall", u})
-			}
-			if g.Duplicate {
-				fields = append(fields, [2]string{"DUPLICATE", "this identity is used by two machines: " + g.DuplicateFix})
-			}
+			fields := agentFields(g)
 			// The server-side reasons, shared with the dashboard's agent view.
 			d, err := db.DiagnoseAgent(ctx(cmd), g.ID)
 			if err != nil {
@@ -230,6 +202,57 @@ func newAgentShowCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&account, "account", "", "account of the agent")
 	return cmd
+}
+
+// agentFields are the lines of `agent show` before the server-side
+// reasons.
+func agentFields(g store.Agent) [][2]string {
+	cl := "(direct connection)"
+	if g.ClusterID != 0 {
+		cl = g.Cluster
+	}
+	via := "direct (the management host)"
+	if g.ViaProxyID != 0 {
+		via = fmt.Sprintf("%s (proxy server %d)", g.Via, g.ViaProxyID)
+	}
+	connected := "no"
+	if g.Connected {
+		connected = "yes, via " + via
+	} else if g.Status != store.StatusUninstalled {
+		connected = "no: last check-in " + store.FormatAgo(time.Now(), g.LastCheckin) + " via " + via
+	}
+	osName := g.OS
+	if g.OSName != "" {
+		osName += " (" + g.OSName + ")"
+	}
+	fields := [][2]string{
+		{"Host", g.Hostname},
+		{"ID", g.ID},
+		{"IPs", orDash(strings.Join(g.IPs, ", "))},
+		{"OS", osName + " " + g.Arch},
+		{"Provider", orDash(g.Provider)},
+		{"Region", orDash(g.Region)},
+		{"Group", orDash(g.Group)},
+		{"Tags", orDash(strings.Join(g.Tags, ", "))},
+		{"Version", orDash(g.Version)},
+		{"Upgrade", agentUpgradeText(g)},
+		{"Cluster", cl},
+		{"Status", fmt.Sprintf("%s, %s, %s", g.Status, g.SecurityStatus, g.RiskStatus)},
+		{"Connected", connected},
+		{"Enrolled", fmtTime(g.EnrolledAt)},
+		{"Last check-in", fmtTime(g.LastCheckin) + " (" + store.FormatAgo(time.Now(), g.LastCheckin) + ")"},
+		{"Last inventory", fmtTime(g.LastInventory)},
+		{"Inventory", fmt.Sprintf("%d processes, %d listening ports, %d root / %d accounts", g.Processes, g.Ports, g.RootAccounts, g.Accounts)},
+		{"Risks", fmt.Sprintf("%d vulnerabilities, %d baseline risks, %d alerts", g.Vulns, g.BaselineRisks, g.Alerts)},
+		{"Load", fmt.Sprintf("cpu %.0f%%, mem %.0f%%", g.CPU, g.Mem)},
+	}
+	if u := g.UninstallText(fmtTime); u != "" {
+		fields = append(fields, [2]string{"Uninstall", u})
+	}
+	if g.Duplicate {
+		fields = append(fields, [2]string{"DUPLICATE", "this identity is used by two machines: " + g.DuplicateFix})
+	}
+	return fields
 }
 
 func newAgentUninstallCmd(a *app) *cobra.Command {
