@@ -41,22 +41,9 @@ func newAgentsimCmd(a *app) *cobra.Command {
 			if len(keys) == 0 {
 				return usageErrorf("--key KEY is required")
 			}
-			cfg.Keys = map[string]string{}
-			for _, k := range keys {
-				os, key, ok := strings.Cut(k, "=")
-				if !ok {
-					os, key = "", k
-				}
-				if os != "" && os != "linux" && os != "windows" {
-					return usageErrorf("invalid --key %q: want KEY, linux=KEY or windows=KEY", k)
-				}
-				if key = strings.TrimSpace(key); key == "" {
-					return usageErrorf("invalid --key %q: the key is empty", k)
-				}
-				if _, dup := cfg.Keys[os]; dup {
-					return usageErrorf("--key given twice for the same OS (%q)", k)
-				}
-				cfg.Keys[os] = key
+			var err error
+			if cfg.Keys, err = parseSimKeys(keys); err != nil {
+				return err
 			}
 			if cfg.Agents <= 0 {
 				return usageErrorf("--agents must be positive")
@@ -76,20 +63,7 @@ func newAgentsimCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.jsonOut {
-				if err := a.printJSON(rep); err != nil {
-					return err
-				}
-			} else {
-				a.printf("%s", rep.String())
-			}
-			if rep.Enrolled == 0 && rep.FirstError != "" {
-				return failf("no agent could enrol: %s", rep.FirstError)
-			}
-			if len(rep.Problems) > 0 {
-				return failf("%s", strings.Join(rep.Problems, "; "))
-			}
-			return nil
+			return a.simResult(rep)
 		},
 	}
 	f := cmd.Flags()
@@ -109,6 +83,47 @@ func newAgentsimCmd(a *app) *cobra.Command {
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "longest wait for buffered events at the end")
 	f.Float64Var(&cfg.EnrolRate, "enrol-rate", 500, "enrolments per second")
 	return cmd
+}
+
+// parseSimKeys reads --key: KEY, linux=KEY or windows=KEY, one per OS.
+func parseSimKeys(keys []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, k := range keys {
+		os, key, ok := strings.Cut(k, "=")
+		if !ok {
+			os, key = "", k
+		}
+		if os != "" && os != "linux" && os != "windows" {
+			return nil, usageErrorf("invalid --key %q: want KEY, linux=KEY or windows=KEY", k)
+		}
+		if key = strings.TrimSpace(key); key == "" {
+			return nil, usageErrorf("invalid --key %q: the key is empty", k)
+		}
+		if _, dup := out[os]; dup {
+			return nil, usageErrorf("--key given twice for the same OS (%q)", k)
+		}
+		out[os] = key
+	}
+	return out, nil
+}
+
+// simResult prints the report and fails the run on what the report calls
+// a problem.
+func (a *app) simResult(rep agentsim.Report) error {
+	if a.jsonOut {
+		if err := a.printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		a.printf("%s", rep.String())
+	}
+	if rep.Enrolled == 0 && rep.FirstError != "" {
+		return failf("no agent could enrol: %s", rep.FirstError)
+	}
+	if len(rep.Problems) > 0 {
+		return failf("%s", strings.Join(rep.Problems, "; "))
+	}
+	return nil
 }
 
 // collectorToken is what the loss check sends to read /v1/stats:
