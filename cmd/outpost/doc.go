@@ -77,10 +77,14 @@
 // unit is removed by 'service uninstall agent' in a transient unit, since
 // the sandbox cannot write /etc; removeUnit in service.go is the one place
 // a unit is removed, for that command and for the agent's fallback.
-// agentrelay.go runs deploy-proxy: it starts the relay detached (its own
-// session: detach_unix.go; detach_other.go does nothing where there are no
-// sessions), saves its flags once it joined (DIR/relay/relay.args.json, no
-// join token) and starts it again when the agent starts and finds it down.
+//
+// agentrun.go holds the flags and the run (open, then loop); its help text
+// is in agentrunhelp.go, this machine's facts and the status event in
+// agentfacts.go. agentrelay.go runs deploy-proxy: it starts the relay
+// detached (its own session: detach_unix.go; detach_other.go does nothing
+// where there are no sessions), saves its flags once it joined
+// (DIR/relay/relay.args.json, no join token) and starts it again when the
+// agent starts and finds it down.
 //
 // agentrunupgrade.go: the trusted release keys live in
 // DIR/release-keys.json (first key first); Agent.OnReleaseKeys feeds every
@@ -131,7 +135,7 @@
 // A command with more than a few flags keeps them in a struct whose Run
 // method does the work, the constructor only declaring flags (as
 // Litestream's commands do): clusterPolicy, proxyDeploy, installCreate,
-// agentRun, relayRun. Run parses every value first, then resolves and
+// serviceInstall, agentList, agentRun, relayRun. Run parses every value first, then resolves and
 // writes, in small methods (parse, apply, print).
 //
 // Use cmd.Context() for long-running work: it is cancelled by the first
