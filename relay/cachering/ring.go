@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"outpost/relay/internal/fsx"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"outpost/relay/wire"
 )
 
 // Limits on Options; MaxCap is the largest cache a policy may ask for.
@@ -165,7 +166,7 @@ func Open(dir string, opts Options) (*Ring, error) {
 	if err := r.openLive(); err != nil {
 		return nil, err
 	}
-	if err := fsx.SyncDir(dir); err != nil {
+	if err := wire.SyncDir(dir); err != nil {
 		r.f.Close()
 		return nil, fmt.Errorf("cachering: %w", err)
 	}
@@ -208,7 +209,7 @@ func (r *Ring) scan() error {
 	prefix := r.name + "."
 	for _, e := range ents {
 		n, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok || !e.Type().IsRegular() || !allDigits(n) {
+		if !ok || !e.Type().IsRegular() || !wire.AllDigits(n) {
 			continue
 		}
 		num, err := strconv.ParseUint(n, 10, 64)
@@ -225,18 +226,6 @@ func (r *Ring) scan() error {
 	}
 	slices.SortFunc(r.segs, func(a, b segment) int { return cmp.Compare(a.num, b.num) })
 	return nil
-}
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // repairTail cuts an unterminated last line (a write torn by a crash; it
@@ -451,7 +440,7 @@ func (r *Ring) rotate() error {
 		r.rotated += r.live
 		r.next++
 		r.live = 0
-		if derr := fsx.SyncDir(r.dir); derr != nil {
+		if derr := wire.SyncDir(r.dir); derr != nil {
 			r.logf("cachering: sync dir: %v", derr)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"outpost/relay/internal/fsx"
 	"outpost/relay/wire"
 )
 
@@ -58,7 +57,7 @@ func LoadOrCreateToken(path, prefix string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	if err := fsx.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+	if err := wire.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return tok, nil

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"outpost/relay/internal/fsx"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -205,11 +204,6 @@ func (c *Collector) mark(agent string, seq uint64) bool {
 	return true
 }
 
-func (c *Collector) seen(agent string, seq uint64) bool {
-	s := c.agents[agent]
-	return s != nil && s.has(seq)
-}
-
 // open opens segment c.num for appending.
 func (c *Collector) open() error {
 	f, err := os.OpenFile(filepath.Join(c.dir, segName(c.num)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -221,7 +215,7 @@ func (c *Collector) open() error {
 		f.Close()
 		return fmt.Errorf("collector: %w", err)
 	}
-	if err := fsx.SyncDir(c.dir); err != nil {
+	if err := wire.SyncDir(c.dir); err != nil {
 		f.Close()
 		return fmt.Errorf("collector: %w", err)
 	}

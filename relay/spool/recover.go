@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"outpost/relay/internal/fsx"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 // Cursor file: magic, segment (8 bytes LE), offset (8 bytes LE), CRC32C of
@@ -25,7 +26,7 @@ func writeCursor(dir string, p Position) error {
 	b = binary.LittleEndian.AppendUint64(b, p.seg)
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.off))
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	if err := fsx.WriteFileAtomic(filepath.Join(dir, cursorName), b, 0o600); err != nil {
+	if err := wire.WriteFileAtomic(filepath.Join(dir, cursorName), b, 0o600); err != nil {
 		return fmt.Errorf("spool: write cursor: %w", err)
 	}
 	return nil

@@ -7,10 +7,11 @@ import (
 	"log"
 	"math"
 	"os"
-	"outpost/relay/internal/fsx"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 // Defaults applied by Open (see Options) and returned by DefaultOptions.
@@ -24,7 +25,7 @@ const (
 	segSuffix  = ".seg"
 	segNameLen = 20 + len(segSuffix)
 	cursorName = "cursor"
-	cursorTmp  = cursorName + ".tmp" // fsx.WriteFileAtomic's temp name
+	cursorTmp  = cursorName + ".tmp" // wire.WriteFileAtomic's temp name
 	lockName   = "LOCK"
 	wbufKeep   = 1 << 20 // largest write buffer kept between Appends
 )
@@ -476,7 +477,7 @@ func createSegment(dir string, seq uint64) (*os.File, error) {
 		return nil, err
 	}
 	// The directory entry must be durable before records in it are acked.
-	if err := fsx.SyncDir(dir); err != nil {
+	if err := wire.SyncDir(dir); err != nil {
 		f.Close()
 		return nil, err
 	}

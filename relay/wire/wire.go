@@ -3,8 +3,7 @@
 // speak the protocol without importing the relay server. Because it is the
 // one project package agentsim may import (DESIGN.md), it also holds what
 // both sides need and would otherwise copy: the seed's fixed values and
-// units (seed.go) and atomic file writes (fsx.go; relay/internal/fsx
-// forwards to it).
+// units (seed.go) and atomic file writes (fsx.go).
 package wire
 
 import (
