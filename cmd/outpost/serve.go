@@ -130,9 +130,7 @@ func (r *relayRun) config() (relay.Config, error) {
 			return cfg, fmt.Errorf("%s: %s is empty", t.flag, t.file)
 		}
 	}
-	cfg.Logf = func(format string, args ...any) {
-		fmt.Fprintf(r.a.stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
-	}
+	cfg.Logf = relay.Logf(r.a.stderr, "")
 	n, err := store.ParseSize(r.spoolMax)
 	if err != nil {
 		return cfg, usageErrorf("--spool-max: %s", store.ErrorMessage(err))
@@ -437,9 +435,7 @@ func newCenterCmd(a *app) *cobra.Command {
 			if out == "" {
 				out = filepath.Join(a.dataDir(), "center")
 			}
-			logf := func(format string, args ...any) {
-				fmt.Fprintf(a.stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
-			}
+			logf := relay.Logf(a.stderr, "")
 			ingestTok, from, err := centerToken(a, tokenFile)
 			if err != nil {
 				return err
