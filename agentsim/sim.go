@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"outpost/agentsim/fleet"
@@ -68,22 +67,6 @@ type SimConfig struct {
 	// EnrolRate paces enrolments (per second, 0 = 500).
 	EnrolRate float64
 	Logf      func(string, ...any)
-}
-
-// RaiseFileLimit lifts the soft RLIMIT_NOFILE to the hard limit; a fleet of
-// agents needs two sockets each.
-func RaiseFileLimit() (uint64, error) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return 0, err
-	}
-	if l.Cur < l.Max {
-		l.Cur = l.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-			return 0, err
-		}
-	}
-	return l.Cur, nil
 }
 
 func loopbackTarget(urls []string) bool {
