@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -74,6 +75,7 @@ func (l *tlsListener) handshake(raw net.Conn) {
 	l.track(raw, false)
 	if err != nil {
 		l.failed(err)
+		answerPlainHTTP(err)
 		raw.Close()
 		return
 	}
@@ -127,4 +129,24 @@ func (l *tlsListener) Close() error {
 		err = l.Listener.Close()
 	})
 	return err
+}
+
+// answerPlainHTTP answers a plain HTTP request on a TLS port with a 400,
+// as net/http does when it runs the handshake itself: the caller then reads
+// "wrong URL" instead of a bare EOF, and agents try their next URL.
+func answerPlainHTTP(err error) {
+	var re tls.RecordHeaderError
+	if !errors.As(err, &re) || re.Conn == nil || !looksLikeHTTP(re.RecordHeader) {
+		return
+	}
+	re.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+}
+
+func looksLikeHTTP(h [5]byte) bool {
+	switch string(h[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
