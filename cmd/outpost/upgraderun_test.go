@@ -212,7 +212,7 @@ func TestRelayUpgradeRollsBack(t *testing.T) {
 			if err != nil || info.PID == f.relay.cmd.Process.Pid {
 				t.Errorf("relay run file: got pid %d (%v), want the 1.0.0 the watcher started", info.PID, err)
 			}
-			waitCond(t, nil, 15*time.Second, "the new version's process to end", func() bool { return f.relay.exited() })
+			waitCond(t, nil, 30*time.Second, "the new version's process to end", func() bool { return f.relay.exited() })
 			code, body := svGet(t, svPinned(t, f.pin), f.relayURL+wire.PathHealth)
 			if code != 200 || !strings.Contains(body, `"version":"1.0.0"`) {
 				t.Errorf("relay /healthz: got %d %s, want version 1.0.0 serving again", code, body)
