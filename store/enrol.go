@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// HostFacts are what an agent reports about its machine.
+type HostFacts struct {
+	Hostname    string
+	IPs         []string
+	OS          string
+	OSName      string
+	Arch        string
+	Provider    string
+	Region      string
+	Group       string
+	Tags        []string
+	Fingerprint string
+	Version     string
+}
+
+// EnrolInput is an enrolment request as the relay received it.
+type EnrolInput struct {
+	Key        string
+	Host       HostFacts
+	Inventory  *Inventory
+	ViaProxyID int64 // 0 = reached the management host directly
+}
+
+// Enrolment is the result: the new identity, shown once.
+type Enrolment struct {
+	Agent     Agent
+	Secret    string
+	ImageMode bool
+	Proxies   []string // URLs of the cluster's proxies, when enrolled into one
+}
+
+// Enrol exchanges an install key (or an account verification key, for a
+// direct agent) for an agent identity. Expired or revoked keys enrol
+// nothing, and an agent can never enter a cluster of another account.
+// Install-command enrolments into a cluster are admitted at most 500 per
+// bind-batch gap (seed 000); the refusal carries a retry time.
+func (db *DB) Enrol(ctx context.Context, in EnrolInput) (Enrolment, error) {
+	h := in.Host
+	if strings.TrimSpace(h.Hostname) == "" || strings.TrimSpace(h.Fingerprint) == "" {
+		return Enrolment{}, Errorf(EInvalid, "host name and fingerprint are required")
+	}
+	if h.OS == "" {
+		h.OS = "linux"
+	}
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return Enrolment{}, err
+	}
+	defer tx.Rollback()
+
+	var accountID, icID, clusterID, expires, revoked int64
+	var icOS, icGroup, icProvider string
+	var image bool
+	hash := HashSecret(in.Key)
+	err = tx.queryRow(`SELECT id, account_id, COALESCE(cluster_id, 0), expires_at, revoked_at, os, grp, provider, image_mode
+		FROM install_commands WHERE key_hash = ?`, hash).Scan(&icID, &accountID, &clusterID, &expires, &revoked, &icOS, &icGroup, &icProvider, &image)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if err := tx.queryRow(`SELECT id FROM accounts WHERE key_hash = ?`, hash).Scan(&accountID); errors.Is(err, sql.ErrNoRows) {
+			return Enrolment{}, Errorf(EUnauthorized, "install key not recognised")
+		} else if err != nil {
+			return Enrolment{}, err
+		}
+	case err != nil:
+		return Enrolment{}, err
+	case revoked != 0:
+		return Enrolment{}, Errorf(EForbidden, "install key was revoked: create a new install command")
+	case ms(tx.now) >= expires:
+		return Enrolment{}, Errorf(EForbidden, "install key expired at %s: create a new install command", fromMS(expires).Format(time.RFC3339))
+	case icOS != h.OS:
+		return Enrolment{}, Errorf(EInvalid, "install command is for %s, this host runs %s", icOS, h.OS)
+	}
+	if in.ViaProxyID != 0 {
+		var proxyAccount int64
+		if err := tx.queryRow(`SELECT c.account_id FROM proxies p JOIN clusters c ON c.id = p.cluster_id WHERE p.id = ?`, in.ViaProxyID).Scan(&proxyAccount); err != nil {
+			return Enrolment{}, Errorf(EForbidden, "proxy server %d is not registered", in.ViaProxyID)
+		}
+		if proxyAccount != accountID {
+			return Enrolment{}, Errorf(EForbidden, "this proxy belongs to another account: an agent can only use its own account's clusters")
+		}
+	}
+	if clusterID != 0 {
+		if err := admitInstall(tx, clusterID); err != nil {
+			return Enrolment{}, err
+		}
+	}
+	if icGroup != "" {
+		h.Group = icGroup
+	}
+	if icProvider != "" {
+		h.Provider = icProvider
+	}
+	id := newAgentID()
+	secret := NewSecret("as_")
+	var ic, cl, via any
+	if icID != 0 {
+		ic = icID
+	}
+	if clusterID != 0 {
+		cl = clusterID
+	}
+	if in.ViaProxyID != 0 {
+		via = in.ViaProxyID
+	}
+	if _, err := tx.exec(`INSERT INTO agents (id, account_id, secret_hash, fingerprint, hostname, ips, os, os_name, arch, provider, region, grp, tags,
+		version, cluster_id, via_proxy_id, install_cmd_id, enrolled_at, last_checkin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, accountID, HashSecret(secret), h.Fingerprint, h.Hostname, strings.Join(h.IPs, ","), h.OS, h.OSName, h.Arch, h.Provider, h.Region,
+		h.Group, strings.Join(h.Tags, ","), h.Version, cl, via, ic, ms(tx.now), ms(tx.now)); err != nil {
+		return Enrolment{}, err
+	}
+	if in.Inventory != nil {
+		if err := writeInventory(tx, id, *in.Inventory, tx.now); err != nil {
+			return Enrolment{}, err
+		}
+	}
+	if icID != 0 {
+		if _, err := tx.exec(`UPDATE install_commands SET uses = uses + 1 WHERE id = ?`, icID); err != nil {
+			return Enrolment{}, err
+		}
+	}
+	a, err := getAgent(tx, id)
+	if err != nil {
+		return Enrolment{}, err
+	}
+	e := Enrolment{Agent: a, Secret: secret, ImageMode: image}
+	if clusterID != 0 {
+		if e.Proxies, err = clusterURLs(tx, clusterID); err != nil {
+			return Enrolment{}, err
+		}
+	}
+	return e, tx.Commit()
+}
+
+// admitInstall applies the 500-hosts-per-batch rule to install-command
+// enrolments: at most BindBatchMax per BindBatchGap window per cluster.
+func admitInstall(tx *Tx, clusterID int64) error {
+	gap := tx.db.Settings().BindBatchGap
+	var n, oldest int64
+	if err := tx.queryRow(`SELECT COALESCE(SUM(hosts), 0), COALESCE(MIN(created_at), 0) FROM bind_batches
+		WHERE cluster_id = ? AND source = 'install' AND created_at > ?`, clusterID, ms(tx.now.Add(-gap))).Scan(&n, &oldest); err != nil {
+		return err
+	}
+	if n >= BindBatchMax {
+		wait := fromMS(oldest).Add(gap).Sub(tx.now)
+		return &Error{Code: ELimit, Message: fmt.Sprintf("cluster admits at most %d new hosts per %s: retry in %s", BindBatchMax, gap, wait.Round(time.Second)), RetryAfter: wait}
+	}
+	_, err := tx.exec(`INSERT INTO bind_batches (cluster_id, hosts, source, created_at) VALUES (?, 1, 'install', ?)`, clusterID, ms(tx.now))
+	return err
+}
+
+func newAgentID() string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "ag_" + hex.EncodeToString(b)
+}
