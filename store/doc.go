@@ -103,7 +103,7 @@
 //     (up to 1,000 characters: the new version's last log lines) audited
 //     as command.rolled_back. A stuck stage times out like any running
 //     command, its reason naming the stage. Ending a command clears Stage.
-//   - Releases (PublishRelease) need their package: it is copied to
+//   - Releases (release.go, PublishRelease) need their package: it is copied to
 //     ReleaseDir (DATA/releases/VERSION beside the database) and its
 //     SHA-256 recorded in the same call, so a release row never names a
 //     missing package. Versions are semantic versions (ParseVersion; a
