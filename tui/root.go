@@ -2,30 +2,13 @@ package tui
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
 
 	"outpost/store"
 )
-
-// commands are the `:` commands, in completion order.
-var commands = []struct {
-	name, help string
-}{
-	{"clusters", "clusters (home)"},
-	{"proxies", "proxy servers of every cluster"},
-	{"agents", "all agents / assets"},
-	{"install", "install commands"},
-	{"audit", "audit log"},
-	{"settings", "timing settings"},
-	{"quit", "leave the dashboard"},
-}
 
 // headerMsg carries the header's fleet counts.
 type headerMsg struct {
@@ -134,7 +117,8 @@ func (r *Root) resize() {
 	r.cmdIn.Width = max(r.c.Width-4, 8)
 }
 
-// Update implements tea.Model.
+// Update implements tea.Model: it routes msg by type to the small
+// methods below; keys go through key, which checks the input modes first.
 func (r *Root) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
@@ -144,35 +128,14 @@ func (r *Root) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.KeyMsg:
 		return r, r.key(msg)
 	case refreshTickMsg:
-		var cmds []tea.Cmd
-		if r.c.Refresh > 0 {
-			cmds = append(cmds, r.tick())
-		}
-		// Only the active view, and not while a dialog is open: its values
-		// must not change under the operator.
-		if r.dialog == nil {
-			cmds = append(cmds, r.Active().Refresh(), r.loadHeader())
-		}
-		return r, tea.Batch(cmds...)
+		return r, r.refreshTick()
 	case RefreshMsg:
 		return r, tea.Batch(r.Active().Refresh(), r.loadHeader())
 	case headerMsg:
 		r.counts, r.countsErr, r.relay = msg.counts, msg.err, msg.relay
 		return r, nil
-	case PushMsg:
-		msg.View.SetSize(r.c.Width, r.bodyHeight())
-		r.stack = append(r.stack, msg.View)
-		return r, msg.View.Init()
-	case PopMsg:
-		if len(r.stack) > 1 {
-			r.stack = r.stack[:len(r.stack)-1]
-			return r, r.Active().Refresh()
-		}
-		return r, nil
-	case SwitchMsg:
-		msg.View.SetSize(r.c.Width, r.bodyHeight())
-		r.stack = []View{msg.View}
-		return r, msg.View.Init()
+	case PushMsg, PopMsg, SwitchMsg:
+		return r, r.navigate(msg)
 	case FlashMsg:
 		return r, r.setFlash(msg.Text, msg.Err)
 	case flashClearMsg:
@@ -180,34 +143,79 @@ func (r *Root) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			r.flash, r.flashErr = "", false
 		}
 		return r, nil
-	case OpenDialogMsg:
-		r.dialog = msg.Dialog
-		r.dialog.SetSize(r.c.Width, r.bodyHeight())
-		if in, ok := r.dialog.(interface{ Init() tea.Cmd }); ok {
-			return r, in.Init()
-		}
-		return r, nil
-	case CloseDialogMsg:
-		r.dialog = nil
-		return r, nil
-	case FormResultMsg:
-		if r.dialog != nil {
-			var cmd tea.Cmd
-			r.dialog, cmd = r.dialog.Update(msg)
-			return r, cmd
-		}
-		// The form was closed meanwhile: still say what happened.
-		if msg.Err != nil {
-			return r, FlashError(msg.Err)
-		}
-		return r, tea.Batch(Flash(msg.Flash), RefreshNow())
+	case OpenDialogMsg, CloseDialogMsg, FormResultMsg:
+		return r, r.dialogMsg(msg)
 	}
 	// Background jobs (a paced bind) belong to no view.
 	if cmd, ok := updateJobs(r.c, msg); ok {
 		return r, cmd
 	}
-	// Everything else (pages, action results) goes to the dialog and to
-	// every view on the stack: each picks the messages tagged with its id.
+	return r, r.broadcast(msg)
+}
+
+func (r *Root) refreshTick() tea.Cmd {
+	var cmds []tea.Cmd
+	if r.c.Refresh > 0 {
+		cmds = append(cmds, r.tick())
+	}
+	// Only the active view, and not while a dialog is open: its values
+	// must not change under the operator.
+	if r.dialog == nil {
+		cmds = append(cmds, r.Active().Refresh(), r.loadHeader())
+	}
+	return tea.Batch(cmds...)
+}
+
+// navigate handles PushMsg, PopMsg and SwitchMsg: the view stack.
+func (r *Root) navigate(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case PushMsg:
+		msg.View.SetSize(r.c.Width, r.bodyHeight())
+		r.stack = append(r.stack, msg.View)
+		return msg.View.Init()
+	case PopMsg:
+		if len(r.stack) > 1 {
+			r.stack = r.stack[:len(r.stack)-1]
+			return r.Active().Refresh()
+		}
+	case SwitchMsg:
+		msg.View.SetSize(r.c.Width, r.bodyHeight())
+		r.stack = []View{msg.View}
+		return msg.View.Init()
+	}
+	return nil
+}
+
+// dialogMsg handles OpenDialogMsg, CloseDialogMsg and FormResultMsg.
+func (r *Root) dialogMsg(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case OpenDialogMsg:
+		r.dialog = msg.Dialog
+		r.dialog.SetSize(r.c.Width, r.bodyHeight())
+		if in, ok := r.dialog.(interface{ Init() tea.Cmd }); ok {
+			return in.Init()
+		}
+	case CloseDialogMsg:
+		r.dialog = nil
+	case FormResultMsg:
+		if r.dialog != nil {
+			var cmd tea.Cmd
+			r.dialog, cmd = r.dialog.Update(msg)
+			return cmd
+		}
+		// The form was closed meanwhile: still say what happened.
+		if msg.Err != nil {
+			return FlashError(msg.Err)
+		}
+		return tea.Batch(Flash(msg.Flash), RefreshNow())
+	}
+	return nil
+}
+
+// broadcast gives everything else (pages, action results) to the dialog
+// and to every view on the stack: each picks the messages tagged with its
+// id.
+func (r *Root) broadcast(msg tea.Msg) tea.Cmd {
 	var cmds []tea.Cmd
 	if r.dialog != nil {
 		var cmd tea.Cmd
@@ -219,7 +227,7 @@ func (r *Root) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		r.stack[i] = m.(View)
 		cmds = append(cmds, cmd)
 	}
-	return r, tea.Batch(cmds...)
+	return tea.Batch(cmds...)
 }
 
 func (r *Root) setFlash(text string, isErr bool) tea.Cmd {
@@ -234,345 +242,4 @@ func (r *Root) setFlash(text string, isErr bool) tea.Cmd {
 		d *= 2
 	}
 	return tea.Tick(d, func(time.Time) tea.Msg { return flashClearMsg{seq} })
-}
-
-func (r *Root) key(msg tea.KeyMsg) tea.Cmd {
-	k := r.c.Keys
-	if key.Matches(msg, k.ForceQuit) {
-		r.quitting = true
-		return tea.Quit
-	}
-	if r.dialog != nil {
-		var cmd tea.Cmd
-		r.dialog, cmd = r.dialog.Update(msg)
-		return r.settle(cmd)
-	}
-	if r.cmdMode {
-		return r.commandKey(msg)
-	}
-	if r.help {
-		if key.Matches(msg, k.Help, k.Back, k.Quit) {
-			r.help = false
-		}
-		return nil
-	}
-	v := r.Active()
-	if !v.Capturing() {
-		switch {
-		case key.Matches(msg, k.Quit):
-			if r.c.Jobs.Binding() {
-				return quitBindConfirm(r.c) // q by habit must not drop a bind
-			}
-			r.quitting = true
-			return tea.Quit
-		case key.Matches(msg, k.Command):
-			r.cmdMode = true
-			r.cmdIn.SetValue("")
-			return r.cmdIn.Focus()
-		case key.Matches(msg, k.Help):
-			r.help = true
-			return nil
-		case key.Matches(msg, cancelKey) && r.c.Jobs.Binding():
-			return stopBindConfirm(r.c)
-		case key.Matches(msg, k.Back):
-			if e, ok := v.(Escaper); ok {
-				if cmd, used := e.Escape(); used {
-					return cmd
-				}
-			}
-			if len(r.stack) > 1 {
-				r.stack = r.stack[:len(r.stack)-1]
-				return r.Active().Refresh()
-			}
-			return nil
-		}
-	}
-	m, cmd := v.Update(msg)
-	r.stack[len(r.stack)-1] = m.(View)
-	return r.settle(cmd)
-}
-
-// settle applies at once a key's result that only drives the root (open
-// a dialog, push a view, ...; see isUI) instead of returning it as a
-// command: keys typed or pasted right after it then reach what it opened,
-// not the view underneath.
-func (r *Root) settle(cmd tea.Cmd) tea.Cmd {
-	if !isUI(cmd) {
-		return cmd
-	}
-	_, next := r.Update(cmd())
-	return next
-}
-
-// complete returns the commands starting with prefix.
-func complete(prefix string) []string {
-	var out []string
-	for _, c := range commands {
-		if strings.HasPrefix(c.name, strings.ToLower(prefix)) {
-			out = append(out, c.name)
-		}
-	}
-	return out
-}
-
-func (r *Root) commandKey(msg tea.KeyMsg) tea.Cmd {
-	switch msg.Type {
-	case tea.KeyEsc:
-		r.cmdMode = false
-		r.cmdIn.Blur()
-		return nil
-	case tea.KeyTab:
-		if m := complete(strings.TrimSpace(r.cmdIn.Value())); len(m) > 0 {
-			r.cmdIn.SetValue(m[0])
-			r.cmdIn.CursorEnd()
-		}
-		return nil
-	case tea.KeyEnter:
-		r.cmdMode = false
-		r.cmdIn.Blur()
-		return r.runCommand(strings.TrimSpace(r.cmdIn.Value()))
-	}
-	var cmd tea.Cmd
-	r.cmdIn, cmd = r.cmdIn.Update(msg)
-	return cmd
-}
-
-// runCommand opens the view a `:` command names; a unique prefix is enough.
-func (r *Root) runCommand(s string) tea.Cmd {
-	if s == "" {
-		return nil
-	}
-	name := strings.ToLower(s)
-	if name == "q" || name == "q!" {
-		name = "quit"
-	}
-	if m := complete(name); len(m) == 1 || (len(m) > 0 && m[0] == name) {
-		name = m[0]
-	} else {
-		var all []string
-		for _, c := range commands {
-			all = append(all, c.name)
-		}
-		return r.setFlash(fmt.Sprintf("unknown command %q: want %s", s, strings.Join(all, ", ")), true)
-	}
-	var v View
-	switch name {
-	case "quit":
-		r.quitting = true
-		return tea.Quit
-	case "clusters":
-		v = r.home
-	case "proxies":
-		v = NewProxiesView(r.c, 0)
-	case "agents":
-		v = newAgentsView(r.c, 0)
-	case "install":
-		v = newInstallView(r.c)
-	case "audit":
-		v = newAuditView(r.c)
-	case "settings":
-		v = newSettingsView(r.c)
-	}
-	return Switch(v)
-}
-
-// View implements tea.Model.
-func (r *Root) View() string {
-	if r.quitting {
-		return ""
-	}
-	w := r.c.Width
-	st := r.c.Styles
-	var b strings.Builder
-	b.WriteString(r.header(w))
-	b.WriteByte('\n')
-	if r.cmdMode {
-		b.WriteString(clipLine(r.cmdIn.View(), w) + st.Muted.Render(clipLine("   "+strings.Join(complete(r.cmdIn.Value()), " "), max(w-Width(r.cmdIn.Value())-4, 0))))
-	} else {
-		crumbs := r.crumbs()
-		room := w - Width(stripStyle(crumbs)) - 2
-		rt, style := r.relayText(room), r.relayStyle()
-		if bl := bindLine(r.c); bl != "" {
-			rt, style = Truncate(bl, room), st.Warn // a running bind matters more than the relay line
-		}
-		if room > 0 && rt != "" {
-			crumbs += strings.Repeat(" ", max(w-Width(stripStyle(crumbs))-Width(rt), 1)) + style.Render(rt)
-		}
-		b.WriteString(clipLine(crumbs, w))
-	}
-	b.WriteByte('\n')
-	bh := r.bodyHeight()
-	var body string
-	switch {
-	case r.help:
-		body = r.fullHelp(w)
-	case r.dialog != nil:
-		body = lipgloss.Place(w, bh, lipgloss.Center, lipgloss.Center, r.dialog.View())
-	default:
-		body = r.Active().View()
-	}
-	b.WriteString(clip(body, w, bh))
-	b.WriteByte('\n')
-	if r.flash != "" {
-		style, prefix := st.Flash, ""
-		if r.flashErr {
-			style, prefix = st.FlashErr, "error: "
-		}
-		b.WriteString(style.Render(Truncate(prefix+r.flash, w)))
-	}
-	b.WriteByte('\n')
-	b.WriteString(r.footer(w))
-	return b.String()
-}
-
-func (r *Root) header(w int) string {
-	st := r.c.Styles
-	parts := []string{"outpost " + r.c.Version, "account " + Clean(r.c.AccountLabel())}
-	if r.countsErr != nil {
-		parts = append(parts, "counts: "+Clean(errText(r.countsErr)))
-	} else {
-		c := r.counts
-		parts = append(parts, fmt.Sprintf("agents %d/%d online", c.Online, c.Total), fmt.Sprintf("at risk %d", c.AtRisk),
-			fmt.Sprintf("duplicates %d", c.Duplicates))
-	}
-	if r.c.ReadOnly {
-		parts = append(parts, "READ-ONLY")
-	}
-	if r.relay != nil && r.relay.Damage != "" {
-		parts = append(parts, "DAMAGE "+Clean(r.relay.Damage))
-	}
-	return st.Header.Render(Fit(" "+strings.Join(parts, " │ "), w))
-}
-
-// relayText is the local relay's state, shown right of the crumbs.
-func (r *Root) relayText(room int) string {
-	if r.relay == nil {
-		return "relay unknown"
-	}
-	t := "relay " + Clean(r.relay.Text)
-	if d := Clean(r.relay.Detail); d != "" && Width(t)+1+Width(d) <= room {
-		t += " " + d
-	}
-	return Truncate(t, room)
-}
-
-func (r *Root) relayStyle() lipgloss.Style {
-	if r.relay != nil && r.relay.Running {
-		return r.c.Styles.Good
-	}
-	return r.c.Styles.Bad
-}
-
-func (r *Root) crumbs() string {
-	st := r.c.Styles
-	var names []string
-	for _, v := range r.stack {
-		names = append(names, Clean(v.Title()))
-	}
-	return st.Crumb.Render(strings.Join(names, " › "))
-}
-
-func (r *Root) footer(w int) string {
-	st := r.c.Styles
-	var binds, tail []key.Binding
-	if r.dialog != nil {
-		binds = r.dialog.ShortHelp()
-	} else if r.help {
-		binds = []key.Binding{r.c.Keys.Back}
-	} else {
-		binds = r.Active().ShortHelp()
-		tail = []key.Binding{r.c.Keys.Help, r.c.Keys.Command, r.c.Keys.Quit}
-	}
-	item := func(b key.Binding) (string, int) {
-		hp := b.Help()
-		if !b.Enabled() || hp.Key == "" {
-			return "", 0
-		}
-		return st.HelpKey.Render(hp.Key) + " " + st.HelpDesc.Render(hp.Desc), Width(hp.Key) + 1 + Width(hp.Desc) + 2
-	}
-	// The global keys are always shown; the view's fill what is left.
-	var end []string
-	used := 0
-	for _, b := range tail {
-		if s, n := item(b); n > 0 && used+n <= w {
-			end = append(end, s)
-			used += n
-		}
-	}
-	var parts []string
-	for _, b := range binds {
-		s, n := item(b)
-		if n == 0 {
-			continue
-		}
-		if used+n > w {
-			break
-		}
-		used += n
-		parts = append(parts, s)
-	}
-	return strings.Join(append(parts, end...), "  ")
-}
-
-// fullHelp is the `?` screen: the view's keys on the left, the global
-// keys and the commands on the right (one column when narrow).
-func (r *Root) fullHelp(w int) string {
-	st := r.c.Styles
-	colW := w
-	if w >= 80 {
-		colW = w / 2
-	}
-	keyW := 10 // "q / ctrl+c"
-	for _, group := range r.Active().FullHelp() {
-		for _, kb := range group {
-			if kb.Enabled() {
-				keyW = max(keyW, Width(kb.Help().Key))
-			}
-		}
-	}
-	keyW = min(keyW, 14)
-	line := func(b *strings.Builder, k, d string) {
-		b.WriteString(clipLine(" "+st.HelpKey.Render(Fit(k, keyW))+" "+st.HelpDesc.Render(Truncate(d, max(colW-keyW-3, 4))), colW) + "\n")
-	}
-	var left, right strings.Builder
-	left.WriteString(st.Title.Render(Truncate("Keys of "+Clean(r.Active().Title()), colW)) + "\n")
-	seen := map[string]bool{}
-	for _, group := range r.Active().FullHelp() {
-		for _, kb := range group {
-			if !kb.Enabled() || kb.Help().Key == "" || seen[kb.Help().Key] {
-				continue
-			}
-			seen[kb.Help().Key] = true
-			line(&left, kb.Help().Key, kb.Help().Desc)
-		}
-	}
-	right.WriteString(st.Title.Render("Everywhere") + "\n")
-	line(&right, "esc", "back (clears a filter first)")
-	line(&right, ":", "command mode (tab completes)")
-	line(&right, "?", "this help (esc closes)")
-	line(&right, "q / ctrl+c", "quit")
-	right.WriteString(st.Title.Render("Commands") + "\n")
-	for _, c := range commands {
-		line(&right, ":"+c.name, c.help)
-	}
-	if r.c.ReadOnly {
-		right.WriteString(st.Warn.Render("read-only: no key changes anything") + "\n")
-	}
-	if colW == w {
-		return left.String() + "\n" + right.String()
-	}
-	l := strings.Split(strings.TrimSuffix(left.String(), "\n"), "\n")
-	rt := strings.Split(strings.TrimSuffix(right.String(), "\n"), "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(l), len(rt)); i++ {
-		a, c := "", ""
-		if i < len(l) {
-			a = l[i]
-		}
-		if i < len(rt) {
-			c = rt[i]
-		}
-		b.WriteString(a + strings.Repeat(" ", max(colW-Width(stripStyle(a)), 0)) + c + "\n")
-	}
-	return b.String()
 }
