@@ -338,44 +338,50 @@ func newInstallForm(c *Common, cs []store.Cluster, accounts []store.Account) *Fo
 		acctName := v["account"]
 		dir := c.DataDir
 		return c.Call(func(ctx context.Context, b Backend) tea.Msg {
-			if in.AccountID == 0 {
-				a, err := b.FindAccount(ctx, acctName)
-				if err != nil {
-					return f.Result(err, "", nil)
-				}
-				in.AccountID = a.ID
-			}
-			mgr, err := ops.ManagerURL(dir, "")
-			if err != nil {
-				return f.Result(err, "", nil)
-			}
-			urls, note, err := ops.InstallURLs(ctx, b, cl, mgr)
-			if err != nil {
-				return f.Result(err, "", nil)
-			}
-			pin, err := ops.CAPin(dir)
-			if err != nil {
-				return f.Result(err, "", nil)
-			}
-			keyPin, err := ops.ServerKeyPin(dir)
-			if err != nil {
-				return f.Result(err, "", nil)
-			}
-			ic, err := b.CreateInstallCommand(ctx, in)
-			if err != nil {
-				return f.Result(err, "", nil)
-			}
-			command := ops.AgentCommand(urls, ic.Key, pin)
-			d := newKeyDialog(c, ic, command, note)
-			// As 'installcmd create': the one-liner first, for Linux hosts.
-			if line := ops.AgentInstallLine(mgr, keyPin, urls, ic.Key, pin); line != "" && ic.OS == "linux" {
-				d.body = strings.Replace(d.body, "Run on each host:", "Run as root on each host (installs /usr/local/bin/outpost and the outpost-agent systemd service):", 1)
-				d.command, d.alt = line, command
-			}
-			return f.Result(nil, fmt.Sprintf("install command %d created", ic.ID), OpenDialogMsg{d})
+			return createInstall(ctx, b, c, f, dir, acctName, cl, in)
 		}), nil
 	}
 	return f
+}
+
+// createInstall creates the install command and the dialog that shows it;
+// it runs inside a tea.Cmd.
+func createInstall(ctx context.Context, b Backend, c *Common, f *Form, dir, acctName string, cl *store.Cluster, in store.InstallInput) tea.Msg {
+	if in.AccountID == 0 {
+		a, err := b.FindAccount(ctx, acctName)
+		if err != nil {
+			return f.Result(err, "", nil)
+		}
+		in.AccountID = a.ID
+	}
+	mgr, err := ops.ManagerURL(dir, "")
+	if err != nil {
+		return f.Result(err, "", nil)
+	}
+	urls, note, err := ops.InstallURLs(ctx, b, cl, mgr)
+	if err != nil {
+		return f.Result(err, "", nil)
+	}
+	pin, err := ops.CAPin(dir)
+	if err != nil {
+		return f.Result(err, "", nil)
+	}
+	keyPin, err := ops.ServerKeyPin(dir)
+	if err != nil {
+		return f.Result(err, "", nil)
+	}
+	ic, err := b.CreateInstallCommand(ctx, in)
+	if err != nil {
+		return f.Result(err, "", nil)
+	}
+	command := ops.AgentCommand(urls, ic.Key, pin)
+	d := newKeyDialog(c, ic, command, note)
+	// As 'installcmd create': the one-liner first, for Linux hosts.
+	if line := ops.AgentInstallLine(mgr, keyPin, urls, ic.Key, pin); line != "" && ic.OS == "linux" {
+		d.body = strings.Replace(d.body, "Run on each host:", "Run as root on each host (installs /usr/local/bin/outpost and the outpost-agent systemd service):", 1)
+		d.command, d.alt = line, command
+	}
+	return f.Result(nil, fmt.Sprintf("install command %d created", ic.ID), OpenDialogMsg{d})
 }
 
 // parseDuration reads a positive duration: 30m, 24h or 7d (as the command
