@@ -101,30 +101,10 @@ func (v *AgentView) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return v, nil
 }
 
-func (v *AgentView) lines() []string {
+// stateLines head the agent page: its state, then why it is offline.
+func (v *AgentView) stateLines() []string {
 	st := v.c.Styles
 	a := v.d.Agent
-	now := v.c.Now()
-	at := func(t time.Time) string {
-		if t.IsZero() {
-			return "never"
-		}
-		return t.Local().Format("2006-01-02 15:04:05") + " (" + store.FormatAgo(now, t) + ")"
-	}
-	cluster := "(direct connection)"
-	if a.ClusterID != 0 {
-		cluster = a.Cluster
-	}
-	via := "direct (the management host)"
-	if a.ViaProxyID != 0 {
-		via = fmt.Sprintf("%s (proxy server %d)", a.Via, a.ViaProxyID)
-	}
-	osName := a.OS
-	if a.OSName != "" {
-		osName += " (" + a.OSName + ")"
-	}
-	kw := 15
-	field := func(k, val string) string { return st.Label.Render(Fit(k, kw)) + " " + Clean(val) }
 	var out []string
 	title := a.Hostname + "  " + a.Status + ", " + a.SecurityStatus + ", " + a.RiskStatus
 	out = append(out, toneStyle(st, statusTone(a.Status)).Render(Clean(title)))
@@ -151,6 +131,34 @@ func (v *AgentView) lines() []string {
 			out = append(out, st.Warn.Render("  next: "+Clean(v.d.Next)))
 		}
 	}
+	return out
+}
+
+func (v *AgentView) lines() []string {
+	st := v.c.Styles
+	a := v.d.Agent
+	now := v.c.Now()
+	at := func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.Local().Format("2006-01-02 15:04:05") + " (" + store.FormatAgo(now, t) + ")"
+	}
+	cluster := "(direct connection)"
+	if a.ClusterID != 0 {
+		cluster = a.Cluster
+	}
+	via := "direct (the management host)"
+	if a.ViaProxyID != 0 {
+		via = fmt.Sprintf("%s (proxy server %d)", a.Via, a.ViaProxyID)
+	}
+	osName := a.OS
+	if a.OSName != "" {
+		osName += " (" + a.OSName + ")"
+	}
+	kw := 15
+	field := func(k, val string) string { return st.Label.Render(Fit(k, kw)) + " " + Clean(val) }
+	out := v.stateLines()
 	out = append(out, "",
 		field("ID", a.ID),
 		field("IPs", orDash(strings.Join(a.IPs, ", "))),
