@@ -82,7 +82,8 @@
 //     deploy-proxy command is delivered: IssueJoinToken then makes the
 //     secret and keeps only its hash, so no plain token sits in a command.
 //   - Deleting a cluster deletes its install commands and join tokens.
-//   - Commands (command.go, 0005) carry a state: queued -> delivered
+//   - Commands (command.go, commandreport.go, commandexpire.go; 0005) carry
+//     a state: queued -> delivered
 //     (DeliverCommands, one more attempt each time) -> running -> done or
 //     failed with a reason (ReportCommands; AckCommands is "done"). Done
 //     and failed are final and set acked_at, so "open" stays acked_at = 0.
