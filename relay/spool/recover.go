@@ -178,29 +178,54 @@ func privateFiles(dir string) error {
 	return nil
 }
 
+// recovery is recover's working state, passed between its steps.
+type recovery struct {
+	cur      Position
+	dirty    bool     // cursor must be rewritten
+	consumed []uint64 // below the cursor: deleted once it is durable
+}
+
 // recover rebuilds the in-memory state from dir; see the package doc for
-// the rules. It leaves s.active open on the last segment.
+// the rules. It leaves s.active open on the last segment. Steps: find the
+// segments and place the cursor, check and repair each segment, then
+// write the cursor and drop consumed segments.
 func (s *Spool) recover() error {
+	seqs, rc, err := s.recoverCursor()
+	if err != nil {
+		return err
+	}
+	for i, seq := range seqs {
+		if err := s.recoverSegment(&rc, seq, i == len(seqs)-1); err != nil {
+			return err
+		}
+	}
+	return s.recoverFinish(&rc)
+}
+
+// recoverCursor lists the segments and reads the cursor, moving it to the
+// oldest segment left when it points at a missing one. It returns the
+// segments from the cursor's on.
+func (s *Spool) recoverCursor() ([]uint64, recovery, error) {
+	var rc recovery
 	dir := s.dir
 	if err := os.Remove(filepath.Join(dir, cursorTmp)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		return nil, rc, err
 	}
 	seqs, err := listSegments(dir)
 	if err != nil {
-		return err
+		return nil, rc, err
 	}
 	if err := privateFiles(dir); err != nil {
-		return err
+		return nil, rc, err
 	}
 	cur, ok, bad, err := readCursor(dir)
 	if err != nil {
-		return err
+		return nil, rc, err
 	}
-	dirty := false // cursor must be rewritten
 	if bad != "" {
 		s.corrupt++
 		s.logf("spool: %s; redelivering from the oldest segment", bad)
-		dirty = true
+		rc.dirty = true
 	}
 	if !ok {
 		cur = Position{seg: 1}
@@ -208,20 +233,19 @@ func (s *Spool) recover() error {
 			cur.seg = seqs[0]
 		}
 	}
-	var consumed []uint64 // below the cursor: deleted once it is durable
 	for len(seqs) > 0 && seqs[0] < cur.seg {
-		consumed = append(consumed, seqs[0])
+		rc.consumed = append(rc.consumed, seqs[0])
 		seqs = seqs[1:]
 	}
 	if len(seqs) > 0 && seqs[0] != cur.seg {
 		s.corrupt++
 		s.logf("spool: cursor %v points into missing segment %s; moving to %s",
 			cur, segName(cur.seg), segName(seqs[0]))
-		cur, dirty = Position{seg: seqs[0]}, true
+		cur, rc.dirty = Position{seg: seqs[0]}, true
 	} else if len(seqs) == 0 && cur.off != 0 {
 		s.corrupt++
 		s.logf("spool: cursor %v points into missing segment %s; starting it afresh", cur, segName(cur.seg))
-		cur, dirty = Position{seg: cur.seg}, true
+		cur, rc.dirty = Position{seg: cur.seg}, true
 	}
 	for i := 1; i < len(seqs); i++ {
 		if gap := seqs[i] - seqs[i-1] - 1; gap > 0 {
@@ -230,87 +254,108 @@ func (s *Spool) recover() error {
 				gap, segName(seqs[i]))
 		}
 	}
+	rc.cur = cur
+	return seqs, rc, nil
+}
 
-	for i, seq := range seqs {
-		last := i == len(seqs)-1
-		path := filepath.Join(dir, segName(seq))
-		flag := os.O_RDONLY
-		if last {
-			flag = os.O_RDWR
-		}
-		f, err := os.OpenFile(path, flag, 0)
-		if err != nil {
-			return err
-		}
-		mark := int64(-1)
-		if seq == cur.seg {
-			mark = cur.off
-		}
-		r, err := scanSegment(f, mark)
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("spool: scan %s: %w", segName(seq), err)
-		}
-		seg := &segment{seq: seq, size: r.end, count: r.count, sealed: !last}
-		for _, h := range r.holes {
-			seg.addHole(h.start, h.end)
-			s.corrupt++
-			s.drop(1, h.end-h.start)
-			s.logf("spool: %s: damaged record at offset %d (%s); skipping %d bytes to the next valid record at %d",
-				segName(seq), h.start, h.why, h.end-h.start, h.end)
-		}
-		switch {
-		case r.end == r.size:
-		case last:
-			// Nothing valid follows: an unfinished write (never
-			// acknowledged) or damage to the newest records.
-			s.logf("spool: %s: torn tail (%s) at offset %d; truncating %d bytes",
-				segName(seq), r.problem, r.end, r.size-r.end)
-			if r.zero {
-				s.drop(0, r.size-r.end) // preallocated, never written
-			} else {
-				s.drop(1, r.size-r.end)
-			}
-			if err := f.Truncate(r.end); err != nil {
-				f.Close()
-				return fmt.Errorf("spool: truncate torn tail: %w", err)
-			}
-		default:
-			// No valid current-format frame after the damage (an old
-			// segment cannot be resynchronised). The bytes stay on disk.
-			s.corrupt++
-			s.drop(1, r.size-r.end)
-			s.logf("spool: %s: %s at offset %d; no valid record after it, skipping %d bytes to the next segment",
-				segName(seq), r.problem, r.end, r.size-r.end)
-		}
-		if seq == cur.seg {
-			if r.markOff != cur.off {
-				s.logf("spool: cursor %v is not at a valid record boundary; moving back to %d", cur, r.markOff)
-				dirty = true
-			}
-			cur = Position{seg: seq, off: r.markOff, n: r.markN}
-		}
-		if last {
-			// Whatever the crashed process left in the page cache becomes
-			// durable before it can be forwarded.
-			if err := f.Sync(); err != nil {
-				f.Close()
-				return fmt.Errorf("spool: fsync %s: %w", segName(seq), err)
-			}
-			if !seg.sealed && seg.size < s.opts.SegmentBytes {
-				s.active = f
-			} else {
-				seg.sealed = true
-				f.Close()
-			}
-		} else {
-			f.Close()
-		}
-		s.segs = append(s.segs, seg)
-		s.total += seg.size
-		s.records += seg.count
+// recoverSegment checks the records of segment seq, skips its holes,
+// repairs its tail and adds it to s.segs; the last one stays open as
+// s.active while it has room.
+func (s *Spool) recoverSegment(rc *recovery, seq uint64, last bool) error {
+	path := filepath.Join(s.dir, segName(seq))
+	flag := os.O_RDONLY
+	if last {
+		flag = os.O_RDWR
 	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return err
+	}
+	mark := int64(-1)
+	if seq == rc.cur.seg {
+		mark = rc.cur.off
+	}
+	r, err := scanSegment(f, mark)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("spool: scan %s: %w", segName(seq), err)
+	}
+	seg := &segment{seq: seq, size: r.end, count: r.count, sealed: !last}
+	for _, h := range r.holes {
+		seg.addHole(h.start, h.end)
+		s.corrupt++
+		s.drop(1, h.end-h.start)
+		s.logf("spool: %s: damaged record at offset %d (%s); skipping %d bytes to the next valid record at %d",
+			segName(seq), h.start, h.why, h.end-h.start, h.end)
+	}
+	if err := s.repairTail(f, seq, last, r); err != nil {
+		f.Close()
+		return err
+	}
+	if seq == rc.cur.seg {
+		if r.markOff != rc.cur.off {
+			s.logf("spool: cursor %v is not at a valid record boundary; moving back to %d", rc.cur, r.markOff)
+			rc.dirty = true
+		}
+		rc.cur = Position{seg: seq, off: r.markOff, n: r.markN}
+	}
+	if last {
+		// Whatever the crashed process left in the page cache becomes
+		// durable before it can be forwarded.
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("spool: fsync %s: %w", segName(seq), err)
+		}
+		if !seg.sealed && seg.size < s.opts.SegmentBytes {
+			s.active = f
+		} else {
+			seg.sealed = true
+			f.Close()
+		}
+	} else {
+		f.Close()
+	}
+	s.segs = append(s.segs, seg)
+	s.total += seg.size
+	s.records += seg.count
+	return nil
+}
 
+// repairTail handles the bytes after a segment's last valid frame: the
+// last segment is truncated there, an older one is skipped to its end.
+func (s *Spool) repairTail(f *os.File, seq uint64, last bool, r scanResult) error {
+	switch {
+	case r.end == r.size:
+	case last:
+		// Nothing valid follows: an unfinished write (never
+		// acknowledged) or damage to the newest records.
+		s.logf("spool: %s: torn tail (%s) at offset %d; truncating %d bytes",
+			segName(seq), r.problem, r.end, r.size-r.end)
+		if r.zero {
+			s.drop(0, r.size-r.end) // preallocated, never written
+		} else {
+			s.drop(1, r.size-r.end)
+		}
+		if err := f.Truncate(r.end); err != nil {
+			return fmt.Errorf("spool: truncate torn tail: %w", err)
+		}
+	default:
+		// No valid current-format frame after the damage (an old
+		// segment cannot be resynchronised). The bytes stay on disk.
+		s.corrupt++
+		s.drop(1, r.size-r.end)
+		s.logf("spool: %s: %s at offset %d; no valid record after it, skipping %d bytes to the next segment",
+			segName(seq), r.problem, r.end, r.size-r.end)
+	}
+	return nil
+}
+
+// recoverFinish opens an active segment if none was kept, moves the
+// cursor off a fully read sealed segment, writes the cursor if it changed
+// and removes the consumed segments.
+func (s *Spool) recoverFinish(rc *recovery) error {
+	dir := s.dir
+	cur := rc.cur
 	if s.active == nil {
 		seq := cur.seg
 		if n := len(s.segs); n > 0 {
@@ -325,18 +370,18 @@ func (s *Spool) recover() error {
 	}
 	// Never leave the cursor at the end of a sealed segment.
 	for s.segs[0].sealed && cur.seg == s.segs[0].seq && cur.off >= s.segs[0].size {
-		consumed = append(consumed, s.segs[0].seq)
+		rc.consumed = append(rc.consumed, s.segs[0].seq)
 		s.total -= s.segs[0].size
 		s.records -= s.segs[0].count
 		s.segs = s.segs[1:]
-		cur, dirty = Position{seg: s.segs[0].seq}, true
+		cur, rc.dirty = Position{seg: s.segs[0].seq}, true
 	}
-	if dirty {
+	if rc.dirty {
 		if err := writeCursor(dir, cur); err != nil {
 			return err
 		}
 	}
-	for _, seq := range consumed {
+	for _, seq := range rc.consumed {
 		if err := os.Remove(filepath.Join(dir, segName(seq))); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.logf("spool: removing consumed segment: %v", err)
 		}
