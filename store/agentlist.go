@@ -31,6 +31,46 @@ type AgentPage struct {
 
 // ListAgents returns one filtered, sorted page without loading the fleet.
 func (db *DB) ListAgents(ctx context.Context, f AgentFilter) (AgentPage, error) {
+	order, err := checkAgentFilter(&f)
+	if err != nil {
+		return AgentPage{}, err
+	}
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return AgentPage{}, err
+	}
+	defer tx.Rollback()
+	cond, args, err := agentWhere(tx, f)
+	if err != nil {
+		return AgentPage{}, err
+	}
+	var page AgentPage
+	if err := tx.queryRow(`SELECT COUNT(*) FROM agents g`+cond, args...).Scan(&page.Total); err != nil {
+		return page, err
+	}
+	dir := " ASC"
+	if f.Desc {
+		dir = " DESC"
+	}
+	rows, err := tx.query(`SELECT `+agentCols+` FROM agents g LEFT JOIN clusters c ON c.id = g.cluster_id`+cond+
+		` ORDER BY `+order+dir+`, g.id`+dir+` LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+	if err != nil {
+		return page, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		a, err := scanAgent(tx, rows)
+		if err != nil {
+			return page, err
+		}
+		page.Agents = append(page.Agents, a)
+	}
+	return page, rows.Err()
+}
+
+// checkAgentFilter bounds f's page size and refuses an unknown sort or
+// status; it returns the ORDER BY expression of the sort.
+func checkAgentFilter(f *AgentFilter) (string, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
@@ -40,33 +80,22 @@ func (db *DB) ListAgents(ctx context.Context, f AgentFilter) (AgentPage, error) 
 	order, ok := map[string]string{"": "g.hostname", "hostname": "g.hostname", "last_checkin": "g.last_checkin", "enrolled": "g.enrolled_at",
 		"risk": "(g.vulns + g.baseline_risks + g.alerts)", "cluster": "c.name", "os": "g.os"}[f.Sort]
 	if !ok {
-		return AgentPage{}, Errorf(EInvalid, "sort %q: want hostname, last_checkin, enrolled, risk, cluster or os", f.Sort)
+		return "", Errorf(EInvalid, "sort %q: want hostname, last_checkin, enrolled, risk, cluster or os", f.Sort)
 	}
 	if f.Status != "" && f.Status != StatusOnline && f.Status != StatusOffline && f.Status != StatusUninstalled {
-		return AgentPage{}, Errorf(EInvalid, "status %q: want online, offline or uninstalled", f.Status)
+		return "", Errorf(EInvalid, "status %q: want online, offline or uninstalled", f.Status)
 	}
-	tx, err := db.beginRead(ctx)
-	if err != nil {
-		return AgentPage{}, err
-	}
-	defer tx.Rollback()
+	return order, nil
+}
+
+// agentWhere builds the WHERE clause ("" for none) and its arguments of f.
+func agentWhere(tx *Tx, f AgentFilter) (string, []any, error) {
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
-	// A search of three or more characters that matches few agents should
-	// drive the query: "+" keeps the planner from scanning the account's or
-	// the cluster's index and probing the search per row (about 90 ms at
-	// 100,000 agents for a rare host name). A broad one is faster the
-	// planner's way (the listing index, stopped at the page).
-	ix, phrase := "", ""
-	if utf8.RuneCountInString(f.Query) >= 3 {
-		phrase = `"` + strings.ReplaceAll(f.Query, `"`, `""`) + `"`
-		var n int
-		if err := tx.queryRow(`SELECT COUNT(*) FROM (SELECT 1 FROM agents_search WHERE agents_search MATCH ? LIMIT 2000)`, phrase).Scan(&n); err != nil {
-			return AgentPage{}, err
-		} else if n < 2000 {
-			ix = "+"
-		}
+	ix, phrase, err := agentSearch(tx, f.Query)
+	if err != nil {
+		return "", nil, err
 	}
 	if f.AccountID != 0 {
 		add(ix+"g.account_id = ?", f.AccountID)
@@ -115,28 +144,28 @@ func (db *DB) ListAgents(ctx context.Context, f AgentFilter) (AgentPage, error) 
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	var page AgentPage
-	if err := tx.queryRow(`SELECT COUNT(*) FROM agents g`+cond, args...).Scan(&page.Total); err != nil {
-		return page, err
-	}
-	dir := " ASC"
-	if f.Desc {
-		dir = " DESC"
-	}
-	rows, err := tx.query(`SELECT `+agentCols+` FROM agents g LEFT JOIN clusters c ON c.id = g.cluster_id`+cond+
-		` ORDER BY `+order+dir+`, g.id`+dir+` LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
-	if err != nil {
-		return page, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		a, err := scanAgent(tx, rows)
-		if err != nil {
-			return page, err
+	return cond, args, nil
+}
+
+// agentSearch returns the trigram phrase of a query of three or more
+// characters, and ix "+" when that search should drive the query.
+//
+// A search of three or more characters that matches few agents should
+// drive the query: "+" keeps the planner from scanning the account's or
+// the cluster's index and probing the search per row (about 90 ms at
+// 100,000 agents for a rare host name). A broad one is faster the
+// planner's way (the listing index, stopped at the page).
+func agentSearch(tx *Tx, query string) (ix, phrase string, err error) {
+	if utf8.RuneCountInString(query) >= 3 {
+		phrase = `"` + strings.ReplaceAll(query, `"`, `""`) + `"`
+		var n int
+		if err := tx.queryRow(`SELECT COUNT(*) FROM (SELECT 1 FROM agents_search WHERE agents_search MATCH ? LIMIT 2000)`, phrase).Scan(&n); err != nil {
+			return "", "", err
+		} else if n < 2000 {
+			ix = "+"
 		}
-		page.Agents = append(page.Agents, a)
 	}
-	return page, rows.Err()
+	return ix, phrase, nil
 }
 
 // AgentCounts summarises a fleet for the dashboard header.

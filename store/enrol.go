@@ -61,64 +61,27 @@ func (db *DB) Enrol(ctx context.Context, in EnrolInput) (Enrolment, error) {
 	}
 	defer tx.Rollback()
 
-	var accountID, icID, clusterID, expires, revoked int64
-	var icOS, icGroup, icProvider string
-	var image bool
-	hash := HashSecret(in.Key)
-	err = tx.queryRow(`SELECT id, account_id, COALESCE(cluster_id, 0), expires_at, revoked_at, os, grp, provider, image_mode
-		FROM install_commands WHERE key_hash = ?`, hash).Scan(&icID, &accountID, &clusterID, &expires, &revoked, &icOS, &icGroup, &icProvider, &image)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if err := tx.queryRow(`SELECT id FROM accounts WHERE key_hash = ?`, hash).Scan(&accountID); errors.Is(err, sql.ErrNoRows) {
-			return Enrolment{}, Errorf(EUnauthorized, "install key not recognised")
-		} else if err != nil {
-			return Enrolment{}, err
-		}
-	case err != nil:
+	k, err := lookupEnrolKey(tx, in.Key, h.OS)
+	if err != nil {
 		return Enrolment{}, err
-	case revoked != 0:
-		return Enrolment{}, Errorf(EForbidden, "install key was revoked: create a new install command")
-	case ms(tx.now) >= expires:
-		return Enrolment{}, Errorf(EForbidden, "install key expired at %s: create a new install command", fromMS(expires).Format(time.RFC3339))
-	case icOS != h.OS:
-		return Enrolment{}, Errorf(EInvalid, "install command is for %s, this host runs %s", icOS, h.OS)
 	}
-	if in.ViaProxyID != 0 {
-		var proxyAccount int64
-		if err := tx.queryRow(`SELECT c.account_id FROM proxies p JOIN clusters c ON c.id = p.cluster_id WHERE p.id = ?`, in.ViaProxyID).Scan(&proxyAccount); err != nil {
-			return Enrolment{}, Errorf(EForbidden, "proxy server %d is not registered", in.ViaProxyID)
-		}
-		if proxyAccount != accountID {
-			return Enrolment{}, Errorf(EForbidden, "this proxy belongs to another account: an agent can only use its own account's clusters")
-		}
+	if err := checkEnrolProxy(tx, in.ViaProxyID, k.accountID); err != nil {
+		return Enrolment{}, err
 	}
-	if clusterID != 0 {
-		if err := admitInstall(tx, clusterID); err != nil {
+	if k.clusterID != 0 {
+		if err := admitInstall(tx, k.clusterID); err != nil {
 			return Enrolment{}, err
 		}
 	}
-	if icGroup != "" {
-		h.Group = icGroup
+	if k.group != "" {
+		h.Group = k.group
 	}
-	if icProvider != "" {
-		h.Provider = icProvider
+	if k.provider != "" {
+		h.Provider = k.provider
 	}
 	id := newAgentID()
 	secret := NewSecret("as_")
-	var ic, cl, via any
-	if icID != 0 {
-		ic = icID
-	}
-	if clusterID != 0 {
-		cl = clusterID
-	}
-	if in.ViaProxyID != 0 {
-		via = in.ViaProxyID
-	}
-	if _, err := tx.exec(`INSERT INTO agents (id, account_id, secret_hash, fingerprint, hostname, ips, os, os_name, arch, provider, region, grp, tags,
-		version, cluster_id, via_proxy_id, install_cmd_id, enrolled_at, last_checkin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, accountID, HashSecret(secret), h.Fingerprint, h.Hostname, strings.Join(h.IPs, ","), h.OS, h.OSName, h.Arch, h.Provider, h.Region,
-		h.Group, strings.Join(h.Tags, ","), h.Version, cl, via, ic, ms(tx.now), ms(tx.now)); err != nil {
+	if err := insertAgent(tx, id, secret, h, k, in.ViaProxyID); err != nil {
 		return Enrolment{}, err
 	}
 	if in.Inventory != nil {
@@ -126,8 +89,8 @@ func (db *DB) Enrol(ctx context.Context, in EnrolInput) (Enrolment, error) {
 			return Enrolment{}, err
 		}
 	}
-	if icID != 0 {
-		if _, err := tx.exec(`UPDATE install_commands SET uses = uses + 1 WHERE id = ?`, icID); err != nil {
+	if k.icID != 0 {
+		if _, err := tx.exec(`UPDATE install_commands SET uses = uses + 1 WHERE id = ?`, k.icID); err != nil {
 			return Enrolment{}, err
 		}
 	}
@@ -135,13 +98,84 @@ func (db *DB) Enrol(ctx context.Context, in EnrolInput) (Enrolment, error) {
 	if err != nil {
 		return Enrolment{}, err
 	}
-	e := Enrolment{Agent: a, Secret: secret, ImageMode: image}
-	if clusterID != 0 {
-		if e.Proxies, err = clusterURLs(tx, clusterID); err != nil {
+	e := Enrolment{Agent: a, Secret: secret, ImageMode: k.image}
+	if k.clusterID != 0 {
+		if e.Proxies, err = clusterURLs(tx, k.clusterID); err != nil {
 			return Enrolment{}, err
 		}
 	}
 	return e, tx.Commit()
+}
+
+// enrolKey is what an enrolment key grants: an install command's account,
+// cluster and settings, or (icID 0) only an account, for a direct agent.
+type enrolKey struct {
+	accountID, icID, clusterID int64
+	group, provider            string
+	image                      bool
+}
+
+// lookupEnrolKey finds the install command (or account) of key and refuses
+// a revoked or expired install command, or one made for another OS.
+func lookupEnrolKey(tx *Tx, key, hostOS string) (enrolKey, error) {
+	var k enrolKey
+	var expires, revoked int64
+	var icOS string
+	hash := HashSecret(key)
+	err := tx.queryRow(`SELECT id, account_id, COALESCE(cluster_id, 0), expires_at, revoked_at, os, grp, provider, image_mode
+		FROM install_commands WHERE key_hash = ?`, hash).Scan(&k.icID, &k.accountID, &k.clusterID, &expires, &revoked, &icOS, &k.group, &k.provider, &k.image)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if err := tx.queryRow(`SELECT id FROM accounts WHERE key_hash = ?`, hash).Scan(&k.accountID); errors.Is(err, sql.ErrNoRows) {
+			return k, Errorf(EUnauthorized, "install key not recognised")
+		} else if err != nil {
+			return k, err
+		}
+	case err != nil:
+		return k, err
+	case revoked != 0:
+		return k, Errorf(EForbidden, "install key was revoked: create a new install command")
+	case ms(tx.now) >= expires:
+		return k, Errorf(EForbidden, "install key expired at %s: create a new install command", fromMS(expires).Format(time.RFC3339))
+	case icOS != hostOS:
+		return k, Errorf(EInvalid, "install command is for %s, this host runs %s", icOS, hostOS)
+	}
+	return k, nil
+}
+
+// checkEnrolProxy refuses an enrolment through a proxy server that is not
+// registered or belongs to another account; proxyID 0 is a direct one.
+func checkEnrolProxy(tx *Tx, proxyID, accountID int64) error {
+	if proxyID == 0 {
+		return nil
+	}
+	var proxyAccount int64
+	if err := tx.queryRow(`SELECT c.account_id FROM proxies p JOIN clusters c ON c.id = p.cluster_id WHERE p.id = ?`, proxyID).Scan(&proxyAccount); err != nil {
+		return Errorf(EForbidden, "proxy server %d is not registered", proxyID)
+	}
+	if proxyAccount != accountID {
+		return Errorf(EForbidden, "this proxy belongs to another account: an agent can only use its own account's clusters")
+	}
+	return nil
+}
+
+// insertAgent writes the new agent's row; zero ids are stored as NULL.
+func insertAgent(tx *Tx, id, secret string, h HostFacts, k enrolKey, viaProxyID int64) error {
+	var ic, cl, via any
+	if k.icID != 0 {
+		ic = k.icID
+	}
+	if k.clusterID != 0 {
+		cl = k.clusterID
+	}
+	if viaProxyID != 0 {
+		via = viaProxyID
+	}
+	_, err := tx.exec(`INSERT INTO agents (id, account_id, secret_hash, fingerprint, hostname, ips, os, os_name, arch, provider, region, grp, tags,
+		version, cluster_id, via_proxy_id, install_cmd_id, enrolled_at, last_checkin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, k.accountID, HashSecret(secret), h.Fingerprint, h.Hostname, strings.Join(h.IPs, ","), h.OS, h.OSName, h.Arch, h.Provider, h.Region,
+		h.Group, strings.Join(h.Tags, ","), h.Version, cl, via, ic, ms(tx.now), ms(tx.now))
+	return err
 }
 
 // admitInstall applies the 500-hosts-per-batch rule to install-command
