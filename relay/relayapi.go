@@ -239,50 +239,62 @@ func (s *Server) joinOrLoad() (*identity, error) {
 	path := s.identityPath()
 	tlsDir := filepath.Join(s.cfg.DataDir, "tls")
 	if b, err := os.ReadFile(path); err == nil {
-		var id identity
-		if err := json.Unmarshal(b, &id); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		pki, err := LoadOrCreatePKI(tlsDir, nil)
-		if err != nil {
-			return nil, err
-		}
-		s.pki = pki
-		changed := false
-		if id.Format < identityFormat {
-			// Written before the pin was saved: such a relay joined with the
-			// --ca-sha256 it was given, and its tls/ca.pem is that CA.
-			id.CASHA256, changed = pki.CAFingerprint(), true
-		}
-		if m := s.cfg.Manager; m != "" && m != id.Manager {
-			if id.Manager != "" {
-				s.logf("relay: --manager %s replaces the saved %s (saved for later starts)", m, id.Manager)
-			}
-			id.Manager, changed = m, true
-		}
-		if pin := strings.ToLower(strings.TrimSpace(s.cfg.ManagerCA)); pin != "" && pin != id.CASHA256 {
-			if id.CASHA256 != "" {
-				s.logf("relay: --ca-sha256 %s replaces the saved pin %s (saved for later starts)", short(pin), short(id.CASHA256))
-			}
-			id.CASHA256, changed = pin, true
-		}
-		if id.Manager == "" {
-			return nil, fmt.Errorf("manager: %s names no management host: pass --manager URL", path)
-		}
-		if changed {
-			if err := s.saveIdentity(&id); err != nil {
-				return nil, err
-			}
-		}
-		if s.cfg.JoinToken != "" {
-			s.logf("relay: already joined as proxy server %d of cluster %s: --join ignored", id.ProxyID, id.Cluster)
-		}
-		s.cfg.Manager, s.cfg.ManagerCA = id.Manager, id.CASHA256
-		s.client = s.managerClient(id.CASHA256)
-		return &id, nil
+		return s.loadIdentity(path, tlsDir, b)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	return s.join(path, tlsDir)
+}
+
+// loadIdentity reads the saved identity b (from path), applying --manager
+// and --ca-sha256 given again.
+func (s *Server) loadIdentity(path, tlsDir string, b []byte) (*identity, error) {
+	var id identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	pki, err := LoadOrCreatePKI(tlsDir, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.pki = pki
+	changed := false
+	if id.Format < identityFormat {
+		// Written before the pin was saved: such a relay joined with the
+		// --ca-sha256 it was given, and its tls/ca.pem is that CA.
+		id.CASHA256, changed = pki.CAFingerprint(), true
+	}
+	if m := s.cfg.Manager; m != "" && m != id.Manager {
+		if id.Manager != "" {
+			s.logf("relay: --manager %s replaces the saved %s (saved for later starts)", m, id.Manager)
+		}
+		id.Manager, changed = m, true
+	}
+	if pin := strings.ToLower(strings.TrimSpace(s.cfg.ManagerCA)); pin != "" && pin != id.CASHA256 {
+		if id.CASHA256 != "" {
+			s.logf("relay: --ca-sha256 %s replaces the saved pin %s (saved for later starts)", short(pin), short(id.CASHA256))
+		}
+		id.CASHA256, changed = pin, true
+	}
+	if id.Manager == "" {
+		return nil, fmt.Errorf("manager: %s names no management host: pass --manager URL", path)
+	}
+	if changed {
+		if err := s.saveIdentity(&id); err != nil {
+			return nil, err
+		}
+	}
+	if s.cfg.JoinToken != "" {
+		s.logf("relay: already joined as proxy server %d of cluster %s: --join ignored", id.ProxyID, id.Cluster)
+	}
+	s.cfg.Manager, s.cfg.ManagerCA = id.Manager, id.CASHA256
+	s.client = s.managerClient(id.CASHA256)
+	return &id, nil
+}
+
+// join joins the management host with the one-time token and saves the
+// identity it answers with in path.
+func (s *Server) join(path, tlsDir string) (*identity, error) {
 	if s.cfg.Manager == "" {
 		return nil, fmt.Errorf("manager: this relay has not joined yet: pass --manager URL and --join TOKEN (from 'outpost proxy deploy --manual')")
 	}
