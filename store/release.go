@@ -77,14 +77,11 @@ func (db *DB) publishRelease(ctx context.Context, r Release, pkg string, priv ed
 		return r, err
 	}
 	r.Version = v.String()
-	src, err := os.Open(pkg)
+	src, err := openPackage(r.Version, pkg)
 	if err != nil {
-		return r, Errorf(EInvalid, "release %s: package: %v", r.Version, err)
+		return r, err
 	}
 	defer src.Close()
-	if st, err := src.Stat(); err != nil || !st.Mode().IsRegular() {
-		return r, Errorf(EInvalid, "release %s: package %s is not a regular file", r.Version, pkg)
-	}
 	tx, err := db.BeginTx(ctx)
 	if err != nil {
 		return r, err
@@ -95,11 +92,8 @@ func (db *DB) publishRelease(ctx context.Context, r Release, pkg string, priv ed
 			return r, err
 		}
 	}
-	var n int
-	if err := tx.queryRow(`SELECT COUNT(*) FROM releases WHERE version = ?`, r.Version).Scan(&n); err != nil {
+	if err := checkNewRelease(tx, r.Version); err != nil {
 		return r, err
-	} else if n > 0 {
-		return r, Errorf(EConflict, "release %s already exists", r.Version)
 	}
 	dir := db.ReleaseDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -107,48 +101,19 @@ func (db *DB) publishRelease(ctx context.Context, r Release, pkg string, priv ed
 	}
 	dst := filepath.Join(dir, r.Version)
 	if dt, err := os.Lstat(dst); err == nil {
-		st, _ := src.Stat()
-		if !os.SameFile(st, dt) {
-			return r, Errorf(EConflict, "release %s: %s already exists but no release names it: move it away first", r.Version, dst)
-		}
-		// The package is already in place (put there by hand): record it.
-		h := sha256.New()
-		if _, err := io.Copy(h, src); err != nil {
-			return r, fmt.Errorf("release %s: read the package: %w", r.Version, err)
-		}
-		r.SHA256 = hex.EncodeToString(h.Sum(nil))
-		r.Signature = signRelease(priv, r.Version, r.SHA256)
-		if err := addRelease(tx, r); err != nil {
-			return r, err
-		}
-		if r.PublishedAt.IsZero() {
-			r.PublishedAt = tx.now
-		}
-		return r, tx.Commit()
+		return recordInPlace(tx, r, src, dt, dst, priv)
 	}
-	tmp, err := os.CreateTemp(dir, "."+r.Version+".*")
+	tmp, sum, err := copyPackage(dir, r.Version, src)
 	if err != nil {
 		return r, err
 	}
-	defer os.Remove(tmp.Name()) // gone after the rename; the leftover on failure
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), src); err != nil {
-		tmp.Close()
-		return r, fmt.Errorf("release %s: copy the package: %w", r.Version, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return r, err
-	}
-	if err := tmp.Close(); err != nil {
-		return r, err
-	}
-	r.SHA256 = hex.EncodeToString(h.Sum(nil))
+	defer os.Remove(tmp) // gone after the rename; the leftover on failure
+	r.SHA256 = sum
 	r.Signature = signRelease(priv, r.Version, r.SHA256)
 	if err := addRelease(tx, r); err != nil {
 		return r, err
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	if err := os.Rename(tmp, dst); err != nil {
 		return r, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -159,6 +124,78 @@ func (db *DB) publishRelease(ctx context.Context, r Release, pkg string, priv ed
 		r.PublishedAt = tx.now
 	}
 	return r, nil
+}
+
+// openPackage opens a release's package file, which must be a regular file.
+func openPackage(version, pkg string) (*os.File, error) {
+	src, err := os.Open(pkg)
+	if err != nil {
+		return nil, Errorf(EInvalid, "release %s: package: %v", version, err)
+	}
+	if st, err := src.Stat(); err != nil || !st.Mode().IsRegular() {
+		src.Close()
+		return nil, Errorf(EInvalid, "release %s: package %s is not a regular file", version, pkg)
+	}
+	return src, nil
+}
+
+// checkNewRelease refuses a version that is already published.
+func checkNewRelease(tx *Tx, version string) error {
+	var n int
+	if err := tx.queryRow(`SELECT COUNT(*) FROM releases WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	} else if n > 0 {
+		return Errorf(EConflict, "release %s already exists", version)
+	}
+	return nil
+}
+
+// recordInPlace publishes a release whose destination dst (dt its Lstat)
+// exists already: only when it is the package itself, put there by hand.
+func recordInPlace(tx *Tx, r Release, src *os.File, dt os.FileInfo, dst string, priv ed25519.PrivateKey) (Release, error) {
+	st, _ := src.Stat()
+	if !os.SameFile(st, dt) {
+		return r, Errorf(EConflict, "release %s: %s already exists but no release names it: move it away first", r.Version, dst)
+	}
+	// The package is already in place (put there by hand): record it.
+	h := sha256.New()
+	if _, err := io.Copy(h, src); err != nil {
+		return r, fmt.Errorf("release %s: read the package: %w", r.Version, err)
+	}
+	r.SHA256 = hex.EncodeToString(h.Sum(nil))
+	r.Signature = signRelease(priv, r.Version, r.SHA256)
+	if err := addRelease(tx, r); err != nil {
+		return r, err
+	}
+	if r.PublishedAt.IsZero() {
+		r.PublishedAt = tx.now
+	}
+	return r, tx.Commit()
+}
+
+// copyPackage copies src to a synced temporary file in dir and returns its
+// name and the SHA-256 of what it copied; on failure no file is left.
+func copyPackage(dir, version string, src io.Reader) (string, string, error) {
+	tmp, err := os.CreateTemp(dir, "."+version+".*")
+	if err != nil {
+		return "", "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(tmp, h), src); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", "", fmt.Errorf("release %s: copy the package: %w", version, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", "", err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return "", "", err
+	}
+	return tmp.Name(), hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // DeleteRelease removes a release and its package. A release that a
