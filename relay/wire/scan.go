@@ -204,6 +204,27 @@ const (
 	fData
 )
 
+// fieldBit is the bit of a record's known field, 0 for any other key
+// (small enough to be inlined into record).
+func fieldBit(k [8]byte, n int) int {
+	if n > len(k) {
+		return 0
+	}
+	switch string(k[:n]) {
+	case "agent":
+		return fAgent
+	case "seq":
+		return fSeq
+	case "time":
+		return fTime
+	case "type":
+		return fType
+	case "data":
+		return fData
+	}
+	return 0
+}
+
 // record reads one record object and appends its encoding.
 func (s *scanner) record() bool {
 	if s.peek() != '{' {
@@ -231,19 +252,7 @@ func (s *scanner) record() bool {
 		if !ok {
 			return false
 		}
-		bit := 0
-		switch {
-		case is(k, n, "agent"):
-			bit = fAgent
-		case is(k, n, "seq"):
-			bit = fSeq
-		case is(k, n, "time"):
-			bit = fTime
-		case is(k, n, "type"):
-			bit = fType
-		case is(k, n, "data"):
-			bit = fData
-		}
+		bit := fieldBit(k, n)
 		if seen&bit != 0 {
 			return false
 		}
