@@ -290,7 +290,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, wait 
 		}
 		req.Header.Set("Content-Type", "application/json")
 		if id != "" {
-			req.Header.Set("Authorization", "Bearer "+id+":"+secret)
+			req.Header.Set("Authorization", wire.AgentAuth(id, secret))
 		}
 		resp, err := c.http.Do(req)
 		if err == nil {

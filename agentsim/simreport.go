@@ -177,7 +177,7 @@ func fetchStats(ctx context.Context, cfg SimConfig) (wire.CollectorStats, error)
 		return st, err
 	}
 	if cfg.CollectorToken != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.CollectorToken)
+		req.Header.Set("Authorization", wire.Bearer(cfg.CollectorToken))
 	}
 	c := &http.Client{Timeout: 30 * time.Second, Transport: wire.PinTransport(&http.Transport{}, cfg.CASHA256)}
 	resp, err := c.Do(req)

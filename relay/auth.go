@@ -109,17 +109,8 @@ func unauthorized(msg string) *authError {
 
 // agentCreds parses "Authorization: Bearer <agent-id>:<secret>".
 func agentCreds(r *http.Request) (id, secret string, ok bool) {
-	h := r.Header.Get("Authorization")
-	tok, found := strings.CutPrefix(h, "Bearer ")
-	if !found {
-		return "", "", false
-	}
-	id, secret, ok = strings.Cut(tok, ":")
-	return id, secret, ok && id != "" && secret != ""
+	return wire.ParseAgentAuth(r.Header.Get("Authorization"))
 }
-
-// AgentAuthHeader is the header value agents send.
-func AgentAuthHeader(id, secret string) string { return "Bearer " + id + ":" + secret }
 
 func (s *Server) requireTLS(r *http.Request) *authError {
 	if r.TLS == nil && !s.cfg.AllowPlain {

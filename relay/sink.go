@@ -268,13 +268,13 @@ func (k *sinkSet) post(ctx context.Context, body []byte) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if k.local {
-		req.Header.Set("Authorization", "Bearer "+k.s.ingestToken)
+		req.Header.Set("Authorization", wire.Bearer(k.s.ingestToken))
 	} else {
 		if k.s.ident != nil {
 			req.Header.Set(wire.HeaderRelay, k.s.ident.header())
 		}
 		if t := k.s.cfg.UpstreamToken; t != "" {
-			req.Header.Set("Authorization", "Bearer "+t)
+			req.Header.Set("Authorization", wire.Bearer(t))
 		}
 	}
 	resp, err := k.client.Do(req)

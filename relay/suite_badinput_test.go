@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"outpost/relay"
 	"outpost/relay/wire"
 	"outpost/store"
 )
@@ -47,8 +46,8 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 	// One agent of each account, enrolled properly.
 	agentA := enrolLinux(t, agentClient(t, m, relayA), fa.Key, 1)
 	agentB := enrolLinux(t, agentClient(t, m, m.TLSURL), fb.Key, 2)
-	authA := relay.AgentAuthHeader(agentA.AgentID, agentA.Secret)
-	authB := relay.AgentAuthHeader(agentB.AgentID, agentB.Secret)
+	authA := wire.AgentAuth(agentA.AgentID, agentA.Secret)
+	authB := wire.AgentAuth(agentB.AgentID, agentB.Secret)
 
 	expired, err := m.DB.CreateInstallCommand(ctx, store.InstallInput{AccountID: fa.Account.ID, ClusterID: cl.ID, TTL: time.Millisecond})
 	if err != nil {
@@ -109,10 +108,10 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 		{name: "brotli check-in", base: m.TLSURL, method: "POST", path: wire.PathCheckin, auth: authA, body: checkinBody, enc: "br", want: 415},
 		{name: "oversized enrol body", base: m.TLSURL, method: "POST", path: wire.PathEnrol, body: oversized(256<<10 + 1), want: 413},
 		{name: "oversized enrol body via joined relay", base: relayA, method: "POST", path: wire.PathEnrol, body: oversized(256<<10 + 1), want: 413},
-		{name: "bad agent secret", base: m.TLSURL, method: "POST", path: wire.PathEvents, auth: relay.AgentAuthHeader(agentA.AgentID, "as_wrong"), body: eventsBody, want: 401},
-		{name: "unknown agent", base: m.TLSURL, method: "POST", path: wire.PathCheckin, auth: relay.AgentAuthHeader("ag_0000000000000000", "as_x"), body: checkinBody, want: 401},
+		{name: "bad agent secret", base: m.TLSURL, method: "POST", path: wire.PathEvents, auth: wire.AgentAuth(agentA.AgentID, "as_wrong"), body: eventsBody, want: 401},
+		{name: "unknown agent", base: m.TLSURL, method: "POST", path: wire.PathCheckin, auth: wire.AgentAuth("ag_0000000000000000", "as_x"), body: checkinBody, want: 401},
 		{name: "no credentials", base: m.TLSURL, method: "POST", path: wire.PathEvents, body: eventsBody, want: 401},
-		{name: "bad agent secret via joined relay", base: relayA, method: "POST", path: wire.PathEvents, auth: relay.AgentAuthHeader(agentA.AgentID, "as_wrong"), body: eventsBody, want: 401},
+		{name: "bad agent secret via joined relay", base: relayA, method: "POST", path: wire.PathEvents, auth: wire.AgentAuth(agentA.AgentID, "as_wrong"), body: eventsBody, want: 401},
 		{name: "bad check-in credentials via joined relay", base: relayA, method: "POST", path: wire.PathCheckin, auth: "Bearer nobody", body: checkinBody, want: 401},
 		{name: "unknown install key", base: m.TLSURL, method: "POST", path: wire.PathEnrol, body: enrolBody("ik_notakey", 10), want: 401},
 		{name: "empty install key", base: m.TLSURL, method: "POST", path: wire.PathEnrol, body: enrolBody("", 11), want: 401},

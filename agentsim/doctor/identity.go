@@ -176,7 +176,7 @@ func (d *Doctor) checkin(ctx context.Context, base string, id agentsim.Identity,
 		return resp, 0, "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+id.AgentID+":"+id.Secret)
+	req.Header.Set("Authorization", wire.AgentAuth(id.AgentID, id.Secret))
 	// The secret is sent: verify the relay as the agent does.
 	hc := d.client(nil)
 	hc.Transport = wire.PinTransport(hc.Transport.(*http.Transport), d.CASHA256)

@@ -9,7 +9,7 @@ import (
 // bearer token want, compared in constant time. An empty want matches
 // nothing.
 func BearerIs(header, want string) bool {
-	got, ok := strings.CutPrefix(header, "Bearer ")
+	got, ok := strings.CutPrefix(header, bearerPrefix)
 	if !ok || want == "" {
 		return false
 	}
