@@ -335,7 +335,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.sink.append(l); err != nil {
 		if msg, ok := tooLarge(err, l.Seqs); ok {
-			writeErr(w, http.StatusRequestEntityTooLarge, "too_large", msg)
+			writeErr(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, msg)
 			return
 		}
 		if isFull(err) {
@@ -345,7 +345,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.logf("relay: sink: %v", err)
-		writeErr(w, http.StatusServiceUnavailable, "unavailable", "relay cannot store data right now: retry later")
+		writeErr(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "relay cannot store data right now: retry later")
 		return
 	}
 	s.m.events.Add(int64(l.Len()))
@@ -374,7 +374,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
 	if err != nil {
-		writeErr(w, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+		writeErr(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "request body too large")
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -405,11 +405,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if s.closed.Load() && r.Context().Err() == nil {
 			w.Header().Set("Retry-After", "1")
-			writeErr(w, http.StatusServiceUnavailable, "unavailable", "relay is shutting down: retry")
+			writeErr(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "relay is shutting down: retry")
 			return
 		}
 		s.m.upstreamErr.Add(1)
-		writeErr(w, http.StatusBadGateway, "unavailable", "management host unreachable")
+		writeErr(w, http.StatusBadGateway, wire.CodeUnavailable, "management host unreachable")
 		return
 	}
 	defer resp.Body.Close()

@@ -158,7 +158,7 @@ func (s *Server) authAgent(ctx context.Context, r *http.Request) (agentAuth, *au
 	var resp wire.AuthResponse
 	status, err := s.callManager(ctx, wire.PathAuth, body, &resp)
 	if status == 0 {
-		return agentAuth{}, &authError{http.StatusServiceUnavailable, "unavailable", "management host unreachable: " + err.Error()}
+		return agentAuth{}, &authError{http.StatusServiceUnavailable, wire.CodeUnavailable, "management host unreachable: " + err.Error()}
 	}
 	if status != http.StatusOK {
 		s.m.authFail.Add(1)

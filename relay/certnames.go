@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"outpost/relay/wire"
 )
 
 // Which names a joined relay's certificate may carry. Agents dial the
@@ -60,7 +62,7 @@ func (s *Server) relayCertHosts(w http.ResponseWriter, r *http.Request, listen [
 			continue // the store refuses it with its reason
 		}
 		if why := s.refuseCertName(p.Hostname(), loopback); why != "" {
-			writeErr(w, http.StatusBadRequest, "invalid",
+			writeErr(w, http.StatusBadRequest, wire.CodeInvalid,
 				fmt.Sprintf("advertised URL %s: %s cannot be in this relay's certificate: %s (start the relay with --public https://ITS-OWN-NAME:PORT)", u, p.Hostname(), why))
 			return nil, false
 		}

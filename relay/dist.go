@@ -24,6 +24,8 @@ import (
 	"sync"
 	"text/template"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 //go:embed install.sh
@@ -159,11 +161,11 @@ func distNames(files []distFile) string {
 // over TLS only: the pin it carries is this server's key.
 func (s *Server) handleInstallScript(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil {
-		writeErr(w, http.StatusForbidden, "forbidden", "the install script is served on the https listeners only (it pins their key)")
+		writeErr(w, http.StatusForbidden, wire.CodeForbidden, "the install script is served on the https listeners only (it pins their key)")
 		return
 	}
 	if !hostHeader.MatchString(r.Host) {
-		writeErr(w, http.StatusBadRequest, "invalid", "the Host header is not a host name or address")
+		writeErr(w, http.StatusBadRequest, wire.CodeInvalid, "the Host header is not a host name or address")
 		return
 	}
 	var buf bytes.Buffer
@@ -175,7 +177,7 @@ func (s *Server) handleInstallScript(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.logf("relay: install script: %v", err)
-		writeErr(w, http.StatusInternalServerError, "internal", "cannot render the install script")
+		writeErr(w, http.StatusInternalServerError, wire.CodeInternal, "cannot render the install script")
 		return
 	}
 	w.Header().Set("Content-Type", "text/x-shellscript; charset=utf-8")
@@ -194,19 +196,19 @@ func (s *Server) handleDist(w http.ResponseWriter, r *http.Request) {
 	}
 	path, ok := s.dist.paths()[name]
 	if !distName.MatchString(name) || !ok {
-		writeErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("no binary %q here; this management host serves: %s (others go in DATA/dist/outpost-OS-ARCH)",
+		writeErr(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no binary %q here; this management host serves: %s (others go in DATA/dist/outpost-OS-ARCH)",
 			name, distNames(s.dist.list())))
 		return
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		writeErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("binary %s is unreadable on the management host", name))
+		writeErr(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("binary %s is unreadable on the management host", name))
 		return
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil || !st.Mode().IsRegular() {
-		writeErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("binary %s is not a regular file on the management host", name))
+		writeErr(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("binary %s is not a regular file on the management host", name))
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

@@ -306,7 +306,7 @@ func (s *Server) routes() *http.ServeMux {
 		mux.HandleFunc("GET "+wire.PathPackage+"{version}", s.forward)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, http.StatusNotFound, "not_found", "no such endpoint")
+		writeErr(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint")
 	})
 	return mux
 }
@@ -317,12 +317,12 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodConnect {
 			s.m.refused.Add(1)
-			writeErr(w, http.StatusMethodNotAllowed, "forbidden", "CONNECT is refused: this relay is not an open proxy")
+			writeErr(w, http.StatusMethodNotAllowed, wire.CodeForbidden, "CONNECT is refused: this relay is not an open proxy")
 			return
 		}
 		if r.URL.IsAbs() || (r.URL.Host != "" && r.URL.Host != r.Host) {
 			s.m.refused.Add(1)
-			writeErr(w, http.StatusForbidden, "forbidden", "absolute-form requests are refused: this relay is not an open proxy")
+			writeErr(w, http.StatusForbidden, wire.CodeForbidden, "absolute-form requests are refused: this relay is not an open proxy")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -417,9 +417,9 @@ func bodyErr(w http.ResponseWriter, err error) {
 	var ee *httpbody.EncodingError
 	switch {
 	case errors.Is(err, errTooLarge):
-		writeErr(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
+		writeErr(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, err.Error())
 	case errors.As(err, &ee):
-		writeErr(w, http.StatusUnsupportedMediaType, "unsupported_encoding", err.Error())
+		writeErr(w, http.StatusUnsupportedMediaType, wire.CodeUnsupportedEncoding, err.Error())
 	case errors.Is(err, errBadJSON):
 		writeErr(w, http.StatusBadRequest, store.EInvalid, "malformed JSON body")
 	default:

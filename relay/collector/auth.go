@@ -24,12 +24,12 @@ func RequireTokens(next http.Handler, ingest, stats string) http.Handler {
 		case wire.PathHealth:
 		case wire.PathCollStats, wire.PathMetrics:
 			if !wire.BearerIs(h, ingest) && !wire.BearerIs(h, stats) {
-				writeError(w, http.StatusUnauthorized, "unauthorized", "stats and metrics need the ingest or the stats token (Authorization: Bearer TOKEN)")
+				writeError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "stats and metrics need the ingest or the stats token (Authorization: Bearer TOKEN)")
 				return
 			}
 		default:
 			if !wire.BearerIs(h, ingest) {
-				writeError(w, http.StatusUnauthorized, "unauthorized", "ingest needs the collector's token (Authorization: Bearer TOKEN)")
+				writeError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "ingest needs the collector's token (Authorization: Bearer TOKEN)")
 				return
 			}
 		}

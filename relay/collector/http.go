@@ -21,7 +21,7 @@ func (c *Collector) Handler() http.Handler {
 	mux.HandleFunc(wire.PathHealth, c.serveHealth)
 	mux.HandleFunc("GET "+wire.PathMetrics, c.metricsHandler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint")
 	})
 	return handler{mux, c}
 }
@@ -29,7 +29,7 @@ func (c *Collector) Handler() http.Handler {
 func (c *Collector) serveIngest(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		writeError(w, http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed, "use POST")
 		return
 	}
 	raw, err := httpbody.Read(w, r, MaxBody)
@@ -47,7 +47,7 @@ func (c *Collector) serveIngest(w http.ResponseWriter, r *http.Request) {
 	ack, err := c.ingestLines(l)
 	if err != nil {
 		c.logf("collector: ingest from relay %q: %v", l.Relay, err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, ack)
@@ -74,15 +74,15 @@ func decodeIngest(w http.ResponseWriter, l *wire.Lines, raw []byte) bool {
 	for i, rec := range batch.Records {
 		switch {
 		case rec.Agent == "":
-			writeError(w, http.StatusBadRequest, "bad_record", fmt.Sprintf("record %d: empty agent", i))
+			writeError(w, http.StatusBadRequest, wire.CodeBadRecord, fmt.Sprintf("record %d: empty agent", i))
 			return false
 		case rec.Seq == 0:
-			writeError(w, http.StatusBadRequest, "bad_record", fmt.Sprintf("record %d: seq 0", i))
+			writeError(w, http.StatusBadRequest, wire.CodeBadRecord, fmt.Sprintf("record %d: seq 0", i))
 			return false
 		}
 	}
 	if err := encodeRecords(l, batch.Records); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_record", err.Error())
+		writeError(w, http.StatusBadRequest, wire.CodeBadRecord, err.Error())
 		return false
 	}
 	l.Relay = batch.Relay
@@ -98,14 +98,14 @@ func bodyError(w http.ResponseWriter, err error) {
 	case http.StatusUnsupportedMediaType:
 		writeError(w, code, kind, err.Error())
 	default:
-		writeError(w, http.StatusBadRequest, "bad_request", "malformed batch: "+err.Error())
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "malformed batch: "+err.Error())
 	}
 }
 
 func (c *Collector) serveStats(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
+		writeError(w, http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed, "use GET")
 		return
 	}
 	writeJSON(w, http.StatusOK, c.Stats())
@@ -114,7 +114,7 @@ func (c *Collector) serveStats(w http.ResponseWriter, r *http.Request) {
 func (c *Collector) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
+		writeError(w, http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed, "use GET")
 		return
 	}
 	c.mu.Lock()
@@ -124,7 +124,7 @@ func (c *Collector) serveHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Unlock()
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -334,11 +334,6 @@ type Error struct {
 	Message string `json:"error"`
 }
 
-// CodeNeedsTLS is the Error.Code of a 403 for an authenticated call on a
-// plain listener: the URL is wrong, not the caller, so agents try the next
-// one (other 403s refuse the key or the account and are final).
-const CodeNeedsTLS = "needs_tls"
-
 // Duration marshals as a Go duration string ("30s").
 type Duration time.Duration
 

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"outpost/relay/wire"
 )
 
 // ErrTooLarge: the body, or what it decompresses to, is above the limit.
@@ -94,9 +96,9 @@ func Status(err error) (int, string) {
 	var ee *EncodingError
 	switch {
 	case errors.Is(err, ErrTooLarge):
-		return http.StatusRequestEntityTooLarge, "too_large"
+		return http.StatusRequestEntityTooLarge, wire.CodeTooLarge
 	case errors.As(err, &ee):
-		return http.StatusUnsupportedMediaType, "unsupported_encoding"
+		return http.StatusUnsupportedMediaType, wire.CodeUnsupportedEncoding
 	}
 	return http.StatusBadRequest, "invalid"
 }
