@@ -330,7 +330,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	st := map[string]any{"status": "ok", "version": s.cfg.Version, "mode": s.sink.mode()}
+	st := map[string]any{"status": wire.HealthOK, "version": s.cfg.Version, "mode": s.sink.mode()}
 	if s.ident != nil {
 		st["proxy_id"] = s.ident.ProxyID
 		st["cluster"] = s.ident.Cluster

@@ -142,7 +142,7 @@ func agentRow(c *Common, a store.Agent) Row {
 	if security != store.Protected {
 		secTone = ToneBad
 	}
-	if risk != "Safe" {
+	if risk != store.RiskSafe {
 		riskTone = ToneWarn
 	}
 	return Row{

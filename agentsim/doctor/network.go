@@ -220,7 +220,7 @@ func (d *Doctor) CheckHealth(ctx context.Context, rawURL string) Check {
 		CASHA256 string `json:"ca_sha256"`
 	}
 	jsonErr := json.Unmarshal(p.body, &h)
-	if p.status != http.StatusOK || jsonErr != nil || h.Status != "ok" {
+	if p.status != http.StatusOK || jsonErr != nil || h.Status != wire.HealthOK {
 		c.Verdict = VerdictFail
 		c.Detail = fmt.Sprintf("%s answered HTTP %d %q", wire.PathHealth, p.status, trim(string(p.body), 80))
 		c.Fix = "check the relay's log on " + host + " (is this URL an Outpost relay? restart it with `outpost relay`)"

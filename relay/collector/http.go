@@ -127,7 +127,7 @@ func (c *Collector) serveHealth(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]string{"status": wire.HealthOK})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -24,3 +24,7 @@ const (
 	// next one (other 403s refuse the key or the account and are final).
 	CodeNeedsTLS = "needs_tls"
 )
+
+// HealthOK is the "status" of a healthy PathHealth answer, from a relay or
+// a collector; doctor checks for it.
+const HealthOK = "ok"
