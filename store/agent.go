@@ -159,9 +159,9 @@ func scanAgent(tx *Tx, sc interface{ Scan(...any) error }) (Agent, error) {
 		a.Via = viaHost
 	}
 	deriveAgentStatus(&a, tx.db.Settings(), tx.now)
-	a.RiskStatus = "Safe"
+	a.RiskStatus = RiskSafe
 	if a.Vulns+a.BaselineRisks+a.Alerts > 0 {
-		a.RiskStatus = "At risk"
+		a.RiskStatus = RiskAtRisk
 	}
 	if dup != "" {
 		a.Duplicate, a.DuplicateFix = true, DuplicateFix
