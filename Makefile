@@ -15,9 +15,12 @@ run: build
 test:
 	$(GO) test -race ./...
 
+# staticcheck comes through the Go module proxy (built once, then cached).
+STATICCHECK ?= v0.8.2
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 
 # Every Go benchmark of the hot paths (store listing and check-in batches,
 # event batch decode/frame, spool append, cache ring append, collector

@@ -322,9 +322,9 @@ func perfCheckins(t *testing.T, h *perfHost, cfg perfConfig) []perfRow {
 // buildStoreBench compiles the store's test binary once.
 func buildStoreBench(t *testing.T) (path, why string) {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
+	goTool, err := exec.LookPath("go") // go test puts its own go first on PATH
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", "no go tool on PATH: " + err.Error()
 	}
 	path = filepath.Join(t.TempDir(), "store.test")
 	if out, err := exec.Command(goTool, "test", "-c", "-o", path, "../../store/").CombinedOutput(); err != nil {

@@ -145,15 +145,6 @@ func perfMedian(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// perfSamples formats a figure's samples for the log.
-func perfSamples(xs []float64, unit string, scale float64) string {
-	parts := make([]string, len(xs))
-	for i, x := range xs {
-		parts[i] = strconv.FormatFloat(x/scale, 'f', 1, 64)
-	}
-	return strings.Join(parts, ", ") + " " + unit
-}
-
 // perfSI formats n with a k suffix past ten thousand (156k, 9.8k).
 func perfSI(n float64) string {
 	switch {
