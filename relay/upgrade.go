@@ -27,6 +27,7 @@ type upgrades struct {
 	mu      sync.Mutex
 	pending []report // results not yet taken by a heartbeat answered 200
 	busy    bool     // an upgrade is under way in this process
+	busyID  int64    // its command id: a redelivery of it is not a second upgrade
 	trial   *selfupdate.Trial
 	trialID int64 // the command the trial (or its outcome) answers
 	healthy bool  // the trial was told (first heartbeat answered)
@@ -257,9 +258,14 @@ func (s *Server) runRelayCommand(c wire.Command) error {
 // reported as it goes; one at a time.
 func (s *Server) startUpgrade(c wire.Command) {
 	s.up.mu.Lock()
-	busy := s.up.busy
-	s.up.busy = true
+	busy, same := s.up.busy, s.up.busyID == c.ID
+	if !busy {
+		s.up.busy, s.up.busyID = true, c.ID
+	}
 	s.up.mu.Unlock()
+	if busy && same {
+		return // handed over again while it runs: the run reports its stages
+	}
 	if busy {
 		s.post(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: "upgrade: another upgrade is under way on this relay"})
 		return
@@ -269,7 +275,7 @@ func (s *Server) startUpgrade(c wire.Command) {
 		defer s.bg.Done()
 		defer func() {
 			s.up.mu.Lock()
-			s.up.busy = false
+			s.up.busy, s.up.busyID = false, 0
 			s.up.mu.Unlock()
 		}()
 		if err := s.upgrade(c); err != nil {
