@@ -125,28 +125,15 @@ func (p *PacedUpgrade) Interrupted() error {
 
 // Run drives Step to the end as PacedBind.Run does.
 func (p *PacedUpgrade) Run(ctx, interrupt context.Context, report func(UpgradeProgress)) (UpgradeProgress, error) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		if interrupt.Err() != nil && !p.prog.Finished {
-			return p.Progress(), p.Interrupted()
-		}
-		pr := p.Step(ctx)
+	var last UpgradeProgress
+	if pace(interrupt, func() bool { return p.prog.Finished }, func() (bool, time.Duration) {
+		last = p.Step(ctx)
 		if report != nil {
-			report(pr)
+			report(last)
 		}
-		if pr.Finished {
-			return pr, pr.Err
-		}
-		if pr.Wait <= 0 {
-			continue
-		}
-		timer := time.NewTimer(pr.Wait)
-		select {
-		case <-timer.C:
-		case <-tick.C:
-		case <-interrupt.Done():
-		}
-		timer.Stop()
+		return last.Finished, last.Wait
+	}) {
+		return p.Progress(), p.Interrupted()
 	}
+	return last, last.Err
 }

@@ -2,10 +2,7 @@ package ops
 
 import (
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -45,27 +42,15 @@ func installLine(managerURL, keyPin, kind, flags string) string {
 // certificate, so the pin outlives new names.
 func ServerKeyPin(dataDir string) (string, error) {
 	path := filepath.Join(dataDir, "tls", "server.pem")
-	buf, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	} else if err != nil {
+	der, err := firstCert(path)
+	if der == nil || err != nil {
 		return "", err
 	}
-	for {
-		var b *pem.Block
-		b, buf = pem.Decode(buf)
-		if b == nil {
-			return "", fmt.Errorf("%s holds no PEM certificate", path)
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", path, err)
-		}
-		return wire.KeyPin(cert.RawSubjectPublicKeyInfo), nil
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
+	return wire.KeyPin(cert.RawSubjectPublicKeyInfo), nil
 }
 
 // InstallLineMissing says why AgentInstallLine and JoinInstallLine give ""

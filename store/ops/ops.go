@@ -80,22 +80,31 @@ func ManagerURL(dataDir, override string) (string, error) {
 // CAPin returns the hex SHA-256 of the first certificate in
 // DATA/tls/ca.pem, "" when there is none.
 func CAPin(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, "tls", "ca.pem")
+	der, err := firstCert(filepath.Join(dataDir, "tls", "ca.pem"))
+	if der == nil || err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// firstCert returns the DER of the first certificate in a PEM file, nil
+// (and no error) when the file does not exist.
+func firstCert(path string) ([]byte, error) {
 	buf, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
+		return nil, nil
 	} else if err != nil {
-		return "", err
+		return nil, err
 	}
 	for {
 		var b *pem.Block
 		b, buf = pem.Decode(buf)
 		if b == nil {
-			return "", fmt.Errorf("%s holds no PEM certificate", path)
+			return nil, fmt.Errorf("%s holds no PEM certificate", path)
 		}
 		if b.Type == "CERTIFICATE" {
-			sum := sha256.Sum256(b.Bytes)
-			return hex.EncodeToString(sum[:]), nil
+			return b.Bytes, nil
 		}
 	}
 }
