@@ -101,7 +101,6 @@ type heldCheckin struct {
 	ra    relayAuth
 	fp    string
 	wait  time.Duration
-	chain []wire.ReleaseKeyLink
 	start time.Time
 }
 
@@ -184,14 +183,8 @@ func (s *Server) startCheckin(w http.ResponseWriter, r *http.Request) *heldCheck
 		h := hostFacts(*req.Host, nil)
 		c.Host = &h
 	}
-	// Before the wait, so that a failure hands over no command.
-	chain, err := s.checkinKeyChain(r.Context())
-	if err != nil {
-		s.storeErr(w, err)
-		return nil
-	}
 	s.batcher.Add(c)
-	return &heldCheckin{a: a, ra: ra, fp: req.Fingerprint, wait: wait, chain: chain, start: start}
+	return &heldCheckin{a: a, ra: ra, fp: req.Fingerprint, wait: wait, start: start}
 }
 
 // holdCheckin holds the check-in until a command, the wait's end or a
@@ -225,9 +218,17 @@ func (s *Server) answerCheckin(w http.ResponseWriter, r *http.Request, hc *heldC
 		return
 	}
 	resp := wire.CheckinResponse{Settings: s.settings(), DuplicateID: hc.a.Duplicate || clone, Clone: clone,
-		ServerTimeUTC: time.Now().UTC(), ReleaseKeys: hc.chain}
+		ServerTimeUTC: time.Now().UTC()}
 	for _, c := range cmds {
 		resp.Commands = append(resp.Commands, s.wireCommand(r, c))
+		// The agent needs the release keys only to check a release: they
+		// ride with the upgrade (and the enrolment), not every check-in.
+		if c.Type == wire.CmdUpgrade && resp.ReleaseKeys == nil {
+			if resp.ReleaseKeys, err = s.checkinKeyChain(r.Context()); err != nil {
+				s.storeErr(w, err) // the command is handed over again
+				return
+			}
+		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 	if hc.wait == 0 {

@@ -9,8 +9,9 @@ import (
 )
 
 // keyChainTTL bounds how stale the release key chain handed to agents
-// with each check-in may be: check-ins are many and the chain changes
-// only when the operator rotates the key (another process, the CLI).
+// with an upgrade command may be: a fleet-wide upgrade hands out many at
+// once, and the chain changes only when the operator rotates the key
+// (another process, the CLI).
 const keyChainTTL = 2 * time.Second
 
 // keyChainCache keeps the release key chain for check-in answers; the
@@ -21,8 +22,8 @@ type keyChainCache struct {
 	chain []wire.ReleaseKeyLink
 }
 
-// checkinKeyChain is the release key chain for a check-in answer, read at
-// most once per keyChainTTL. Heartbeats and enrolments read the store.
+// checkinKeyChain is the release key chain for a check-in answer that
+// carries an upgrade, read at most once per keyChainTTL. Heartbeats and enrolments read the store.
 func (s *Server) checkinKeyChain(ctx context.Context) ([]wire.ReleaseKeyLink, error) {
 	c := &s.keyChain
 	c.mu.Lock()

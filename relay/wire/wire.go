@@ -193,8 +193,8 @@ type CheckinResponse struct {
 	// holds the id): it must back off and be re-enrolled.
 	Clone         bool      `json:"clone,omitempty"`
 	ServerTimeUTC time.Time `json:"server_time"`
-	// ReleaseKeys as in EnrolResponse, for an agent enrolled before a key
-	// was made or rotated.
+	// ReleaseKeys as in EnrolResponse, sent with an upgrade command only
+	// (for an agent enrolled before a key was made or rotated).
 	ReleaseKeys []ReleaseKeyLink `json:"release_keys,omitempty"`
 }
 
