@@ -115,6 +115,24 @@ func (f *fleet) common(readOnly bool) *Common {
 	return c
 }
 
+func (f *fleet) bound(clusterID int64) int {
+	f.t.Helper()
+	page, err := f.db.ListAgents(f.ctx, store.AgentFilter{ClusterID: clusterID, Limit: 1})
+	if err != nil {
+		f.t.Fatalf("ListAgents: %v", err)
+	}
+	return page.Total
+}
+
+func (f *fleet) audits() int {
+	f.t.Helper()
+	es, err := f.db.ListAuditPage(f.ctx, 0, 1)
+	if err != nil {
+		f.t.Fatalf("ListAuditPage: %v", err)
+	}
+	return es.Total
+}
+
 // harness drives a model synchronously: each command runs to completion
 // and its messages are fed back, like the bubbletea loop but in the test.
 type harness struct {
