@@ -232,3 +232,21 @@ func TestBindWaitsForGap(t *testing.T) {
 		t.Errorf("stderr %q", r.stderr)
 	}
 }
+
+func TestProgressLine(t *testing.T) {
+	tests := []struct {
+		done, total, batch, batches int
+		next                        time.Duration
+		state, want                 string
+	}{
+		{1000, 2300, 3, 5, 41600 * time.Millisecond, "", "[########............] 1000/2300 hosts, batch 3/5, next in 42s"},
+		{0, 2300, 1, 5, 0, "binding", "[....................] 0/2300 hosts, batch 1/5, binding"},
+		{500, 2300, 2, 5, 300 * time.Millisecond, "", "[####................] 500/2300 hosts, batch 2/5, next in 1s"},
+		{2300, 2300, 5, 5, 0, "done", "[####################] 2300/2300 hosts, batch 5/5, done"},
+	}
+	for _, tt := range tests {
+		if got := progressLine(tt.done, tt.total, tt.batch, tt.batches, tt.next, tt.state); got != tt.want {
+			t.Errorf("progressLine = %q, want %q", got, tt.want)
+		}
+	}
+}
