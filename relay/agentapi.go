@@ -35,28 +35,28 @@ func inventory(i *wire.Inventory) *store.Inventory {
 		Vulns: i.Vulnerabilities, BaselineRisks: i.BaselineRisks, Alerts: i.Alerts}
 }
 
-func (s *Server) settings() wire.Settings {
-	st := s.db.Settings()
-	poll := min(st.PollTimeout, s.cfg.PollTimeout)
+func (h *management) settings() wire.Settings {
+	st := h.db.Settings()
+	poll := min(st.PollTimeout, h.s.cfg.PollTimeout)
 	return wire.Settings{InventoryInterval: st.InventoryInterval, OfflineAfter: st.OfflineAfter, PollTimeout: poll, MaxBatch: 500}
 }
 
 // via returns the proxy a forwarded call came through (0 = direct) and
 // refuses forged or foreign relays.
-func (s *Server) via(r *http.Request) (relayAuth, *authError) {
-	ra, _, e := s.authRelay(r.Context(), r)
+func (h *management) via(r *http.Request) (relayAuth, *authError) {
+	ra, _, e := h.authRelay(r.Context(), r)
 	return ra, e
 }
 
-func (s *Server) handleEnrol(w http.ResponseWriter, r *http.Request) {
-	s.m.enrols.Add(1)
+func (h *management) handleEnrol(w http.ResponseWriter, r *http.Request) {
+	h.s.m.enrols.Add(1)
 	start := time.Now()
-	defer func() { s.m.enrolTime.observe(time.Since(start)) }()
-	if e := s.requireTLS(r); e != nil {
+	defer func() { h.s.m.enrolTime.observe(time.Since(start)) }()
+	if e := h.s.requireTLS(r); e != nil {
 		e.write(w)
 		return
 	}
-	ra, e := s.via(r)
+	ra, e := h.via(r)
 	if e != nil {
 		e.write(w)
 		return
@@ -72,24 +72,24 @@ func (s *Server) handleEnrol(w http.ResponseWriter, r *http.Request) {
 	}
 	// Read before enrolling: a failure after it would leave an agent the
 	// caller never learns of.
-	chain, err := s.db.ReleaseKeyChain(r.Context())
+	chain, err := h.db.ReleaseKeyChain(r.Context())
 	if err != nil {
-		s.storeErr(w, err)
+		h.s.storeErr(w, err)
 		return
 	}
-	en, err := s.db.Enrol(r.Context(), store.EnrolInput{Key: req.Key, Host: hostFacts(req.Host, req.Inventory),
+	en, err := h.db.Enrol(r.Context(), store.EnrolInput{Key: req.Key, Host: hostFacts(req.Host, req.Inventory),
 		Inventory: inventory(req.Inventory), ViaProxyID: ra.ProxyID})
 	if err != nil {
-		s.m.enrolFail.Add(1)
-		s.storeErr(w, err)
+		h.s.m.enrolFail.Add(1)
+		h.s.storeErr(w, err)
 		return
 	}
 	proxies := en.Proxies
 	if len(proxies) == 0 {
-		proxies = s.directURLs(r)
+		proxies = h.directURLs(r)
 	}
 	writeJSON(w, http.StatusOK, wire.EnrolResponse{AgentID: en.Agent.ID, Secret: en.Secret, Cluster: en.Agent.Cluster,
-		Proxies: proxies, Settings: s.settings(), ReleaseKeys: chain})
+		Proxies: proxies, Settings: h.settings(), ReleaseKeys: chain})
 }
 
 // heldCheckin is what a check-in keeps while it is held. It lives on the
@@ -104,20 +104,20 @@ type heldCheckin struct {
 	start time.Time
 }
 
-func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request) {
-	hc := s.startCheckinApart(w, r)
+func (h *management) handleCheckin(w http.ResponseWriter, r *http.Request) {
+	hc := h.startCheckinApart(w, r)
 	if hc == nil {
 		return // answered
 	}
-	cmds, clone, err := s.holdCheckin(r, hc)
-	s.answerCheckin(w, r, hc, cmds, clone, err)
+	cmds, clone, err := h.holdCheckin(r, hc)
+	h.answerCheckin(w, r, hc, cmds, clone, err)
 }
 
 // startCheckinApart runs startCheckin on a goroutine of its own: decoding
 // and the store calls grow a stack deep, and the held goroutine would keep
 // that size for as long as it holds. A panic is raised again here, where
 // net/http recovers it.
-func (s *Server) startCheckinApart(w http.ResponseWriter, r *http.Request) *heldCheckin {
+func (h *management) startCheckinApart(w http.ResponseWriter, r *http.Request) *heldCheckin {
 	type result struct {
 		hc    *heldCheckin
 		panic any
@@ -129,7 +129,7 @@ func (s *Server) startCheckinApart(w http.ResponseWriter, r *http.Request) *held
 			res.panic = recover()
 			done <- res
 		}()
-		res.hc = s.startCheckin(w, r)
+		res.hc = h.startCheckin(w, r)
 	}()
 	res := <-done
 	if res.panic != nil {
@@ -142,14 +142,14 @@ func (s *Server) startCheckinApart(w http.ResponseWriter, r *http.Request) *held
 // has been answered already (refused, or a copy's).
 //
 //go:noinline
-func (s *Server) startCheckin(w http.ResponseWriter, r *http.Request) *heldCheckin {
+func (h *management) startCheckin(w http.ResponseWriter, r *http.Request) *heldCheckin {
 	start := time.Now()
-	a, e := s.authAgent(r.Context(), r)
+	a, e := h.s.authAgent(r.Context(), r)
 	if e != nil {
 		e.write(w)
 		return nil
 	}
-	ra, e := s.via(r)
+	ra, e := h.via(r)
 	if e != nil {
 		e.write(w)
 		return nil
@@ -167,83 +167,83 @@ func (s *Server) startCheckin(w http.ResponseWriter, r *http.Request) *heldCheck
 		writeErr(w, http.StatusBadRequest, store.EInvalid, err.Error())
 		return nil
 	}
-	s.m.checkins.Add(1)
-	wait := min(time.Duration(req.Wait), s.settings().PollTimeout)
+	h.s.m.checkins.Add(1)
+	wait := min(time.Duration(req.Wait), h.settings().PollTimeout)
 	if req.Fingerprint != "" && a.Fingerprint != "" && req.Fingerprint != a.Fingerprint {
-		s.answerCopy(w, r, a, ra, req.Fingerprint, wait)
+		h.answerCopy(w, r, a, ra, req.Fingerprint, wait)
 		return nil
 	}
-	if err := s.db.ReportCommands(r.Context(), store.TargetAgent, a.ID, commandReports(req.Acked, req.Results)); err != nil {
-		s.storeErr(w, err)
+	if err := h.db.ReportCommands(r.Context(), store.TargetAgent, a.ID, commandReports(req.Acked, req.Results)); err != nil {
+		h.s.storeErr(w, err)
 		return nil
 	}
 	c := store.Checkin{AgentID: a.ID, At: time.Now(), ViaProxyID: ra.ProxyID, Fingerprint: req.Fingerprint,
 		Inventory: inventory(req.Inventory), CPU: req.CPU, Mem: req.Mem}
 	if req.Host != nil {
-		h := hostFacts(*req.Host, nil)
-		c.Host = &h
+		hf := hostFacts(*req.Host, nil)
+		c.Host = &hf
 	}
-	s.batcher.Add(c)
+	h.batcher.Add(c)
 	return &heldCheckin{a: a, ra: ra, fp: req.Fingerprint, wait: wait, start: start}
 }
 
 // holdCheckin holds the check-in until a command, the wait's end or a
 // clone answer.
-func (s *Server) holdCheckin(r *http.Request, hc *heldCheckin) (cmds []store.Command, clone bool, err error) {
+func (h *management) holdCheckin(r *http.Request, hc *heldCheckin) (cmds []store.Command, clone bool, err error) {
 	conn := agentConn(r, hc.ra)
-	clone = s.clones.arrive(hc.a.ID, conn, hc.wait)
+	clone = h.clones.arrive(hc.a.ID, conn, hc.wait)
 	if !clone {
-		s.m.held.Add(1)
-		cmds, err = s.hub.wait(r.Context(), s.db, hc.a.ID, hc.wait)
-		s.m.held.Add(-1)
-		clone = s.clones.leave(hc.a.ID, conn)
+		h.s.m.held.Add(1)
+		cmds, err = h.hub.wait(r.Context(), h.db, hc.a.ID, hc.wait)
+		h.s.m.held.Add(-1)
+		clone = h.clones.leave(hc.a.ID, conn)
 	}
 	if clone {
-		s.logf("relay: agent %s: two live connections check in as it; %s is answered as a clone", hc.a.ID, conn)
-		if err := s.db.FlagDuplicate(context.WithoutCancel(r.Context()), hc.a.ID, hc.fp, conn); err != nil {
-			s.logf("relay: flag duplicate %s: %v", hc.a.ID, err)
+		h.s.logf("relay: agent %s: two live connections check in as it; %s is answered as a clone", hc.a.ID, conn)
+		if err := h.db.FlagDuplicate(context.WithoutCancel(r.Context()), hc.a.ID, hc.fp, conn); err != nil {
+			h.s.logf("relay: flag duplicate %s: %v", hc.a.ID, err)
 		}
-		s.agents.drop(hc.a.ID)
+		h.s.agents.drop(hc.a.ID)
 	}
 	return cmds, clone, err
 }
 
 //go:noinline
-func (s *Server) answerCheckin(w http.ResponseWriter, r *http.Request, hc *heldCheckin, cmds []store.Command, clone bool, err error) {
+func (h *management) answerCheckin(w http.ResponseWriter, r *http.Request, hc *heldCheckin, cmds []store.Command, clone bool, err error) {
 	if r.Context().Err() != nil {
 		return // the agent went away while held
 	}
 	if err != nil {
-		s.storeErr(w, err)
+		h.s.storeErr(w, err)
 		return
 	}
-	resp := wire.CheckinResponse{Settings: s.settings(), DuplicateID: hc.a.Duplicate || clone, Clone: clone,
+	resp := wire.CheckinResponse{Settings: h.settings(), DuplicateID: hc.a.Duplicate || clone, Clone: clone,
 		ServerTimeUTC: time.Now().UTC()}
 	for _, c := range cmds {
-		resp.Commands = append(resp.Commands, s.wireCommand(r, c))
+		resp.Commands = append(resp.Commands, h.wireCommand(r, c))
 		// The agent needs the release keys only to check a release: they
 		// ride with the upgrade (and the enrolment), not every check-in.
 		if c.Type == wire.CmdUpgrade && resp.ReleaseKeys == nil {
-			if resp.ReleaseKeys, err = s.checkinKeyChain(r.Context()); err != nil {
-				s.storeErr(w, err) // the command is handed over again
+			if resp.ReleaseKeys, err = h.checkinKeyChain(r.Context()); err != nil {
+				h.s.storeErr(w, err) // the command is handed over again
 				return
 			}
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 	if hc.wait == 0 {
-		s.m.checkinTime.observe(time.Since(hc.start))
+		h.s.m.checkinTime.observe(time.Since(hc.start))
 	}
 }
 
 // directURLs are this host's URLs for a direct agent: those of the scheme
 // the agent already uses (it holds a CA pin for https, maybe none for http).
-func (s *Server) directURLs(r *http.Request) []string {
+func (h *management) directURLs(r *http.Request) []string {
 	scheme := "http://"
 	if r.TLS != nil || r.Header.Get(wire.HeaderRelay) != "" {
 		scheme = "https://"
 	}
-	all := s.publicURLs()
+	all := h.s.publicURLs()
 	var out []string
 	for _, u := range all {
 		if strings.HasPrefix(u, scheme) {
@@ -258,7 +258,7 @@ func (s *Server) directURLs(r *http.Request) []string {
 
 // wireCommand turns a stored command into what the agent acts on; unbind
 // points the agent back at the management host.
-func (s *Server) wireCommand(r *http.Request, c store.Command) wire.Command {
+func (h *management) wireCommand(r *http.Request, c store.Command) wire.Command {
 	wc := wire.Command{ID: c.ID, Type: c.Type, Args: json.RawMessage(c.Payload)}
 	var p struct {
 		Cluster string   `json:"cluster"`
@@ -268,7 +268,7 @@ func (s *Server) wireCommand(r *http.Request, c store.Command) wire.Command {
 	wc.Cluster, wc.Proxies = p.Cluster, p.Proxies
 	switch c.Type {
 	case wire.CmdUnbind:
-		wc.Proxies = s.directURLs(r)
+		wc.Proxies = h.directURLs(r)
 	case wire.CmdDeployProxy:
 		// The join token's secret is made now, on delivery; the store keeps
 		// only its hash.
@@ -279,14 +279,14 @@ func (s *Server) wireCommand(r *http.Request, c store.Command) wire.Command {
 			Public    []string `json:"public"`
 		}
 		json.Unmarshal([]byte(c.Payload), &d)
-		token, err := s.db.IssueJoinToken(r.Context(), d.JoinToken)
+		token, err := h.db.IssueJoinToken(r.Context(), d.JoinToken)
 		if err != nil {
-			s.logf("relay: deploy-proxy command %d: %v", c.ID, err)
+			h.s.logf("relay: deploy-proxy command %d: %v", c.ID, err)
 		}
 		// The new relay joins the management host itself: the agent's own
 		// relay (a joined one) does not serve the relay-facing API.
 		var manager string
-		for _, u := range s.publicURLs() {
+		for _, u := range h.s.publicURLs() {
 			if strings.HasPrefix(u, "https://") {
 				manager = u
 				break
@@ -356,22 +356,22 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 // forward relays an agent call that needs the store to the management host,
 // adding this relay's credentials so the store records the proxy the agent
 // came through (and refuses agents of other accounts).
-func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
+func (j *joinedRole) forward(w http.ResponseWriter, r *http.Request) {
 	path, ok := forwardPath(r)
 	if !ok {
 		writeErr(w, http.StatusBadRequest, store.EInvalid, "bad path: a package name is a release version such as 1.2.0")
 		return
 	}
 	if r.URL.Path == wire.PathEnrol || r.URL.Path == wire.PathCheckin {
-		if e := s.requireTLS(r); e != nil {
+		if e := j.s.requireTLS(r); e != nil {
 			e.write(w)
 			return
 		}
 	}
 	if r.URL.Path == wire.PathCheckin {
-		s.m.checkins.Add(1)
-		s.m.held.Add(1)
-		defer s.m.held.Add(-1)
+		j.s.m.checkins.Add(1)
+		j.s.m.held.Add(1)
+		defer j.s.m.held.Add(-1)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
 	if err != nil {
@@ -384,13 +384,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 		// Close releases held check-ins at once, as on the management host.
 		go func() {
 			select {
-			case <-s.closing:
+			case <-j.s.closing:
 				cancel()
 			case <-ctx.Done():
 			}
 		}()
 	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, strings.TrimRight(s.cfg.Manager, "/")+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, r.Method, strings.TrimRight(j.s.cfg.Manager, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, store.EInvalid, "bad request")
 		return
@@ -400,16 +400,16 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 			req.Header.Set(h, v)
 		}
 	}
-	req.Header.Set(wire.HeaderRelay, s.ident.header())
+	req.Header.Set(wire.HeaderRelay, j.ident.header())
 	req.Header.Set(wire.HeaderAgentAddr, r.RemoteAddr)
-	resp, err := s.client.Do(req)
+	resp, err := j.client.Do(req)
 	if err != nil {
-		if s.closed.Load() && r.Context().Err() == nil {
+		if j.s.closed.Load() && r.Context().Err() == nil {
 			w.Header().Set("Retry-After", "1")
 			writeErr(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "relay is shutting down: retry")
 			return
 		}
-		s.m.upstreamErr.Add(1)
+		j.s.m.upstreamErr.Add(1)
 		writeErr(w, http.StatusBadGateway, wire.CodeUnavailable, "management host unreachable")
 		return
 	}
@@ -426,17 +426,17 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 // handleManifest lists the published releases, newest first. A release's
 // SHA-256 is the one published with it (release add --sha256), else that of
 // its package file DATA/releases/VERSION when present.
-func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {
-	rels, err := s.db.ListReleases(r.Context())
+func (h *management) handleManifest(w http.ResponseWriter, r *http.Request) {
+	rels, err := h.db.ListReleases(r.Context())
 	if err != nil {
-		s.storeErr(w, err)
+		h.s.storeErr(w, err)
 		return
 	}
 	m := wire.Manifest{Releases: []wire.Release{}}
 	for _, rel := range rels {
 		wr := wire.Release{Version: rel.Version, SHA256: rel.SHA256, URL: wire.PathPackage + rel.Version, Signature: rel.Signature}
 		if wr.SHA256 == "" {
-			if b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, "releases", rel.Version)); err == nil {
+			if b, err := os.ReadFile(filepath.Join(h.s.cfg.DataDir, "releases", rel.Version)); err == nil {
 				wr.SHA256 = wire.Fingerprint(b)
 			}
 		}
@@ -449,13 +449,13 @@ func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {
 }
 
 // handlePackage serves DATA/releases/VERSION, the package a release ships.
-func (s *Server) handlePackage(w http.ResponseWriter, r *http.Request) {
+func (h *management) handlePackage(w http.ResponseWriter, r *http.Request) {
 	v := r.PathValue("version")
 	if !validVersion(v) {
 		writeErr(w, http.StatusBadRequest, store.EInvalid, "bad version: a release version such as 1.2.0")
 		return
 	}
-	p := filepath.Join(s.cfg.DataDir, "releases", v)
+	p := filepath.Join(h.s.cfg.DataDir, "releases", v)
 	if _, err := os.Stat(p); err != nil {
 		writeErr(w, http.StatusNotFound, store.ENotFound, "no package for version "+v)
 		return

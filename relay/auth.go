@@ -1,13 +1,10 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -144,76 +141,50 @@ func (s *Server) authAgent(ctx context.Context, r *http.Request) (agentAuth, *au
 	if a, ok := s.agents.get(id, secret); ok {
 		return a, nil
 	}
-	if s.db != nil {
-		rec, err := s.db.LookupAgentAuth(ctx, id)
-		if err != nil || !store.SecretMatches(secret, rec.SecretHash) {
-			s.m.authFail.Add(1)
-			return agentAuth{}, unauthorized("agent credentials not recognised")
-		}
-		a := agentAuth{ID: rec.ID, AccountID: rec.AccountID, ClusterID: rec.ClusterID, Fingerprint: rec.Fingerprint, Duplicate: rec.Duplicate}
-		s.agents.put(id, rec.SecretHash, a)
-		return a, nil
-	}
-	body, _ := json.Marshal(wire.AuthRequest{Agent: id, Secret: secret})
-	var resp wire.AuthResponse
-	status, err := s.callManager(ctx, wire.PathAuth, body, &resp)
-	if status == 0 {
-		return agentAuth{}, &authError{http.StatusServiceUnavailable, wire.CodeUnavailable, "management host unreachable: " + err.Error()}
-	}
-	if status != http.StatusOK {
-		s.m.authFail.Add(1)
-		code := store.EUnauthorized
-		if status == http.StatusForbidden {
-			code = store.EForbidden
-		}
-		return agentAuth{}, &authError{status, code, "agent refused by the management host"}
-	}
-	a := agentAuth{ID: resp.Agent, AccountID: resp.Account, ClusterID: resp.Cluster, Duplicate: resp.Duplicate}
-	s.agents.put(id, store.HashSecret(secret), a)
-	return a, nil
+	return s.role().lookupAgent(ctx, id, secret)
 }
 
 // authRelay verifies a joined relay's own credentials (management host).
 // A request without the header is not from a relay: ok=false, no error.
-func (s *Server) authRelay(ctx context.Context, r *http.Request) (relayAuth, bool, *authError) {
-	h := r.Header.Get(wire.HeaderRelay)
-	if h == "" {
+func (h *management) authRelay(ctx context.Context, r *http.Request) (relayAuth, bool, *authError) {
+	hdr := r.Header.Get(wire.HeaderRelay)
+	if hdr == "" {
 		return relayAuth{}, false, nil
 	}
 	if e := requireRelayTLS(r); e != nil {
 		return relayAuth{}, true, e
 	}
-	idStr, secret, _ := strings.Cut(h, ":")
+	idStr, secret, _ := strings.Cut(hdr, ":")
 	id, err := strconv.ParseInt(idStr, 10, 64)
 	if err != nil || secret == "" {
 		return relayAuth{}, true, unauthorized("malformed relay credentials")
 	}
-	if ra, ok := s.relays.get(idStr, secret); ok {
+	if ra, ok := h.relays.get(idStr, secret); ok {
 		return ra, true, nil
 	}
-	p, err := s.db.AuthProxy(ctx, id, secret)
+	p, err := h.db.AuthProxy(ctx, id, secret)
 	if err != nil {
-		s.m.authFail.Add(1)
+		h.s.m.authFail.Add(1)
 		return relayAuth{}, true, unauthorized("relay credentials not recognised")
 	}
-	acct, _, err := s.db.ProxyAccount(ctx, id)
+	acct, _, err := h.db.ProxyAccount(ctx, id)
 	if err != nil {
 		return relayAuth{}, true, unauthorized("relay not registered")
 	}
 	ra := relayAuth{ProxyID: p.ID, AccountID: acct, ClusterID: p.ClusterID}
-	s.relays.put(idStr, store.HashSecret(secret), ra)
+	h.relays.put(idStr, store.HashSecret(secret), ra)
 	return ra, true, nil
 }
 
 // requireIngestAuth guards the built-in collector: only joined relays (and
 // this process's own forwarder, with its in-memory token) may write.
-func (s *Server) requireIngestAuth(next http.Handler) http.Handler {
+func (h *management) requireIngestAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if wire.BearerIs(r.Header.Get("Authorization"), s.ingestToken) {
+		if wire.BearerIs(r.Header.Get("Authorization"), h.ingestToken) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ra, ok, e := s.authRelay(r.Context(), r)
+		ra, ok, e := h.authRelay(r.Context(), r)
 		if e != nil {
 			e.write(w)
 			return
@@ -221,53 +192,9 @@ func (s *Server) requireIngestAuth(next http.Handler) http.Handler {
 			writeErr(w, http.StatusUnauthorized, store.EUnauthorized, "ingest needs relay credentials")
 			return
 		}
-		if !s.checkIngestAccount(w, r, ra) {
+		if !h.checkIngestAccount(w, r, ra) {
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
-
-// callManager POSTs (or GETs when body is nil) to the management host with
-// this relay's credentials and decodes a 200 answer into out. Status 0
-// means the management host was not reached (or answered garbage).
-func (s *Server) callManager(ctx context.Context, path string, body []byte, out any) (int, error) {
-	method := http.MethodPost
-	if body == nil {
-		method = http.MethodGet
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(s.cfg.Manager, "/")+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s.ident != nil {
-		req.Header.Set(wire.HeaderRelay, s.ident.header())
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e wire.Error
-		json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<10)).Decode(&e)
-		if e.Message != "" {
-			return resp.StatusCode, &remoteError{resp.StatusCode, e.Message}
-		}
-		return resp.StatusCode, nil
-	}
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return 0, fmt.Errorf("decode %s answer: %w", path, err)
-		}
-	}
-	return resp.StatusCode, nil
-}
-
-type remoteError struct {
-	status int
-	msg    string
-}
-
-func (e *remoteError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }

@@ -25,13 +25,13 @@ import (
 
 // refuseCertName says why host may not be in a relay certificate ("" =
 // it may). loopback: the join came over a loopback connection.
-func (s *Server) refuseCertName(host string, loopback bool) string {
-	h := strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
-	if h == "" || strings.ContainsAny(h, "*?/\\ ") {
+func (h *management) refuseCertName(host string, loopback bool) string {
+	name := strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if name == "" || strings.ContainsAny(name, "*?/\\ ") {
 		return "not a host name"
 	}
-	ip := net.ParseIP(h)
-	if h == "localhost" || (ip != nil && ip.IsLoopback()) {
+	ip := net.ParseIP(name)
+	if name == "localhost" || (ip != nil && ip.IsLoopback()) {
 		if loopback {
 			return ""
 		}
@@ -40,11 +40,11 @@ func (s *Server) refuseCertName(host string, loopback bool) string {
 	if ip != nil && ip.IsUnspecified() {
 		return "not an address agents can dial"
 	}
-	if me, _ := os.Hostname(); me != "" && strings.EqualFold(h, me) {
+	if me, _ := os.Hostname(); me != "" && strings.EqualFold(name, me) {
 		return "it is the management host's name"
 	}
-	for _, u := range s.publicURLs() {
-		if p, err := url.Parse(u); err == nil && strings.EqualFold(strings.TrimSuffix(p.Hostname(), "."), h) {
+	for _, u := range h.s.publicURLs() {
+		if p, err := url.Parse(u); err == nil && strings.EqualFold(strings.TrimSuffix(p.Hostname(), "."), name) {
 			return "it is the management host's address"
 		}
 	}
@@ -53,7 +53,7 @@ func (s *Server) refuseCertName(host string, loopback bool) string {
 
 // relayCertHosts checks the advertised URLs of a join before the token is
 // used, answering the refusal.
-func (s *Server) relayCertHosts(w http.ResponseWriter, r *http.Request, listen []string) ([]string, bool) {
+func (h *management) relayCertHosts(w http.ResponseWriter, r *http.Request, listen []string) ([]string, bool) {
 	loopback := fromLoopback(r)
 	var hosts []string
 	for _, u := range listen {
@@ -61,7 +61,7 @@ func (s *Server) relayCertHosts(w http.ResponseWriter, r *http.Request, listen [
 		if err != nil {
 			continue // the store refuses it with its reason
 		}
-		if why := s.refuseCertName(p.Hostname(), loopback); why != "" {
+		if why := h.refuseCertName(p.Hostname(), loopback); why != "" {
 			writeErr(w, http.StatusBadRequest, wire.CodeInvalid,
 				fmt.Sprintf("advertised URL %s: %s cannot be in this relay's certificate: %s (start the relay with --public https://ITS-OWN-NAME:PORT)", u, p.Hostname(), why))
 			return nil, false
@@ -91,14 +91,5 @@ func (s *Server) coverNames(urls []string) {
 	if s.pki == nil || len(hosts) == 0 {
 		return
 	}
-	if s.db != nil {
-		if err := s.pki.EnsureNames(hosts); err != nil {
-			s.logf("relay: TLS certificate: %v", err)
-		}
-		return
-	}
-	if missing := s.pki.Missing(hosts); len(missing) > 0 {
-		s.logf("relay: this relay's certificate (issued at join) does not name %s: agents dialling that name refuse it; join again with those --public URLs",
-			strings.Join(missing, ", "))
-	}
+	s.role().coverNames(hosts)
 }

@@ -143,18 +143,18 @@ func (w *cloneWatch) leave(agent, conn string) bool {
 // load and inventory are not the agent's) and never takes the original's
 // held check-in over; it is answered Clone after a short hold, so a copy
 // too old to back off does not spin.
-func (s *Server) answerCopy(w http.ResponseWriter, r *http.Request, a agentAuth, ra relayAuth, fingerprint string, wait time.Duration) {
+func (h *management) answerCopy(w http.ResponseWriter, r *http.Request, a agentAuth, ra relayAuth, fingerprint string, wait time.Duration) {
 	if !a.Duplicate {
-		if err := s.db.FlagDuplicate(context.WithoutCancel(r.Context()), a.ID, fingerprint, agentConn(r, ra)); err != nil {
-			s.logf("relay: flag duplicate %s: %v", a.ID, err)
+		if err := h.db.FlagDuplicate(context.WithoutCancel(r.Context()), a.ID, fingerprint, agentConn(r, ra)); err != nil {
+			h.s.logf("relay: flag duplicate %s: %v", a.ID, err)
 		}
-		s.agents.drop(a.ID)
+		h.s.agents.drop(a.ID)
 	}
 	select {
 	case <-time.After(min(wait, cloneHold)):
-	case <-s.closing:
+	case <-h.s.closing:
 	case <-r.Context().Done():
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.CheckinResponse{Settings: s.settings(), DuplicateID: true, Clone: true, ServerTimeUTC: time.Now().UTC()})
+	writeJSON(w, http.StatusOK, wire.CheckinResponse{Settings: h.settings(), DuplicateID: true, Clone: true, ServerTimeUTC: time.Now().UTC()})
 }

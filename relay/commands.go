@@ -32,13 +32,13 @@ func commandReports(acked []int64, rs []wire.CommandResult) []store.CommandRepor
 // sweepCommands fails the commands whose target stopped answering, so the
 // operator sees "failed: no answer ..." rather than a state that never
 // ends.
-func (s *Server) sweepCommands() {
+func (h *management) sweepCommands() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := s.db.ExpireCommands(ctx)
+	n, err := h.db.ExpireCommands(ctx)
 	if err != nil {
-		s.logf("relay: command sweep: %v", err)
+		h.s.logf("relay: command sweep: %v", err)
 	} else if n > 0 {
-		s.logf("relay: %d command(s) failed for want of an answer (see outpost audit)", n)
+		h.s.logf("relay: %d command(s) failed for want of an answer (see outpost audit)", n)
 	}
 }

@@ -159,7 +159,7 @@ func distNames(files []distFile) string {
 
 // handleInstallScript renders the script for the address the client used,
 // over TLS only: the pin it carries is this server's key.
-func (s *Server) handleInstallScript(w http.ResponseWriter, r *http.Request) {
+func (h *management) handleInstallScript(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil {
 		writeErr(w, http.StatusForbidden, wire.CodeForbidden, "the install script is served on the https listeners only (it pins their key)")
 		return
@@ -171,12 +171,12 @@ func (s *Server) handleInstallScript(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	err := installTmpl.Execute(&buf, map[string]string{
 		"URL":     "https://" + r.Host,
-		"Pin":     s.pki.ServerKeyPin(),
-		"Version": s.cfg.Version,
-		"Sums":    sha256sums(s.dist.list()),
+		"Pin":     h.s.pki.ServerKeyPin(),
+		"Version": h.s.cfg.Version,
+		"Sums":    sha256sums(h.dist.list()),
 	})
 	if err != nil {
-		s.logf("relay: install script: %v", err)
+		h.s.logf("relay: install script: %v", err)
 		writeErr(w, http.StatusInternalServerError, wire.CodeInternal, "cannot render the install script")
 		return
 	}
@@ -186,18 +186,18 @@ func (s *Server) handleInstallScript(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleDist serves SHA256SUMS and outpost-OS-ARCH.
-func (s *Server) handleDist(w http.ResponseWriter, r *http.Request) {
+func (h *management) handleDist(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if name == "SHA256SUMS" {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		io.WriteString(w, sha256sums(s.dist.list()))
+		io.WriteString(w, sha256sums(h.dist.list()))
 		return
 	}
-	path, ok := s.dist.paths()[name]
+	path, ok := h.dist.paths()[name]
 	if !distName.MatchString(name) || !ok {
 		writeErr(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no binary %q here; this management host serves: %s (others go in DATA/dist/outpost-OS-ARCH)",
-			name, distNames(s.dist.list())))
+			name, distNames(h.dist.list())))
 		return
 	}
 	f, err := os.Open(path)

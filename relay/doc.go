@@ -3,7 +3,23 @@
 // hub. New returns a Server whose Handler is the same on every listener
 // (TLS and plain); Serve runs it on a listener; Close shuts down gracefully.
 //
-// Two modes, chosen by Config:
+// Layout: Server (server.go) holds what both roles share (Config, PKI,
+// the mux and its guard, the agent credential cache, the data path of
+// sink.go, metrics, listeners and shutdown) and exactly one role: mgmt, a
+// *management (management.go), or joined, a *joinedRole (joined.go). The
+// role interface in server.go is the one place the two part: the policy
+// at start, the routes, the background loop, what Close releases and
+// closes, how an agent's credentials are checked, the certificate names
+// and the /healthz fields. A role's methods sit beside their endpoints:
+// the management host's in agentapi.go (enrolment, check-ins, releases),
+// relayapi.go (join, heartbeat, relay auth), hub.go, settings.go,
+// commands.go, clones.go, dist.go, certnames.go, ingestauth.go,
+// statsauth.go and releasekeys.go; the joined relay's in identity.go
+// (relay.json, join), heartbeat.go, upgrade.go, upgraderun.go and
+// agentapi.go's forward. Events (handleEvents) are the Server's: the same
+// on both.
+//
+// Two roles, chosen by Config:
 //   - Management host (Config.Store set): enrolment, check-ins and the
 //     relay-facing API (join, heartbeat, agent auth) are answered from the
 //     local store; the built-in collector (Config.Collector) is mounted at

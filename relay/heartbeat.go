@@ -17,49 +17,49 @@ import (
 // and carries out relay commands. Command results (an upgrade's stages, a
 // failure, a finished trial's outcome) go with the next heartbeat, sent at
 // once when one is posted.
-func (s *Server) heartbeatLoop() {
-	defer s.bg.Done()
+func (j *joinedRole) heartbeatLoop() {
+	defer j.s.bg.Done()
 	var acked []int64
-	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	t := time.NewTicker(j.s.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
-		sending := s.takeResults()
+		sending := j.takeResults()
 		results := make([]wire.CommandResult, len(sending))
 		for i, r := range sending {
 			results[i] = r.r
 		}
-		spoolBytes, _, _ := s.sink.stats()
-		body, _ := json.Marshal(wire.HeartbeatRequest{Version: s.cfg.Version, Load: loadAvg(), Agents: int(s.m.held.Load()),
-			SpoolSize: spoolBytes, Acked: acked, Results: results, URLs: s.publicURLs()})
+		spoolBytes, _, _ := j.s.sink.stats()
+		body, _ := json.Marshal(wire.HeartbeatRequest{Version: j.s.cfg.Version, Load: loadAvg(), Agents: int(j.s.m.held.Load()),
+			SpoolSize: spoolBytes, Acked: acked, Results: results, URLs: j.s.publicURLs()})
 		var resp wire.HeartbeatResponse
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		status, err := s.callManager(ctx, wire.PathHeartbeat, body, &resp)
+		status, err := j.callManager(ctx, wire.PathHeartbeat, body, &resp)
 		cancel()
 		again := false
 		if status == http.StatusOK {
 			acked = nil
-			s.delivered(sending)
-			if err := s.sink.apply(resp.Policy); err != nil {
-				s.logf("relay: policy: %v", err)
+			j.delivered(sending)
+			if err := j.s.sink.apply(resp.Policy); err != nil {
+				j.s.logf("relay: policy: %v", err)
 			} else {
-				s.keepPolicy(resp.Policy)
+				j.keepPolicy(resp.Policy)
 			}
-			s.heartbeatAnswered(resp.Policy)
-			s.keepReleaseKey(resp.ReleaseKey)
-			s.followKeyChain(resp.ReleaseKey, resp.ReleaseKeys)
-			acked = s.runCommands(resp.Commands)
-			again = s.answered()
+			j.heartbeatAnswered(resp.Policy)
+			j.keepReleaseKey(resp.ReleaseKey)
+			j.followKeyChain(resp.ReleaseKey, resp.ReleaseKeys)
+			acked = j.runCommands(resp.Commands)
+			again = j.answered()
 		} else {
-			s.heartbeatFailed(status, err)
+			j.heartbeatFailed(status, err)
 		}
 		if again {
 			continue
 		}
 		select {
-		case <-s.closing:
+		case <-j.s.closing:
 			return
 		case <-t.C:
-		case <-s.up.wake:
+		case <-j.up.wake:
 		}
 	}
 }
@@ -67,19 +67,19 @@ func (s *Server) heartbeatLoop() {
 // runCommands carries out the commands of a heartbeat answer and returns
 // those done at once; an upgrade runs in the background and reports its
 // own results.
-func (s *Server) runCommands(cmds []wire.Command) (acked []int64) {
+func (j *joinedRole) runCommands(cmds []wire.Command) (acked []int64) {
 	for _, c := range cmds {
 		switch {
-		case s.handled(c.ID):
+		case j.handled(c.ID):
 			// The trial's outcome answers it.
 		case c.Type == wire.CmdUpgrade:
-			s.startUpgrade(c)
+			j.startUpgrade(c)
 		default:
-			if err := s.runRelayCommand(c); err != nil {
+			if err := j.runRelayCommand(c); err != nil {
 				// Reported, not retried: the operator sees why and
 				// decides (proxy list, the audit log).
-				s.logf("relay: command %d (%s) failed: %v", c.ID, c.Type, err)
-				s.post(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()})
+				j.s.logf("relay: command %d (%s) failed: %v", c.ID, c.Type, err)
+				j.post(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()})
 				continue
 			}
 			acked = append(acked, c.ID)
@@ -89,30 +89,30 @@ func (s *Server) runCommands(cmds []wire.Command) (acked []int64) {
 }
 
 // heartbeatAnswered notes the first answer after a start or an outage.
-func (s *Server) heartbeatAnswered(p wire.Policy) {
-	if s.stalePolicy {
-		s.stalePolicy = false
-		s.logf("relay: the management host answered: applying the cluster's current policy (mode %s)", p.Mode)
-	} else if s.hbErr != "" {
-		s.logf("relay: the management host answers again")
+func (j *joinedRole) heartbeatAnswered(p wire.Policy) {
+	if j.stalePolicy {
+		j.stalePolicy = false
+		j.s.logf("relay: the management host answered: applying the cluster's current policy (mode %s)", p.Mode)
+	} else if j.hbErr != "" {
+		j.s.logf("relay: the management host answers again")
 	}
-	s.hbErr = ""
+	j.hbErr = ""
 }
 
 // heartbeatFailed logs a failed heartbeat once per distinct reason rather
 // than every interval.
-func (s *Server) heartbeatFailed(status int, err error) {
+func (j *joinedRole) heartbeatFailed(status int, err error) {
 	msg := "the management host could not answer (" + strings.ToLower(http.StatusText(status)) + ")"
 	var re *remoteError
 	switch {
 	case errors.As(err, &re):
 		msg = "refused by the management host: " + re.msg
 	case err != nil:
-		msg = "management host " + s.cfg.Manager + " unreachable: " + err.Error() + trustHint(err)
+		msg = "management host " + j.s.cfg.Manager + " unreachable: " + err.Error() + trustHint(err)
 	}
-	if msg != s.hbErr {
-		s.logf("relay: heartbeat: %s (retrying every %s)", msg, s.cfg.HeartbeatInterval)
-		s.hbErr = msg
+	if msg != j.hbErr {
+		j.s.logf("relay: heartbeat: %s (retrying every %s)", msg, j.s.cfg.HeartbeatInterval)
+		j.hbErr = msg
 	}
 }
 

@@ -105,37 +105,37 @@ func (h *hub) wait(ctx context.Context, db *store.DB, agent string, d time.Durat
 
 // pollCommands wakes agents whose commands were queued since the last look,
 // and reloads the settings (settingsReloadEvery).
-func (s *Server) pollCommands() {
-	defer s.bg.Done()
+func (h *management) pollCommands() {
+	defer h.s.bg.Done()
 	var last int64
 	var reloaded time.Time
 	var swept time.Time
-	t := time.NewTicker(s.cfg.CommandPoll)
+	t := time.NewTicker(h.s.cfg.CommandPoll)
 	defer t.Stop()
 	for {
 		if time.Since(reloaded) >= settingsReloadEvery {
-			s.reloadSettings()
+			h.reloadSettings()
 			reloaded = time.Now()
 		}
 		if time.Since(swept) >= commandSweepEvery {
-			s.sweepCommands()
+			h.sweepCommands()
 			swept = time.Now()
 		}
-		cmds, err := s.db.CommandsAfter(context.Background(), last, 5000)
+		cmds, err := h.db.CommandsAfter(context.Background(), last, 5000)
 		if err != nil {
-			s.logf("relay: command poll: %v", err)
+			h.s.logf("relay: command poll: %v", err)
 		}
 		for _, c := range cmds {
 			last = max(last, c.ID)
 			if c.TargetKind == store.TargetAgent {
-				s.hub.notify(c.TargetID)
+				h.hub.notify(c.TargetID)
 			}
 		}
 		if len(cmds) == 5000 {
 			continue
 		}
 		select {
-		case <-s.closing:
+		case <-h.s.closing:
 			return
 		case <-t.C:
 		}

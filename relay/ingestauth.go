@@ -64,7 +64,7 @@ func (c *acctCache) accounts(r *http.Request, db *store.DB, ids []string) (map[s
 // any agent id. Same account is the rule, not the agent's binding: records
 // an agent sent through a cluster it has since left stay acceptable. The
 // body is read here once and handed on decoded.
-func (s *Server) checkIngestAccount(w http.ResponseWriter, r *http.Request, ra relayAuth) bool {
+func (h *management) checkIngestAccount(w http.ResponseWriter, r *http.Request, ra relayAuth) bool {
 	raw, err := httpbody.Read(w, r, collector.MaxBody)
 	if err != nil {
 		code, kind := httpbody.Status(err)
@@ -89,15 +89,15 @@ func (s *Server) checkIngestAccount(w http.ResponseWriter, r *http.Request, ra r
 	if len(ids) == 0 {
 		return true
 	}
-	accts, err := s.agentAcct.accounts(r, s.db, ids)
+	accts, err := h.agentAcct.accounts(r, h.db, ids)
 	if err != nil {
-		s.storeErr(w, err)
+		h.s.storeErr(w, err)
 		return false
 	}
 	for i, agent := range agents {
 		if a, ok := accts[agent]; agent != "" && (!ok || a != ra.AccountID) {
-			s.m.refused.Add(1)
-			s.logf("relay: ingest from proxy server %d refused: record %d names agent %q of another account", ra.ProxyID, i, agent)
+			h.s.m.refused.Add(1)
+			h.s.logf("relay: ingest from proxy server %d refused: record %d names agent %q of another account", ra.ProxyID, i, agent)
 			writeErr(w, http.StatusForbidden, store.EForbidden,
 				fmt.Sprintf("record %d: agent %q is not an agent of proxy server %d's account: batch refused", i, agent, ra.ProxyID))
 			return false

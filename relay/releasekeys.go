@@ -24,14 +24,14 @@ type keyChainCache struct {
 
 // checkinKeyChain is the release key chain for a check-in answer that
 // carries an upgrade, read at most once per keyChainTTL. Heartbeats and enrolments read the store.
-func (s *Server) checkinKeyChain(ctx context.Context) ([]wire.ReleaseKeyLink, error) {
-	c := &s.keyChain
+func (h *management) checkinKeyChain(ctx context.Context) ([]wire.ReleaseKeyLink, error) {
+	c := &h.keyChain
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.at.IsZero() && time.Since(c.at) < keyChainTTL {
 		return c.chain, nil
 	}
-	chain, err := s.db.ReleaseKeyChain(ctx)
+	chain, err := h.db.ReleaseKeyChain(ctx)
 	if err != nil {
 		return nil, err
 	}

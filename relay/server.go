@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"outpost/relay/collector"
 	"outpost/relay/internal/httpbody"
 	"outpost/relay/wire"
 	"outpost/store"
@@ -30,31 +29,17 @@ const (
 )
 
 // Server is one relay: the agent-facing and relay-facing protocol on every
-// listener, plus the data path (spool or cache) and, on the management
-// host, the long-poll command hub.
+// listener, plus the data path (spool or cache), in one of two roles:
+// the management host (mgmt, management.go) or a joined relay (joined,
+// joined.go). Exactly one of them is set; role() is where they part.
 type Server struct {
 	cfg  Config
 	logf func(string, ...any)
 	pki  *PKI
 	mux  *http.ServeMux
 
-	// management host only
-	db          *store.DB
-	batcher     *store.Batcher
-	hub         *hub
-	clones      *cloneWatch
-	relays      *authCache[relayAuth]
-	agentAcct   acctCache // agent -> account, for relays' ingest
-	ingestToken string
-	dist        *dist // install script and binaries
-
-	// joined relay only
-	ident       *identity
-	identMu     sync.Mutex // saving ident (policy updates)
-	client      *http.Client
-	stalePolicy bool   // ident.Policy came from disk: applied until the first heartbeat answer
-	hbErr       string // last heartbeat failure logged (heartbeat goroutine only)
-	up          upgrades
+	mgmt   *management // Config.Store set
+	joined *joinedRole // Config.Manager set
 
 	agents *authCache[agentAuth]
 	sink   *sinkSet
@@ -70,9 +55,25 @@ type Server struct {
 	// keep-alive connection): Shutdown would wait 5 s for each.
 	connMu sync.Mutex
 	fresh  map[net.Conn]struct{}
+}
 
-	// Management host: the release key chain for check-in answers.
-	keyChain keyChainCache
+// role is what the management host and a joined relay do differently.
+type role interface {
+	policy() wire.Policy       // the data path's policy at start
+	routes(mux *http.ServeMux) // the endpoints of the role
+	start()                    // its background loop, until Close
+	release()                  // Close begins: answer held check-ins
+	close() error              // Close ends, the listeners stopped
+	lookupAgent(ctx context.Context, id, secret string) (agentAuth, *authError)
+	coverNames(hosts []string) // see that agents dialling hosts can check the certificate
+	health(st map[string]any)  // what /healthz adds
+}
+
+func (s *Server) role() role {
+	if s.mgmt != nil {
+		return s.mgmt
+	}
+	return s.joined
 }
 
 // New prepares a relay: loads or creates the PKI, joins the management host
@@ -84,61 +85,26 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logf: cfg.Logf, db: cfg.Store, closing: make(chan struct{})}
+	s := &Server{cfg: cfg, logf: cfg.Logf, closing: make(chan struct{})}
 	s.agents = newAuthCache[agentAuth](cfg.AuthTTL)
-	s.relays = newAuthCache[relayAuth](cfg.AuthTTL)
-	var policy wire.Policy
-	if s.db != nil {
-		pki, err := LoadOrCreatePKI(filepath.Join(cfg.DataDir, "tls"), nil)
-		if err != nil {
-			return nil, err
-		}
-		s.pki = pki
-		s.dist = newDist(cfg.DataDir, s.logf)
-		s.batcher = store.NewBatcher(s.db, cfg.CheckinFlush, 2000, s.logf)
-		s.hub = newHub()
-		s.clones = newCloneWatch()
-		s.ingestToken = store.NewSecret("it_")
-		if cfg.Collector != nil && s.cfg.StatsToken == "" {
-			if s.cfg.StatsToken, err = collector.LoadOrCreateToken(filepath.Join(cfg.DataDir, "stats.token"), "st_"); err != nil {
-				return nil, err
-			}
-		}
-		policy = wire.Policy{Mode: store.ModeForward, Upstream: cfg.Upstream}
+	var err error
+	if cfg.Store != nil {
+		s.mgmt, err = newManagement(s)
 	} else {
-		s.startTrial() // first: a new version on trial logs to the trial log too
-		joined := Joined(cfg.DataDir)
-		id, err := s.joinOrLoad()
-		if err != nil {
-			return nil, err
-		}
-		s.ident = id
-		policy = id.Policy
-		if joined {
-			s.stalePolicy = true
-			at := "join"
-			if !id.PolicyAt.IsZero() {
-				at = id.PolicyAt.Local().Format("2006-01-02 15:04:05")
-			}
-			s.logf("relay: proxy server %d of cluster %s, management host %s: using the policy saved at %s until the management host answers",
-				id.ProxyID, id.Cluster, s.cfg.Manager, at)
-		}
+		s.joined, err = newJoined(s)
 	}
-	sink, err := newSinkSet(s, policy)
 	if err != nil {
-		s.closeStore()
+		return nil, err
+	}
+	sink, err := newSinkSet(s, s.role().policy())
+	if err != nil {
+		s.role().close()
 		return nil, err
 	}
 	s.sink = sink
 	s.mux = s.routes()
 	s.coverNames(s.cfg.PublicURLs)
-	if s.db != nil {
-		s.bg.Add(1)
-		go s.pollCommands()
-	} else {
-		s.bg.Add(1)
-		go s.heartbeatLoop()
-	}
+	s.role().start()
 	return s, nil
 }
 
@@ -216,9 +182,7 @@ func (s *Server) Close(ctx context.Context) error {
 		return nil
 	}
 	close(s.closing)
-	if s.hub != nil {
-		s.hub.releaseAll()
-	}
+	s.role().release()
 	s.mu.Lock()
 	servers := s.servers
 	s.mu.Unlock()
@@ -239,10 +203,7 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.sink != nil {
 		errs = append(errs, s.sink.Close())
 	}
-	if s.client != nil {
-		s.client.CloseIdleConnections()
-	}
-	errs = append(errs, s.closeStore())
+	errs = append(errs, s.role().close())
 	return errors.Join(errs...)
 }
 
@@ -272,39 +233,12 @@ func (s *Server) closeFresh() {
 	}
 }
 
-func (s *Server) closeStore() error {
-	if s.batcher != nil {
-		return s.batcher.Close()
-	}
-	return nil
-}
-
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathHealth, s.handleHealth)
 	mux.HandleFunc("GET "+wire.PathMetrics, s.requireMetricsAuth(s.handleMetrics))
 	mux.HandleFunc("POST "+wire.PathEvents, s.handleEvents)
-	if s.db != nil {
-		mux.HandleFunc("POST "+wire.PathEnrol, s.handleEnrol)
-		mux.HandleFunc("POST "+wire.PathCheckin, s.handleCheckin)
-		mux.HandleFunc("GET "+wire.PathManifest, s.handleManifest)
-		mux.HandleFunc("GET "+wire.PathPackage+"{version}", s.handlePackage)
-		mux.HandleFunc("POST "+wire.PathJoin, s.handleJoin)
-		mux.HandleFunc("POST "+wire.PathHeartbeat, s.handleHeartbeat)
-		mux.HandleFunc("POST "+wire.PathAuth, s.handleAuth)
-		mux.HandleFunc("GET "+wire.PathInstallScript, s.handleInstallScript)
-		mux.HandleFunc("GET "+wire.PathDist+"{name}", s.handleDist)
-		if s.cfg.Collector != nil {
-			mux.Handle("POST "+wire.PathIngest, s.requireIngestAuth(s.cfg.Collector))
-			mux.Handle("GET "+wire.PathCollStats, s.requireStatsAuth(s.cfg.Collector))
-		}
-	} else {
-		// A joined relay forwards what needs the store to the management host.
-		mux.HandleFunc("POST "+wire.PathEnrol, s.forward)
-		mux.HandleFunc("POST "+wire.PathCheckin, s.forward)
-		mux.HandleFunc("GET "+wire.PathManifest, s.forward)
-		mux.HandleFunc("GET "+wire.PathPackage+"{version}", s.forward)
-	}
+	s.role().routes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, wire.CodeNotFound, "no such endpoint")
 	})
@@ -331,10 +265,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	st := map[string]any{"status": wire.HealthOK, "version": s.cfg.Version, "mode": s.sink.mode()}
-	if s.ident != nil {
-		st["proxy_id"] = s.ident.ProxyID
-		st["cluster"] = s.ident.Cluster
-	}
+	s.role().health(st)
 	if s.pki != nil {
 		st["ca_sha256"] = s.pki.CAFingerprint()
 	}

@@ -14,20 +14,20 @@ const settingsReloadEvery = time.Second
 // change, held check-ins are answered at once so every connected agent
 // gets the new settings now rather than at the end of its hold; agents
 // behind joined relays too, since those forward the answer as it is.
-func (s *Server) reloadSettings() {
-	old := s.db.Settings()
-	changed, err := s.db.ReloadSettings(context.Background())
+func (h *management) reloadSettings() {
+	old := h.db.Settings()
+	changed, err := h.db.ReloadSettings(context.Background())
 	if err != nil {
-		s.logf("relay: reload settings: %v", err)
+		h.s.logf("relay: reload settings: %v", err)
 		return
 	}
 	if !changed {
 		return
 	}
-	st := s.db.Settings()
-	s.logf("relay: settings changed: offline_after %s -> %s, inventory_interval %s -> %s, poll_timeout %s -> %s; answering %d held check-ins with them",
-		old.OfflineAfter, st.OfflineAfter, old.InventoryInterval, st.InventoryInterval, old.PollTimeout, st.PollTimeout, s.hub.connected())
-	s.hub.wakeAll()
+	st := h.db.Settings()
+	h.s.logf("relay: settings changed: offline_after %s -> %s, inventory_interval %s -> %s, poll_timeout %s -> %s; answering %d held check-ins with them",
+		old.OfflineAfter, st.OfflineAfter, old.InventoryInterval, st.InventoryInterval, old.PollTimeout, st.PollTimeout, h.hub.connected())
+	h.hub.wakeAll()
 }
 
 // wakeAll answers every held check-in now (settings changed); unlike

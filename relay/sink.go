@@ -64,10 +64,10 @@ func newSinkSet(s *Server, p wire.Policy) (*sinkSet, error) {
 	k := &sinkSet{s: s, spool: sp, bw: rate.NewLimiter(rate.Inf, 0), freq: rate.NewLimiter(rate.Inf, 0),
 		intake: rate.NewLimiter(rate.Inf, 0), done: make(chan struct{})}
 	k.client = &http.Client{Timeout: 60 * time.Second, Transport: wire.PinTransport(&http.Transport{MaxIdleConnsPerHost: 4}, s.cfg.ManagerCA)}
-	if s.db != nil && s.cfg.Collector != nil && s.cfg.Upstream == "" {
+	if s.mgmt != nil && s.cfg.Collector != nil && s.cfg.Upstream == "" {
 		// The built-in collector is served in-process, not over the network
 		// (unless the operator named another upstream).
-		k.client = &http.Client{Timeout: 60 * time.Second, Transport: handlerTransport{s.requireIngestAuth(s.cfg.Collector)}}
+		k.client = &http.Client{Timeout: 60 * time.Second, Transport: handlerTransport{s.mgmt.requireIngestAuth(s.cfg.Collector)}}
 		k.local = true
 	}
 	if err := k.apply(p); err != nil {
@@ -209,7 +209,7 @@ func (k *sinkSet) upstream() string {
 	case u != "":
 	case k.s.cfg.Upstream != "":
 		u = k.s.cfg.Upstream
-	case k.s.db != nil:
+	case k.s.mgmt != nil:
 		u = "http://collector.internal" // served in-process by handlerTransport
 	default:
 		u = strings.TrimRight(k.s.cfg.Manager, "/")
@@ -268,10 +268,10 @@ func (k *sinkSet) post(ctx context.Context, body []byte) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if k.local {
-		req.Header.Set("Authorization", wire.Bearer(k.s.ingestToken))
+		req.Header.Set("Authorization", wire.Bearer(k.s.mgmt.ingestToken))
 	} else {
-		if k.s.ident != nil {
-			req.Header.Set(wire.HeaderRelay, k.s.ident.header())
+		if j := k.s.joined; j != nil {
+			req.Header.Set(wire.HeaderRelay, j.ident.header())
 		}
 		if t := k.s.cfg.UpstreamToken; t != "" {
 			req.Header.Set("Authorization", wire.Bearer(t))

@@ -14,11 +14,11 @@ func (s *Server) StatsToken() string { return s.cfg.StatsToken }
 // requireStatsAuth guards /v1/stats, which lists every agent id of every
 // account: the stats token or this process's ingest token only. Relay
 // credentials do not do: a relay of one account would see the others.
-func (s *Server) requireStatsAuth(next http.Handler) http.Handler {
+func (h *management) requireStatsAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		if !wire.BearerIs(h, s.cfg.StatsToken) && !wire.BearerIs(h, s.ingestToken) {
-			s.m.authFail.Add(1)
+		auth := r.Header.Get("Authorization")
+		if !wire.BearerIs(auth, h.s.cfg.StatsToken) && !wire.BearerIs(auth, h.ingestToken) {
+			h.s.m.authFail.Add(1)
 			writeErr(w, http.StatusUnauthorized, store.EUnauthorized, "stats need the stats token (DATA/stats.token): Authorization: Bearer TOKEN")
 			return
 		}

@@ -51,45 +51,50 @@ type report struct {
 
 // startTrial looks for an upgrade on trial (this process being the new
 // version) before anything logs: its log then also goes to the trial log.
-func (s *Server) startTrial() {
-	s.up.wake = make(chan struct{}, 1)
-	s.up.restart = make(chan selfupdate.Plan, 1)
-	t, err := selfupdate.Start(s.cfg.DataDir)
+func (j *joinedRole) startTrial() {
+	j.up.wake = make(chan struct{}, 1)
+	j.up.restart = make(chan selfupdate.Plan, 1)
+	t, err := selfupdate.Start(j.s.cfg.DataDir)
 	if err != nil {
-		s.logf("relay: upgrade trial: %v", err)
+		j.s.logf("relay: upgrade trial: %v", err)
 		return
 	}
 	if t == nil {
 		return
 	}
-	s.up.trial, s.up.trialID = t, t.Command
+	j.up.trial, j.up.trialID = t, t.Command
 	if f, err := t.Log(); err == nil {
-		s.up.trialLog.Store(f)
-		logf, trialf := s.logf, Logf(f, "")
-		s.logf = func(format string, args ...any) {
+		j.up.trialLog.Store(f)
+		logf, trialf := j.s.logf, Logf(f, "")
+		j.s.logf = func(format string, args ...any) {
 			logf(format, args...)
-			if s.up.trialLog.Load() != nil {
+			if j.up.trialLog.Load() != nil {
 				trialf(format, args...)
 			}
 		}
 	}
-	s.logf("relay: version %s on trial (upgrade from %s, command %d): healthy once the management host answers", t.To, t.From, t.Command)
+	j.s.logf("relay: version %s on trial (upgrade from %s, command %d): healthy once the management host answers", t.To, t.From, t.Command)
 }
 
 // RestartRequested delivers the plan of an upgrade ready to restart into
 // its new binary: the caller closes the server, then calls
 // selfupdate.Exec. Nothing arrives under systemd (the watcher restarts
 // the unit) or while Config.Binary is unset.
-func (s *Server) RestartRequested() <-chan selfupdate.Plan { return s.up.restart }
+func (s *Server) RestartRequested() <-chan selfupdate.Plan {
+	if s.joined == nil {
+		return nil // the management host is never upgraded by a command
+	}
+	return s.joined.up.restart
+}
 
 // post queues a result for the next heartbeat, which is sent at once.
-func (s *Server) post(r wire.CommandResult) chan struct{} {
+func (j *joinedRole) post(r wire.CommandResult) chan struct{} {
 	sent := make(chan struct{})
-	s.up.mu.Lock()
-	s.up.pending = append(s.up.pending, report{r: r, sent: sent})
-	s.up.mu.Unlock()
+	j.up.mu.Lock()
+	j.up.pending = append(j.up.pending, report{r: r, sent: sent})
+	j.up.mu.Unlock()
 	select {
-	case s.up.wake <- struct{}{}:
+	case j.up.wake <- struct{}{}:
 	default:
 	}
 	return sent
@@ -97,29 +102,29 @@ func (s *Server) post(r wire.CommandResult) chan struct{} {
 
 // takeResults returns the results to send with a heartbeat: a finished
 // trial's outcome first, until a heartbeat delivered it, then those posted.
-func (s *Server) takeResults() []report {
+func (j *joinedRole) takeResults() []report {
 	var out []report
-	if r, ok := selfupdate.PendingOutcome(s.cfg.DataDir); ok {
-		s.up.mu.Lock()
-		if s.up.trialID != r.ID || !s.up.outcomeLogged {
-			s.logf("relay: upgrade command %d ended %s %s", r.ID, r.State, r.Error)
+	if r, ok := selfupdate.PendingOutcome(j.s.cfg.DataDir); ok {
+		j.up.mu.Lock()
+		if j.up.trialID != r.ID || !j.up.outcomeLogged {
+			j.s.logf("relay: upgrade command %d ended %s %s", r.ID, r.State, r.Error)
 		}
-		s.up.trialID, s.up.outcomeLogged = r.ID, true
-		s.up.mu.Unlock()
+		j.up.trialID, j.up.outcomeLogged = r.ID, true
+		j.up.mu.Unlock()
 		out = append(out, report{r: r, outcome: true})
 	}
-	s.up.mu.Lock()
-	defer s.up.mu.Unlock()
-	return append(out, s.up.pending...)
+	j.up.mu.Lock()
+	defer j.up.mu.Unlock()
+	return append(out, j.up.pending...)
 }
 
 // delivered drops the results a 200 answer took and wakes their waiters;
 // a trial's outcome delivered ends the trial (selfupdate.Reported).
-func (s *Server) delivered(rs []report) {
+func (j *joinedRole) delivered(rs []report) {
 	n := 0
 	for _, r := range rs {
 		if r.outcome {
-			selfupdate.Reported(s.cfg.DataDir, r.r.ID)
+			selfupdate.Reported(j.s.cfg.DataDir, r.r.ID)
 			continue
 		}
 		n++
@@ -127,172 +132,172 @@ func (s *Server) delivered(rs []report) {
 			close(r.sent)
 		}
 	}
-	s.up.mu.Lock()
-	s.up.pending = s.up.pending[n:]
-	s.up.mu.Unlock()
+	j.up.mu.Lock()
+	j.up.pending = j.up.pending[n:]
+	j.up.mu.Unlock()
 }
 
 // answered is called after each heartbeat answered 200: the first one
 // ends this process's trial healthy. It reports whether an outcome is now
 // waiting (the heartbeat loop then goes again at once).
-func (s *Server) answered() bool {
-	s.up.mu.Lock()
-	t := s.up.trial
-	if t == nil || s.up.healthy {
-		s.up.mu.Unlock()
+func (j *joinedRole) answered() bool {
+	j.up.mu.Lock()
+	t := j.up.trial
+	if t == nil || j.up.healthy {
+		j.up.mu.Unlock()
 		return false
 	}
-	s.up.healthy = true
-	s.up.mu.Unlock()
+	j.up.healthy = true
+	j.up.mu.Unlock()
 	defer func() { // the trial is over: the log goes on only where it always went
-		if f := s.up.trialLog.Swap(nil); f != nil {
+		if f := j.up.trialLog.Swap(nil); f != nil {
 			f.Close()
 		}
 	}()
 	if err := t.Healthy(); err != nil {
-		s.logf("relay: version %s: %v", t.To, err)
+		j.s.logf("relay: version %s: %v", t.To, err)
 		return false
 	}
-	s.logf("relay: version %s is healthy: upgrade from %s done", t.To, t.From)
+	j.s.logf("relay: version %s is healthy: upgrade from %s done", t.To, t.From)
 	return true
 }
 
 // handled reports whether command id is the upgrade this process's trial
 // answers: delivered again (its running report was lost), it is answered
 // by the trial's outcome, not carried out a second time.
-func (s *Server) handled(id int64) bool {
-	s.up.mu.Lock()
-	defer s.up.mu.Unlock()
-	return id != 0 && id == s.up.trialID
+func (j *joinedRole) handled(id int64) bool {
+	j.up.mu.Lock()
+	defer j.up.mu.Unlock()
+	return id != 0 && id == j.up.trialID
 }
 
 // keepReleaseKey saves the release public key a heartbeat brings when the
 // relay has none yet (the key was made after it joined). A different key
 // than the one kept is not taken here: the key the relay trusts changes
 // only through the chain (followKeyChain).
-func (s *Server) keepReleaseKey(k string) {
-	s.identMu.Lock()
-	defer s.identMu.Unlock()
-	if k == "" || s.ident.ReleaseKey != "" {
+func (j *joinedRole) keepReleaseKey(k string) {
+	j.identMu.Lock()
+	defer j.identMu.Unlock()
+	if k == "" || j.ident.ReleaseKey != "" {
 		return
 	}
-	id := *s.ident
+	id := *j.ident
 	id.ReleaseKey = k
-	if err := s.saveIdentity(&id); err != nil {
-		s.logf("relay: saving the release key: %v", err)
+	if err := j.saveIdentity(&id); err != nil {
+		j.s.logf("relay: saving the release key: %v", err)
 		return
 	}
-	s.ident.ReleaseKey = k
+	j.ident.ReleaseKey = k
 }
 
 // followKeyChain takes the release keys a heartbeat's chain leads to from
 // the key this relay trusts: a rotated key is accepted only through links
 // each signed by the key before it (store.VerifyKeyChain). newest is the
 // key the management host signs with now; one not reached is logged.
-func (s *Server) followKeyChain(newest string, chain []wire.ReleaseKeyLink) {
-	trusted := s.releaseKey()
+func (j *joinedRole) followKeyChain(newest string, chain []wire.ReleaseKeyLink) {
+	trusted := j.releaseKey()
 	if trusted == "" {
 		return
 	}
 	keys, err := store.VerifyKeyChain(trusted, chain)
-	s.up.mu.Lock()
-	defer s.up.mu.Unlock()
-	s.up.keys = keys
+	j.up.mu.Lock()
+	defer j.up.mu.Unlock()
+	j.up.keys = keys
 	msg := ""
 	if err != nil {
 		msg = store.ErrorMessage(err)
 	} else if newest != "" && !slices.Contains(keys, strings.ToLower(newest)) {
 		msg = fmt.Sprintf("the management host signs with release key %s, which the key this relay trusts (%s) does not lead to", short(newest), short(trusted))
 	}
-	if msg != s.up.keysErr {
+	if msg != j.up.keysErr {
 		if msg != "" {
-			s.logf("relay: release key chain: %s (trusting the %d key(s) reached)", msg, len(keys))
+			j.s.logf("relay: release key chain: %s (trusting the %d key(s) reached)", msg, len(keys))
 		}
-		s.up.keysErr = msg
+		j.up.keysErr = msg
 	}
 }
 
 // releaseKeys are the keys release signatures are checked against: those
 // the chain leads to, else the one kept at join.
-func (s *Server) releaseKeys() []string {
-	s.up.mu.Lock()
-	keys := s.up.keys
-	s.up.mu.Unlock()
+func (j *joinedRole) releaseKeys() []string {
+	j.up.mu.Lock()
+	keys := j.up.keys
+	j.up.mu.Unlock()
 	if len(keys) > 0 {
 		return keys
 	}
-	if k := s.releaseKey(); k != "" {
+	if k := j.releaseKey(); k != "" {
 		return []string{k}
 	}
 	return nil
 }
 
 // releaseKey is the release public key this relay trusts, "" when none.
-func (s *Server) releaseKey() string {
-	s.identMu.Lock()
-	defer s.identMu.Unlock()
-	if s.ident == nil {
+func (j *joinedRole) releaseKey() string {
+	j.identMu.Lock()
+	defer j.identMu.Unlock()
+	if j.ident == nil {
 		return ""
 	}
-	return s.ident.ReleaseKey
+	return j.ident.ReleaseKey
 }
 
 // runRelayCommand carries out a command from the management host other
 // than an upgrade (startUpgrade). Policy changes are applied by every
 // heartbeat anyway. It returns an error when the command could not be
 // carried out; the failure is then reported with the reason.
-func (s *Server) runRelayCommand(c wire.Command) error {
+func (j *joinedRole) runRelayCommand(c wire.Command) error {
 	switch c.Type {
 	case wire.CmdPolicy:
 		var p wire.Policy
 		if err := json.Unmarshal(c.Args, &p); err != nil {
 			return fmt.Errorf("policy: %w", err)
 		}
-		return s.sink.apply(p)
+		return j.s.sink.apply(p)
 	}
-	s.logf("relay: unknown command %q ignored", c.Type)
+	j.s.logf("relay: unknown command %q ignored", c.Type)
 	return nil
 }
 
 // startUpgrade runs an upgrade command in the background, its stages
 // reported as it goes; one at a time.
-func (s *Server) startUpgrade(c wire.Command) {
-	s.up.mu.Lock()
-	busy, same := s.up.busy, s.up.busyID == c.ID
+func (j *joinedRole) startUpgrade(c wire.Command) {
+	j.up.mu.Lock()
+	busy, same := j.up.busy, j.up.busyID == c.ID
 	if !busy {
-		s.up.busy, s.up.busyID = true, c.ID
+		j.up.busy, j.up.busyID = true, c.ID
 	}
-	s.up.mu.Unlock()
+	j.up.mu.Unlock()
 	if busy && same {
 		return // handed over again while it runs: the run reports its stages
 	}
 	if busy {
-		s.post(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: "upgrade: another upgrade is under way on this relay"})
+		j.post(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: "upgrade: another upgrade is under way on this relay"})
 		return
 	}
-	s.bg.Add(1)
+	j.s.bg.Add(1)
 	go func() {
-		defer s.bg.Done()
+		defer j.s.bg.Done()
 		defer func() {
-			s.up.mu.Lock()
-			s.up.busy, s.up.busyID = false, 0
-			s.up.mu.Unlock()
+			j.up.mu.Lock()
+			j.up.busy, j.up.busyID = false, 0
+			j.up.mu.Unlock()
 		}()
-		if err := s.upgrade(c); err != nil {
-			s.logf("relay: upgrade command %d failed: %v", c.ID, err)
-			s.post(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()})
+		if err := j.upgrade(c); err != nil {
+			j.s.logf("relay: upgrade command %d failed: %v", c.ID, err)
+			j.post(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()})
 		}
 	}()
 }
 
 // download GETs a file from the management host (at most 512 MiB).
-func (s *Server) download(ctx context.Context, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(s.cfg.Manager, "/")+path, nil)
+func (j *joinedRole) download(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(j.s.cfg.Manager, "/")+path, nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set(wire.HeaderRelay, s.ident.header())
-	resp, err := s.client.Do(req)
+	req.Header.Set(wire.HeaderRelay, j.ident.header())
+	resp, err := j.client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -309,9 +314,9 @@ var errClosing = errors.New("upgrade: the relay is shutting down")
 // stagedPath is where the new binary is written before it is tested:
 // beside the binary (one rename installs it), or under systemd in
 // DATA/upgrade, the watcher installing it outside the unit's sandbox.
-func (s *Server) stagedPath(binary, unit string) string {
+func (j *joinedRole) stagedPath(binary, unit string) string {
 	if unit != "" {
-		return filepath.Join(s.cfg.DataDir, "upgrade", "outpost.new")
+		return filepath.Join(j.s.cfg.DataDir, "upgrade", "outpost.new")
 	}
 	return selfupdate.NewPath(binary)
 }

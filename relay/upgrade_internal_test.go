@@ -20,18 +20,18 @@ func TestUpgradeRedeliveredWhileRunning(t *testing.T) {
 		{"another upgrade", 8, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &Server{}
-			s.up.wake = make(chan struct{}, 1)
-			s.up.busy, s.up.busyID = true, 7
-			s.startUpgrade(wire.Command{ID: tt.id, Type: wire.CmdUpgrade})
-			if got := len(s.up.pending); got != tt.wantN {
-				t.Fatalf("results posted: got %d (%+v), want %d", got, s.up.pending, tt.wantN)
+			j := &joinedRole{s: &Server{}}
+			j.up.wake = make(chan struct{}, 1)
+			j.up.busy, j.up.busyID = true, 7
+			j.startUpgrade(wire.Command{ID: tt.id, Type: wire.CmdUpgrade})
+			if got := len(j.up.pending); got != tt.wantN {
+				t.Fatalf("results posted: got %d (%+v), want %d", got, j.up.pending, tt.wantN)
 			}
-			if tt.wantN == 1 && s.up.pending[0].r.State != wire.StateFailed {
-				t.Errorf("got %+v, want failed", s.up.pending[0].r)
+			if tt.wantN == 1 && j.up.pending[0].r.State != wire.StateFailed {
+				t.Errorf("got %+v, want failed", j.up.pending[0].r)
 			}
-			if !s.up.busy || s.up.busyID != 7 {
-				t.Errorf("running upgrade: got busy %t id %d, want command 7 still running", s.up.busy, s.up.busyID)
+			if !j.up.busy || j.up.busyID != 7 {
+				t.Errorf("running upgrade: got busy %t id %d, want command 7 still running", j.up.busy, j.up.busyID)
 			}
 		})
 	}

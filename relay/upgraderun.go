@@ -20,15 +20,15 @@ import (
 // new binary's --self-test), restarting (installed, the watcher started,
 // the restart asked of the command line). A refusal returns the reason
 // with nothing changed on disk.
-func (s *Server) upgrade(c wire.Command) error {
+func (j *joinedRole) upgrade(c wire.Command) error {
 	var a wire.UpgradeArgs
 	if err := json.Unmarshal(c.Args, &a); err != nil || a.Version == "" {
 		return fmt.Errorf("upgrade: no version in the command")
 	}
-	if !a.Force && store.CompareVersions(a.Version, s.cfg.Version) <= 0 {
-		return fmt.Errorf("upgrade: release %s is not newer than this relay's %s: a downgrade needs 'outpost proxy upgrade --force'", a.Version, s.cfg.Version)
+	if !a.Force && store.CompareVersions(a.Version, j.s.cfg.Version) <= 0 {
+		return fmt.Errorf("upgrade: release %s is not newer than this relay's %s: a downgrade needs 'outpost proxy upgrade --force'", a.Version, j.s.cfg.Version)
 	}
-	keys := s.releaseKeys()
+	keys := j.releaseKeys()
 	if len(keys) == 0 {
 		return fmt.Errorf("upgrade: this relay has no release public key to verify %s with: make one with 'outpost release keygen' and publish signed releases", a.Version)
 	}
@@ -36,17 +36,17 @@ func (s *Server) upgrade(c wire.Command) error {
 	defer cancel()
 	go func() {
 		select {
-		case <-s.closing:
+		case <-j.s.closing:
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	s.post(wire.CommandResult{ID: c.ID, State: wire.StateRunning, Stage: wire.StageDownloading})
-	rel, pkg, err := s.fetchRelease(ctx, a.Version)
+	j.post(wire.CommandResult{ID: c.ID, State: wire.StateRunning, Stage: wire.StageDownloading})
+	rel, pkg, err := j.fetchRelease(ctx, a.Version)
 	if err != nil {
 		return err
 	}
-	s.post(wire.CommandResult{ID: c.ID, State: wire.StateRunning, Stage: wire.StageVerifying})
+	j.post(wire.CommandResult{ID: c.ID, State: wire.StateRunning, Stage: wire.StageVerifying})
 	// The signature covers the version and the SHA-256, and the package
 	// must match that SHA-256: a tampered package or manifest, or one
 	// signed by a key this relay does not trust, is refused before
@@ -57,50 +57,50 @@ func (s *Server) upgrade(c wire.Command) error {
 	if wire.Fingerprint(pkg) != rel.SHA256 {
 		return fmt.Errorf("upgrade: package %s does not match its signed SHA-256", a.Version)
 	}
-	p, err := s.install(c.ID, a.Version, pkg)
+	p, err := j.install(c.ID, a.Version, pkg)
 	if err != nil {
 		return err
 	}
 	// The operator sees "restarting" before the relay goes (under systemd
 	// the watcher restarts the unit as soon as it runs).
-	sent := s.post(wire.CommandResult{ID: c.ID, State: wire.StateRunning, Stage: wire.StageRestarting})
+	sent := j.post(wire.CommandResult{ID: c.ID, State: wire.StateRunning, Stage: wire.StageRestarting})
 	select {
 	case <-sent:
-	case <-s.closing:
+	case <-j.s.closing:
 	case <-time.After(10 * time.Second):
 	}
 	if err := selfupdate.StartWatcher(p); err != nil {
-		return s.undoInstall(p, err)
+		return j.s.undoInstall(p, err)
 	}
 	if p.Unit != "" {
-		s.logf("relay: %s installed by the watcher; systemd restarts %s into it", a.Version, p.Unit)
+		j.s.logf("relay: %s installed by the watcher; systemd restarts %s into it", a.Version, p.Unit)
 		return nil
 	}
-	s.logf("relay: %s installed as %s (previous binary kept as %s): restarting into it", a.Version, p.Binary, p.Prev)
+	j.s.logf("relay: %s installed as %s (previous binary kept as %s): restarting into it", a.Version, p.Binary, p.Prev)
 	select {
-	case <-s.closing:
-		return s.undoInstall(p, errors.New("the relay was stopped before the restart"))
+	case <-j.s.closing:
+		return j.s.undoInstall(p, errors.New("the relay was stopped before the restart"))
 	default:
 	}
 	// Never blocks: one upgrade at a time, and Begin refuses a second
 	// trial. A Close racing this finds the plan and abandons it
 	// (AbandonRestart).
-	s.up.restart <- p
+	j.up.restart <- p
 	return nil
 }
 
 // fetchRelease reads the release's manifest entry and downloads its
 // package through the management host.
-func (s *Server) fetchRelease(ctx context.Context, version string) (wire.Release, []byte, error) {
+func (j *joinedRole) fetchRelease(ctx context.Context, version string) (wire.Release, []byte, error) {
 	var m wire.Manifest
-	if status, err := s.callManager(ctx, wire.PathManifest, nil, &m); status != http.StatusOK {
+	if status, err := j.callManager(ctx, wire.PathManifest, nil, &m); status != http.StatusOK {
 		return wire.Release{}, nil, fmt.Errorf("upgrade: manifest: status %d %v", status, err)
 	}
 	for _, r := range m.Releases {
 		if r.Version == version {
-			body, err := s.download(ctx, wire.PathPackage+version)
+			body, err := j.download(ctx, wire.PathPackage+version)
 			if err != nil {
-				if ctx.Err() != nil && s.closed.Load() {
+				if ctx.Err() != nil && j.s.closed.Load() {
 					return r, nil, errClosing
 				}
 				return r, nil, fmt.Errorf("upgrade: download %s: %w", version, err)
@@ -114,12 +114,12 @@ func (s *Server) fetchRelease(ctx context.Context, version string) (wire.Release
 // install stages and self-tests the verified package, records the trial
 // and installs it (without systemd; the watcher does under systemd). Each
 // failure undoes what was done: the binary stays the running one.
-func (s *Server) install(id int64, version string, pkg []byte) (selfupdate.Plan, error) {
-	bin, unit := s.cfg.Binary, s.cfg.Unit
+func (j *joinedRole) install(id int64, version string, pkg []byte) (selfupdate.Plan, error) {
+	bin, unit := j.s.cfg.Binary, j.s.cfg.Unit
 	if bin == "" {
 		return selfupdate.Plan{}, fmt.Errorf("upgrade: this relay runs inside another program and has no binary of its own to replace")
 	}
-	staged := s.stagedPath(bin, unit)
+	staged := j.stagedPath(bin, unit)
 	if err := ensureDir(staged); err != nil {
 		return selfupdate.Plan{}, fmt.Errorf("upgrade: %w", err)
 	}
@@ -130,15 +130,15 @@ func (s *Server) install(id int64, version string, pkg []byte) (selfupdate.Plan,
 		os.Remove(staged)
 		return selfupdate.Plan{}, fmt.Errorf("upgrade: %w", err)
 	}
-	p, err := selfupdate.Begin(s.cfg.DataDir, selfupdate.Plan{Command: id, From: s.cfg.Version, To: version, Binary: bin,
-		Staged: staged, Argv: s.cfg.Argv, Unit: unit, Grace: wire.Duration(s.cfg.UpgradeGrace)})
+	p, err := selfupdate.Begin(j.s.cfg.DataDir, selfupdate.Plan{Command: id, From: j.s.cfg.Version, To: version, Binary: bin,
+		Staged: staged, Argv: j.s.cfg.Argv, Unit: unit, Grace: wire.Duration(j.s.cfg.UpgradeGrace)})
 	if err != nil {
 		os.Remove(staged)
 		return p, err
 	}
 	if unit == "" {
 		if _, err := selfupdate.Install(bin, staged); err != nil {
-			selfupdate.Abandon(s.cfg.DataDir)
+			selfupdate.Abandon(j.s.cfg.DataDir)
 			return p, fmt.Errorf("upgrade: %w", err)
 		}
 	}
