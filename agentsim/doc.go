@@ -59,7 +59,7 @@
 // request per interval. The load harness is TestLoad (make load).
 //
 // Subpackages: hostfacts (this machine's facts read from /proc and /etc:
-// HostFS; agentsim.HostFS is an alias kept for the doctor), fleet (varied,
+// hostfacts.HostFS), fleet (varied,
 // replayable simulated hosts: fleet.Host; FakeHost and FakeHostOS wrap it
 // for tests outside agentsim), doctor (the
 // checks of `outpost doctor`; it imports only agentsim and relay/wire, see

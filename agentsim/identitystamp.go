@@ -34,8 +34,8 @@ func StampDir(dir string) (DirStamp, error) {
 }
 
 // IdentityFingerprint is the fingerprint of an agent kept at st on the
-// machine machineFP (HostFS.Host's Fingerprint): two copies of one agent
-// directory, on one machine or on two, never share it.
+// machine machineFP (the Fingerprint of hostfacts.HostFS.Host): two copies
+// of one agent directory, on one machine or on two, never share it.
 func IdentityFingerprint(machineFP string, st DirStamp) string {
 	sum := sha256.Sum256(fmt.Appendf(nil, "outpost-agent-v2\x00%s\x00%s\x00%d\x00%d", machineFP, st.Path, st.Dev, st.Ino))
 	return hex.EncodeToString(sum[:])

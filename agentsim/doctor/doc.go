@@ -9,7 +9,8 @@
 // It lives next to the agent client because most checks are the agent's
 // own view of the network (it dials, pins and checks in as the agent
 // does), and the doctor must run on an agent host that has no management
-// store. So, like agentsim, it imports only relay/wire and agentsim: the
+// store. So, like agentsim, it imports only relay/wire, agentsim and
+// agentsim/hostfacts (this machine's load and fingerprint): the
 // management-host checks (install-key, the fleet's duplicate identities,
 // link-limits) read plain data (Agent, InstallCommand, Cluster) that the
 // caller computes from the store; cmd/outpost does that on a host whose

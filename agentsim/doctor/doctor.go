@@ -84,11 +84,11 @@ type Doctor struct {
 	Resolve     func(ctx context.Context, host string) ([]string, error)
 	Dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	Now         func() time.Time          // this host's clock
-	Load        func() (cpu, mem float64) // percent; default agentsim.HostFS{}.Load
+	Load        func() (cpu, mem float64) // percent; default hostfacts.HostFS{}.Load
 	LoadSamples int                       // Load readings, all at 95 % or more to fail; 0 = 5
 	LoadEvery   time.Duration             // gap between readings; 0 = 200 ms
 	FreeBytes   func(dir string) (uint64, error)
-	Fingerprint func() (string, error) // this machine's identity; default agentsim.HostFS{}.Host
+	Fingerprint func() (string, error) // this machine's identity; default hostfacts.HostFS{}.Host
 
 	// What the management store says, computed by the caller where DATA
 	// holds one; nil elsewhere. Agent returns ErrUnknownAgent for an agent

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"outpost/agentsim"
+	"outpost/agentsim/hostfacts"
 	"outpost/relay/wire"
 )
 
@@ -24,7 +24,7 @@ func (d *Doctor) CheckLoad() Check {
 	c := Check{Name: CheckLoad, Target: "this host"}
 	load := d.Load
 	if load == nil {
-		load = agentsim.HostFS{}.Load
+		load = hostfacts.HostFS{}.Load
 	}
 	n, every := d.LoadSamples, d.LoadEvery
 	if n <= 0 {

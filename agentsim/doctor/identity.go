@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"outpost/agentsim"
+	"outpost/agentsim/hostfacts"
 	"outpost/relay/wire"
 )
 
@@ -96,7 +97,7 @@ func (d *Doctor) identityByRelay(ctx context.Context, c Check, id agentsim.Ident
 	var fp string
 	if d.Fingerprint != nil {
 		fp, _ = d.Fingerprint()
-	} else if h, err := (agentsim.HostFS{}).Host(""); err == nil {
+	} else if h, err := (hostfacts.HostFS{}).Host(""); err == nil {
 		fp = h.Fingerprint
 	}
 	if d.IdentityDir != "" {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"outpost/agentsim"
+	"outpost/agentsim/hostfacts"
 	"outpost/relay"
 	"outpost/relay/collector"
 	"outpost/relay/relaytest"
@@ -133,7 +134,7 @@ func arAgentID(t *testing.T, p *arAgent) string {
 // machine presents: the machine's, with the directory's place.
 func arFingerprint(t *testing.T, dir string) string {
 	t.Helper()
-	h, err := (agentsim.HostFS{}).Host(version)
+	h, err := (hostfacts.HostFS{}).Host(version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 	}
 	// The fingerprint covers this machine and where the identity lives.
 	enrolledFP := arFingerprint(t, dir)
-	if want, _ := (agentsim.HostFS{}).Host(version); g.OSName != want.OSName || g.Fingerprint != enrolledFP {
+	if want, _ := (hostfacts.HostFS{}).Host(version); g.OSName != want.OSName || g.Fingerprint != enrolledFP {
 		t.Errorf("os name %q fingerprint %q, want %q %q", g.OSName, g.Fingerprint, want.OSName, enrolledFP)
 	}
 	if !g.Online || g.SecurityStatus != "Protected" {
