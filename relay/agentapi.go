@@ -88,7 +88,7 @@ func (h *management) handleEnrol(w http.ResponseWriter, r *http.Request) {
 	if len(proxies) == 0 {
 		proxies = h.directURLs(r)
 	}
-	writeJSON(w, http.StatusOK, wire.EnrolResponse{AgentID: en.Agent.ID, Secret: en.Secret, Cluster: en.Agent.Cluster,
+	httpbody.WriteJSON(w, http.StatusOK, wire.EnrolResponse{AgentID: en.Agent.ID, Secret: en.Secret, Cluster: en.Agent.Cluster,
 		Proxies: proxies, Settings: h.settings(), ReleaseKeys: chain})
 }
 
@@ -230,7 +230,7 @@ func (h *management) answerCheckin(w http.ResponseWriter, r *http.Request, hc *h
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	httpbody.WriteJSON(w, http.StatusOK, resp)
 	if hc.wait == 0 {
 		h.s.m.checkinTime.observe(time.Since(hc.start))
 	}
@@ -445,7 +445,7 @@ func (h *management) handleManifest(w http.ResponseWriter, r *http.Request) {
 	if len(rels) > 0 {
 		m.Latest = rels[0].Version
 	}
-	writeJSON(w, http.StatusOK, m)
+	httpbody.WriteJSON(w, http.StatusOK, m)
 }
 
 // handlePackage serves DATA/releases/VERSION, the package a release ships.

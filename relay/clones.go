@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"outpost/relay/internal/httpbody"
 	"outpost/relay/wire"
 )
 
@@ -156,5 +157,5 @@ func (h *management) answerCopy(w http.ResponseWriter, r *http.Request, a agentA
 	case <-r.Context().Done():
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.CheckinResponse{Settings: h.settings(), DuplicateID: true, Clone: true, ServerTimeUTC: time.Now().UTC()})
+	httpbody.WriteJSON(w, http.StatusOK, wire.CheckinResponse{Settings: h.settings(), DuplicateID: true, Clone: true, ServerTimeUTC: time.Now().UTC()})
 }

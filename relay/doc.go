@@ -187,7 +187,9 @@
 //     counter on the request path. A failing collector (no /proc) costs its
 //     own series and a log line, not the scrape.
 //   - Bodies are read by relay/internal/httpbody, shared with the collector:
-//     gzip or identity, bounded before and after, anything else 415.
+//     gzip or identity, bounded before and after, anything else 415. JSON
+//     answers and wire.Error refusals are written by its WriteJSON and
+//     WriteError, also shared (writeErr is the handlers' name for it).
 //   - Held check-ins cost stacks more than heap: a goroutine keeps its
 //     peak stack until less than a quarter of it is in use. So the TLS
 //     handshake runs in a goroutine of its own (tlslisten.go), not in the

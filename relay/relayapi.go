@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"outpost/relay/internal/httpbody"
 	"outpost/relay/wire"
 	"outpost/store"
 )
@@ -65,7 +66,7 @@ func (h *management) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.s.logf("relay: proxy %d (%s) joined cluster %s", p.ID, p.Hostname, c.Name)
-	writeJSON(w, http.StatusOK, wire.JoinResponse{ProxyID: p.ID, Secret: secret, Cluster: c.Name, Policy: policyOf(c.Policy),
+	httpbody.WriteJSON(w, http.StatusOK, wire.JoinResponse{ProxyID: p.ID, Secret: secret, Cluster: c.Name, Policy: policyOf(c.Policy),
 		CACert: string(h.s.pki.CAPEM), Cert: string(cert), Key: string(key), Direct: h.s.publicURLs(), ReleaseKey: rk})
 }
 
@@ -128,7 +129,7 @@ func (h *management) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	for _, cmd := range cmds {
 		resp.Commands = append(resp.Commands, wire.Command{ID: cmd.ID, Type: cmd.Type, Args: json.RawMessage(cmd.Payload)})
 	}
-	writeJSON(w, http.StatusOK, resp)
+	httpbody.WriteJSON(w, http.StatusOK, resp)
 }
 
 // requireRelay authenticates a joined relay's call, answering the refusal
@@ -171,5 +172,5 @@ func (h *management) handleAuth(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusForbidden, store.EForbidden, "agent belongs to another account than this proxy's cluster")
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.AuthResponse{Agent: rec.ID, Account: rec.AccountID, Cluster: rec.ClusterID, Duplicate: rec.Duplicate})
+	httpbody.WriteJSON(w, http.StatusOK, wire.AuthResponse{Agent: rec.ID, Account: rec.AccountID, Cluster: rec.ClusterID, Duplicate: rec.Duplicate})
 }

@@ -274,7 +274,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		st["damage"] = d
 		st["damage_text"] = FormatDamage(d)
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpbody.WriteJSON(w, http.StatusOK, st)
 }
 
 // statusFor maps store error codes to HTTP statuses.
@@ -313,14 +313,9 @@ func (s *Server) storeErr(w http.ResponseWriter, err error) {
 	writeErr(w, code, store.ErrorCode(err), store.ErrorMessage(err))
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
+// writeErr answers a wire.Error (httpbody.WriteError, shared with the collector).
 func writeErr(w http.ResponseWriter, code int, kind, msg string) {
-	writeJSON(w, code, wire.Error{Code: kind, Message: msg})
+	httpbody.WriteError(w, code, kind, msg)
 }
 
 // errTooLarge and errBadJSON classify body failures.

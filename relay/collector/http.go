@@ -50,7 +50,7 @@ func (c *Collector) serveIngest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, ack)
+	httpbody.WriteJSON(w, http.StatusOK, ack)
 }
 
 // decodeIngest is the encoding/json path for what wire.ScanIngest leaves
@@ -108,7 +108,7 @@ func (c *Collector) serveStats(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed, "use GET")
 		return
 	}
-	writeJSON(w, http.StatusOK, c.Stats())
+	httpbody.WriteJSON(w, http.StatusOK, c.Stats())
 }
 
 func (c *Collector) serveHealth(w http.ResponseWriter, r *http.Request) {
@@ -127,15 +127,10 @@ func (c *Collector) serveHealth(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": wire.HealthOK})
+	httpbody.WriteJSON(w, http.StatusOK, map[string]string{"status": wire.HealthOK})
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
+// writeError answers a wire.Error (httpbody.WriteError, shared with the relay).
 func writeError(w http.ResponseWriter, code int, kind, msg string) {
-	writeJSON(w, code, wire.Error{Code: kind, Message: msg})
+	httpbody.WriteError(w, code, kind, msg)
 }

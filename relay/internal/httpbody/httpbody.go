@@ -1,6 +1,7 @@
 // Package httpbody reads a request body the same way at the relay and at
 // the collector: bounded before and after decompression, gzip or plain,
 // and any other Content-Encoding refused (415) rather than read as JSON.
+// It also writes their JSON answers (WriteJSON, WriteError).
 package httpbody
 
 import (
