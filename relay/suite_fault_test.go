@@ -20,6 +20,7 @@ import (
 	"outpost/agentsim"
 	"outpost/relay"
 	"outpost/relay/collector"
+	"outpost/relay/logs/logstest"
 	"outpost/relay/relaytest"
 	"outpost/store"
 )
@@ -248,7 +249,7 @@ func TestFaultKill9LosesNothing(t *testing.T) {
 
 	// Now the upstream comes back.
 	colDir := filepath.Join(t.TempDir(), "collector")
-	col, err := collector.New(colDir, t.Logf)
+	col, err := collector.New(colDir, logstest.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestFaultKill9AndDamage(t *testing.T) {
 
 	// The collector stays up, so the spool is forwarded and committed.
 	colDir := filepath.Join(t.TempDir(), "collector")
-	col, err := collector.New(colDir, func(string, ...any) {})
+	col, err := collector.New(colDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

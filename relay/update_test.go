@@ -17,6 +17,7 @@ import (
 	"outpost/agentsim"
 	"outpost/relay"
 	"outpost/relay/collector"
+	"outpost/relay/logs/logstest"
 	"outpost/relay/relaytest"
 	"outpost/relay/selfupdate"
 	"outpost/relay/wire"
@@ -282,7 +283,7 @@ func TestSpoolFullAnswers429(t *testing.T) {
 		t.Fatalf("only %d records acknowledged before the spool filled, want the spool to hold about 1 MiB", acked)
 	}
 	// Upstream back: every acknowledged record arrives.
-	col, err := collector.New(t.TempDir(), t.Logf)
+	col, err := collector.New(t.TempDir(), logstest.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}

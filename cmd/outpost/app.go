@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -29,6 +30,9 @@ type app struct {
 
 	dataFlag string // --data
 	jsonOut  bool   // --json
+
+	logFormat logFormat    // --log-format (logflag.go)
+	log       *slog.Logger // on stderr, from logger()
 
 	db *store.DB
 }

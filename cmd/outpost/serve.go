@@ -97,6 +97,7 @@ func (r *relayRun) flags(cmd *cobra.Command, defaults []string) {
 	f.StringVar(&r.upTokFile, "upstream-token-file", "", "file holding the token sent to --upstream (outpost center's DATA/center.token)")
 	f.StringVar(&r.metricsTok, "metrics-token-file", "", "file holding a token /metrics then requires (Authorization: Bearer); default: open")
 	f.DurationVar(&r.upGrace, "upgrade-grace", selfupdate.DefaultGrace, "joined relay: how long a new version has to report healthy before it is rolled back")
+	r.a.logFlag(cmd)
 	f.MarkHidden("cpuprofile")
 	f.MarkHidden("memprofile")
 	f.MarkHidden("heartbeat")
@@ -130,7 +131,7 @@ func (r *relayRun) config() (relay.Config, error) {
 			return cfg, fmt.Errorf("%s: %s is empty", t.flag, t.file)
 		}
 	}
-	cfg.Logf = relay.Logf(r.a.stderr, "")
+	cfg.Logf = logfShim(r.a.logger())
 	n, err := store.ParseSize(r.spoolMax)
 	if err != nil {
 		return cfg, usageErrorf("--spool-max: %s", store.ErrorMessage(err))
@@ -171,7 +172,7 @@ func (r *relayRun) open() error {
 		return err
 	}
 	if len(adv) == 0 {
-		fmt.Fprintf(r.a.stderr, "note: agents get no URL of this relay: every listener is plain HTTP and --allow-plain is off\n")
+		r.a.logger().Warn("note: agents get no URL of this relay: every listener is plain HTTP and --allow-plain is off")
 	}
 	if len(r.public) > 0 {
 		r.urls = r.public
@@ -206,7 +207,7 @@ func (r *relayRun) startLocal(cmd *cobra.Command) error {
 		r.closeListeners()
 		return err
 	}
-	col, err := collector.New(filepath.Join(cfg.DataDir, "collector"), cfg.Logf)
+	col, err := collector.New(filepath.Join(cfg.DataDir, "collector"), r.a.logger())
 	if err != nil {
 		r.closeListeners()
 		return err
@@ -257,18 +258,19 @@ func (r *relayRun) start(cfg relay.Config) error {
 		return err
 	}
 	r.srv = srv
+	log := r.a.logger()
 	for _, ln := range r.listeners {
 		tl := ln.(tlsListener)
 		go func() {
 			if err := srv.Serve(tl.Listener, tl.tls); err != nil {
-				cfg.Logf("relay: serve %s: %v", tl.Addr(), err)
+				log.Error("relay: serve", "addr", tl.Addr().String(), "err", err)
 			}
 		}()
 	}
 	if err := relay.WriteRunFile(cfg.DataDir, r.runName, relay.RunInfo{URLs: r.urls, CASHA256: srv.CAFingerprint()}); err != nil {
-		cfg.Logf("relay: run file: %v", err)
+		log.Warn("relay: run file not written", "err", err)
 	}
-	cfg.Logf("relay listening on %s (CA sha256 %s)", strings.Join(r.urls, ", "), srv.CAFingerprint())
+	log.Info("relay listening", "urls", r.urls, "ca_sha256", srv.CAFingerprint())
 	return nil
 }
 
@@ -344,14 +346,14 @@ func (r *relayRun) serveUntilDone(ctx context.Context) error {
 		return err
 	case p := <-r.srv.RestartRequested():
 		if err := r.Close(); err != nil {
-			fmt.Fprintf(r.a.stderr, "relay: closing before the restart: %v\n", err)
+			r.a.logger().Warn("relay: closing before the restart", "err", err)
 		}
 		if ctx.Err() != nil {
 			r.srv.AbandonRestart(p, "the relay was stopped before the restart")
 			return nil
 		}
 		r.a.close()
-		fmt.Fprintf(r.a.stderr, "%s relay: restarting into %s\n", time.Now().Format("15:04:05"), p.To)
+		r.a.logger().Info("relay: restarting into the new version", "version", p.To)
 		return selfupdate.Exec(p)
 	}
 }
@@ -435,7 +437,6 @@ func newCenterCmd(a *app) *cobra.Command {
 			if out == "" {
 				out = filepath.Join(a.dataDir(), "center")
 			}
-			logf := relay.Logf(a.stderr, "")
 			ingestTok, from, err := centerToken(a, tokenFile)
 			if err != nil {
 				return err
@@ -444,7 +445,7 @@ func newCenterCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			col, err := collector.New(out, logf)
+			col, err := collector.New(out, a.logger())
 			if err != nil {
 				return err
 			}
@@ -458,7 +459,7 @@ func newCenterCmd(a *app) *cobra.Command {
 			url := "http://" + ln.Addr().String()
 			relay.WriteRunFile(a.dataDir(), "center", relay.RunInfo{URLs: []string{url + wire.PathIngest}})
 			defer relay.RemoveRunFile(a.dataDir(), "center")
-			logf("collector listening on %s, writing to %s; ingest token from %s", url, out, from)
+			a.logger().Info("collector listening", "url", url, "dir", out, "token_from", from)
 			go hs.Serve(ln)
 			<-cmd.Context().Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -468,6 +469,7 @@ func newCenterCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9090", "listen address")
 	cmd.Flags().StringVar(&out, "out", "", "directory for NDJSON segments (default DATA/center)")
+	a.logFlag(cmd)
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the ingest token relays send (default DATA/center.token, created when missing; $OUTPOST_CENTER_TOKEN overrides)")
 	return cmd
 }

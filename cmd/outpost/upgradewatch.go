@@ -16,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"outpost/relay"
 	"outpost/relay/selfupdate"
 	"outpost/store"
 )
@@ -64,10 +63,11 @@ func newUpgradeWatchCmd(a *app) *cobra.Command {
 				a.printf("upgrade watcher started (pid %d)\n", pid)
 				return nil
 			}
-			return selfupdate.Watch(dir, relay.Logf(a.stderr, ""))
+			return selfupdate.Watch(dir, a.logger())
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "the relay's data directory or the agent's directory")
+	a.logFlag(cmd)
 	cmd.Flags().BoolVar(&detach, "detach", false, "start the watcher in its own session and return")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 
+	"outpost/relay/logs"
 	"outpost/relay/wire"
 )
 
@@ -31,7 +33,7 @@ var ErrClosed = errors.New("collector: closed")
 // (agent, seq). It is safe for concurrent use.
 type Collector struct {
 	dir      string
-	logf     func(string, ...any)
+	log      *slog.Logger
 	segBytes int64 // rotation size; tests lower it
 
 	syncMu sync.Mutex // one fsync leader at a time
@@ -56,11 +58,8 @@ type Collector struct {
 // New opens the collector's store in dir, rebuilding the per-agent state
 // from the segments already there so that duplicates are still detected
 // after a restart.
-func New(dir string, logf func(string, ...any)) (*Collector, error) {
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	c := &Collector{dir: dir, logf: logf, segBytes: SegmentBytes, agents: map[string]*seqSet{}}
+func New(dir string, log *slog.Logger) (*Collector, error) {
+	c := &Collector{dir: dir, log: logs.OrDiscard(log), segBytes: SegmentBytes, agents: map[string]*seqSet{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
@@ -87,7 +86,7 @@ func New(dir string, logf func(string, ...any)) (*Collector, error) {
 		}
 	}
 	if len(nums) > 0 {
-		logf("collector: rebuilt state from %d segment(s): %d agents, %d records", len(nums), len(c.agents), c.total)
+		c.log.Info("collector: rebuilt state", "segments", len(nums), "agents", len(c.agents), "records", c.total)
 	}
 	return c, nil
 }
@@ -157,7 +156,7 @@ func (c *Collector) load(num uint64, last bool) error {
 					bad++
 					break
 				}
-				c.logf("collector: %s: cutting %d bytes of torn last line", segName(num), len(chunk))
+				c.log.Warn("collector: cutting the torn last line", "segment", segName(num), "bytes", len(chunk))
 				if err := f.Truncate(good); err != nil {
 					return fmt.Errorf("collector: %w", err)
 				}
@@ -185,7 +184,7 @@ func (c *Collector) load(num uint64, last bool) error {
 		c.mark(id.Agent, id.Seq)
 	}
 	if bad > 0 {
-		c.logf("collector: %s: skipped %d unreadable line(s)", segName(num), bad)
+		c.log.Warn("collector: skipped unreadable lines", "segment", segName(num), "lines", bad)
 	}
 	return nil
 }
@@ -257,7 +256,7 @@ func (c *Collector) rotate() error {
 func (c *Collector) fail(err error) {
 	if c.failed == nil {
 		c.failed = err
-		c.logf("%v; refusing ingest until restart", err)
+		c.log.Error("collector: refusing ingest until restart", "err", err)
 	}
 }
 

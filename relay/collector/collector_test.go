@@ -16,13 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/logs/logstest"
 	"outpost/relay/wire"
 )
 
 // start runs a collector on dir behind a real listener.
 func start(t *testing.T, dir string) (*Collector, *httptest.Server) {
 	t.Helper()
-	c, err := New(dir, t.Logf)
+	c, err := New(dir, logstest.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func (c *Collector) serveIngest(w http.ResponseWriter, r *http.Request) {
 	}
 	ack, err := c.ingestLines(l)
 	if err != nil {
-		c.logf("collector: ingest from relay %q: %v", l.Relay, err)
+		c.log.Warn("collector: ingest failed", "relay", l.Relay, "err", err)
 		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, err.Error())
 		return
 	}

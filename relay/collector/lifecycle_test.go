@@ -11,6 +11,7 @@ import (
 	"slices"
 	"testing"
 
+	"outpost/relay/logs/logstest"
 	"outpost/relay/wire"
 )
 
@@ -27,7 +28,7 @@ func TestRestart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			c, err := New(dir, t.Logf)
+			c, err := New(dir, logstest.New(t))
 			if err != nil {
 				t.Fatal(err)
 			}

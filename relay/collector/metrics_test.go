@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"outpost/relay/logs/logstest"
 	"outpost/relay/wire"
 )
 
@@ -17,7 +18,7 @@ import (
 // RequireTokens, as outpost center serves it) has the process and Go
 // runtime series and its own counts, parsed by Prometheus's text parser.
 func TestMetricsStandalone(t *testing.T) {
-	c, err := New(t.TempDir(), t.Logf)
+	c, err := New(t.TempDir(), logstest.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func CheckFormat(format string) error {
 	case "", FormatText, FormatJSON:
 		return nil
 	}
-	return fmt.Errorf("invalid --log-format %q: want %s", format, strings.Join(Formats, " or "))
+	return fmt.Errorf("unknown log format %q: want %s", format, strings.Join(Formats, " or "))
 }
 
 // Discard returns a logger that writes nothing.

@@ -118,3 +118,32 @@ func TestOrDiscard(t *testing.T) {
 		t.Error("OrDiscard replaced a logger")
 	}
 }
+
+type closeBuf struct {
+	strings.Builder
+	closed bool
+}
+
+func (c *closeBuf) Close() error { c.closed = true; return nil }
+
+func TestAlso(t *testing.T) {
+	var out strings.Builder
+	l, _ := logs.New(&out, "json")
+	var sw logs.Switch
+	l = logs.Also(l, &sw, logs.Options{})
+	l.Info("before")
+	f := &closeBuf{}
+	sw.Set(f)
+	l.Info("during", "version", "1.2.0")
+	sw.Set(nil)
+	l.Info("after")
+	if !f.closed {
+		t.Error("Set(nil) did not close the trial log")
+	}
+	if got := f.String(); !regexp.MustCompile(`^\d\d:\d\d:\d\d during version=1.2.0\n$`).MatchString(got) {
+		t.Errorf("trial log: got %q, want the one text line written while set", got)
+	}
+	if got := strings.Count(out.String(), `"msg"`); got != 3 {
+		t.Errorf("main log: got %d JSON lines, want 3:\n%s", got, out.String())
+	}
+}

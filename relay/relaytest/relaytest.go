@@ -15,6 +15,7 @@ import (
 
 	"outpost/relay"
 	"outpost/relay/collector"
+	"outpost/relay/logs/logstest"
 	"outpost/store"
 )
 
@@ -61,7 +62,7 @@ func Start(t testing.TB, o Options) *Manager {
 	cfg.CheckinFlush = 50 * time.Millisecond
 	cfg.HeartbeatInterval = 100 * time.Millisecond
 	if !o.NoCollector {
-		if m.Collector, err = collector.New(filepath.Join(dir, "collector"), lg.logf); err != nil {
+		if m.Collector, err = collector.New(filepath.Join(dir, "collector"), logstest.New(t)); err != nil {
 			db.Close()
 			t.Fatal(err)
 		}

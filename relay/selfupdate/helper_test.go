@@ -10,12 +10,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"outpost/relay/logs"
 	"outpost/relay/selfupdate"
 )
 
@@ -108,7 +110,7 @@ func helperWatch(args []string) int {
 		}
 		return 0
 	}
-	if err := selfupdate.Watch(dir, logf); err != nil {
+	if err := selfupdate.Watch(dir, slog.New(logs.NewTextHandler(os.Stderr, logs.Options{}))); err != nil {
 		logf("watch: %v", err)
 		return 1
 	}

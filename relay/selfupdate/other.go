@@ -2,7 +2,10 @@
 
 package selfupdate
 
-import "errors"
+import (
+	"errors"
+	"log/slog"
+)
 
 var errUnsupported = errors.New("upgrading in place needs a unix host")
 
@@ -27,4 +30,4 @@ func Exec(p Plan) error { return errUnsupported }
 func Detach(dir string) (int, error) { return 0, errUnsupported }
 
 // Watch is not supported off unix.
-func Watch(dir string, logf func(string, ...any)) error { return errUnsupported }
+func Watch(dir string, log *slog.Logger) error { return errUnsupported }

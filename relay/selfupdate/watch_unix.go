@@ -5,12 +5,14 @@ package selfupdate
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"outpost/relay/logs"
 	"outpost/relay/wire"
 )
 
@@ -20,7 +22,7 @@ var WatchPoll = 100 * time.Millisecond
 // watcher follows one trial (see Watch).
 type watcher struct {
 	dir     string
-	logf    func(string, ...any)
+	log     *slog.Logger
 	pid     int         // the new version's process (no systemd)
 	crashes []time.Time // its exits within CrashWindow
 	base    int         // the unit's NRestarts when the watch began
@@ -34,20 +36,21 @@ type watcher struct {
 // Otherwise the watcher rolls back: it stops the new version, puts the
 // previous binary back, starts it (same argv) and records the outcome
 // rolled_back with the reason and the new version's last log lines.
-func Watch(dir string, logf func(string, ...any)) error {
+func Watch(dir string, log *slog.Logger) error {
+	log = logs.OrDiscard(log)
 	t, err := load(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no upgrade on trial in %s (no upgrade/trial.json)", dir)
 	} else if err != nil {
 		return err
 	}
-	w := &watcher{dir: dir, logf: logf, pid: t.PID}
+	w := &watcher{dir: dir, log: log, pid: t.PID}
 	if t.Unit != "" {
 		if err := w.installUnit(t); err != nil {
 			return err
 		}
 	}
-	logf("upgrade-watch: %s -> %s (command %d): waiting up to %s for a healthy report", t.From, t.To, t.Command, time.Duration(t.Grace))
+	log.Info("upgrade-watch: waiting for a healthy report", "from", t.From, "version", t.To, "command", t.Command, "grace", time.Duration(t.Grace))
 	deadline := t.Started.Add(time.Duration(t.Grace))
 	for {
 		t, err := load(dir)
@@ -57,7 +60,7 @@ func Watch(dir string, logf func(string, ...any)) error {
 			return err
 		}
 		if t.Outcome != nil {
-			logf("upgrade-watch: ended %s %s", t.Outcome.State, t.Outcome.Reason)
+			log.Info("upgrade-watch: ended", "state", t.Outcome.State, "reason", t.Outcome.Reason)
 			return nil
 		}
 		if n, err := w.exits(t); err != nil {
@@ -130,7 +133,7 @@ func (w *watcher) exits(t *Trial) (int, error) {
 	}
 	go cmd.Wait()
 	w.pid = cmd.Process.Pid
-	w.logf("upgrade-watch: %s exited (%d within %s): started again as pid %d", t.To, len(w.crashes), CrashWindow, w.pid)
+	w.log.Warn("upgrade-watch: the new version exited: started again", "version", t.To, "exits", len(w.crashes), "within", CrashWindow, "pid", w.pid)
 	return w.count(now), nil
 }
 
@@ -158,14 +161,14 @@ func (w *watcher) rollback(t *Trial, why string) error {
 	if err != nil || !decided {
 		return err
 	}
-	w.logf("upgrade-watch: %s", reason)
+	w.log.Warn("upgrade-watch: rolled back", "reason", reason)
 	bin := t.Binary
 	if t.Unit == "" {
 		stop(w.pid, 10*time.Second)
 	}
 	if t.Installed || t.Unit == "" {
 		if err := Restore(t.Binary, t.Prev); err != nil {
-			w.logf("upgrade-watch: %v: starting %s itself", err, t.Prev)
+			w.log.Warn("upgrade-watch: restore failed: starting the previous binary itself", "binary", t.Prev, "err", err)
 			bin = t.Prev
 		}
 	}
@@ -177,7 +180,7 @@ func (w *watcher) rollback(t *Trial, why string) error {
 	if err != nil {
 		return err
 	}
-	w.logf("upgrade-watch: %s started again as pid %d", t.From, cmd.Process.Pid)
+	w.log.Info("upgrade-watch: the previous version started again", "version", t.From, "pid", cmd.Process.Pid)
 	return cmd.Process.Release()
 }
 
