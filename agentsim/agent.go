@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/fnv"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -209,7 +210,10 @@ type Agent struct {
 	// on trial marks itself healthy here).
 	OnCheckin func()
 	Stats     *Stats
-	Logf      func(string, ...any)
+	// Log receives the agent's reports (nil: none); Run adds host=NAME.
+	Log *slog.Logger
+
+	log *slog.Logger // Log with the host name, set by Run
 
 	kick     chan struct{}
 	maxBatch atomic.Int64 // records per events request, from the relay's settings
@@ -294,9 +298,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.Stats == nil {
 		a.Stats = &Stats{}
 	}
-	if a.Logf == nil {
-		a.Logf = func(string, ...any) {}
+	if a.log = a.Log; a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
 	}
+	a.log = a.log.With("host", a.Host.Hostname)
 	a.kick = make(chan struct{}, 1)
 	if err := a.locate(); err != nil {
 		return err
@@ -356,7 +361,7 @@ func (a *Agent) ensureIdentity(ctx context.Context) error {
 			return err // refused for good: the caller reports it
 		}
 		wait = max(wait, backoff)
-		a.Logf("agent %s: enrol: %s (retry in %s)", a.Host.Hostname, Describe(err), wait)
+		a.log.Warn("agent: enrol failed", "err", Describe(err), "retry_in", wait)
 		if !sleepCtx(ctx, jitter(wait)) {
 			return ctx.Err()
 		}

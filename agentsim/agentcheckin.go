@@ -145,7 +145,7 @@ func (a *Agent) commands(ctx context.Context, cmds []wire.Command) (acked []int6
 			if a.OnUninstall != nil {
 				if err := a.OnUninstall(ctx); err != nil {
 					r, _ := commandResult(c.ID, err)
-					a.Logf("agent %s: uninstall: %v", a.Host.Hostname, err)
+					a.log.Warn("agent: uninstall failed", "err", err)
 					a.Report(r)
 					continue
 				}
@@ -161,7 +161,7 @@ func (a *Agent) commands(ctx context.Context, cmds []wire.Command) (acked []int6
 			}
 			if r, ok := commandResult(c.ID, err); ok {
 				if r.State == wire.StateFailed {
-					a.Logf("agent %s: command %s: %v", a.Host.Hostname, c.Type, err)
+					a.log.Warn("agent: command failed", "command", c.Type, "err", err)
 				}
 				a.Report(r)
 				continue
@@ -185,6 +185,6 @@ func (a *Agent) ackUninstall(ctx context.Context, acked []int64) {
 		}
 	}
 	if err != nil {
-		a.Logf("agent %s: uninstall not acknowledged (%s): the management host counts it done after its grace period", a.Host.Hostname, Describe(err))
+		a.log.Warn("agent: uninstall not acknowledged: the management host counts it done after its grace period", "err", Describe(err))
 	}
 }

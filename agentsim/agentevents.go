@@ -30,7 +30,7 @@ func (a *Agent) generate(ctx context.Context) {
 			data = a.EventData(seq)
 		}
 		if err := a.Buffer.Add(wire.Record{Seq: seq, Time: time.Now().UTC(), Type: "event", Data: data}); err != nil {
-			a.Logf("agent %s: buffer: %v", a.Host.Hostname, err)
+			a.log.Error("agent: buffer", "err", err)
 			continue
 		}
 		a.Stats.EventsGenerated.Add(1)
@@ -107,7 +107,7 @@ func (a *Agent) nextBatch() []wire.Record {
 	}
 	recs, err := a.Buffer.Peek(n + len(a.refused))
 	if err != nil {
-		a.Logf("agent %s: buffer: %v", a.Host.Hostname, err)
+		a.log.Error("agent: buffer", "err", err)
 	}
 	if len(a.refused) > 0 {
 		recs = slices.DeleteFunc(recs, func(r wire.Record) bool { return a.refused[r.Seq] })
@@ -135,7 +135,7 @@ func (a *Agent) sendFailed(err error, recs []wire.Record, backoff *time.Duration
 		}
 		a.refused[recs[0].Seq] = true
 		a.singleLeft = max(a.singleLeft-1, 0)
-		a.Logf("agent %s: relay refused event seq %d: %s; keeping it and sending the others", a.Host.Hostname, recs[0].Seq, se.Message)
+		a.log.Warn("agent: relay refused event: keeping it and sending the others", "seq", recs[0].Seq, "reason", se.Message)
 		return 0, true
 	case !errors.As(err, &nr) && errors.As(err, &se) && se.Status == http.StatusTooManyRequests:
 		a.Stats.Throttled.Add(1)

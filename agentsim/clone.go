@@ -59,12 +59,12 @@ func (a *Agent) locate() error {
 			return a.Identity.Save(id)
 		}
 	case PlacedMoved:
-		a.Logf("agent %s: identity %s moved from %s to %s within its file system: still the same agent", a.Host.Hostname, id.AgentID, id.DirPath, st.Path)
+		a.log.Info("agent: identity moved within its file system: still the same agent", "agent", id.AgentID, "from", id.DirPath, "to", st.Path)
 		id.DirPath = st.Path
 		return a.Identity.Save(id)
 	case PlacedCopy:
-		a.Logf("agent %s: %s is a copy of agent %s's directory (written in %s): the management host will treat this process as a clone",
-			a.Host.Hostname, dir, id.AgentID, id.DirPath)
+		a.log.Warn("agent: this directory is a copy of another agent's: the management host will treat this process as a clone",
+			"dir", dir, "agent", id.AgentID, "written_in", id.DirPath)
 	}
 	return nil
 }
@@ -98,8 +98,8 @@ func (a *Agent) cloneBackoff(ctx context.Context) bool {
 	if ls, ok := a.Identity.(locatedStore); ok {
 		where = " (" + ls.Location() + ")"
 	}
-	a.Logf("agent %s: duplicate identity: the management host reports this process as a clone of agent %s, whose identity another live agent uses: "+
-		"checking in again in %s. To make it an agent of its own, %s%s", a.Host.Hostname, id.AgentID, d.Round(time.Second), wire.DuplicateFix, where)
+	a.log.Warn("agent: duplicate identity: another live agent uses this identity; the management host reports this process as a clone",
+		"agent", id.AgentID, "retry_in", d.Round(time.Second), "fix", wire.DuplicateFix+where)
 	return sleepCtx(ctx, d)
 }
 
@@ -120,8 +120,8 @@ func (a *Agent) cloneWait(ctx context.Context) bool {
 // duplicated (this agent is the enrolled one and goes on working).
 func (a *Agent) noteDuplicate(dup bool) {
 	if dup && !a.clone.dupLogged {
-		a.Logf("agent %s: the management host flags this identity as duplicated (a copy of it checked in elsewhere); this agent goes on. On the copy: %s",
-			a.Host.Hostname, wire.DuplicateFix)
+		a.log.Warn("agent: the management host flags this identity as duplicated (a copy of it checked in elsewhere); this agent goes on",
+			"fix_on_the_copy", wire.DuplicateFix)
 	}
 	a.clone.dupLogged = dup
 }

@@ -2,49 +2,24 @@ package agentsim_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"outpost/agentsim"
+	"outpost/relay/logs/logstest"
 	"outpost/relay/relaytest"
 	"outpost/relay/wire"
 	"outpost/store"
 )
 
-// cloneLog collects one agent's log lines.
-type cloneLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *cloneLog) logf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, strings.TrimSpace(fmt.Sprintf(format, args...)))
-}
-
-func (l *cloneLog) count(sub string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, s := range l.lines {
-		if strings.Contains(s, sub) {
-			n++
-		}
-	}
-	return n
-}
-
 // cloneAgent is one agent process on an identity directory, all on the
 // same machine (same host facts, same machine fingerprint).
 type cloneAgent struct {
 	ag   *agentsim.Agent
-	log  *cloneLog
+	log  *logstest.Lines
 	done chan error
 	stop context.CancelFunc
 }
@@ -56,7 +31,7 @@ func startCloneAgent(t *testing.T, m *relaytest.Manager, key, dir string) *clone
 		t.Fatal(err)
 	}
 	h, inv := agentsim.FakeHost(7, 1, "test")
-	l := &cloneLog{}
+	lg, l := logstest.Record(t)
 	ag := &agentsim.Agent{
 		Client:         agentsim.NewClient(agentsim.ClientOptions{Proxies: []string{m.TLSURL}, CASHA256: m.Pin(), Timeout: 5 * time.Second}),
 		Key:            key,
@@ -68,7 +43,7 @@ func startCloneAgent(t *testing.T, m *relaytest.Manager, key, dir string) *clone
 		InventoryEvery: time.Hour,
 		Stats:          &agentsim.Stats{},
 		CloneBackoff:   time.Minute, // longer than the test: a clone must not come back within it
-		Logf:           l.logf,
+		Log:            lg,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &cloneAgent{ag: ag, log: l, done: make(chan error, 1), stop: cancel}
@@ -199,7 +174,7 @@ func TestCopiedAgentDirectory(t *testing.T) {
 
 			cp := startCloneAgent(t, m, key, copyDirPath)
 			cloneWaitUntil(t, 20*time.Second, "the copy told it is a clone", func() bool {
-				return cp.log.count("reports this process as a clone") > 0
+				return cp.log.Count("reports this process as a clone") > 0
 			})
 			cloneWaitUntil(t, 15*time.Second, "the duplicate flag in the store", func() bool { return flagged(id) })
 			// From now on: the copy stays quiet, the original goes on.
@@ -210,13 +185,13 @@ func TestCopiedAgentDirectory(t *testing.T) {
 			if got := cp.ag.Stats.Checkins.Load(); got != copyCheckins {
 				t.Errorf("copy check-ins during its back-off: got %d more, want none", got-copyCheckins)
 			}
-			if got, want := cp.log.count("reports this process as a clone"), 1; got != want {
+			if got, want := cp.log.Count("reports this process as a clone"), 1; got != want {
 				t.Errorf("clone log lines: got %d, want %d (once per back-off)", got, want)
 			}
-			if got := cp.log.count(store.DuplicateFix); got != 1 {
-				t.Errorf("copy log: got %d lines saying how to re-enrol, want 1:\n%s", got, strings.Join(cp.log.lines, "\n"))
+			if got := cp.log.Count(store.DuplicateFix); got != 1 {
+				t.Errorf("copy log: got %d lines saying how to re-enrol, want 1:\n%s", got, strings.Join(cp.log.All(), "\n"))
 			}
-			if got := orig.log.count("as a clone"); got != 0 {
+			if got := orig.log.Count("as a clone"); got != 0 {
 				t.Errorf("original log: got %d clone lines, want none", got)
 			}
 			if got := orig.ag.Stats.CheckinErrors.Load(); got != 0 {
@@ -251,7 +226,7 @@ func TestCopiedAgentDirectory(t *testing.T) {
 		if flagged(id) {
 			t.Errorf("agent %s: got flagged as a duplicate, want not (upgraded, then moved)", id)
 		}
-		if got := b.log.count("as a clone"); got != 0 {
+		if got := b.log.Count("as a clone"); got != 0 {
 			t.Errorf("moved agent: got %d clone lines, want none", got)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"outpost/agentsim"
 	"outpost/relay"
+	"outpost/relay/logs/logstest"
 	"outpost/relay/relaytest"
 	"outpost/store"
 )
@@ -56,9 +58,9 @@ func TestLoad(t *testing.T) {
 	statsTok := statsToken(t, data)
 	agentURL := fmt.Sprintf("https://127.0.0.1:%d", tlsPort)
 
-	logf := func(string, ...any) {}
+	var log *slog.Logger // nil: none
 	if os.Getenv("OUTPOST_LOAD_VERBOSE") != "" {
-		logf = t.Logf
+		log = logstest.New(t)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dur+5*time.Minute)
 	defer cancel()
@@ -71,7 +73,7 @@ func TestLoad(t *testing.T) {
 		rep, err := agentsim.RunSim(ctx, agentsim.SimConfig{
 			Proxies: []string{agentURL}, CASHA256: pin, Key: key, Agents: agents, EventsPerSec: 1, Duration: dur, Seed: 7,
 			Version: "1.0.0", Wait: 30 * time.Second, InventoryEvery: 20 * time.Second, CollectorURL: url, CollectorToken: statsTok,
-			DrainTimeout: 3 * time.Minute, EnrolRate: 500, Linger: 2 * time.Second, Logf: logf,
+			DrainTimeout: 3 * time.Minute, EnrolRate: 500, Linger: 2 * time.Second, Log: log,
 		})
 		done <- result{rep, err}
 	}()

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"outpost/agentsim"
 	"outpost/relay"
+	"outpost/relay/logs/logstest"
 	"outpost/relay/relaytest"
 	"outpost/relay/wire"
 	"outpost/store"
@@ -33,8 +33,7 @@ func TestAgentKeepsRefusedRecord(t *testing.T) {
 	}
 	const big = 3
 	huge, _ := json.Marshal(map[string]string{"blob": strings.Repeat("x", 2<<20)})
-	var mu sync.Mutex
-	var logs []string
+	lg, lines := logstest.Record(t)
 	buf := &agentsim.MemBuffer{}
 	a := &agentsim.Agent{
 		Client: agentsim.NewClient(agentsim.ClientOptions{Proxies: []string{m.TLSURL}, CASHA256: m.Pin(), Timeout: 10 * time.Second}),
@@ -48,12 +47,7 @@ func TestAgentKeepsRefusedRecord(t *testing.T) {
 			}
 			return json.RawMessage(`{"n":1}`)
 		},
-		Logf: func(f string, args ...any) {
-			mu.Lock()
-			logs = append(logs, f)
-			mu.Unlock()
-			t.Logf(f, args...)
-		},
+		Log: lg,
 	}
 	actx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -79,9 +73,7 @@ func TestAgentKeepsRefusedRecord(t *testing.T) {
 	if got := a.Stats.SendErrors.Load(); got > 4 {
 		t.Errorf("send errors: got %d, want a few (no retry loop on the refused record)", got)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(strings.Join(logs, "\n"), "refused event seq") {
+	if !strings.Contains(strings.Join(lines.All(), "\n"), "relay refused event") {
 		t.Errorf("no log line about the refused record")
 	}
 }

@@ -36,17 +36,17 @@ func TestAgentReportsCommandOutcome(t *testing.T) {
 		name      string
 		handler   func(context.Context, wire.Command) error
 		after     func(id int64) // once the command shows running
-		wantState string
+		wantState wire.State
 		wantError string
 	}{
 		{"handler fails", func(context.Context, wire.Command) error {
 			return errors.New("relay exited (exit status 1): port in use")
 		},
-			nil, store.CommandFailed, "relay exited (exit status 1): port in use"},
-		{"no handler", nil, nil, store.CommandFailed, `command "deploy-proxy" is not supported by this agent`},
+			nil, wire.StateFailed, "relay exited (exit status 1): port in use"},
+		{"no handler", nil, nil, wire.StateFailed, `command "deploy-proxy" is not supported by this agent`},
 		{"running, then done", func(context.Context, wire.Command) error { return agentsim.ErrCommandRunning },
-			func(id int64) { agent.Report(wire.CommandResult{ID: id, State: wire.StateDone}) }, store.CommandDone, ""},
-		{"handler done", func(context.Context, wire.Command) error { return nil }, nil, store.CommandDone, ""},
+			func(id int64) { agent.Report(wire.CommandResult{ID: id, State: wire.StateDone}) }, wire.StateDone, ""},
+		{"handler done", func(context.Context, wire.Command) error { return nil }, nil, wire.StateDone, ""},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,13 +86,13 @@ func TestAgentReportsCommandOutcome(t *testing.T) {
 				return cs[0]
 			}
 			if tt.after != nil {
-				waitUntil(t, 10*time.Second, "the command running", func() bool { return state().State == store.CommandRunning })
+				waitUntil(t, 10*time.Second, "the command running", func() bool { return state().State == wire.StateRunning })
 				tt.after(jt.CommandID)
 			}
 			var got store.Command
 			waitUntil(t, 10*time.Second, "the command to end", func() bool {
 				got = state()
-				return got.State == store.CommandDone || got.State == store.CommandFailed
+				return got.State == wire.StateDone || got.State == wire.StateFailed
 			})
 			if got.State != tt.wantState || got.Error != tt.wantError {
 				t.Errorf("got %s %q, want %s %q", got.State, got.Error, tt.wantState, tt.wantError)

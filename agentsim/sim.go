@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -66,7 +67,7 @@ type SimConfig struct {
 	Linger time.Duration
 	// EnrolRate paces enrolments (per second, 0 = 500).
 	EnrolRate float64
-	Logf      func(string, ...any)
+	Log       *slog.Logger // nil: none
 }
 
 func loopbackTarget(urls []string) bool {
@@ -115,8 +116,8 @@ func (cfg SimConfig) withDefaults() (SimConfig, error) {
 	if len(cfg.Proxies) == 0 || len(cfg.Keys) == 0 {
 		return cfg, fmt.Errorf("proxy and key are required")
 	}
-	if cfg.Logf == nil {
-		cfg.Logf = func(string, ...any) {}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Wait == 0 {
 		cfg.Wait = 30 * time.Second
@@ -212,7 +213,7 @@ func (s *sim) newAgent(i int) *Agent {
 			cur = fleet.InventoryDrift(cur, r)
 			return cur
 		},
-		EventEvery: every, Linger: cfg.Linger, Wait: cfg.Wait, InventoryEvery: cfg.InventoryEvery, Stats: s.stats, Logf: cfg.Logf,
+		EventEvery: every, Linger: cfg.Linger, Wait: cfg.Wait, InventoryEvery: cfg.InventoryEvery, Stats: s.stats, Log: cfg.Log,
 		EventData: func(seq uint64) json.RawMessage {
 			return json.RawMessage(fmt.Sprintf(`{"kind":"process_start","host":%q,"pid":%d}`, h.Hostname, 1000+seq%30000))
 		},
@@ -338,7 +339,7 @@ func runAgent(ctx context.Context, a *Agent, churn bool, cfg SimConfig, keys *fl
 			err = a.Run(ctx)
 		}
 		if err != nil && ctx.Err() == nil {
-			cfg.Logf("agent %s: %s", a.Host.Hostname, Describe(err))
+			cfg.Log.Warn("agent: stopped", "host", a.Host.Hostname, "err", Describe(err))
 			return err
 		}
 		return nil

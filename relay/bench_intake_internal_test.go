@@ -23,12 +23,12 @@ import (
 // drains it into the built-in collector meanwhile; ring in cache mode).
 // MB/s is request bodies acknowledged.
 func BenchmarkEventIntake(b *testing.B) {
-	for _, mode := range []string{store.ModeForward, store.ModeCache} {
-		b.Run(mode, func(b *testing.B) { benchIntake(b, mode) })
+	for _, mode := range wire.Modes {
+		b.Run(string(mode), func(b *testing.B) { benchIntake(b, mode) })
 	}
 }
 
-func benchIntake(b *testing.B, mode string) {
+func benchIntake(b *testing.B, mode wire.Mode) {
 	const conns = 8
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -58,8 +58,8 @@ func benchIntake(b *testing.B, mode string) {
 		b.Fatal(err)
 	}
 	defer srv.Close(ctx)
-	if mode == store.ModeCache {
-		if err := srv.sink.apply(wire.Policy{Mode: store.ModeCache, CacheMax: 1 << 30}); err != nil {
+	if mode == wire.ModeCache {
+		if err := srv.sink.apply(wire.Policy{Mode: wire.ModeCache, CacheMax: 1 << 30}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -113,7 +113,7 @@ func benchIntake(b *testing.B, mode string) {
 	next.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "events/s")
-	if mode == store.ModeForward {
+	if mode == wire.ModeForward {
 		_, pending, _ := srv.sink.stats()
 		b.ReportMetric(float64(pending), "spooled")
 	}

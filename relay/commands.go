@@ -21,7 +21,7 @@ func commandReports(acked []int64, rs []wire.CommandResult) []store.CommandRepor
 	}
 	out := make([]store.CommandReport, 0, len(acked)+len(rs))
 	for _, id := range acked {
-		out = append(out, store.CommandReport{ID: id, State: store.CommandDone})
+		out = append(out, store.CommandReport{ID: id, State: wire.StateDone})
 	}
 	for _, r := range rs {
 		out = append(out, store.CommandReport{ID: r.ID, State: r.State, Stage: r.Stage, Error: r.Error})

@@ -48,7 +48,7 @@ func TestCommandResultsReachTheStore(t *testing.T) {
 				}
 				return cs[0]
 			}
-			if got := state(); got.State != store.CommandDelivered {
+			if got := state(); got.State != wire.StateDelivered {
 				t.Errorf("after delivery: got %s, want delivered", got.State)
 			}
 			report := func(r wire.CommandResult) error {
@@ -62,13 +62,13 @@ func TestCommandResultsReachTheStore(t *testing.T) {
 			if err := report(wire.CommandResult{ID: cmd.ID, State: wire.StateRunning}); err != nil {
 				t.Fatal(err)
 			}
-			if got := state(); got.State != store.CommandRunning {
+			if got := state(); got.State != wire.StateRunning {
 				t.Errorf("after running: got %s, want running", got.State)
 			}
 			if err := report(wire.CommandResult{ID: cmd.ID, State: wire.StateFailed, Error: "cannot write the identity"}); err != nil {
 				t.Fatal(err)
 			}
-			if got := state(); got.State != store.CommandFailed || got.Error != "cannot write the identity" {
+			if got := state(); got.State != wire.StateFailed || got.Error != "cannot write the identity" {
 				t.Errorf("after failed: got %s %q, want failed with the reason", got.State, got.Error)
 			}
 		})

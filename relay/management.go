@@ -57,7 +57,7 @@ func newManagement(s *Server) (*management, error) {
 // policy is the data path's policy at start: forward to the configured
 // upstream (the built-in collector when none).
 func (h *management) policy() wire.Policy {
-	return wire.Policy{Mode: store.ModeForward, Upstream: h.s.cfg.Upstream}
+	return wire.Policy{Mode: wire.ModeForward, Upstream: h.s.cfg.Upstream}
 }
 
 func (h *management) routes(mux *http.ServeMux) {

@@ -73,7 +73,7 @@ func (f *upgradeFixture) ended(t *testing.T) store.Command {
 	waitFor(t, 10*time.Second, "the upgrade to end", func() bool {
 		p, _ := f.m.DB.GetProxy(context.Background(), f.id)
 		up, _ = p.UpgradeCommand()
-		return up.State == store.CommandFailed || up.State == store.CommandDone || up.State == store.CommandRolledBack
+		return up.State == wire.StateFailed || up.State == wire.StateDone || up.State == wire.StateRolledBack
 	})
 	return up
 }
@@ -164,7 +164,7 @@ func TestRelayRefusesBadRelease(t *testing.T) {
 				t.Fatal(err)
 			}
 			up := f.ended(t)
-			if up.State != store.CommandFailed || !strings.Contains(up.Error, tt.want) {
+			if up.State != wire.StateFailed || !strings.Contains(up.Error, tt.want) {
 				t.Errorf("upgrade: got %s %q, want failed with %q", up.State, up.Error, tt.want)
 			}
 			if got := f.changed(); len(got) != 0 {
@@ -216,7 +216,7 @@ func TestRelayRefusesDowngrade(t *testing.T) {
 		return err == nil
 	})
 	up := f.ended(t)
-	if want := "not newer than this relay's 2.0.0"; up.State != store.CommandFailed || !strings.Contains(up.Error, want) {
+	if want := "not newer than this relay's 2.0.0"; up.State != wire.StateFailed || !strings.Contains(up.Error, want) {
 		t.Errorf("downgrade: got %s %q, want failed with %q", up.State, up.Error, want)
 	}
 	if got := f.changed(); len(got) != 0 {

@@ -83,11 +83,11 @@ func newSinkSet(s *Server, p wire.Policy) (*sinkSet, error) {
 // apply switches mode and limits live, without a restart.
 func (k *sinkSet) apply(p wire.Policy) error {
 	if p.Mode == "" {
-		p.Mode = store.ModeForward
+		p.Mode = wire.ModeForward
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if p.Mode == store.ModeCache {
+	if p.Mode == wire.ModeCache {
 		dir := p.CacheDir
 		if dir == "" {
 			dir = store.DefaultCacheDir
@@ -136,7 +136,7 @@ func setLimit(l *rate.Limiter, perSec int64, burst int64) {
 	l.SetBurst(int(burst))
 }
 
-func (k *sinkSet) mode() string {
+func (k *sinkSet) mode() wire.Mode {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.policy.Mode
@@ -153,7 +153,7 @@ func (k *sinkSet) append(l *wire.Lines) error {
 	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	if k.policy.Mode == store.ModeCache && k.ring != nil {
+	if k.policy.Mode == wire.ModeCache && k.ring != nil {
 		err := k.ring.AppendValid(lines...)
 		var le *cachering.LineError
 		if errors.As(err, &le) {

@@ -23,10 +23,10 @@ import (
 func TestJoinedRelayEndToEnd(t *testing.T) {
 	cases := []struct {
 		name string
-		mode string
+		mode wire.Mode
 	}{
-		{"forward", store.ModeForward},
-		{"cache", store.ModeCache},
+		{"forward", wire.ModeForward},
+		{"cache", wire.ModeCache},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -40,14 +40,14 @@ func TestJoinedRelayEndToEnd(t *testing.T) {
 			}
 			hc := httpClient(m)
 			cacheDir := t.TempDir()
-			if tc.mode == store.ModeCache {
+			if tc.mode == wire.ModeCache {
 				// Set after the join: the relay must pick it up from its heartbeat.
-				if _, err := m.DB.SetPolicy(ctx, cl.ID, store.Policy{Mode: store.ModeCache, CacheDir: cacheDir, CacheMax: 256 << 10}); err != nil {
+				if _, err := m.DB.SetPolicy(ctx, cl.ID, store.Policy{Mode: wire.ModeCache, CacheDir: cacheDir, CacheMax: 256 << 10}); err != nil {
 					t.Fatal(err)
 				}
 				waitFor(t, 5*time.Second, "relay to apply the cache policy", func() bool {
 					h := health(hc, url)
-					return h != nil && h["mode"] == store.ModeCache
+					return h != nil && h["mode"] == string(wire.ModeCache)
 				})
 			}
 
@@ -87,9 +87,9 @@ func TestJoinedRelayEndToEnd(t *testing.T) {
 			}
 
 			switch tc.mode {
-			case store.ModeForward:
+			case wire.ModeForward:
 				waitFor(t, 10*time.Second, "collector to receive 100 records", func() bool { return m.Collector.Received(en.AgentID) == 100 })
-			case store.ModeCache:
+			case wire.ModeCache:
 				var recs []wire.Record
 				waitFor(t, 5*time.Second, "100 records in the cache", func() bool {
 					recs, _ = readRecords(t, cacheDir, "export.log")

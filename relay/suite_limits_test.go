@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"outpost/agentsim"
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -30,14 +31,14 @@ func TestCacheCapKeepsNewest(t *testing.T) {
 	f, cl := clusterFleet(t, m, "acme", "dc1", "relay.dc1.example")
 	cacheDir := filepath.Join(t.TempDir(), "siem")
 	// Set before the join: the relay gets it with its join answer.
-	if _, err := m.DB.SetPolicy(ctx, cl.ID, store.Policy{Mode: store.ModeCache, CacheDir: cacheDir, CacheMax: capBytes}); err != nil {
+	if _, err := m.DB.SetPolicy(ctx, cl.ID, store.Policy{Mode: wire.ModeCache, CacheDir: cacheDir, CacheMax: capBytes}); err != nil {
 		t.Fatal(err)
 	}
 	_, url, err := joinRelay(t, m, cl.ID)
 	if err != nil {
 		t.Fatalf("join: %v", err)
 	}
-	if got := health(httpClient(m), url)["mode"]; got != store.ModeCache {
+	if got := health(httpClient(m), url)["mode"]; got != string(wire.ModeCache) {
 		t.Fatalf("relay mode %v right after the join, want cache", got)
 	}
 	c := agentClient(t, m, url)
@@ -122,7 +123,7 @@ func TestBandwidthLimit(t *testing.T) {
 	ctx := context.Background()
 	m := startManager(t)
 	f, cl := clusterFleet(t, m, "acme", "dc1", "relay.dc1.example")
-	if _, err := m.DB.SetPolicy(ctx, cl.ID, store.Policy{Mode: store.ModeForward, BandwidthBps: limit}); err != nil {
+	if _, err := m.DB.SetPolicy(ctx, cl.ID, store.Policy{Mode: wire.ModeForward, BandwidthBps: limit}); err != nil {
 		t.Fatal(err)
 	}
 	_, url, err := joinRelay(t, m, cl.ID)
@@ -179,7 +180,7 @@ func TestFrequencyLimit(t *testing.T) {
 	ctx := context.Background()
 	m := startManager(t)
 	f, cl := clusterFleet(t, m, "acme", "dc1", "relay.dc1.example")
-	if _, err := m.DB.SetPolicy(ctx, cl.ID, store.Policy{Mode: store.ModeForward, FrequencyRPS: rps}); err != nil {
+	if _, err := m.DB.SetPolicy(ctx, cl.ID, store.Policy{Mode: wire.ModeForward, FrequencyRPS: rps}); err != nil {
 		t.Fatal(err)
 	}
 	_, url, err := joinRelay(t, m, cl.ID)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"outpost/agentsim"
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -22,7 +23,7 @@ func TestOversizedRecordRefused(t *testing.T) {
 	m := startManager(t)
 	f, cl := clusterFleet(t, m, "acme", "dc1", "relay.dc1.example")
 	cacheDir := filepath.Join(t.TempDir(), "siem")
-	if _, err := m.DB.SetPolicy(ctx, cl.ID, store.Policy{Mode: store.ModeCache, CacheDir: cacheDir, CacheMax: capBytes}); err != nil {
+	if _, err := m.DB.SetPolicy(ctx, cl.ID, store.Policy{Mode: wire.ModeCache, CacheDir: cacheDir, CacheMax: capBytes}); err != nil {
 		t.Fatal(err)
 	}
 	_, url, err := joinRelay(t, m, cl.ID)

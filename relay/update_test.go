@@ -123,7 +123,7 @@ func TestRelayUpgradeThroughHeartbeat(t *testing.T) {
 			}
 			if tt.want != "" {
 				up := f.ended(t)
-				if up.State != store.CommandFailed || !strings.Contains(up.Error, tt.want) {
+				if up.State != wire.StateFailed || !strings.Contains(up.Error, tt.want) {
 					t.Errorf("upgrade: got %s %q, want failed with %q", up.State, up.Error, tt.want)
 				}
 				if got := f.changed(); len(got) != 0 {
@@ -157,7 +157,7 @@ func TestRelayUpgradeThroughHeartbeat(t *testing.T) {
 			waitFor(t, 5*time.Second, "the restarting stage", func() bool {
 				p, _ := f.m.DB.GetProxy(ctx, f.id)
 				up, _ := p.UpgradeCommand()
-				return up.State == store.CommandRunning && up.Stage == wire.StageRestarting
+				return up.State == wire.StateRunning && up.Stage == wire.StageRestarting
 			})
 		})
 	}
@@ -195,7 +195,7 @@ func TestRelayUpgradeFailureReported(t *testing.T) {
 	waitFor(t, 10*time.Second, "the upgrade to end failed", func() bool {
 		p, _ := m.DB.GetProxy(ctx, id)
 		up, _ = p.UpgradeCommand()
-		return up.State == store.CommandFailed
+		return up.State == wire.StateFailed
 	})
 	if want := "404"; !strings.Contains(up.Error, want) || up.Attempts != 1 {
 		t.Errorf("upgrade command: got %q after %d deliveries, want the %s reason after 1", up.Error, up.Attempts, want)
@@ -222,7 +222,7 @@ func TestRelayUpgradeFailureReported(t *testing.T) {
 		p, _ = m.DB.GetProxy(ctx, id)
 		return p.LastSeen.Sub(seen) >= 500*time.Millisecond
 	})
-	if got, _ := p.UpgradeCommand(); got.State != store.CommandFailed || got.Attempts != 1 {
+	if got, _ := p.UpgradeCommand(); got.State != wire.StateFailed || got.Attempts != 1 {
 		t.Errorf("upgrade command later: got %s after %d deliveries, want failed after 1", got.State, got.Attempts)
 	}
 }

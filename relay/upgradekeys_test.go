@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -58,7 +59,7 @@ func TestRelayFollowsReleaseKeyChain(t *testing.T) {
 			}
 			if tt.want != "" {
 				up := f.ended(t)
-				if up.State != store.CommandFailed || !strings.Contains(up.Error, tt.want) {
+				if up.State != wire.StateFailed || !strings.Contains(up.Error, tt.want) {
 					t.Errorf("upgrade: got %s %q, want failed with %q", up.State, up.Error, tt.want)
 				}
 				if got := f.changed(); len(got) != 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"outpost/relay/wire"
 	"strings"
 	"time"
 )
@@ -149,7 +150,7 @@ func scanAgent(tx *Tx, sc interface{ Scan(...any) error }) (Agent, error) {
 		if len(cmds) == 1 {
 			c := derive(cmds[0], tx.now)
 			a.UninstallState = c.Describe()
-			if c.State == CommandDone {
+			if c.State == wire.StateDone {
 				a.UninstalledAt = c.EndedAt
 			}
 		}
@@ -193,6 +194,12 @@ func deriveAgentStatus(a *Agent, s Settings, now time.Time) {
 	if a.Online {
 		a.SecurityStatus = Protected
 	}
+}
+
+// uninstallFailed reports whether the latest uninstall command failed; it
+// may be sent again, any other is under way.
+func (a Agent) uninstallFailed() bool {
+	return strings.HasPrefix(a.UninstallState, string(wire.StateFailed))
 }
 
 func getAgent(tx *Tx, id string) (Agent, error) {
@@ -298,7 +305,7 @@ func (a Agent) UninstallText(at func(time.Time) string) string {
 		return "requested " + at(a.UninstallAt) + ", done: the agent acknowledged it at " + at(a.UninstalledAt)
 	case a.Uninstalled:
 		return "requested " + at(a.UninstallAt) + ", done: not acknowledged and no contact since, the grace has passed"
-	case strings.HasPrefix(a.UninstallState, CommandFailed):
+	case a.uninstallFailed():
 		return "requested " + at(a.UninstallAt) + ", " + a.UninstallState + " (the agent still runs; outpost agent uninstall sends it again)"
 	}
 	return "requested " + at(a.UninstallAt) + ", pending (" + a.UninstallState + "): not acknowledged by the agent yet"

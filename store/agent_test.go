@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -22,7 +23,7 @@ func TestAgentOfflineAfterDefault(t *testing.T) {
 		name     string
 		advance  time.Duration // from the previous step
 		online   bool
-		security string
+		security store.Security
 	}{
 		{"just enrolled", 0, true, store.Protected},
 		{"11h59m", 11*time.Hour + 59*time.Minute, true, store.Protected},
@@ -138,8 +139,8 @@ func TestUninstalledStatus(t *testing.T) {
 		fail        string        // or reports that it failed, with this reason
 		advance     time.Duration // then the clock moves on
 		checkinLate bool          // and the agent checks in again
-		wantStatus  string
-		wantSec     string
+		wantStatus  store.Status
+		wantSec     store.Security
 	}{
 		{name: "acknowledged", ack: true, wantStatus: store.StatusUninstalled, wantSec: store.Unprotected},
 		{name: "acknowledged, an hour later", ack: true, advance: time.Hour, wantStatus: store.StatusUninstalled, wantSec: store.Unprotected},
@@ -181,7 +182,7 @@ func TestUninstalledStatus(t *testing.T) {
 					t.Fatal(err)
 				}
 				if err := f.db.ReportCommands(f.ctx, store.TargetAgent, ag.ID, []store.CommandReport{
-					{ID: cmds[len(cmds)-1].ID, State: store.CommandFailed, Error: tt.fail}}); err != nil {
+					{ID: cmds[len(cmds)-1].ID, State: wire.StateFailed, Error: tt.fail}}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -216,7 +217,7 @@ func TestUninstalledStatus(t *testing.T) {
 			if n, err := f.db.CountAgents(f.ctx, a.ID); err != nil || n.Online != wantN {
 				t.Errorf("CountAgents.Online: got %d (%v), want %d", n.Online, err, wantN)
 			}
-			for _, st := range []string{store.StatusOnline, store.StatusOffline, store.StatusUninstalled} {
+			for _, st := range []store.Status{store.StatusOnline, store.StatusOffline, store.StatusUninstalled} {
 				page, err := f.db.ListAgents(f.ctx, store.AgentFilter{AccountID: a.ID, Status: st})
 				if err != nil {
 					t.Fatal(err)

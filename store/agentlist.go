@@ -11,7 +11,7 @@ type AgentFilter struct {
 	AccountID int64
 	ClusterID int64 // -1 = direct (no cluster)
 	ViaProxy  int64
-	Status    string // online | offline | uninstalled
+	Status    Status // online | offline | uninstalled
 	Query     string // substring of host name or IP
 	OS        string
 	Group     string
@@ -82,8 +82,10 @@ func checkAgentFilter(f *AgentFilter) (string, error) {
 	if !ok {
 		return "", Errorf(EInvalid, "sort %q: want hostname, last_checkin, enrolled, risk, cluster or os", f.Sort)
 	}
-	if f.Status != "" && f.Status != StatusOnline && f.Status != StatusOffline && f.Status != StatusUninstalled {
-		return "", Errorf(EInvalid, "status %q: want online, offline or uninstalled", f.Status)
+	if f.Status != "" {
+		if _, err := ParseStatus(string(f.Status)); err != nil {
+			return "", err
+		}
 	}
 	return order, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"outpost/relay/wire"
 )
@@ -150,7 +149,7 @@ func agentUpgradeRefusal(tx *Tx, a Agent, version string, force bool) (string, e
 	switch {
 	case a.Uninstalled:
 		return name + " is uninstalled", nil
-	case !a.UninstallAt.IsZero() && !strings.HasPrefix(a.UninstallState, CommandFailed):
+	case !a.UninstallAt.IsZero() && !a.uninstallFailed():
 		return name + " is being uninstalled (" + a.UninstallState + ")", nil
 	case force:
 	case CompareVersions(a.Version, version) == 0:

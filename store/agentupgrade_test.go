@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -174,7 +175,7 @@ func TestAgentUpgradeState(t *testing.T) {
 	if got := shown(); got != "to 3.1.0: delivered" {
 		t.Errorf("delivered: got %q", got)
 	}
-	report(store.CommandReport{State: store.CommandRunning, Stage: store.StageVerifying})
+	report(store.CommandReport{State: wire.StateRunning, Stage: wire.StageVerifying})
 	if got := shown(); got != "to 3.1.0: verifying" {
 		t.Errorf("verifying: got %q", got)
 	}
@@ -187,7 +188,7 @@ func TestAgentUpgradeState(t *testing.T) {
 		t.Fatalf("again after the timeout: %v", err)
 	}
 	id = res.Queued[0].CommandID
-	report(store.CommandReport{State: store.CommandRolledBack, Error: "the new version crashed 3 times in a minute"})
+	report(store.CommandReport{State: wire.StateRolledBack, Error: "the new version crashed 3 times in a minute"})
 	if got := shown(); got != "to 3.1.0: rolled back: the new version crashed 3 times in a minute" {
 		t.Errorf("rolled back: got %q", got)
 	}

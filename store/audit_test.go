@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -38,7 +39,7 @@ func TestAuditOneEntryPerChange(t *testing.T) {
 			return err
 		}},
 		{name: "SetPolicy", action: "cluster.policy", target: "cluster/acme/edge", change: func() error {
-			_, err := f.db.SetPolicy(ctx, cluster.ID, store.Policy{Mode: store.ModeCache})
+			_, err := f.db.SetPolicy(ctx, cluster.ID, store.Policy{Mode: wire.ModeCache})
 			return err
 		}},
 		{name: "CreateInstallCommand", action: "installcmd.create", target: "installcmd/acme/1", change: func() (err error) {
@@ -149,7 +150,7 @@ func TestAuditRefusedWritesNone(t *testing.T) {
 			return err
 		}},
 		{"SetPolicy 20GB", func() error {
-			_, err := f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: store.ModeCache, CacheMax: 20000000000})
+			_, err := f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: wire.ModeCache, CacheMax: 20000000000})
 			return err
 		}},
 		{"DeleteCluster not empty", func() error { return f.db.DeleteCluster(f.ctx, c.ID) }},

@@ -166,7 +166,7 @@ func (db *DB) Uninstall(ctx context.Context, accountID int64, hosts []string) ([
 		case a.Uninstalled:
 			return nil, Errorf(EConflict, "agent %s (%s) is already uninstalled: requested at %s, not heard of since, and the %s grace has passed",
 				a.ID, a.Hostname, a.UninstallAt.Format(time.RFC3339), tx.db.Settings().UninstallGrace)
-		case !a.UninstallAt.IsZero() && !strings.HasPrefix(a.UninstallState, CommandFailed):
+		case !a.UninstallAt.IsZero() && !a.uninstallFailed():
 			// A failed uninstall may be sent again; any other is under way.
 			return nil, Errorf(EConflict, "agent %s (%s) already has an uninstall pending since %s (%s), not yet acknowledged by the agent",
 				a.ID, a.Hostname, a.UninstallAt.Format(time.RFC3339), a.UninstallState)

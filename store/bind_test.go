@@ -247,7 +247,7 @@ func TestUninstallGrace(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		advance time.Duration
-		want    string
+		want    store.Security
 	}{
 		{"right after", 0, store.Protected},
 		{"5h59m", grace - time.Minute, store.Protected},

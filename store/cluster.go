@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"outpost/relay/wire"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -206,13 +207,13 @@ func (db *DB) DeleteCluster(ctx context.Context, id int64) error {
 // cap above 10 GB rather than silently clamping it.
 func NormalizePolicy(p Policy, clusterName string) (Policy, error) {
 	if p.Mode == "" {
-		p.Mode = ModeForward
+		p.Mode = wire.ModeForward
 	}
 	if p.BandwidthBps < 0 || p.FrequencyRPS < 0 || p.LinkBps < 0 || p.CacheMax < 0 {
 		return p, Errorf(EInvalid, "policy limits must not be negative")
 	}
 	switch p.Mode {
-	case ModeForward:
+	case wire.ModeForward:
 		p.CacheDir, p.CacheMax = "", 0
 		if p.Upstream != "" {
 			u, err := url.Parse(p.Upstream)
@@ -220,7 +221,7 @@ func NormalizePolicy(p Policy, clusterName string) (Policy, error) {
 				return p, Errorf(EInvalid, "upstream %q: want an http:// or https:// URL", p.Upstream)
 			}
 		}
-	case ModeCache:
+	case wire.ModeCache:
 		if p.CacheMax == 0 {
 			p.CacheMax = MaxCacheBytes
 		}
@@ -241,7 +242,8 @@ func NormalizePolicy(p Policy, clusterName string) (Policy, error) {
 		p.CacheDir = filepath.Clean(p.CacheDir)
 		p.BandwidthBps, p.FrequencyRPS, p.Upstream = 0, 0, ""
 	default:
-		return p, Errorf(EInvalid, "policy mode %q: want forward or cache", p.Mode)
+		_, err := wire.ParseMode(string(p.Mode))
+		return p, Errorf(EInvalid, "policy %s", err)
 	}
 	return p, nil
 }

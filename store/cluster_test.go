@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -192,7 +193,7 @@ func TestClusterStatusFollowsProxies(t *testing.T) {
 	c := f.cluster(a.ID, "edge", "relay.acme.example")
 	after := f.db.Settings().ProxyOfflineAfter
 
-	check := func(step, wantCluster, wantProxy string) {
+	check := func(step string, wantCluster, wantProxy store.Status) {
 		t.Helper()
 		got := f.getCluster(c.ID)
 		if got.Status != wantCluster {
@@ -319,7 +320,7 @@ func TestSetPolicy(t *testing.T) {
 	f := newFixture(t)
 	a, _ := f.account("acme")
 	c := f.cluster(a.ID, "edge", "relay.acme.example")
-	if got := c.Policy; got != (store.Policy{Mode: store.ModeForward}) {
+	if got := c.Policy; got != (store.Policy{Mode: wire.ModeForward}) {
 		t.Errorf("default policy: got %+v, want forward unlimited", got)
 	}
 	p1 := f.proxy(c.ID, "relay-1", "1.0.0")
@@ -330,13 +331,13 @@ func TestSetPolicy(t *testing.T) {
 		in   store.Policy
 		want store.Policy
 	}{
-		{"forward limited", store.Policy{Mode: store.ModeForward, BandwidthBps: 250000, FrequencyRPS: 50},
-			store.Policy{Mode: store.ModeForward, BandwidthBps: 250000, FrequencyRPS: 50}},
-		{"forward unlimited", store.Policy{Mode: store.ModeForward}, store.Policy{Mode: store.ModeForward}},
-		{"cache defaults", store.Policy{Mode: store.ModeCache},
-			store.Policy{Mode: store.ModeCache, CacheDir: filepath.Join(store.DefaultCacheDir, "edge"), CacheMax: store.MaxCacheBytes}},
-		{"cache 2 GB", store.Policy{Mode: store.ModeCache, CacheDir: "/srv/outpost", CacheMax: 2000000000},
-			store.Policy{Mode: store.ModeCache, CacheDir: "/srv/outpost", CacheMax: 2000000000}},
+		{"forward limited", store.Policy{Mode: wire.ModeForward, BandwidthBps: 250000, FrequencyRPS: 50},
+			store.Policy{Mode: wire.ModeForward, BandwidthBps: 250000, FrequencyRPS: 50}},
+		{"forward unlimited", store.Policy{Mode: wire.ModeForward}, store.Policy{Mode: wire.ModeForward}},
+		{"cache defaults", store.Policy{Mode: wire.ModeCache},
+			store.Policy{Mode: wire.ModeCache, CacheDir: filepath.Join(store.DefaultCacheDir, "edge"), CacheMax: store.MaxCacheBytes}},
+		{"cache 2 GB", store.Policy{Mode: wire.ModeCache, CacheDir: "/srv/outpost", CacheMax: 2000000000},
+			store.Policy{Mode: wire.ModeCache, CacheDir: "/srv/outpost", CacheMax: 2000000000}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -377,7 +378,7 @@ func TestSetPolicyCacheCapRefused(t *testing.T) {
 	a, _ := f.account("acme")
 	c := f.cluster(a.ID, "edge", "relay.acme.example")
 	f.proxy(c.ID, "relay-1", "1.0.0")
-	if _, err := f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: store.ModeForward, BandwidthBps: 1000}); err != nil {
+	if _, err := f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: wire.ModeForward, BandwidthBps: 1000}); err != nil {
 		t.Fatal(err)
 	}
 	cap20, err := store.ParseSize("20GB")
@@ -385,10 +386,10 @@ func TestSetPolicyCacheCapRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := f.dump()
-	_, err = f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: store.ModeCache, CacheMax: cap20})
+	_, err = f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: wire.ModeCache, CacheMax: cap20})
 	wantCode(t, err, store.ELimit)
 	f.unchanged(before)
-	if got := f.getCluster(c.ID).Policy; got != (store.Policy{Mode: store.ModeForward, BandwidthBps: 1000}) {
+	if got := f.getCluster(c.ID).Policy; got != (store.Policy{Mode: wire.ModeForward, BandwidthBps: 1000}) {
 		t.Errorf("got %+v, want the previous policy", got)
 	}
 	// The schema caps it as well, whoever writes.
@@ -402,14 +403,14 @@ func TestClusterWarningsDerived(t *testing.T) {
 	a, _ := f.account("acme")
 	c := f.cluster(a.ID, "edge", "relay.acme.example")
 	f.proxy(c.ID, "relay-1", "1.0.0")
-	got, err := f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: store.ModeForward, BandwidthBps: 937500, LinkBps: 10000000})
+	got, err := f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: wire.ModeForward, BandwidthBps: 937500, LinkBps: 10000000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0].Text(), "60%") {
 		t.Errorf("got %q, want the 60%% link warning", got.Warnings)
 	}
-	got, err = f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: store.ModeForward, BandwidthBps: 625000, LinkBps: 10000000})
+	got, err = f.db.SetPolicy(f.ctx, c.ID, store.Policy{Mode: wire.ModeForward, BandwidthBps: 625000, LinkBps: 10000000})
 	if err != nil {
 		t.Fatal(err)
 	}

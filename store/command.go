@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"outpost/relay/wire"
 	"time"
 )
 
@@ -10,26 +11,6 @@ import (
 const (
 	TargetAgent = "agent"
 	TargetProxy = "proxy"
-)
-
-// Command states (the same words as on the wire).
-const (
-	CommandQueued    = "queued"    // not handed over yet
-	CommandDelivered = "delivered" // handed over, no answer yet
-	CommandRunning   = "running"   // the target said it started
-	CommandDone      = "done"
-	CommandFailed    = "failed" // Error says why
-	// CommandRolledBack ends an upgrade whose new version did not come up
-	// healthy: the previous version runs again. Terminal like failed; Error
-	// says why (with the new version's last log lines).
-	CommandRolledBack = "rolled_back"
-)
-
-// Stages of a running upgrade (Command.Stage), as on the wire.
-const (
-	StageDownloading = "downloading"
-	StageVerifying   = "verifying"
-	StageRestarting  = "restarting"
 )
 
 // Bounds on retries: a command handed over MaxDeliveries times without an
@@ -112,7 +93,7 @@ func (db *DB) DeliverCommands(ctx context.Context, kind, target string) ([]Comma
 		return nil, err
 	}
 	for i := range cmds {
-		cmds[i].State, cmds[i].Attempts, cmds[i].UpdatedAt = CommandDelivered, cmds[i].Attempts+1, tx.now
+		cmds[i].State, cmds[i].Attempts, cmds[i].UpdatedAt = wire.StateDelivered, cmds[i].Attempts+1, tx.now
 		if cmds[i].DeliveredAt.IsZero() {
 			cmds[i].DeliveredAt = tx.now
 		}
@@ -162,9 +143,9 @@ func derive(c Command, now time.Time) Command {
 	if !c.EndedAt.IsZero() {
 		return c
 	}
-	if (c.State == CommandDelivered || c.State == CommandRunning) && now.Sub(c.UpdatedAt) >= CommandAnswerTimeout {
+	if (c.State == wire.StateDelivered || c.State == wire.StateRunning) && now.Sub(c.UpdatedAt) >= CommandAnswerTimeout {
 		c.Error = expiredReason(c, now)
-		c.State = CommandFailed
+		c.State = wire.StateFailed
 	}
 	return c
 }
@@ -174,19 +155,19 @@ func derive(c Command, now time.Time) Command {
 // "rolled back: reason".
 func (c Command) Describe() string {
 	switch {
-	case c.State == CommandFailed:
+	case c.State == wire.StateFailed:
 		return "failed: " + c.Error
-	case c.State == CommandRolledBack:
+	case c.State == wire.StateRolledBack:
 		return "rolled back: " + c.Error
-	case c.State == CommandRunning && c.Stage != "":
-		return c.Stage
+	case c.State == wire.StateRunning && c.Stage != "":
+		return string(c.Stage)
 	}
-	return c.State
+	return string(c.State)
 }
 
 // Ended reports whether the command reached a final state.
 func (c Command) Ended() bool {
-	return c.State == CommandDone || c.State == CommandFailed || c.State == CommandRolledBack
+	return c.State.Ended()
 }
 
 // fillProxyCommands sets each proxy's latest command of every type and
@@ -215,7 +196,7 @@ func fillProxyCommands(tx *Tx, ps []Proxy) error {
 			ps[i].UpgradeState = UpgradeText(&c)
 		}
 		for _, c := range ps[i].Commands {
-			if c.State == CommandFailed || c.State == CommandRolledBack {
+			if c.State == wire.StateFailed || c.State == wire.StateRolledBack {
 				ps[i].LastError = fmt.Sprintf("%s (command %d, %s): %s", c.Type, c.ID, c.UpdatedAt.Format(time.RFC3339), errorText(c))
 				break
 			}
@@ -227,7 +208,7 @@ func fillProxyCommands(tx *Tx, ps []Proxy) error {
 // errorText is a failed command's reason, "rolled back: " first for an
 // upgrade that was rolled back.
 func errorText(c Command) string {
-	if c.State == CommandRolledBack {
+	if c.State == wire.StateRolledBack {
 		return "rolled back: " + c.Error
 	}
 	return c.Error
@@ -242,7 +223,7 @@ func openCommand(tx *Tx, kind, target, typ string) (Command, bool, error) {
 		return Command{}, false, err
 	}
 	for _, c := range cmds {
-		if c = derive(c, tx.now); c.State != CommandFailed {
+		if c = derive(c, tx.now); c.State != wire.StateFailed {
 			return c, true, nil
 		}
 	}
@@ -262,16 +243,16 @@ func (p Proxy) UpgradeCommand() (Command, bool) {
 // Deployment is a quick deployment of a proxy server onto an asset, with
 // the state of its deploy-proxy command.
 type Deployment struct {
-	JoinTokenID int64     `json:"join_token_id"`
-	ClusterID   int64     `json:"cluster_id"`
-	Cluster     string    `json:"cluster"`
-	AssetID     string    `json:"asset_id"`
-	Hostname    string    `json:"hostname"`
-	ProxyID     int64     `json:"proxy_id,omitempty"` // once the relay joined
-	ExpiresAt   time.Time `json:"expires_at"`
-	Command     Command   `json:"command"`
-	State       string    `json:"state"` // the command's state
-	Error       string    `json:"error,omitempty"`
+	JoinTokenID int64      `json:"join_token_id"`
+	ClusterID   int64      `json:"cluster_id"`
+	Cluster     string     `json:"cluster"`
+	AssetID     string     `json:"asset_id"`
+	Hostname    string     `json:"hostname"`
+	ProxyID     int64      `json:"proxy_id,omitempty"` // once the relay joined
+	ExpiresAt   time.Time  `json:"expires_at"`
+	Command     Command    `json:"command"`
+	State       wire.State `json:"state"` // the command's state
+	Error       string     `json:"error,omitempty"`
 }
 
 // ListDeployments returns quick deployments, newest first; clusterID 0
@@ -304,8 +285,8 @@ func (db *DB) ListDeployments(ctx context.Context, clusterID int64) ([]Deploymen
 		d.ExpiresAt = fromMS(exp)
 		c.CreatedAt, c.DeliveredAt, c.EndedAt, c.UpdatedAt = fromMS(created), fromMS(delivered), fromMS(acked), fromMS(updated)
 		d.Command = derive(d.Command, tx.now)
-		if (c.State == CommandQueued || c.State == CommandDelivered) && used == 0 && !tx.now.Before(d.ExpiresAt) {
-			c.State = CommandFailed
+		if (c.State == wire.StateQueued || c.State == wire.StateDelivered) && used == 0 && !tx.now.Before(d.ExpiresAt) {
+			c.State = wire.StateFailed
 			c.Error = fmt.Sprintf("the join token expired at %s before the agent started the relay: deploy again", d.ExpiresAt.Format(time.RFC3339))
 		}
 		d.State, d.Error = d.Command.State, d.Command.Error

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -117,7 +118,7 @@ func TestCommandStates(t *testing.T) {
 			f.t.Fatal(err)
 		}
 	}
-	report := func(state, reason string) step {
+	report := func(state wire.State, reason string) step {
 		return func(f *fixture, kind, target string, id int64) {
 			f.t.Helper()
 			if err := f.db.ReportCommands(f.ctx, kind, target, []store.CommandReport{{ID: id, State: state, Error: reason}}); err != nil {
@@ -138,33 +139,33 @@ func TestCommandStates(t *testing.T) {
 	tests := []struct {
 		name      string
 		steps     []step
-		wantState string
+		wantState wire.State
 		wantError string
 		wantAudit string // actor of the command.failed entry, "" = none
 	}{
-		{"queued", nil, store.CommandQueued, "", ""},
-		{"delivered", []step{deliver}, store.CommandDelivered, "", ""},
-		{"running", []step{deliver, report(store.CommandRunning, "")}, store.CommandRunning, "", ""},
-		{"done", []step{deliver, report(store.CommandRunning, ""), report(store.CommandDone, "")}, store.CommandDone, "", ""},
-		{"failed report ends it at once", []step{deliver, report(store.CommandFailed, "relay exited (exit status 1): port 127.0.0.1:18443 already in use")},
-			store.CommandFailed, "relay exited (exit status 1): port 127.0.0.1:18443 already in use", "agent/"},
-		{"a failure is final", []step{deliver, report(store.CommandFailed, "boom"), report(store.CommandDone, ""), deliver},
-			store.CommandFailed, "boom", "agent/"},
-		{"failed without a reason", []step{deliver, report(store.CommandFailed, "")}, store.CommandFailed, "the agent gave no reason", "agent/"},
-		{"reason kept to one line", []step{deliver, report(store.CommandFailed, "line one\nline\ttwo\x1b[31m")}, store.CommandFailed, "line one line two[31m", "agent/"},
-		{"done is final", []step{deliver, report(store.CommandDone, ""), report(store.CommandFailed, "late")}, store.CommandDone, "", ""},
-		{"redelivered up to the bound", []step{deliver, deliver, deliver}, store.CommandDelivered, "", ""},
-		{"no answer after the bound", []step{deliver, deliver, deliver, deliver}, store.CommandFailed,
+		{"queued", nil, wire.StateQueued, "", ""},
+		{"delivered", []step{deliver}, wire.StateDelivered, "", ""},
+		{"running", []step{deliver, report(wire.StateRunning, "")}, wire.StateRunning, "", ""},
+		{"done", []step{deliver, report(wire.StateRunning, ""), report(wire.StateDone, "")}, wire.StateDone, "", ""},
+		{"failed report ends it at once", []step{deliver, report(wire.StateFailed, "relay exited (exit status 1): port 127.0.0.1:18443 already in use")},
+			wire.StateFailed, "relay exited (exit status 1): port 127.0.0.1:18443 already in use", "agent/"},
+		{"a failure is final", []step{deliver, report(wire.StateFailed, "boom"), report(wire.StateDone, ""), deliver},
+			wire.StateFailed, "boom", "agent/"},
+		{"failed without a reason", []step{deliver, report(wire.StateFailed, "")}, wire.StateFailed, "the agent gave no reason", "agent/"},
+		{"reason kept to one line", []step{deliver, report(wire.StateFailed, "line one\nline\ttwo\x1b[31m")}, wire.StateFailed, "line one line two[31m", "agent/"},
+		{"done is final", []step{deliver, report(wire.StateDone, ""), report(wire.StateFailed, "late")}, wire.StateDone, "", ""},
+		{"redelivered up to the bound", []step{deliver, deliver, deliver}, wire.StateDelivered, "", ""},
+		{"no answer after the bound", []step{deliver, deliver, deliver, deliver}, wire.StateFailed,
 			"delivered 3 times without an answer from the agent", "system"},
-		{"no answer in time, delivered", []step{deliver, advance(store.CommandAnswerTimeout), sweep}, store.CommandFailed,
+		{"no answer in time, delivered", []step{deliver, advance(store.CommandAnswerTimeout), sweep}, wire.StateFailed,
 			"no answer from the agent since " + since(0), "system"},
-		{"no answer in time, running", []step{deliver, advance(time.Minute), report(store.CommandRunning, ""), advance(store.CommandAnswerTimeout), sweep},
-			store.CommandFailed, "no answer from the agent since " + since(time.Minute), "system"},
-		{"shown failed before the sweep", []step{deliver, advance(store.CommandAnswerTimeout)}, store.CommandFailed,
+		{"no answer in time, running", []step{deliver, advance(time.Minute), report(wire.StateRunning, ""), advance(store.CommandAnswerTimeout), sweep},
+			wire.StateFailed, "no answer from the agent since " + since(time.Minute), "system"},
+		{"shown failed before the sweep", []step{deliver, advance(store.CommandAnswerTimeout)}, wire.StateFailed,
 			"no answer from the agent since " + since(0), ""},
-		{"news in time keeps it", []step{deliver, advance(store.CommandAnswerTimeout - time.Second), report(store.CommandRunning, ""),
-			advance(store.CommandAnswerTimeout - time.Second), sweep}, store.CommandRunning, "", ""},
-		{"queued waits for its target", []step{advance(10 * store.CommandAnswerTimeout), sweep}, store.CommandQueued, "", ""},
+		{"news in time keeps it", []step{deliver, advance(store.CommandAnswerTimeout - time.Second), report(wire.StateRunning, ""),
+			advance(store.CommandAnswerTimeout - time.Second), sweep}, wire.StateRunning, "", ""},
+		{"queued waits for its target", []step{advance(10 * store.CommandAnswerTimeout), sweep}, wire.StateQueued, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,7 +212,7 @@ func TestCommandStates(t *testing.T) {
 				}
 			}
 			// Delivered again only while within its bounds.
-			want := tt.wantState == store.CommandQueued || (tt.wantState == store.CommandDelivered && cs[0].Attempts < store.MaxDeliveries)
+			want := tt.wantState == wire.StateQueued || (tt.wantState == wire.StateDelivered && cs[0].Attempts < store.MaxDeliveries)
 			if got := len(f.pending(store.TargetAgent, w.ID)) == 1; got != want {
 				t.Errorf("pending: got %v, want %v", got, want)
 			}
@@ -236,10 +237,10 @@ func TestReportCommandsRefusals(t *testing.T) {
 		wantCode     string
 	}{
 		{"unknown state", store.TargetAgent, w1.ID, store.CommandReport{ID: id, State: "exploded"}, store.EInvalid},
-		{"queued is not a report", store.TargetAgent, w1.ID, store.CommandReport{ID: id, State: store.CommandQueued}, store.EInvalid},
-		{"another agent's command", store.TargetAgent, w2.ID, store.CommandReport{ID: id, State: store.CommandFailed, Error: "forged"}, ""},
-		{"a proxy with the agent's id", store.TargetProxy, w1.ID, store.CommandReport{ID: id, State: store.CommandDone}, ""},
-		{"no such command", store.TargetAgent, w1.ID, store.CommandReport{ID: id + 100, State: store.CommandFailed}, ""},
+		{"queued is not a report", store.TargetAgent, w1.ID, store.CommandReport{ID: id, State: wire.StateQueued}, store.EInvalid},
+		{"another agent's command", store.TargetAgent, w2.ID, store.CommandReport{ID: id, State: wire.StateFailed, Error: "forged"}, ""},
+		{"a proxy with the agent's id", store.TargetProxy, w1.ID, store.CommandReport{ID: id, State: wire.StateDone}, ""},
+		{"no such command", store.TargetAgent, w1.ID, store.CommandReport{ID: id + 100, State: wire.StateFailed}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,7 +317,7 @@ func TestQuickDeployTokenExpiry(t *testing.T) {
 				t.Fatalf("ListDeployments: got %+v, %v, want command %d", ds, err, jt.CommandID)
 			}
 			want := "the join token expired at " + t0.Add(time.Minute).Format(time.RFC3339)
-			if d := ds[0]; d.State != store.CommandFailed || !strings.Contains(d.Error, want) {
+			if d := ds[0]; d.State != wire.StateFailed || !strings.Contains(d.Error, want) {
 				t.Errorf("got %s %q, want failed: %s...", d.State, d.Error, want)
 			}
 		})

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"outpost/relay/wire"
 	"time"
 )
 
@@ -98,10 +99,10 @@ func expiredReason(c Command, now time.Time) string {
 	if c.TargetKind == TargetProxy {
 		who = "the relay"
 	}
-	if c.State == CommandDelivered && c.Attempts >= MaxDeliveries && now.Sub(c.UpdatedAt) < CommandAnswerTimeout {
+	if c.State == wire.StateDelivered && c.Attempts >= MaxDeliveries && now.Sub(c.UpdatedAt) < CommandAnswerTimeout {
 		return fmt.Sprintf("delivered %d times without an answer from %s", c.Attempts, who)
 	}
-	if c.State == CommandRunning && c.Stage != "" {
+	if c.State == wire.StateRunning && c.Stage != "" {
 		return fmt.Sprintf("stuck %s: no answer from %s since %s", c.Stage, who, c.UpdatedAt.UTC().Format(time.RFC3339))
 	}
 	return fmt.Sprintf("no answer from %s since %s", who, c.UpdatedAt.UTC().Format(time.RFC3339))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"outpost/relay/wire"
 	"strings"
 	"unicode"
 )
@@ -42,7 +43,7 @@ func markDelivered(tx *Tx, ids []int64) error {
 func (db *DB) AckCommands(ctx context.Context, kind, target string, ids []int64) error {
 	rs := make([]CommandReport, len(ids))
 	for i, id := range ids {
-		rs[i] = CommandReport{ID: id, State: CommandDone}
+		rs[i] = CommandReport{ID: id, State: wire.StateDone}
 	}
 	return db.ReportCommands(ctx, kind, target, rs)
 }
@@ -58,15 +59,11 @@ func (db *DB) ReportCommands(ctx context.Context, kind, target string, rs []Comm
 		return nil
 	}
 	for _, r := range rs {
-		switch r.State {
-		case CommandRunning, CommandDone, CommandFailed, CommandRolledBack:
-		default:
+		if !r.State.Reported() {
 			return Errorf(EInvalid, "command %d: state %q: want running, done, failed or rolled_back", r.ID, r.State)
 		}
-		switch r.Stage {
-		case "", StageDownloading, StageVerifying, StageRestarting:
-		default:
-			return Errorf(EInvalid, "command %d: stage %q: want downloading, verifying or restarting", r.ID, cleanReason(r.Stage, 40))
+		if r.Stage != "" && !r.Stage.Valid() {
+			return Errorf(EInvalid, "command %d: stage %q: want downloading, verifying or restarting", r.ID, cleanReason(string(r.Stage), 40))
 		}
 	}
 	tx, err := db.BeginTx(WithActor(ctx, kind+"/"+target))
@@ -85,24 +82,24 @@ func (db *DB) ReportCommands(ctx context.Context, kind, target string, rs []Comm
 func reportCommand(tx *Tx, kind, target string, r CommandReport) error {
 	now := ms(tx.now)
 	switch r.State {
-	case CommandRunning:
+	case wire.StateRunning:
 		// A report without a stage keeps the one before: "running" says
 		// nothing new about where an upgrade stands.
 		_, err := tx.exec(`UPDATE commands SET state = 'running', updated_at = ?, stage = CASE WHEN ? != '' THEN ? ELSE stage END
 			WHERE id = ? AND target_kind = ? AND target_id = ? AND acked_at = 0`, now, r.Stage, r.Stage, r.ID, kind, target)
 		return err
-	case CommandDone:
+	case wire.StateDone:
 		_, err := tx.exec(`UPDATE commands SET state = 'done', error = '', stage = '', acked_at = ?, updated_at = ?
 			WHERE id = ? AND target_kind = ? AND target_id = ? AND acked_at = 0`, now, now, r.ID, kind, target)
 		return err
-	case CommandRolledBack:
+	case wire.StateRolledBack:
 		// Longer than a failure's reason: it carries the new version's
 		// last log lines.
 		reason := cleanReason(r.Error, 1000)
 		if reason == "" {
 			reason = "the " + kind + " gave no reason"
 		}
-		return endCommand(tx, kind, target, r.ID, CommandRolledBack, reason)
+		return endCommand(tx, kind, target, r.ID, wire.StateRolledBack, reason)
 	}
 	reason := cleanReason(r.Error, 300)
 	if reason == "" {
@@ -113,12 +110,12 @@ func reportCommand(tx *Tx, kind, target string, r CommandReport) error {
 
 // failCommand ends an open command as failed and writes the audit entry.
 func failCommand(tx *Tx, kind, target string, id int64, reason string) error {
-	return endCommand(tx, kind, target, id, CommandFailed, reason)
+	return endCommand(tx, kind, target, id, wire.StateFailed, reason)
 }
 
 // endCommand ends an open command as failed or rolled back (state) and
 // writes the audit entry, command.failed or command.rolled_back.
-func endCommand(tx *Tx, kind, target string, id int64, state, reason string) error {
+func endCommand(tx *Tx, kind, target string, id int64, state wire.State, reason string) error {
 	var typ string
 	err := tx.queryRow(`UPDATE commands SET state = ?, error = ?, stage = '', acked_at = ?, updated_at = ?
 		WHERE id = ? AND target_kind = ? AND target_id = ? AND acked_at = 0 RETURNING type`,
@@ -129,7 +126,7 @@ func endCommand(tx *Tx, kind, target string, id int64, state, reason string) err
 		}
 		return err
 	}
-	return tx.audit("command."+state, commandTarget(tx, kind, target), "command=%d type=%s: %s", id, typ, reason)
+	return tx.audit("command."+string(state), commandTarget(tx, kind, target), "command=%d type=%s: %s", id, typ, reason)
 }
 
 // commandTarget names a command's target in the audit log as the other

@@ -32,6 +32,17 @@
 //   - Errors carry a code (ENotFound, EConflict, EInvalid, EForbidden,
 //     ELimit, EUnauthorized); the CLI maps them to exit 1 with the message,
 //     the relay to HTTP statuses.
+//   - Closed sets of words are named string types with their constants
+//     beside them, so the compiler refuses a word of another set: Status
+//     (online, offline, uninstalled; ParseStatus reads the --status
+//     filter), Security (Protected, Unprotected) and Risk (Safe, At risk)
+//     here; the words the relays speak too are wire's: wire.Mode for
+//     Policy.Mode, wire.State and wire.Stage for Command.State and Stage
+//     (store names none of them again). JSON carries them as the plain
+//     strings, and database/sql scans a TEXT column into them (by their
+//     string kind) and writes them as strings, so neither encoding changed.
+//     Display texts that add words (Command.Describe, Agent.UninstallState,
+//     Proxy.SecurityText) stay plain strings.
 //
 // Rules and where they live: cluster name/address immutability (a trigger
 // in the schema plus the absence of any API that changes them), one proxy per

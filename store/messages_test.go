@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -135,7 +136,7 @@ func TestUninstallAgainAfterFailure(t *testing.T) {
 	first := f.pending(store.TargetAgent, ag.ID)
 	f.clock.Advance(time.Second)
 	if err := f.db.ReportCommands(f.ctx, store.TargetAgent, ag.ID, []store.CommandReport{
-		{ID: first[0].ID, State: store.CommandFailed, Error: "permission denied"}}); err != nil {
+		{ID: first[0].ID, State: wire.StateFailed, Error: "permission denied"}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.agent(ag.ID).UninstallText(func(t time.Time) string { return t.Format(time.RFC3339) }); !strings.Contains(got, "failed: permission denied") {

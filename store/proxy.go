@@ -193,9 +193,9 @@ func (db *DB) DeleteProxy(ctx context.Context, id int64) error {
 func (p Proxy) SecurityText() string {
 	switch {
 	case p.Protected:
-		return Protected
+		return string(Protected)
 	case p.AssetID == "" || p.AssetStatus == "":
 		return "proxy only"
 	}
-	return "proxy only (agent " + p.AssetStatus + ")"
+	return "proxy only (agent " + string(p.AssetStatus) + ")"
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"outpost/relay/wire"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -223,7 +224,7 @@ func (db *DB) DeleteRelease(ctx context.Context, version string) error {
 		return err
 	}
 	for _, c := range cmds {
-		if c = derive(c, tx.now); c.State != CommandFailed {
+		if c = derive(c, tx.now); c.State != wire.StateFailed {
 			who := "proxy server " + c.TargetID
 			if c.TargetKind == TargetAgent {
 				who = "agent " + c.TargetID

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -224,12 +225,12 @@ func TestDeleteRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("upgrade delivered", func(t *testing.T) { refused(t, "v1.1.0", store.EConflict) })
-	if err := f.db.ReportCommands(f.ctx, store.TargetProxy, itoa(p.ID), []store.CommandReport{{ID: id, State: store.CommandRunning}}); err != nil {
+	if err := f.db.ReportCommands(f.ctx, store.TargetProxy, itoa(p.ID), []store.CommandReport{{ID: id, State: wire.StateRunning}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("upgrade running", func(t *testing.T) { refused(t, "1.1.0", store.EConflict) })
 	t.Run("upgrade failed", func(t *testing.T) {
-		err := f.db.ReportCommands(f.ctx, store.TargetProxy, itoa(p.ID), []store.CommandReport{{ID: id, State: store.CommandFailed, Error: "download: status 404 Not Found"}})
+		err := f.db.ReportCommands(f.ctx, store.TargetProxy, itoa(p.ID), []store.CommandReport{{ID: id, State: wire.StateFailed, Error: "download: status 404 Not Found"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -275,13 +276,13 @@ func TestUpgradeProxyRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c, ok := p.UpgradeCommand(); !ok || c.State != store.CommandQueued {
+		if c, ok := p.UpgradeCommand(); !ok || c.State != wire.StateQueued {
 			t.Errorf("upgrade command: got %+v, %v, want queued", c, ok)
 		}
 		id := f.pending(store.TargetProxy, itoa(old.ID))[0].ID
 		f.db.DeliverCommands(f.ctx, store.TargetProxy, itoa(old.ID))
 		f.clock.Advance(time.Second)
-		f.db.ReportCommands(f.ctx, store.TargetProxy, itoa(old.ID), []store.CommandReport{{ID: id, State: store.CommandFailed, Error: "upgrade: download 0.0.9: status 404 Not Found"}})
+		f.db.ReportCommands(f.ctx, store.TargetProxy, itoa(old.ID), []store.CommandReport{{ID: id, State: wire.StateFailed, Error: "upgrade: download 0.0.9: status 404 Not Found"}})
 		ps, err := f.db.ListProxies(f.ctx, c.ID)
 		if err != nil {
 			t.Fatal(err)

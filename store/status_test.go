@@ -168,3 +168,31 @@ func TestManualProxyIsProxyOnly(t *testing.T) {
 		t.Errorf("manual proxy: got protected=%v %q, want false \"proxy only\"", p.Protected, p.SecurityText())
 	}
 }
+
+// TestParseStatus: the agent status filter an operator types is read into
+// store.Status; anything else is refused with the allowed values.
+func TestParseStatus(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		want    store.Status
+		wantErr string
+	}{
+		{"online", store.StatusOnline, ""},
+		{"offline", store.StatusOffline, ""},
+		{"uninstalled", store.StatusUninstalled, ""},
+		{"Online", "", `status "Online": want online, offline or uninstalled`},
+		{"up", "", `status "up": want online, offline or uninstalled`},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := store.ParseStatus(tt.in)
+			gotErr := ""
+			if err != nil {
+				gotErr = store.ErrorMessage(err)
+				wantCode(t, err, store.EInvalid)
+			}
+			if got != tt.want || gotErr != tt.wantErr {
+				t.Errorf("ParseStatus(%q): got %q, %q; want %q, %q", tt.in, got, gotErr, tt.want, tt.wantErr)
+			}
+		})
+	}
+}

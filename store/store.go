@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"outpost/relay/wire"
@@ -145,19 +146,29 @@ type Account struct {
 
 // Policy is a cluster's transmission policy (seed 000, step 4).
 type Policy struct {
-	Mode         string `json:"mode"`          // forward | cache
-	BandwidthBps int64  `json:"bandwidth_bps"` // bytes/s upstream, 0 = unlimited
-	FrequencyRPS int64  `json:"frequency_rps"` // upstream requests/s, 0 = unlimited
-	CacheDir     string `json:"cache_dir,omitempty"`
-	CacheMax     int64  `json:"cache_max,omitempty"` // bytes, at most 10 GB
-	LinkBps      int64  `json:"link_bps,omitempty"`  // proxy host link, bits/s, 0 = unknown
-	Upstream     string `json:"upstream,omitempty"`  // forward target, "" = built-in collector
+	Mode         wire.Mode `json:"mode"`          // forward | cache
+	BandwidthBps int64     `json:"bandwidth_bps"` // bytes/s upstream, 0 = unlimited
+	FrequencyRPS int64     `json:"frequency_rps"` // upstream requests/s, 0 = unlimited
+	CacheDir     string    `json:"cache_dir,omitempty"`
+	CacheMax     int64     `json:"cache_max,omitempty"` // bytes, at most 10 GB
+	LinkBps      int64     `json:"link_bps,omitempty"`  // proxy host link, bits/s, 0 = unknown
+	Upstream     string    `json:"upstream,omitempty"`  // forward target, "" = built-in collector
 }
 
-// Policy modes.
+// The words of wire.Mode, wire.State and wire.Stage under their old store
+// names, until the relay's last uses move to wire; nothing new uses them.
 const (
-	ModeForward = "forward"
-	ModeCache   = "cache"
+	ModeForward       = wire.ModeForward
+	ModeCache         = wire.ModeCache
+	CommandQueued     = wire.StateQueued
+	CommandDelivered  = wire.StateDelivered
+	CommandRunning    = wire.StateRunning
+	CommandDone       = wire.StateDone
+	CommandFailed     = wire.StateFailed
+	CommandRolledBack = wire.StateRolledBack
+	StageDownloading  = wire.StageDownloading
+	StageVerifying    = wire.StageVerifying
+	StageRestarting   = wire.StageRestarting
 )
 
 // DefaultCacheDir is used when a cache policy names no directory; relative
@@ -178,7 +189,7 @@ type Cluster struct {
 	Policy      Policy    `json:"policy"`
 
 	// Derived at read time.
-	Status          string    `json:"status"` // online | offline (no proxy server online)
+	Status          Status    `json:"status"` // online | offline (no proxy server online)
 	Proxies         int       `json:"proxies"`
 	ProxiesOnline   int       `json:"proxies_online"`
 	Agents          int       `json:"agents"`           // bound to the cluster
@@ -187,14 +198,32 @@ type Cluster struct {
 	Warnings        []Warning `json:"warnings,omitempty"`
 }
 
+// Status is whether an agent, a proxy server or a cluster is online;
+// derived at read time, never stored.
+type Status string
+
 // Status values.
 const (
-	StatusOnline  = "online"
-	StatusOffline = "offline"
+	StatusOnline  Status = "online"
+	StatusOffline Status = "offline"
 	// StatusUninstalled is an agent whose uninstall is done: it acknowledged
 	// the command, or the grace passed without an acknowledgement.
-	StatusUninstalled = "uninstalled"
+	StatusUninstalled Status = "uninstalled"
 )
+
+// Statuses lists the values of an agent's Status (a cluster or a proxy is
+// never uninstalled).
+var Statuses = []Status{StatusOnline, StatusOffline, StatusUninstalled}
+
+// ParseStatus reads an agent status filter as an operator types it. The
+// EInvalid error names the value and lists the allowed ones (`status "x":
+// want online, offline or uninstalled`).
+func ParseStatus(s string) (Status, error) {
+	if st := Status(s); slices.Contains(Statuses, st) {
+		return st, nil
+	}
+	return "", Errorf(EInvalid, "status %q: want online, offline or uninstalled", s)
+}
 
 // ViaDirect is Agent.Via for an agent that reached the management host
 // itself rather than a proxy server.
@@ -216,14 +245,14 @@ type Proxy struct {
 	Agents    int       `json:"agents"`
 	Load      float64   `json:"load"`
 
-	Status string `json:"status"` // online | offline
+	Status Status `json:"status"` // online | offline
 	// Protected: the host's own agent (quick deployment) is Protected now;
 	// false for a manual deployment (proxy only) and once that agent is
 	// offline or uninstalled.
 	Protected bool `json:"protected"`
 	// AssetStatus is the status of that agent (online, offline,
 	// uninstalled); "" for a manual deployment.
-	AssetStatus string `json:"asset_status,omitempty"`
+	AssetStatus Status `json:"asset_status,omitempty"`
 	Upgrade     bool   `json:"upgradable"`
 	// Commands are the latest command of each type, newest first;
 	// LastError describes the latest of them that failed.
@@ -234,10 +263,14 @@ type Proxy struct {
 	UpgradeState string `json:"upgrade_state,omitempty"`
 }
 
-// Security status (seed 002).
+// Security is an agent's security status (seed 002): Protected while the
+// agent runs and is online.
+type Security string
+
+// Security status values, shown as they are.
 const (
-	Protected   = "Protected"
-	Unprotected = "Unprotected"
+	Protected   Security = "Protected"
+	Unprotected Security = "Unprotected"
 )
 
 // Agent is an enrolled agent and the asset it protects: the columns of the
@@ -277,15 +310,15 @@ type Agent struct {
 	Upgrade *Command `json:"upgrade,omitempty"`
 
 	// Derived at read time; the definitions are in doc.go and the README.
-	Status         string `json:"status"`          // online | offline | uninstalled
-	Online         bool   `json:"online"`          // last check-in within OfflineAfter, not uninstalled
-	Connected      bool   `json:"connected"`       // last check-in within ConnectedWindow, not uninstalled
-	Via            string `json:"via"`             // relay of the last check-in: proxy host name, or "direct"
-	Uninstalled    bool   `json:"uninstalled"`     // acknowledged, or grace passed without acknowledgement
-	SecurityStatus string `json:"security_status"` // Protected | Unprotected
-	RiskStatus     string `json:"risk_status"`     // At risk | Safe
-	Duplicate      bool   `json:"duplicate_identity"`
-	DuplicateFix   string `json:"duplicate_fix,omitempty"`
+	Status         Status   `json:"status"`          // online | offline | uninstalled
+	Online         bool     `json:"online"`          // last check-in within OfflineAfter, not uninstalled
+	Connected      bool     `json:"connected"`       // last check-in within ConnectedWindow, not uninstalled
+	Via            string   `json:"via"`             // relay of the last check-in: proxy host name, or "direct"
+	Uninstalled    bool     `json:"uninstalled"`     // acknowledged, or grace passed without acknowledgement
+	SecurityStatus Security `json:"security_status"` // Protected | Unprotected
+	RiskStatus     Risk     `json:"risk_status"`     // At risk | Safe
+	Duplicate      bool     `json:"duplicate_identity"`
+	DuplicateFix   string   `json:"duplicate_fix,omitempty"`
 }
 
 // Inventory is the "online data" counters of seed 002's asset table.
@@ -347,21 +380,21 @@ type Command struct {
 	// (Error says why); Attempts counts deliveries; UpdatedAt is the last
 	// change. Stage is where a running upgrade stands (downloading,
 	// verifying, restarting), "" otherwise.
-	State     string    `json:"state"`
-	Stage     string    `json:"stage,omitempty"`
-	Attempts  int       `json:"attempts"`
-	Error     string    `json:"error,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
-	EndedAt   time.Time `json:"ended_at,omitempty"`
+	State     wire.State `json:"state"`
+	Stage     wire.Stage `json:"stage,omitempty"`
+	Attempts  int        `json:"attempts"`
+	Error     string     `json:"error,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	EndedAt   time.Time  `json:"ended_at,omitempty"`
 }
 
 // CommandReport is what a target says about one of its commands:
-// CommandRunning (with the Stage of an upgrade), CommandDone, or
-// CommandFailed or CommandRolledBack with the reason.
+// wire.StateRunning (with the Stage of an upgrade), StateDone, or
+// StateFailed or StateRolledBack with the reason.
 type CommandReport struct {
 	ID    int64
-	State string
-	Stage string
+	State wire.State
+	Stage wire.Stage
 	Error string
 }
 

@@ -249,7 +249,7 @@ func FormatLink(bits int64) string {
 func (p Policy) Describe() string {
 	var parts []string
 	switch p.Mode {
-	case ModeCache:
+	case wire.ModeCache:
 		parts = append(parts, "cache in "+p.CacheDir+" capped at "+FormatBytes(p.CacheMax)+" (oldest data overwritten)")
 	default:
 		up := p.Upstream

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -257,24 +258,24 @@ func TestNormalizePolicy(t *testing.T) {
 		want     store.Policy
 		wantCode string
 	}{
-		{"empty is forward unlimited", store.Policy{}, store.Policy{Mode: store.ModeForward}, ""},
-		{"forward with limits", store.Policy{Mode: store.ModeForward, BandwidthBps: 250000, FrequencyRPS: 100},
-			store.Policy{Mode: store.ModeForward, BandwidthBps: 250000, FrequencyRPS: 100}, ""},
-		{"forward drops cache fields", store.Policy{Mode: store.ModeForward, CacheDir: "x", CacheMax: 1 << 30},
-			store.Policy{Mode: store.ModeForward}, ""},
+		{"empty is forward unlimited", store.Policy{}, store.Policy{Mode: wire.ModeForward}, ""},
+		{"forward with limits", store.Policy{Mode: wire.ModeForward, BandwidthBps: 250000, FrequencyRPS: 100},
+			store.Policy{Mode: wire.ModeForward, BandwidthBps: 250000, FrequencyRPS: 100}, ""},
+		{"forward drops cache fields", store.Policy{Mode: wire.ModeForward, CacheDir: "x", CacheMax: 1 << 30},
+			store.Policy{Mode: wire.ModeForward}, ""},
 		{"forward upstream https", store.Policy{Upstream: "https://soc.example.com/ingest"},
-			store.Policy{Mode: store.ModeForward, Upstream: "https://soc.example.com/ingest"}, ""},
+			store.Policy{Mode: wire.ModeForward, Upstream: "https://soc.example.com/ingest"}, ""},
 		{"forward upstream not a URL", store.Policy{Upstream: "soc.example.com"}, store.Policy{}, store.EInvalid},
-		{"cache defaults", store.Policy{Mode: store.ModeCache},
-			store.Policy{Mode: store.ModeCache, CacheDir: filepath.Join(store.DefaultCacheDir, "edge"), CacheMax: store.MaxCacheBytes}, ""},
-		{"cache drops forward limits", store.Policy{Mode: store.ModeCache, BandwidthBps: 5, FrequencyRPS: 5, CacheDir: "/var/spool/o", CacheMax: 1 << 30},
-			store.Policy{Mode: store.ModeCache, CacheDir: "/var/spool/o", CacheMax: 1 << 30}, ""},
-		{"cache exactly 10 GB", store.Policy{Mode: store.ModeCache, CacheMax: 10000000000},
-			store.Policy{Mode: store.ModeCache, CacheDir: filepath.Join(store.DefaultCacheDir, "edge"), CacheMax: store.MaxCacheBytes}, ""},
-		{"cache 20 GB", store.Policy{Mode: store.ModeCache, CacheMax: 20000000000}, store.Policy{}, store.ELimit},
-		{"cache 10 GB + 1", store.Policy{Mode: store.ModeCache, CacheMax: store.MaxCacheBytes + 1}, store.Policy{}, store.ELimit},
-		{"cache tiny", store.Policy{Mode: store.ModeCache, CacheMax: 1000}, store.Policy{}, store.EInvalid},
-		{"cache dir escapes", store.Policy{Mode: store.ModeCache, CacheDir: "../../etc"}, store.Policy{}, store.EInvalid},
+		{"cache defaults", store.Policy{Mode: wire.ModeCache},
+			store.Policy{Mode: wire.ModeCache, CacheDir: filepath.Join(store.DefaultCacheDir, "edge"), CacheMax: store.MaxCacheBytes}, ""},
+		{"cache drops forward limits", store.Policy{Mode: wire.ModeCache, BandwidthBps: 5, FrequencyRPS: 5, CacheDir: "/var/spool/o", CacheMax: 1 << 30},
+			store.Policy{Mode: wire.ModeCache, CacheDir: "/var/spool/o", CacheMax: 1 << 30}, ""},
+		{"cache exactly 10 GB", store.Policy{Mode: wire.ModeCache, CacheMax: 10000000000},
+			store.Policy{Mode: wire.ModeCache, CacheDir: filepath.Join(store.DefaultCacheDir, "edge"), CacheMax: store.MaxCacheBytes}, ""},
+		{"cache 20 GB", store.Policy{Mode: wire.ModeCache, CacheMax: 20000000000}, store.Policy{}, store.ELimit},
+		{"cache 10 GB + 1", store.Policy{Mode: wire.ModeCache, CacheMax: store.MaxCacheBytes + 1}, store.Policy{}, store.ELimit},
+		{"cache tiny", store.Policy{Mode: wire.ModeCache, CacheMax: 1000}, store.Policy{}, store.EInvalid},
+		{"cache dir escapes", store.Policy{Mode: wire.ModeCache, CacheDir: "../../etc"}, store.Policy{}, store.EInvalid},
 		{"negative bandwidth", store.Policy{BandwidthBps: -1}, store.Policy{}, store.EInvalid},
 		{"negative frequency", store.Policy{FrequencyRPS: -1}, store.Policy{}, store.EInvalid},
 		{"unknown mode", store.Policy{Mode: "drop"}, store.Policy{}, store.EInvalid},
@@ -307,30 +308,30 @@ func TestWarnings(t *testing.T) {
 		offline int      // proxy servers of the cluster that are offline
 		want    []string // substrings, one per expected warning, in order
 	}{
-		{"7.5 Mbit on 10 Mbit link warns", store.Policy{Mode: store.ModeForward, BandwidthBps: 937500, LinkBps: link10}, 0, 1, 0,
+		{"7.5 Mbit on 10 Mbit link warns", store.Policy{Mode: wire.ModeForward, BandwidthBps: 937500, LinkBps: link10}, 0, 1, 0,
 			[]string{"more than 60% of the 10 Mbit/s link"}},
-		{"5 Mbit on 10 Mbit link is fine", store.Policy{Mode: store.ModeForward, BandwidthBps: 5 * mbit, LinkBps: link10}, 0, 1, 0, nil},
-		{"exactly 60% is fine", store.Policy{Mode: store.ModeForward, BandwidthBps: 6 * mbit, LinkBps: link10}, 0, 1, 0, nil},
-		{"unlimited on a known link warns", store.Policy{Mode: store.ModeForward, LinkBps: link10}, 0, 1, 0,
+		{"5 Mbit on 10 Mbit link is fine", store.Policy{Mode: wire.ModeForward, BandwidthBps: 5 * mbit, LinkBps: link10}, 0, 1, 0, nil},
+		{"exactly 60% is fine", store.Policy{Mode: wire.ModeForward, BandwidthBps: 6 * mbit, LinkBps: link10}, 0, 1, 0, nil},
+		{"unlimited on a known link warns", store.Policy{Mode: wire.ModeForward, LinkBps: link10}, 0, 1, 0,
 			[]string{"bandwidth is unlimited"}},
-		{"unknown link never warns on limits", store.Policy{Mode: store.ModeForward, BandwidthBps: 1000 * mbit}, 0, 1, 0, nil},
-		{"cache mode ignores link share", store.Policy{Mode: store.ModeCache, LinkBps: link10}, 0, 1, 0, nil},
-		{"6,000 agents on one proxy is fine", store.Policy{Mode: store.ModeForward}, 6000, 1, 0, nil},
-		{"6,001 agents on one proxy warns", store.Policy{Mode: store.ModeForward}, 6001, 1, 0,
+		{"unknown link never warns on limits", store.Policy{Mode: wire.ModeForward, BandwidthBps: 1000 * mbit}, 0, 1, 0, nil},
+		{"cache mode ignores link share", store.Policy{Mode: wire.ModeCache, LinkBps: link10}, 0, 1, 0, nil},
+		{"6,000 agents on one proxy is fine", store.Policy{Mode: wire.ModeForward}, 6000, 1, 0, nil},
+		{"6,001 agents on one proxy warns", store.Policy{Mode: wire.ModeForward}, 6001, 1, 0,
 			[]string{"6001 agents exceed what 1 online proxy server(s) carry (6,000 hosts each)"}},
-		{"6,001 agents on two proxies is fine", store.Policy{Mode: store.ModeForward}, 6001, 2, 0, nil},
-		{name: "agents with every proxy offline: proxy down, not capacity", p: store.Policy{Mode: store.ModeForward}, agents: 60, offline: 1,
+		{"6,001 agents on two proxies is fine", store.Policy{Mode: wire.ModeForward}, 6001, 2, 0, nil},
+		{name: "agents with every proxy offline: proxy down, not capacity", p: store.Policy{Mode: wire.ModeForward}, agents: 60, offline: 1,
 			want: []string{"proxy down: all 1 proxy server(s) offline: agents cannot connect through this cluster"}},
-		{name: "agents with no proxy at all", p: store.Policy{Mode: store.ModeForward}, agents: 3,
+		{name: "agents with no proxy at all", p: store.Policy{Mode: wire.ModeForward}, agents: 3,
 			want: []string{"no proxy server: the 3 bound agent(s) cannot connect"}},
-		{name: "one of two proxies down is capacity as usual", p: store.Policy{Mode: store.ModeForward}, agents: 6001, proxies: 1, offline: 1,
+		{name: "one of two proxies down is capacity as usual", p: store.Policy{Mode: wire.ModeForward}, agents: 6001, proxies: 1, offline: 1,
 			want: []string{"6001 agents exceed what 1 online proxy server(s) carry"}},
-		{name: "proxies down without agents is fine", p: store.Policy{Mode: store.ModeForward}, offline: 2},
-		{"no agents no proxies is fine", store.Policy{Mode: store.ModeForward}, 0, 0, 0, nil},
-		{"100 hosts need more than 800 Kbit/s limit", store.Policy{Mode: store.ModeForward, BandwidthBps: 100000}, 100, 1, 0,
+		{name: "proxies down without agents is fine", p: store.Policy{Mode: wire.ModeForward}, offline: 2},
+		{"no agents no proxies is fine", store.Policy{Mode: wire.ModeForward}, 0, 0, 0, nil},
+		{"100 hosts need more than 800 Kbit/s limit", store.Policy{Mode: wire.ModeForward, BandwidthBps: 100000}, 100, 1, 0,
 			[]string{"100 hosts need 1 Mbit/s reserved (10 Kbit/s each) but the bandwidth limit is 800 Kbit/s"}},
-		{"100 hosts fit in 1 Mbit/s limit", store.Policy{Mode: store.ModeForward, BandwidthBps: 1 * mbit}, 100, 1, 0, nil},
-		{"reserve above 60% of link", store.Policy{Mode: store.ModeForward, BandwidthBps: 5 * mbit, LinkBps: link10}, 650, 1, 0,
+		{"100 hosts fit in 1 Mbit/s limit", store.Policy{Mode: wire.ModeForward, BandwidthBps: 1 * mbit}, 100, 1, 0, nil},
+		{"reserve above 60% of link", store.Policy{Mode: wire.ModeForward, BandwidthBps: 5 * mbit, LinkBps: link10}, 650, 1, 0,
 			[]string{"650 hosts need 6.5 Mbit/s reserved (10 Kbit/s each), more than 60% of the 10 Mbit/s link", "but the bandwidth limit is 5 Mbit/s"}},
 	}
 	for _, tt := range tests {
@@ -351,7 +352,7 @@ func TestWarnings(t *testing.T) {
 func TestNormalizePolicyRefusesParentDirs(t *testing.T) {
 	for _, dir := range []string{"..", "a/..", "../x", "cache/../../etc"} {
 		t.Run(dir, func(t *testing.T) {
-			_, err := store.NormalizePolicy(store.Policy{Mode: store.ModeCache, CacheDir: dir}, "edge")
+			_, err := store.NormalizePolicy(store.Policy{Mode: wire.ModeCache, CacheDir: dir}, "edge")
 			if got, want := store.ErrorCode(err), store.EInvalid; got != want {
 				t.Errorf("got %q (%v), want %q", got, err, want)
 			}
@@ -434,12 +435,12 @@ func TestCacheMinimumSaysBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = store.NormalizePolicy(store.Policy{Mode: store.ModeCache, CacheMax: size}, "edge")
+	_, err = store.NormalizePolicy(store.Policy{Mode: wire.ModeCache, CacheMax: size}, "edge")
 	want := "cache-max 64 KB (64000 bytes) is below the minimum of 64 KiB (65536 bytes)"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %q", err, want)
 	}
-	if _, err := store.NormalizePolicy(store.Policy{Mode: store.ModeCache, CacheMax: 64 << 10}, "edge"); err != nil {
+	if _, err := store.NormalizePolicy(store.Policy{Mode: wire.ModeCache, CacheMax: 64 << 10}, "edge"); err != nil {
 		t.Errorf("64 KiB: got %v, want accepted", err)
 	}
 }

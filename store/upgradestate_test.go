@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -14,7 +15,7 @@ import (
 // its reason, and a stage that hears nothing more times out into failed.
 func TestUpgradeStages(t *testing.T) {
 	type step func(f *fixture, target string, id int64)
-	report := func(state, stage, reason string) step {
+	report := func(state wire.State, stage wire.Stage, reason string) step {
 		return func(f *fixture, target string, id int64) {
 			f.t.Helper()
 			if err := f.db.ReportCommands(f.ctx, store.TargetProxy, target, []store.CommandReport{{ID: id, State: state, Stage: stage, Error: reason}}); err != nil {
@@ -29,34 +30,35 @@ func TestUpgradeStages(t *testing.T) {
 		}
 	}
 	advance := func(d time.Duration) step { return func(f *fixture, _ string, _ int64) { f.clock.Advance(d) } }
-	running := func(stage string) step { return report(store.CommandRunning, stage, "") }
+	running := func(stage wire.Stage) step { return report(wire.StateRunning, stage, "") }
 	since := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
 	tests := []struct {
-		name               string
-		steps              []step
-		wantState, wantStg string
-		wantDescribe       string
-		wantAudit          string // action of the ending's audit entry, "" = none
+		name         string
+		steps        []step
+		wantState    wire.State
+		wantStg      wire.Stage
+		wantDescribe string
+		wantAudit    string // action of the ending's audit entry, "" = none
 	}{
-		{"downloading", []step{deliver, running(store.StageDownloading)}, store.CommandRunning, store.StageDownloading, "downloading", ""},
-		{"verifying", []step{deliver, running(store.StageDownloading), running(store.StageVerifying)}, store.CommandRunning, store.StageVerifying, "verifying", ""},
-		{"running without a stage keeps it", []step{deliver, running(store.StageRestarting), running("")}, store.CommandRunning, store.StageRestarting, "restarting", ""},
-		{"running, no stage yet", []step{deliver, running("")}, store.CommandRunning, "", "running", ""},
-		{"done clears the stage", []step{deliver, running(store.StageRestarting), report(store.CommandDone, "", "")}, store.CommandDone, "", "done", ""},
-		{"rolled back", []step{deliver, running(store.StageRestarting), report(store.CommandRolledBack, "", "no healthy heartbeat within 2m0s; last log: panic: boom")},
-			store.CommandRolledBack, "", "rolled back: no healthy heartbeat within 2m0s; last log: panic: boom", "command.rolled_back"},
-		{"rolled back without a reason", []step{deliver, report(store.CommandRolledBack, "", "")}, store.CommandRolledBack, "", "rolled back: the proxy gave no reason", "command.rolled_back"},
-		{"rolled back is final", []step{deliver, report(store.CommandRolledBack, "", "crashed 3 times"), report(store.CommandDone, "", ""), running(store.StageDownloading)},
-			store.CommandRolledBack, "", "rolled back: crashed 3 times", "command.rolled_back"},
-		{"failed while verifying", []step{deliver, running(store.StageVerifying), report(store.CommandFailed, "", "signature does not verify")},
-			store.CommandFailed, "", "failed: signature does not verify", "command.failed"},
-		{"a stuck stage times out", []step{deliver, advance(time.Minute), running(store.StageDownloading), advance(store.CommandAnswerTimeout)},
-			store.CommandFailed, store.StageDownloading, "failed: stuck downloading: no answer from the relay since " + since(time.Minute), ""},
-		{"a stuck stage is swept", []step{deliver, running(store.StageRestarting), advance(store.CommandAnswerTimeout), func(f *fixture, _ string, _ int64) {
+		{"downloading", []step{deliver, running(wire.StageDownloading)}, wire.StateRunning, wire.StageDownloading, "downloading", ""},
+		{"verifying", []step{deliver, running(wire.StageDownloading), running(wire.StageVerifying)}, wire.StateRunning, wire.StageVerifying, "verifying", ""},
+		{"running without a stage keeps it", []step{deliver, running(wire.StageRestarting), running("")}, wire.StateRunning, wire.StageRestarting, "restarting", ""},
+		{"running, no stage yet", []step{deliver, running("")}, wire.StateRunning, "", "running", ""},
+		{"done clears the stage", []step{deliver, running(wire.StageRestarting), report(wire.StateDone, "", "")}, wire.StateDone, "", "done", ""},
+		{"rolled back", []step{deliver, running(wire.StageRestarting), report(wire.StateRolledBack, "", "no healthy heartbeat within 2m0s; last log: panic: boom")},
+			wire.StateRolledBack, "", "rolled back: no healthy heartbeat within 2m0s; last log: panic: boom", "command.rolled_back"},
+		{"rolled back without a reason", []step{deliver, report(wire.StateRolledBack, "", "")}, wire.StateRolledBack, "", "rolled back: the proxy gave no reason", "command.rolled_back"},
+		{"rolled back is final", []step{deliver, report(wire.StateRolledBack, "", "crashed 3 times"), report(wire.StateDone, "", ""), running(wire.StageDownloading)},
+			wire.StateRolledBack, "", "rolled back: crashed 3 times", "command.rolled_back"},
+		{"failed while verifying", []step{deliver, running(wire.StageVerifying), report(wire.StateFailed, "", "signature does not verify")},
+			wire.StateFailed, "", "failed: signature does not verify", "command.failed"},
+		{"a stuck stage times out", []step{deliver, advance(time.Minute), running(wire.StageDownloading), advance(store.CommandAnswerTimeout)},
+			wire.StateFailed, wire.StageDownloading, "failed: stuck downloading: no answer from the relay since " + since(time.Minute), ""},
+		{"a stuck stage is swept", []step{deliver, running(wire.StageRestarting), advance(store.CommandAnswerTimeout), func(f *fixture, _ string, _ int64) {
 			if _, err := f.db.ExpireCommands(f.ctx); err != nil {
 				f.t.Fatal(err)
 			}
-		}}, store.CommandFailed, "", "failed: stuck restarting: no answer from the relay since " + since(0), "command.failed"},
+		}}, wire.StateFailed, "", "failed: stuck restarting: no answer from the relay since " + since(0), "command.failed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,7 +110,7 @@ func TestUpgradeStages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if wantOpen := tt.wantAudit == "" && tt.wantState != store.CommandDone; (len(open) == 1) != wantOpen {
+			if wantOpen := tt.wantAudit == "" && tt.wantState != wire.StateDone; (len(open) == 1) != wantOpen {
 				t.Errorf("CommandsAfter: got %v, want the command open: %v", commandIDs(open), wantOpen)
 			}
 		})
@@ -128,8 +130,8 @@ func TestReportStageRefusals(t *testing.T) {
 	}
 	id := f.pending(store.TargetProxy, itoa(p.ID))[0].ID
 	before := f.dump()
-	for _, stage := range []string{"exploding", "Downloading", strings.Repeat("x", 500)} {
-		err := f.db.ReportCommands(f.ctx, store.TargetProxy, itoa(p.ID), []store.CommandReport{{ID: id, State: store.CommandRunning, Stage: stage}})
+	for _, stage := range []wire.Stage{"exploding", "Downloading", wire.Stage(strings.Repeat("x", 500))} {
+		err := f.db.ReportCommands(f.ctx, store.TargetProxy, itoa(p.ID), []store.CommandReport{{ID: id, State: wire.StateRunning, Stage: stage}})
 		if wantCode(t, err, store.EInvalid) && len(err.Error()) > 200 {
 			t.Errorf("stage %.20q: error of %d characters, want one short line", stage, len(err.Error()))
 		}
@@ -157,7 +159,7 @@ func TestRolledBackReasonKeepsLogLines(t *testing.T) {
 		wantLen       int
 		wantTruncated bool
 	}{{logs, len([]rune(strings.Join(strings.Fields(logs), " "))), false}, {long, 1001, true}} {
-		if err := f.db.ReportCommands(f.ctx, store.TargetProxy, itoa(p.ID), []store.CommandReport{{ID: id, State: store.CommandRolledBack, Error: r.reason}}); err != nil {
+		if err := f.db.ReportCommands(f.ctx, store.TargetProxy, itoa(p.ID), []store.CommandReport{{ID: id, State: wire.StateRolledBack, Error: r.reason}}); err != nil {
 			t.Fatal(err)
 		}
 		cs, _ := f.db.ListCommands(f.ctx, store.TargetProxy, itoa(p.ID), 1)

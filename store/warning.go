@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"outpost/relay/wire"
 )
 
 // WarningKind names one of the operator warnings of seed 000; Text and
@@ -103,7 +104,7 @@ func Warnings(p Policy, agents, proxies, proxiesOnline int) []Warning {
 	link := func(k WarningKind, need int64) Warning {
 		return Warning{Kind: k, Need: need, Limit: share, Link: p.LinkBps, Hosts: agents}
 	}
-	if p.Mode == ModeForward && p.LinkBps > 0 {
+	if p.Mode == wire.ModeForward && p.LinkBps > 0 {
 		if p.BandwidthBps == 0 {
 			w = append(w, link(WarnBandwidthUnlimited, 0))
 		} else if float64(p.BandwidthBps*8) > LinkShareWarn*float64(p.LinkBps) {
@@ -114,7 +115,7 @@ func Warnings(p Policy, agents, proxies, proxiesOnline int) []Warning {
 	if p.LinkBps > 0 && float64(need) > LinkShareWarn*float64(p.LinkBps) {
 		w = append(w, link(WarnReserveOverLink, need))
 	}
-	if p.Mode == ModeForward && p.BandwidthBps > 0 && need > p.BandwidthBps*8 {
+	if p.Mode == wire.ModeForward && p.BandwidthBps > 0 && need > p.BandwidthBps*8 {
 		w = append(w, Warning{Kind: WarnReserveOverLimit, Need: need, Limit: p.BandwidthBps * 8, Link: p.LinkBps, Hosts: agents})
 	}
 	hosts := func(k WarningKind, n int) Warning {

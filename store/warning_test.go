@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -22,17 +23,17 @@ func TestWarningFields(t *testing.T) {
 		need, limit int64
 		fix         string
 	}{
-		{"unlimited", store.Policy{Mode: store.ModeForward, LinkBps: 10_000_000}, 0, 1, 1,
+		{"unlimited", store.Policy{Mode: wire.ModeForward, LinkBps: 10_000_000}, 0, 1, 1,
 			store.WarnBandwidthUnlimited, 0, 6_000_000, "`outpost cluster policy gz --bandwidth 6Mbit`"},
-		{"over the link", store.Policy{Mode: store.ModeForward, BandwidthBps: 80 * mbit, LinkBps: 100_000_000}, 0, 1, 1,
+		{"over the link", store.Policy{Mode: wire.ModeForward, BandwidthBps: 80 * mbit, LinkBps: 100_000_000}, 0, 1, 1,
 			store.WarnBandwidthOverLink, 80_000_000, 60_000_000, "--bandwidth 60Mbit"},
-		{"reserve over the link", store.Policy{Mode: store.ModeCache, LinkBps: 10_000_000}, 650, 1, 1,
+		{"reserve over the link", store.Policy{Mode: wire.ModeCache, LinkBps: 10_000_000}, 650, 1, 1,
 			store.WarnReserveOverLink, 6_500_000, 6_000_000, "faster link"},
-		{"reserve over the limit", store.Policy{Mode: store.ModeForward, BandwidthBps: 100_000}, 100, 1, 1,
+		{"reserve over the limit", store.Policy{Mode: wire.ModeForward, BandwidthBps: 100_000}, 100, 1, 1,
 			store.WarnReserveOverLimit, 1_000_000, 800_000, "raise the bandwidth limit to at least 1 Mbit/s: `outpost cluster policy gz --bandwidth 1Mbit`"},
-		{"no proxy", store.Policy{Mode: store.ModeForward}, 3, 0, 0, store.WarnNoProxy, 3, 0, "outpost proxy deploy --cluster gz"},
-		{"proxy down", store.Policy{Mode: store.ModeForward}, 3, 2, 0, store.WarnProxyDown, 3, 0, "add or start proxy servers"},
-		{"capacity", store.Policy{Mode: store.ModeForward}, 6001, 1, 1, store.WarnProxyCapacity, 6001, 6000, "6,000 hosts each"},
+		{"no proxy", store.Policy{Mode: wire.ModeForward}, 3, 0, 0, store.WarnNoProxy, 3, 0, "outpost proxy deploy --cluster gz"},
+		{"proxy down", store.Policy{Mode: wire.ModeForward}, 3, 2, 0, store.WarnProxyDown, 3, 0, "add or start proxy servers"},
+		{"capacity", store.Policy{Mode: wire.ModeForward}, 6001, 1, 1, store.WarnProxyCapacity, 6001, 6000, "6,000 hosts each"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -112,9 +113,9 @@ const (
 // (ParseBandwidth, NormalizePolicy), the form only reads text.
 func policyValues(v Values, base store.Policy) (store.Policy, error) {
 	p := base
-	p.Mode = v["mode"]
+	p.Mode = wire.Mode(v["mode"]) // a choice field; NormalizePolicy checks it
 	var err error
-	if p.Mode == store.ModeForward {
+	if p.Mode == wire.ModeForward {
 		if p.BandwidthBps, err = store.ParseBandwidth(v["bandwidth"]); err != nil {
 			return p, err
 		}
@@ -160,10 +161,10 @@ func policyForm(c *Common, cl store.Cluster) Dialog {
 	if p.CacheMax > 0 {
 		cmax = store.FormatBytes(p.CacheMax)
 	}
-	isCache := func(v Values) bool { return v["mode"] == store.ModeCache }
-	isForward := func(v Values) bool { return v["mode"] != store.ModeCache }
+	isCache := func(v Values) bool { return wire.Mode(v["mode"]) == wire.ModeCache }
+	isForward := func(v Values) bool { return wire.Mode(v["mode"]) != wire.ModeCache }
 	f := NewForm(c, "Proxy settings of cluster "+Clean(cl.Name),
-		Field{Key: "mode", Label: "Mode", Kind: FieldChoice, Choices: []string{store.ModeForward, store.ModeCache}, Value: orForward(p.Mode),
+		Field{Key: "mode", Label: "Mode", Kind: FieldChoice, Choices: []string{string(wire.ModeForward), string(wire.ModeCache)}, Value: orForward(p.Mode),
 			Hint: "forward: send to the management centre; cache: keep on the proxy host"},
 		Field{Key: "bandwidth", Label: "Bandwidth limit", Value: bw, Hidden: isCache, Hint: "e.g. 2Mbit, 500KB or unlimited"},
 		Field{Key: "frequency", Label: "Frequency limit", Value: freq, Hidden: isCache, Hint: "requests per second, or unlimited"},
@@ -215,11 +216,11 @@ func policyForm(c *Common, cl store.Cluster) Dialog {
 	return f
 }
 
-func orForward(mode string) string {
+func orForward(mode wire.Mode) string {
 	if mode == "" {
-		return store.ModeForward
+		return string(wire.ModeForward)
 	}
-	return mode
+	return string(mode)
 }
 
 // ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"outpost/relay/wire"
 	"outpost/store"
 	"outpost/store/ops"
 )
@@ -159,13 +160,13 @@ func TestPolicyForm(t *testing.T) {
 			t.Fatalf("form %v err %q, want it open with the store's refusal", hs.root.Dialog(), form.Err())
 		}
 		got, _ := f.db.GetCluster(f.ctx, gz.ID)
-		if got.Policy.Mode != store.ModeForward || f.auditCount() != before {
+		if got.Policy.Mode != wire.ModeForward || f.auditCount() != before {
 			t.Errorf("refusal changed the policy (%+v) or the audit", got.Policy)
 		}
 		form.Set("cache_max", "5GB")
 		hs.keys("enter")
 		got, _ = f.db.GetCluster(f.ctx, gz.ID)
-		if got.Policy.Mode != store.ModeCache || got.Policy.CacheMax != 5_000_000_000 || got.Policy.CacheDir == "" {
+		if got.Policy.Mode != wire.ModeCache || got.Policy.CacheMax != 5_000_000_000 || got.Policy.CacheDir == "" {
 			t.Errorf("policy %+v, want cache mode capped at 5 GB in the default directory", got.Policy)
 		}
 	})
@@ -467,7 +468,7 @@ func TestProxyCommandStates(t *testing.T) {
 			id = c.ID
 		}
 	}
-	if err := f.db.ReportCommands(f.ctx, store.TargetProxy, itoa64(p.ID), []store.CommandReport{{ID: id, State: store.CommandFailed, Error: "sha256 mismatch"}}); err != nil {
+	if err := f.db.ReportCommands(f.ctx, store.TargetProxy, itoa64(p.ID), []store.CommandReport{{ID: id, State: wire.StateFailed, Error: "sha256 mismatch"}}); err != nil {
 		t.Fatal(err)
 	}
 	hs.keys("ctrl+r")

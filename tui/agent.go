@@ -106,7 +106,7 @@ func (v *AgentView) stateLines() []string {
 	st := v.c.Styles
 	a := v.d.Agent
 	var out []string
-	title := a.Hostname + "  " + a.Status + ", " + a.SecurityStatus + ", " + a.RiskStatus
+	title := a.Hostname + "  " + string(a.Status) + ", " + string(a.SecurityStatus) + ", " + string(a.RiskStatus)
 	out = append(out, toneStyle(st, statusTone(a.Status)).Render(Clean(title)))
 	if v.err != nil {
 		out = append(out, st.Bad.Render("error: "+Clean(errText(v.err))))

@@ -114,7 +114,7 @@ func agentRow(c *Common, a store.Agent) Row {
 		ip = a.IPs[0]
 	}
 	sys := a.OS
-	security := a.SecurityStatus
+	security := string(a.SecurityStatus)
 	if a.Status == store.StatusUninstalled {
 		security = "Uninstalled"
 	}
@@ -134,15 +134,15 @@ func agentRow(c *Common, a store.Agent) Row {
 	if !a.LastInventory.IsZero() {
 		root = fmt.Sprintf("%d/%d", a.RootAccounts, a.Accounts)
 	}
-	risk := a.RiskStatus
+	risk := string(a.RiskStatus)
 	if a.LastInventory.IsZero() {
 		risk = "-"
 	}
 	secTone, riskTone := ToneGood, ToneGood
-	if security != store.Protected {
+	if a.SecurityStatus != store.Protected { // an uninstalled agent is Unprotected too
 		secTone = ToneBad
 	}
-	if risk != store.RiskSafe {
+	if a.LastInventory.IsZero() || a.RiskStatus != store.RiskSafe {
 		riskTone = ToneWarn
 	}
 	return Row{

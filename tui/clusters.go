@@ -54,7 +54,7 @@ func NewClustersView(c *Common) *ClustersView {
 }
 
 func matchCluster(c store.Cluster, f string) bool {
-	return Contains(f, c.Name, c.Address, c.Region, c.Remark, c.Status, c.Policy.Mode, c.Account)
+	return Contains(f, c.Name, c.Address, c.Region, c.Remark, string(c.Status), string(c.Policy.Mode), c.Account)
 }
 
 var clusterSorts = map[string]func(a, b store.Cluster) int{
@@ -62,11 +62,11 @@ var clusterSorts = map[string]func(a, b store.Cluster) int{
 	"address":   ByString(func(c store.Cluster) string { return c.Address }),
 	"kind":      ByString(func(c store.Cluster) string { return c.AddressKind }),
 	"region":    ByString(func(c store.Cluster) string { return c.Region }),
-	"status":    ByString(func(c store.Cluster) string { return c.Status }),
+	"status":    ByString(func(c store.Cluster) string { return string(c.Status) }),
 	"proxies":   ByInt(func(c store.Cluster) int { return c.ProxiesOnline }),
 	"agents":    ByInt(func(c store.Cluster) int { return c.AgentsOnline }),
 	"connected": ByInt(func(c store.Cluster) int { return c.AgentsConnected }),
-	"mode":      ByString(func(c store.Cluster) string { return c.Policy.Mode }),
+	"mode":      ByString(func(c store.Cluster) string { return string(c.Policy.Mode) }),
 	"warnings":  ByInt(func(c store.Cluster) int { return len(c.Warnings) }),
 }
 
@@ -85,7 +85,7 @@ func kindShort(c store.Cluster) string {
 	return "domain"
 }
 
-func statusTone(status string) Tone {
+func statusTone(status store.Status) Tone {
 	if status == store.StatusOnline {
 		return ToneGood
 	}
@@ -100,9 +100,9 @@ func clusterRow(c store.Cluster) Row {
 	}
 	return Row{
 		ID: strconv.FormatInt(c.ID, 10),
-		Cells: []string{c.Name, c.Address, kindShort(c), orDash(c.Region), c.Status,
+		Cells: []string{c.Name, c.Address, kindShort(c), orDash(c.Region), string(c.Status),
 			fmt.Sprintf("%d/%d", c.ProxiesOnline, c.Proxies), fmt.Sprintf("%d/%d", c.AgentsOnline, c.Agents),
-			strconv.Itoa(c.AgentsConnected), c.Policy.Mode, warn},
+			strconv.Itoa(c.AgentsConnected), string(c.Policy.Mode), warn},
 		Tones: []Tone{4: statusTone(c.Status), 9: wt},
 		Data:  c,
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -87,7 +88,7 @@ func accountProxies(ctx context.Context, c *Common, b Backend, acct int64, ps []
 }
 
 func matchProxy(p store.Proxy, f string) bool {
-	return Contains(f, p.Hostname, p.IP, p.Cluster, p.Version, p.Status, p.Deploy, strconv.FormatInt(p.ID, 10))
+	return Contains(f, p.Hostname, p.IP, p.Cluster, p.Version, string(p.Status), p.Deploy, strconv.FormatInt(p.ID, 10))
 }
 
 var proxySorts = map[string]func(a, b store.Proxy) int{
@@ -97,7 +98,7 @@ var proxySorts = map[string]func(a, b store.Proxy) int{
 	"ip":       ByString(func(p store.Proxy) string { return p.IP }),
 	"version":  func(a, b store.Proxy) int { return store.CompareVersions(a.Version, b.Version) },
 	"deploy":   ByString(func(p store.Proxy) string { return p.Deploy }),
-	"status":   ByString(func(p store.Proxy) string { return p.Status }),
+	"status":   ByString(func(p store.Proxy) string { return string(p.Status) }),
 	"seen":     ByInt(func(p store.Proxy) int64 { return p.LastSeen.UnixMilli() }),
 	"agents":   ByInt(func(p store.Proxy) int { return p.Agents }),
 	"load":     ByInt(func(p store.Proxy) float64 { return p.Load }),
@@ -108,7 +109,7 @@ var proxySorts = map[string]func(a, b store.Proxy) int{
 // (protected); a manual one is a proxy only.
 func securityText(p store.Proxy) string {
 	if p.Protected {
-		return store.Protected
+		return string(store.Protected)
 	}
 	return "proxy only"
 }
@@ -119,7 +120,7 @@ func upgradeText(p store.Proxy) string {
 	case p.Upgrade:
 		return "upgrade available"
 	case p.Status != store.StatusOnline:
-		return "offline"
+		return string(store.StatusOffline)
 	}
 	return "up to date"
 }
@@ -129,7 +130,7 @@ func upgradeText(p store.Proxy) string {
 // upgrade is available.
 func commandText(p store.Proxy) string {
 	for _, c := range p.Commands {
-		if c.State != store.CommandDone {
+		if c.State != wire.StateDone {
 			return c.Type + ": " + c.Describe()
 		}
 	}
@@ -143,7 +144,7 @@ func proxyRow(now time.Time, p store.Proxy) Row {
 	cmd := commandText(p)
 	return Row{
 		ID: strconv.FormatInt(p.ID, 10),
-		Cells: []string{strconv.FormatInt(p.ID, 10), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, p.Status,
+		Cells: []string{strconv.FormatInt(p.ID, 10), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, string(p.Status),
 			store.FormatAgo(now, p.LastSeen), strconv.Itoa(p.Agents), fmt.Sprintf("%.2f", p.Load), securityText(p), cmd},
 		Tones: []Tone{6: statusTone(p.Status), 11: commandTone(p)},
 		Data:  p,
@@ -153,9 +154,9 @@ func proxyRow(now time.Time, p store.Proxy) Row {
 func commandTone(p store.Proxy) Tone {
 	for _, c := range p.Commands {
 		switch c.State {
-		case store.CommandDone:
+		case wire.StateDone:
 			continue
-		case store.CommandFailed, store.CommandRolledBack:
+		case wire.StateFailed, wire.StateRolledBack:
 			return ToneBad
 		}
 		return ToneWarn

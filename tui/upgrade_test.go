@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -33,7 +34,7 @@ func TestUpgradeStatesShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.db.ReportCommands(f.ctx, store.TargetAgent, ag.ID, []store.CommandReport{{ID: res.Queued[0].CommandID, State: store.CommandRunning, Stage: store.StageVerifying}}); err != nil {
+	if err := f.db.ReportCommands(f.ctx, store.TargetAgent, ag.ID, []store.CommandReport{{ID: res.Queued[0].CommandID, State: wire.StateRunning, Stage: wire.StageVerifying}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.db.UpgradeProxy(f.ctx, p.ID); err != nil {
@@ -43,7 +44,7 @@ func TestUpgradeStatesShown(t *testing.T) {
 	if err != nil || len(cmds) != 1 {
 		t.Fatalf("proxy commands: %v %v", cmds, err)
 	}
-	if err := f.db.ReportCommands(f.ctx, store.TargetProxy, strconv.FormatInt(p.ID, 10), []store.CommandReport{{ID: cmds[0].ID, State: store.CommandRolledBack, Error: "crashed 3 times"}}); err != nil {
+	if err := f.db.ReportCommands(f.ctx, store.TargetProxy, strconv.FormatInt(p.ID, 10), []store.CommandReport{{ID: cmds[0].ID, State: wire.StateRolledBack, Error: "crashed 3 times"}}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -212,12 +212,12 @@ func (d *Doctor) CheckHealth(ctx context.Context, rawURL string) Check {
 		return c
 	}
 	var h struct {
-		Status   string `json:"status"`
-		Version  string `json:"version"`
-		Mode     string `json:"mode"`
-		ProxyID  int64  `json:"proxy_id"`
-		Cluster  string `json:"cluster"`
-		CASHA256 string `json:"ca_sha256"`
+		Status   string    `json:"status"`
+		Version  string    `json:"version"`
+		Mode     wire.Mode `json:"mode"`
+		ProxyID  int64     `json:"proxy_id"`
+		Cluster  string    `json:"cluster"`
+		CASHA256 string    `json:"ca_sha256"`
 	}
 	jsonErr := json.Unmarshal(p.body, &h)
 	if p.status != http.StatusOK || jsonErr != nil || h.Status != wire.HealthOK {
@@ -231,7 +231,7 @@ func (d *Doctor) CheckHealth(ctx context.Context, rawURL string) Check {
 		parts = append(parts, "version "+h.Version)
 	}
 	if h.Mode != "" {
-		parts = append(parts, "mode "+h.Mode)
+		parts = append(parts, "mode "+string(h.Mode))
 	}
 	if h.ProxyID != 0 {
 		parts = append(parts, fmt.Sprintf("proxy %d of cluster %s", h.ProxyID, h.Cluster))

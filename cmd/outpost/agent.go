@@ -59,6 +59,7 @@ func newAgentUnbindCmd(a *app) *cobra.Command {
 type agentList struct {
 	a                *app
 	cluster, account string
+	status           string // --status, read into f.Status
 	direct           bool
 	f                store.AgentFilter
 }
@@ -74,7 +75,7 @@ func newAgentListCmd(a *app) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&r.cluster, "cluster", "", "only agents bound to this cluster")
 	fl.BoolVar(&r.direct, "direct", false, "only agents that connect directly (no cluster)")
-	fl.StringVar(&r.f.Status, "status", "", "online, offline (uninstalled ones included) or uninstalled")
+	fl.StringVar(&r.status, "status", "", "online, offline (uninstalled ones included) or uninstalled")
 	fl.StringVar(&r.f.Query, "query", "", "substring of host name or IP, or an agent id")
 	fl.StringVar(&r.f.OS, "os", "", "only this OS (linux, windows)")
 	fl.StringVar(&r.f.Group, "group", "", "only this asset group")
@@ -98,8 +99,12 @@ func (r *agentList) Run(cmd *cobra.Command) error {
 		return usageErrorf("invalid --limit %d: want 1 to 1000", r.f.Limit)
 	case r.f.Offset < 0:
 		return usageErrorf("invalid --offset %d: must not be negative", r.f.Offset)
-	case r.f.Status != "" && r.f.Status != store.StatusOnline && r.f.Status != store.StatusOffline && r.f.Status != store.StatusUninstalled:
-		return usageErrorf("invalid --status %q: want online, offline or uninstalled", r.f.Status)
+	}
+	if r.status != "" {
+		var err error
+		if r.f.Status, err = store.ParseStatus(r.status); err != nil {
+			return usageErrorf("invalid --%s", store.ErrorMessage(err)) // invalid --status "x": want ...
+		}
 	}
 	db, err := a.store()
 	if err != nil {
@@ -148,11 +153,11 @@ func (r *agentList) print(page store.AgentPage) {
 		if g.ClusterID == 0 {
 			cl = "(direct)"
 		}
-		status := g.Status
+		status := string(g.Status)
 		if g.Duplicate {
 			status += " DUPLICATE"
 		}
-		rows = append(rows, []string{g.Hostname, strings.Join(g.IPs, ","), g.OS, cl, status, g.ConnectedText(), g.SecurityStatus, g.RiskStatus,
+		rows = append(rows, []string{g.Hostname, strings.Join(g.IPs, ","), g.OS, cl, status, g.ConnectedText(), string(g.SecurityStatus), string(g.RiskStatus),
 			store.FormatAgo(time.Now(), g.LastCheckin), orDash(g.Version), g.ID})
 	}
 	a.printTable([]string{"HOST", "IP", "OS", "CLUSTER", "STATUS", "CONNECTED", "SECURITY", "RISK", "LAST CHECK-IN", "VERSION", "ID"}, rows)

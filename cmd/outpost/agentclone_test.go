@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,12 +25,12 @@ func TestAgentRunCopiedDirectorySameMachine(t *testing.T) {
 	}
 	c := arStartAgent(t, m, copyDir)
 	waitCond(t, c.proc, 15*time.Second, "the copy told it is a clone", func() bool {
-		return strings.Contains(c.stderr.String(), "as a clone of agent "+id)
+		return regexp.MustCompile(`reports this process as a clone .*agent=` + regexp.QuoteMeta(id) + ` `).MatchString(c.stderr.String())
 	})
 	waitCond(t, c.proc, 5*time.Second, "the duplicate flag", func() bool { return arGetAgent(t, m, id).Duplicate })
 	seen := arGetAgent(t, m, id).LastCheckin
 	waitCond(t, a.proc, 10*time.Second, "the original's next check-ins", func() bool { return arGetAgent(t, m, id).LastCheckin.After(seen.Add(time.Second)) })
-	if n := strings.Count(c.stderr.String(), "as a clone of agent"); n != 1 {
+	if n := strings.Count(c.stderr.String(), "reports this process as a clone"); n != 1 {
 		t.Errorf("copy log: got %d clone lines, want 1 (it backs off for minutes):\n%s", n, c.stderr.String())
 	}
 	if s := a.stderr.String(); strings.Contains(s, "as a clone") {

@@ -33,7 +33,7 @@ func (r *agentRun) host() (wire.Host, error) {
 func (r *agentRun) inventory() wire.Inventory {
 	inv, err := hostfacts.HostFS{}.Inventory()
 	if err != nil {
-		r.logf("inventory: %v", err)
+		r.log.Warn("inventory", "err", err)
 	}
 	return inv
 }

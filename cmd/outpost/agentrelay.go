@@ -49,13 +49,13 @@ func (r *agentRun) startRelay(exe, data string, argv []string) (pid int, logPath
 	}
 	pid = proc.Process.Pid
 	if err := os.WriteFile(filepath.Join(data, relayPIDFile), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
-		r.logf("deploy-proxy: %v (uninstall may not find this relay before it joined)", err)
+		r.log.Warn("deploy-proxy: pid file not written: uninstall may not find this relay before it joined", "err", err)
 	}
 	ch := make(chan error, 1)
 	go func() {
 		// Reap the child if it ends while the agent runs.
 		err := proc.Wait()
-		r.logf("deploy-proxy: relay (pid %d) exited: %v (see %s)", pid, exitText(err), logPath)
+		r.log.Warn("deploy-proxy: relay exited", "pid", pid, "err", exitText(err), "log", logPath)
 		ch <- err
 	}()
 	return pid, logPath, offset, ch, nil
@@ -73,7 +73,7 @@ func (r *agentRun) saveRelayArgs(data string, argv []string) {
 	}
 	b, _ := json.Marshal(keep)
 	if err := writeFileAtomic(filepath.Join(data, relayArgsFile), append(b, '\n'), 0o600); err != nil {
-		r.logf("deploy-proxy: %v (the relay will not be started again with the agent)", err)
+		r.log.Warn("deploy-proxy: the relay will not be started again with the agent", "err", err)
 	}
 }
 
@@ -87,7 +87,7 @@ func (r *agentRun) restartDeployedRelay(dir string) {
 	}
 	var argv []string
 	if err := json.Unmarshal(b, &argv); err != nil || len(argv) == 0 || argv[0] != "relay" || !slices.Contains(argv, data) {
-		r.logf("deploy-proxy: %s is damaged: the relay deployed in %s is not started again", relayArgsFile, data)
+		r.log.Warn("deploy-proxy: the relay's saved arguments are damaged: it is not started again", "file", relayArgsFile, "dir", data)
 		return
 	}
 	if pid := runningRelay(data); pid != 0 {
@@ -95,15 +95,15 @@ func (r *agentRun) restartDeployedRelay(dir string) {
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		r.logf("deploy-proxy: %v: the relay deployed in %s is not started again", err, data)
+		r.log.Warn("deploy-proxy: the deployed relay is not started again", "dir", data, "err", err)
 		return
 	}
 	pid, logPath, _, _, err := r.startRelay(exe, data, argv)
 	if err != nil {
-		r.logf("deploy-proxy: start the relay deployed in %s again: %v", data, err)
+		r.log.Warn("deploy-proxy: starting the deployed relay again failed", "dir", data, "err", err)
 		return
 	}
-	r.logf("deploy-proxy: the relay deployed in %s was not running: started it again (pid %d, %s; log %s)", data, pid, strings.Join(argv[1:], " "), logPath)
+	r.log.Info("deploy-proxy: the deployed relay was not running: started it again", "pid", pid, "dir", data, "args", strings.Join(argv[1:], " "), "log", logPath)
 }
 
 // runningRelay is the pid of the relay deployed in data that runs, 0 when
@@ -159,7 +159,7 @@ func (r *agentRun) deployProxy(ag *agentsim.Agent, client *agentsim.Client, dir 
 		return fmt.Errorf("deploy-proxy: %w", err)
 	}
 	if info, err := relay.ReadRunFile(data, "relay"); err == nil && processAlive(info.PID) {
-		r.logf("deploy-proxy for cluster %s: a relay already runs from %s (pid %d): nothing to do", args.Cluster, data, info.PID)
+		r.log.Info("deploy-proxy: a relay already runs: nothing to do", "cluster", args.Cluster, "dir", data, "pid", info.PID)
 		return nil
 	}
 	// The management host's URL comes with the command; older management
@@ -190,7 +190,7 @@ func (r *agentRun) deployProxy(ag *agentsim.Agent, client *agentsim.Client, dir 
 	if err != nil {
 		return fmt.Errorf("deploy-proxy: %w", err)
 	}
-	r.logf("deploy-proxy: started relay (pid %d) for cluster %s, joining %s; data %s, log %s", pid, args.Cluster, manager, data, logPath)
+	r.log.Info("deploy-proxy: started relay", "pid", pid, "cluster", args.Cluster, "manager", manager, "dir", data, "log", logPath)
 	outcome := func(timeout <-chan time.Time) (error, bool) {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
@@ -200,7 +200,7 @@ func (r *agentRun) deployProxy(ag *agentsim.Agent, client *agentsim.Client, dir 
 				return fmt.Errorf("relay exited (%s): %s", exitText(err), relayFailure(logPath, offset)), true
 			case <-tick.C:
 				if info, err := relay.ReadRunFile(data, "relay"); err == nil && info.PID == pid {
-					r.logf("deploy-proxy: relay (pid %d) joined cluster %s and listens on %s", pid, args.Cluster, strings.Join(info.URLs, ", "))
+					r.log.Info("deploy-proxy: relay joined its cluster", "pid", pid, "cluster", args.Cluster, "urls", info.URLs)
 					r.saveRelayArgs(data, argv)
 					return nil, true
 				}

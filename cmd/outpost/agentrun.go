@@ -10,7 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +24,7 @@ import (
 
 	"outpost/agentsim"
 	"outpost/agentsim/hostfacts"
+	"outpost/relay/logs"
 	"outpost/relay/selfupdate"
 	"outpost/relay/wire"
 )
@@ -57,9 +58,12 @@ type agentRun struct {
 
 	up *agentUpgrader
 
-	logMu  sync.Mutex
-	logTee io.WriteCloser // the trial log of a new version (selfupdate)
+	log      *slog.Logger // stderr and, during a trial, trialLog; set by run
+	trialLog logs.Switch  // the trial log of a new version (selfupdate)
 }
+
+// agentLogTime dates the agent's lines: it runs for months.
+const agentLogTime = "2006-01-02 15:04:05"
 
 func newAgentRunCmd(a *app) *cobra.Command {
 	r := &agentRun{a: a}
@@ -83,6 +87,7 @@ func newAgentRunCmd(a *app) *cobra.Command {
 	f.StringArrayVar(&r.deployListen, "deploy-listen", nil, "--listen values for a relay started by deploy-proxy (default the relay's)")
 	f.StringVar(&r.unitDir, "unit-dir", defaultUnitDir, "directory of the unit 'service install agent' wrote (removed on uninstall)")
 	f.StringVar(&r.systemdDir, "systemd-dir", defaultSystemdDir, "directory whose presence means systemd runs this host")
+	a.logFlag(cmd)
 	for _, name := range []string{"machine-id-file", "inventory-every", "event-every", "poll-wait", "deploy-listen", "unit-dir", "systemd-dir"} {
 		f.MarkHidden(name)
 	}
@@ -111,26 +116,13 @@ func agentDir(flag string) string {
 	return "outpost-agent"
 }
 
-// logf writes one timestamped line on stderr.
-func (r *agentRun) logf(format string, args ...any) {
-	r.logMu.Lock()
-	defer r.logMu.Unlock()
-	line := fmt.Sprintf(time.Now().Format("2006-01-02 15:04:05 ")+format+"\n", args...)
-	io.WriteString(r.a.stderr, line)
-	if r.logTee != nil {
-		io.WriteString(r.logTee, line)
+// clusterAttr names the cluster an identity belongs to, or says the agent
+// connects directly.
+func clusterAttr(cluster string) slog.Attr {
+	if cluster == "" {
+		return slog.String("connection", "direct")
 	}
-}
-
-// setTee also writes the log to w from now on (nil: no longer), closing
-// the one before.
-func (r *agentRun) setTee(w io.WriteCloser) {
-	r.logMu.Lock()
-	defer r.logMu.Unlock()
-	if r.logTee != nil {
-		r.logTee.Close()
-	}
-	r.logTee = w
+	return slog.String("cluster", cluster)
 }
 
 // proxyList validates --proxy.
@@ -177,6 +169,7 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 	if r.machineIDFile == "" {
 		r.machineIDFile = os.Getenv("OUTPOST_MACHINE_ID_FILE")
 	}
+	r.log = logs.Also(r.a.loggerTo(r.a.stderr, agentLogTime), &r.trialLog, logs.Options{TimeLayout: agentLogTime})
 	s, err := r.open(agentDir(r.dir))
 	if err != nil {
 		return err
@@ -191,7 +184,7 @@ func (r *agentRun) run(cmd *cobra.Command) error {
 	defer func() { stopMonitor(); mwg.Wait() }()
 
 	r.up.begin()
-	defer r.setTee(nil)
+	defer r.trialLog.Set(nil)
 	r.restartDeployedRelay(s.dir)
 	return r.loop(ctx, s)
 }
@@ -222,14 +215,14 @@ func (r *agentRun) open(dir string) (*agentSession, error) {
 		Key:            r.key,
 		Host:           host,
 		Inventory:      r.inventory,
-		Identity:       &agentIdentity{DiskIdentity: ids, pin: r.caPin, logf: r.logf},
+		Identity:       &agentIdentity{DiskIdentity: ids, pin: r.caPin, log: r.log},
 		Buffer:         buf,
 		EventEvery:     r.eventEvery,
 		EventData:      statusEvent,
 		Wait:           r.pollWait,
 		InventoryEvery: r.inventoryEvery,
 		Stats:          &agentsim.Stats{},
-		Logf:           r.logf,
+		Log:            r.log,
 		Load:           hostfacts.HostFS{}.Load,
 	}
 	if err := r.hook(s.ag, s.client, dir); err != nil {
@@ -242,8 +235,7 @@ func (r *agentRun) open(dir string) (*agentSession, error) {
 		s.closeBuf()
 		return nil, err
 	} else if ok {
-		r.logf("agent %s starting as %s from %s (relays %s; %d undelivered events on disk)", host.Hostname, id.AgentID, dir,
-			strings.Join(id.Proxies, ", "), buf.Len())
+		r.log.Info("agent starting", "agent", id.AgentID, "host", host.Hostname, "dir", dir, "relays", id.Proxies, "events_on_disk", buf.Len())
 	}
 	return s, nil
 }
@@ -265,7 +257,7 @@ func (r *agentRun) loop(ctx context.Context, s *agentSession) error {
 		var nr *agentsim.NoRelayError
 		switch {
 		case err == nil || ctx.Err() != nil:
-			r.logf("agent stopped (%d undelivered events kept on disk)", buf.Len())
+			r.log.Info("agent stopped", "events_on_disk", buf.Len())
 			return s.closeBuf()
 		case errors.Is(err, agentsim.ErrUninstalled):
 			return r.uninstall(s.closeBuf, s.dir)
@@ -279,7 +271,7 @@ func (r *agentRun) loop(ctx context.Context, s *agentSession) error {
 		case errors.As(err, &se) && hadID && se.Status == http.StatusUnauthorized && !reenrolled:
 			// The management host no longer knows this identity (the
 			// asset was deleted): enrol again with the install key.
-			r.logf("the management host refused this agent's identity (%s): enrolling again with the install key", se.Message)
+			r.log.Warn("the management host refused this agent's identity: enrolling again with the install key", "reason", se.Message)
 			if err := ids.Remove(); err != nil {
 				return err
 			}
@@ -311,14 +303,14 @@ func (r *agentRun) uninstall(closeBuf func() error, dir string) error {
 	closeBuf()
 	did, err := removeAgentDir(dir)
 	for _, d := range did {
-		r.logf("uninstall: %s", d)
+		r.log.Info("uninstall", "did", d)
 	}
 	if ctl, ok := r.systemdUnit(dir); ok {
 		r.removeOwnUnit(ctl, dir)
 	} else if err != nil {
 		return fmt.Errorf("uninstall: %w", err)
 	}
-	r.logf("uninstalled by the management host")
+	r.log.Info("uninstalled by the management host")
 	r.a.printf("uninstalled by the management host\n")
 	return nil
 }
@@ -351,11 +343,12 @@ func (r *agentRun) settle(dir string) ([]string, error) {
 	}
 	changed := false
 	if r.key != "" {
-		r.logf("note: --key ignored: this agent is already enrolled as %s (identity in %s); it is used only if the management host no longer knows that identity", saved.AgentID, ids.Path())
+		r.log.Info("note: --key ignored: this agent is already enrolled; the key is used only if the management host no longer knows its identity",
+			"agent", saved.AgentID, "identity", ids.Path())
 	}
 	if len(proxies) > 0 && !slices.Equal(proxies, saved.Proxies) {
-		r.logf("note: --proxy replaces the saved relay list (%s) with %s; run with --dir alone to keep the list the management host sets",
-			strings.Join(saved.Proxies, ", "), strings.Join(proxies, ", "))
+		r.log.Info("note: --proxy replaces the saved relay list; run with --dir alone to keep the list the management host sets",
+			"saved", saved.Proxies, "relays", proxies)
 		saved.Proxies, changed = proxies, true
 	}
 	if len(saved.Proxies) == 0 {
@@ -366,7 +359,7 @@ func (r *agentRun) settle(dir string) ([]string, error) {
 		r.caPin = saved.CASHA256
 	case !strings.EqualFold(r.caPin, saved.CASHA256):
 		if saved.CASHA256 != "" {
-			r.logf("note: --ca-sha256 replaces the saved CA pin")
+			r.log.Info("note: --ca-sha256 replaces the saved CA pin")
 		}
 		saved.CASHA256, changed = r.caPin, true
 	}
@@ -400,17 +393,17 @@ func (r *agentRun) monitor(ctx context.Context, ag *agentsim.Agent, client *agen
 		}
 		switch {
 		case ok > lastOK && (state != up || via != current):
-			r.logf("connected through %s (%d undelivered events on disk)", via, buf.Len())
+			r.log.Info("connected through relay", "url", via, "events_on_disk", buf.Len())
 			state, current = up, via
 		case cerr > lastErr && ok == lastOK && (state != down || agentsim.Describe(ag.LastError()) != why):
 			// Say what each relay URL did (refused: needs TLS, refused:
 			// another account, relay unreachable: dial tcp ...), again
 			// whenever that changes.
 			why = agentsim.Describe(ag.LastError())
-			r.logf("%s: retrying; events are kept on disk (%d undelivered)", why, buf.Len())
+			r.log.Warn("no check-in: retrying; events are kept on disk", "err", why, "events_on_disk", buf.Len())
 			state = down
 		case serr > lastSendErr+10:
-			r.logf("events not delivered yet: %d waiting on disk", buf.Len())
+			r.log.Warn("events not delivered yet", "events_on_disk", buf.Len())
 			lastSendErr = serr
 		}
 		lastOK, lastErr = ok, cerr
@@ -421,8 +414,8 @@ func (r *agentRun) monitor(ctx context.Context, ag *agentsim.Agent, client *agen
 // with the identity so later starts need no --ca-sha256.
 type agentIdentity struct {
 	*agentsim.DiskIdentity
-	pin  string
-	logf func(string, ...any)
+	pin string
+	log *slog.Logger
 }
 
 func (s *agentIdentity) Save(id agentsim.Identity) error {
@@ -433,17 +426,11 @@ func (s *agentIdentity) Save(id agentsim.Identity) error {
 	if err := s.DiskIdentity.Save(id); err != nil {
 		return err
 	}
-	cluster := id.Cluster
-	if cluster == "" {
-		cluster = "direct connection"
-	} else {
-		cluster = "cluster " + cluster
-	}
 	switch {
 	case !had:
-		s.logf("enrolled as agent %s (%s); relays %s; identity saved in %s", id.AgentID, cluster, strings.Join(id.Proxies, ", "), s.Path())
+		s.log.Info("enrolled", "agent", id.AgentID, clusterAttr(id.Cluster), "relays", id.Proxies, "identity", s.Path())
 	case !slices.Equal(old.Proxies, id.Proxies) || old.Cluster != id.Cluster:
-		s.logf("relays changed by the management host (%s): %s", cluster, strings.Join(id.Proxies, ", "))
+		s.log.Info("relays changed by the management host", clusterAttr(id.Cluster), "relays", id.Proxies)
 	}
 	return nil
 }

@@ -152,7 +152,7 @@ func TestAgentRunBuffersWhileRelayDown(t *testing.T) {
 	// The relay is back on the same address.
 	fwd.start(t)
 	waitCond(t, a.proc, 20*time.Second, "buffered events delivered", func() bool { return m.Col.Received(id) >= issued+3 })
-	if !strings.Contains(a.stderr.String(), "undelivered events on disk") {
+	if !strings.Contains(a.stderr.String(), "events_on_disk=") {
 		t.Errorf("the restart log does not mention the events on disk:\n%s", a.stderr.String())
 	}
 	a.stop()

@@ -296,7 +296,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 
 	// b) restart keeps the identity.
 	a.stop()
-	if !strings.Contains(a.stderr.String(), "enrolled as agent "+id) {
+	if !strings.Contains(a.stderr.String(), "enrolled agent="+id) {
 		t.Errorf("no enrolment line in the log:\n%s", a.stderr.String())
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
@@ -319,7 +319,7 @@ func TestAgentRunLifecycle(t *testing.T) {
 	// The child's stderr reaches the buffer through exec's copying
 	// goroutine, which may lag the check-in on a loaded machine.
 	waitCond(t, a.proc, 5*time.Second, "restart log naming the kept identity "+id, func() bool {
-		return strings.Contains(a.stderr.String(), "starting as "+id)
+		return strings.Contains(a.stderr.String(), "agent starting agent="+id)
 	})
 	if arGetAgent(t, m, id).Duplicate {
 		t.Fatal("flagged as duplicate before any copy ran")
@@ -381,7 +381,7 @@ func TestAgentRunDeployProxy(t *testing.T) {
 	if _, err := m.DB.CreateJoinToken(ctx, c.ID, store.DeployQuick, id, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	pidRe := regexp.MustCompile(`started relay \(pid (\d+)\)`)
+	pidRe := regexp.MustCompile(`started relay pid=(\d+)`)
 	var pid int
 	waitCond(t, a.proc, 10*time.Second, "relay started by the agent", func() bool {
 		if mm := pidRe.FindStringSubmatch(a.stderr.String()); mm != nil {
@@ -433,7 +433,7 @@ func TestAgentRunDeployProxy(t *testing.T) {
 		got, _, _ := idents.Load()
 		return got.Cluster == "" && len(got.Proxies) > 0 && !slices.Contains(got.Proxies, p.URLs[0])
 	})
-	if !strings.Contains(a.stderr.String(), "relays changed by the management host (cluster edge)") {
+	if !strings.Contains(a.stderr.String(), "relays changed by the management host cluster=edge") {
 		t.Errorf("bind not logged:\n%s", a.stderr.String())
 	}
 

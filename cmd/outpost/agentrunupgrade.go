@@ -91,7 +91,7 @@ func (u *agentUpgrader) takeChain(chain []wire.ReleaseKeyLink) {
 	}
 	reached, err := store.VerifyKeyChain(anchor, chain)
 	if err != nil {
-		u.r.logf("release keys: the chain from the management host is refused (%s); still trusting %d key(s)", store.ErrorMessage(err), len(u.keys))
+		u.r.log.Warn("release keys: the chain from the management host is refused: still trusting the keys before", "err", store.ErrorMessage(err), "keys", len(u.keys))
 	}
 	keys := slices.Clone(u.keys)
 	for _, k := range reached {
@@ -104,11 +104,11 @@ func (u *agentUpgrader) takeChain(chain []wire.ReleaseKeyLink) {
 	}
 	b, _ := json.MarshalIndent(releaseTrust{Keys: keys}, "", "  ")
 	if err := writeFileAtomic(u.keysPath(), append(b, '\n'), 0o600); err != nil {
-		u.r.logf("release keys: %v", err)
+		u.r.log.Error("release keys: not saved", "err", err)
 		return
 	}
 	u.keys = keys
-	u.r.logf("release keys: trusting %d key(s), newest %s", len(keys), shortKey(keys[len(keys)-1]))
+	u.r.log.Info("release keys: trusting", "keys", len(keys), "newest", shortKey(keys[len(keys)-1]))
 }
 
 func shortKey(k string) string {
@@ -147,14 +147,14 @@ func (u *agentUpgrader) command(ctx context.Context, c wire.Command) error {
 	}
 	hurry := u.ag.Hurry()
 	u.ag.Report(wire.CommandResult{ID: c.ID, State: wire.StateRunning, Stage: wire.StageDownloading})
-	u.r.logf("upgrade: %s -> %s (command %d): downloading", version, a.Version, c.ID)
+	u.r.log.Info("upgrade: downloading", "from", version, "version", a.Version, "command", c.ID)
 	go func() {
 		defer hurry()
 		defer u.setBusy(false)
 		uctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()
 		if err := u.upgrade(uctx, c.ID, a, keys); err != nil {
-			u.r.logf("upgrade to %s failed: %v", a.Version, err)
+			u.r.log.Error("upgrade failed", "version", a.Version, "err", err)
 			u.ag.Report(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()})
 		}
 	}()
@@ -211,7 +211,7 @@ func (u *agentUpgrader) upgrade(ctx context.Context, id int64, a wire.UpgradeArg
 		return fmt.Errorf("upgrade: download %s: %s", a.Version, agentsim.Describe(err))
 	}
 	u.ag.Report(wire.CommandResult{ID: id, State: wire.StateRunning, Stage: wire.StageVerifying})
-	u.r.logf("upgrade: %s downloaded (%d bytes): verifying", a.Version, len(pkg))
+	u.r.log.Info("upgrade: downloaded: verifying", "version", a.Version, "bytes", len(pkg))
 	if err := verifyPackage(keys, rel, pkg); err != nil {
 		return err
 	}
@@ -273,17 +273,17 @@ func (u *agentUpgrader) install(ctx context.Context, id int64, a wire.UpgradeArg
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	if err := u.ag.Deliver(dctx, wire.CommandResult{ID: id, State: wire.StateRunning, Stage: wire.StageRestarting}); err != nil {
-		u.r.logf("upgrade: the \"restarting\" report did not get through (%v); restarting anyway", err)
+		u.r.log.Warn("upgrade: the \"restarting\" report did not get through: restarting anyway", "err", err)
 	}
 	cancel()
 	if err := selfupdate.StartWatcher(p); err != nil {
 		return undo(err)
 	}
 	if unit != "" {
-		u.r.logf("upgrade: %s verified and self-tested; the watcher installs it and restarts %s", a.Version, unit)
+		u.r.log.Info("upgrade: verified and self-tested: the watcher installs it and restarts the unit", "version", a.Version, "unit", unit)
 		return nil
 	}
-	u.r.logf("upgrade: %s installed as %s (previous kept as %s): restarting", a.Version, binary, p.Prev)
+	u.r.log.Info("upgrade: installed: restarting", "version", a.Version, "binary", binary, "previous", p.Prev)
 	u.restart <- p
 	u.mu.Lock()
 	stop := u.stop
@@ -322,7 +322,7 @@ func (u *agentUpgrader) execRestart(ctx context.Context, p selfupdate.Plan) {
 		err = fmt.Errorf("%w (and %v)", err, rerr)
 	}
 	selfupdate.Abandon(u.dir)
-	u.r.logf("upgrade to %s failed: %v", p.To, err)
+	u.r.log.Error("upgrade failed", "version", p.To, "err", err)
 	u.ag.Report(wire.CommandResult{ID: p.Command, State: wire.StateFailed, Error: "upgrade: " + err.Error()})
 }
 
@@ -332,14 +332,14 @@ func (u *agentUpgrader) execRestart(ctx context.Context, p selfupdate.Plan) {
 func (u *agentUpgrader) begin() {
 	t, err := selfupdate.Start(u.dir)
 	if err != nil {
-		u.r.logf("upgrade: %v", err)
+		u.r.log.Error("upgrade: trial", "err", err)
 	}
 	if t != nil {
 		if f, err := t.Log(); err == nil {
-			u.r.setTee(f)
+			u.r.trialLog.Set(f)
 		}
 		u.trial = t
-		u.r.logf("upgrade: running %s on trial (from %s, command %d): healthy after the first check-in", version, t.From, t.Command)
+		u.r.log.Info("upgrade: running on trial: healthy after the first check-in", "version", version, "from", t.From, "command", t.Command)
 	}
 	u.reportOutcome()
 }
@@ -353,17 +353,17 @@ func (u *agentUpgrader) checkedIn() {
 	}
 	u.trial = nil
 	if err := t.Healthy(); err != nil {
-		u.r.logf("upgrade: %v", err)
+		u.r.log.Error("upgrade: trial", "err", err)
 		return
 	}
-	u.r.logf("upgrade: %s is healthy: upgrade done", version)
-	u.r.setTee(nil)
+	u.r.log.Info("upgrade: healthy: upgrade done", "version", version)
+	u.r.trialLog.Set(nil)
 	u.reportOutcome()
 }
 
 func (u *agentUpgrader) reportOutcome() {
 	if res, ok := selfupdate.TakeOutcome(u.dir); ok {
-		u.r.logf("upgrade: command %d: reporting %s %s", res.ID, res.State, res.Error)
+		u.r.log.Info("upgrade: reporting the outcome", "command", res.ID, "state", res.State, "reason", res.Error)
 		u.ag.Report(res)
 	}
 }

@@ -177,8 +177,8 @@ func TestAgentUpgrade(t *testing.T) {
 	e.key = key2
 	c.ok("release", "add", "1.1.0", "--file", e.v2, "--key", e.key)
 	upInPlace(t, e)
-	if !strings.Contains(e.a.stderr.String(), "release keys: trusting 2 key(s)") {
-		t.Errorf("agent log: no %q after the upgrade signed by the rotated key", "release keys: trusting 2 key(s)")
+	if !strings.Contains(e.a.stderr.String(), "release keys: trusting keys=2") {
+		t.Errorf("agent log: no %q after the upgrade signed by the rotated key", "release keys: trusting keys=2")
 	}
 	upRefusesTampered(t, e)
 	upRollsBack(t, e)
@@ -189,7 +189,7 @@ func TestAgentUpgrade(t *testing.T) {
 func upInPlace(t *testing.T, e *upEnv) {
 	pid := e.a.cmd.Process.Pid
 	start := time.Now()
-	if u := e.upgrade("1.1.0"); u.State != store.CommandDone {
+	if u := e.upgrade("1.1.0"); u.State != wire.StateDone {
 		t.Fatalf("upgrade to 1.1.0: got %s, want done; agent log:\n%s", u.Describe(), e.a.stderr.String())
 	}
 	waitCond(t, e.a.proc, 15*time.Second, "agent show to say 1.1.0", func() bool { return e.show().Version == "1.1.0" })
@@ -216,7 +216,7 @@ func upRefusesTampered(t *testing.T, e *upEnv) {
 	if err := os.WriteFile(filepath.Join(e.c.data, "releases", "1.3.0"), []byte("tampered"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if u := e.upgrade("1.3.0"); u.State != store.CommandFailed || !strings.Contains(u.Error, "does not match its signed SHA-256") {
+	if u := e.upgrade("1.3.0"); u.State != wire.StateFailed || !strings.Contains(u.Error, "does not match its signed SHA-256") {
 		t.Errorf("tampered package: got %s, want failed: does not match its signed SHA-256", u.Describe())
 	}
 	if !sameFile(t, e.bin, e.v2) || e.show().Version != "1.1.0" {
@@ -230,7 +230,7 @@ func upRefusesTampered(t *testing.T, e *upEnv) {
 func upRollsBack(t *testing.T, e *upEnv) {
 	e.c.ok("release", "add", "1.2.0", "--file", badBuild(t, "1.2.0"), "--key", e.key)
 	u := e.upgrade("1.2.0")
-	if u.State != store.CommandRolledBack || !strings.Contains(u.Error, "exited 3 times") || !strings.Contains(u.Error, "this build is broken") {
+	if u.State != wire.StateRolledBack || !strings.Contains(u.Error, "exited 3 times") || !strings.Contains(u.Error, "this build is broken") {
 		t.Errorf("bad build: got %s, want rolled back after 3 exits with its last log line", u.Describe())
 	}
 	if !sameFile(t, e.bin, e.v2) {
@@ -401,7 +401,7 @@ func TestAgentUpgradeUnderSystemd(t *testing.T) {
 		c.json(&g, "agent", "show", id)
 		return g.Upgrade != nil && g.Upgrade.Ended() && g.Version == "1.1.0"
 	})
-	if g.Upgrade.State != store.CommandDone {
+	if g.Upgrade.State != wire.StateDone {
 		t.Fatalf("upgrade under systemd: got %s, want done; unit log:\n%s", g.Upgrade.Describe(), unitLog())
 	}
 	if !sameFile(t, bin, v2) || !sameFile(t, bin+".prev", v1) {

@@ -41,7 +41,7 @@ func (r *agentRun) beforeUninstall(dir string) error {
 	}
 	did, err := stopDeployedRelay(dir)
 	for _, d := range did {
-		r.logf("uninstall: %s", d)
+		r.log.Info("uninstall", "did", d)
 	}
 	return err
 }
@@ -229,18 +229,18 @@ func (r *agentRun) removeOwnUnit(ctl, dir string) {
 				"--dir", dir, "--unit-dir", r.unitDir, "--systemd-dir", r.systemdDir}
 			var out []byte
 			if out, err = exec.Command(run, argv...).CombinedOutput(); err == nil {
-				r.logf("uninstall: the unit is removed by a transient unit: systemd-run %s", shellJoin(argv))
+				r.log.Info("uninstall: the unit is removed by a transient unit", "command", "systemd-run "+shellJoin(argv))
 				return
 			}
 			err = fmt.Errorf("systemd-run: %v: %s", err, strings.Join(strings.Fields(string(out)), " "))
 		}
 	}
-	r.logf("uninstall: %v: removing the unit from this process", err)
+	r.log.Warn("uninstall: removing the unit from this process", "err", err)
 	did, err := removeUnit(ctl, r.unitDir, serviceKinds["agent"], dir, false)
 	for _, d := range did {
-		r.logf("uninstall: %s", d)
+		r.log.Info("uninstall", "did", d)
 	}
 	if err != nil {
-		r.logf("uninstall: %v: remove it as root with: outpost service uninstall agent --dir %s", err, shellJoin([]string{dir}))
+		r.log.Error("uninstall: the unit is left: remove it as root", "err", err, "command", "outpost service uninstall agent --dir "+shellJoin([]string{dir}))
 	}
 }

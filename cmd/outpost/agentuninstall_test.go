@@ -305,7 +305,7 @@ func auDeploy(t *testing.T, c *cli, a *arAgent, id string) int {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	if !strings.Contains(a.stderr.String(), fmt.Sprintf("started relay (pid %d)", pid)) {
+	if !strings.Contains(a.stderr.String(), fmt.Sprintf("started relay pid=%d", pid)) {
 		t.Errorf("the agent's log does not name relay pid %d:\n%s", pid, a.stderr.String())
 	}
 	return pid
@@ -351,7 +351,7 @@ func TestDeployedRelayStartsAgainWithTheAgent(t *testing.T) {
 	if got, want := strings.Join(again.URLs, " "), strings.Join(before.URLs, " "); got != want {
 		t.Errorf("relay URLs after the restart: got %s, want %s", got, want)
 	}
-	if !strings.Contains(a.stderr.String(), fmt.Sprintf("started it again (pid %d", again.PID)) {
+	if !strings.Contains(a.stderr.String(), fmt.Sprintf("started it again pid=%d", again.PID)) {
 		t.Errorf("the agent's log does not say it started the relay again:\n%s", a.stderr.String())
 	}
 	b, _ := os.ReadFile(filepath.Join(data, relayArgsFile))

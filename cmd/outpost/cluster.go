@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -94,10 +95,10 @@ func newClusterListCmd(a *app) *cobra.Command {
 			}
 			var rows [][]string
 			for _, c := range cs {
-				r := []string{c.Name, c.Address, orDash(c.Region), c.Status,
+				r := []string{c.Name, c.Address, orDash(c.Region), string(c.Status),
 					fmt.Sprintf("%d/%d online", c.ProxiesOnline, c.Proxies),
 					c.AgentsText(),
-					c.Policy.Mode, fmt.Sprint(len(c.Warnings))}
+					string(c.Policy.Mode), fmt.Sprint(len(c.Warnings))}
 				if len(accounts) > 1 {
 					r = append([]string{c.Account}, r...)
 				}
@@ -209,7 +210,10 @@ type clusterPolicy struct {
 type changedFlags interface{ Changed(name string) bool }
 
 // policyLimits are the parsed values of the limit flags.
-type policyLimits struct{ bw, freq, cmax, lnk int64 }
+type policyLimits struct {
+	mode                wire.Mode
+	bw, freq, cmax, lnk int64
+}
 
 func newClusterPolicyCmd(a *app) *cobra.Command {
 	r := &clusterPolicy{a: a}
@@ -290,8 +294,10 @@ func (r *clusterPolicy) Run(cmd *cobra.Command, name string) error {
 func (r *clusterPolicy) parse(f changedFlags) (policyLimits, error) {
 	var lim policyLimits
 	var err error
-	if f.Changed("mode") && r.mode != store.ModeForward && r.mode != store.ModeCache {
-		return lim, usageErrorf("invalid --mode %q: want forward or cache", r.mode)
+	if f.Changed("mode") {
+		if lim.mode, err = wire.ParseMode(r.mode); err != nil {
+			return lim, usageErrorf("invalid --%s", err) // invalid --mode "x": want ...
+		}
 	}
 	if f.Changed("bandwidth") {
 		if lim.bw, err = store.ParseBandwidth(r.bandwidth); err != nil {
@@ -323,12 +329,12 @@ func (r *clusterPolicy) parse(f changedFlags) (policyLimits, error) {
 func (r *clusterPolicy) apply(f changedFlags, cur store.Policy, lim policyLimits) (store.Policy, error) {
 	p := cur
 	if f.Changed("mode") {
-		p.Mode = r.mode
+		p.Mode = lim.mode
 	}
 	forwardOnly := []string{"bandwidth", "frequency", "upstream"}
 	cacheOnly := []string{"cache-dir", "cache-max"}
 	wrong := cacheOnly
-	if p.Mode == store.ModeCache {
+	if p.Mode == wire.ModeCache {
 		wrong = forwardOnly
 	}
 	for _, name := range wrong {
@@ -336,7 +342,7 @@ func (r *clusterPolicy) apply(f changedFlags, cur store.Policy, lim policyLimits
 			return p, usageErrorf("--%s does not apply to %s mode", name, p.Mode)
 		}
 	}
-	if r.mode == store.ModeCache && cur.Mode != store.ModeCache {
+	if lim.mode == wire.ModeCache && cur.Mode != wire.ModeCache {
 		p.CacheDir, p.CacheMax = "", 0 // the defaults, unless given
 	}
 	if f.Changed("bandwidth") {

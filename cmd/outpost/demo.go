@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,7 +38,7 @@ var demoClusters = []demoCluster{
 // and simulated agents spread over direct and proxied connection. Timing is
 // compressed (minutes, not hours) in this data directory only.
 func startDemo(ctx context.Context, a *app, r *relayRun, agents int) (func(), error) {
-	d := &demo{a: a, logf: relay.Logf(a.stderr, "demo: "), pin: r.srv.CAFingerprint()}
+	d := &demo{a: a, log: a.logger(), pin: r.srv.CAFingerprint()}
 	if err := d.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -74,7 +75,7 @@ type demo struct {
 	acct       store.Account
 	managerTLS string
 	pin        string
-	logf       func(string, ...any)
+	log        *slog.Logger
 	relays     []*relay.Server
 }
 
@@ -154,7 +155,7 @@ func (d *demo) cluster(dc demoCluster) (demoFleet, error) {
 	var urls []string
 	for i, port := range dc.relays {
 		dir := filepath.Join(a.dataDir(), "demo-relays", fmt.Sprintf("%s-%d", dc.name, i+1))
-		srv, url, err := startDemoRelay(actx, db, c, dir, port, d.managerTLS, d.pin, fmt.Sprintf("%s-proxy-%d", dc.name, i+1), d.logf)
+		srv, url, err := startDemoRelay(actx, db, c, dir, port, d.managerTLS, d.pin, fmt.Sprintf("%s-proxy-%d", dc.name, i+1), d.log)
 		if err != nil {
 			return demoFleet{}, fmt.Errorf("demo relay for %s: %w", dc.name, err)
 		}
@@ -186,11 +187,11 @@ func (d *demo) run(ctx context.Context, fleets []demoFleet, agents int) func() {
 				Version: version, EnrolRate: 50, DrainTimeout: 2 * time.Second,
 			})
 			if err != nil && simCtx.Err() == nil {
-				d.logf("fleet %d: %v", i, err)
+				d.log.Warn("demo: fleet stopped", "fleet", i, "err", err)
 			}
 		}(i, f)
 	}
-	d.logf("%d simulated agents: %d direct, the rest through %d relays of 3 clusters", per*len(fleets), per, len(d.relays))
+	d.log.Info("demo: simulated agents: some direct, the rest through the relays of 3 clusters", "agents", per*len(fleets), "direct", per, "relays", len(d.relays))
 	return func() {
 		cancel()
 		wg.Wait()
@@ -201,7 +202,7 @@ func (d *demo) run(ctx context.Context, fleets []demoFleet, agents int) func() {
 // startDemoRelay starts (or restarts, reusing its identity) one joined relay
 // of cluster c on 127.0.0.1:port.
 func startDemoRelay(ctx context.Context, db *store.DB, c store.Cluster, dir string, port int, manager, pin, hostname string,
-	logf func(string, ...any)) (*relay.Server, string, error) {
+	log *slog.Logger) (*relay.Server, string, error) {
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		return nil, "", fmt.Errorf("port %d is in use: stop what holds it or run without --demo", port)
@@ -211,7 +212,6 @@ func startDemoRelay(ctx context.Context, db *store.DB, c store.Cluster, dir stri
 	cfg.DataDir, cfg.Version, cfg.Manager, cfg.ManagerCA = dir, version, manager, pin
 	cfg.PublicURLs, cfg.Hostname, cfg.IP = []string{url}, hostname, "127.0.0.1"
 	cfg.HeartbeatInterval = 5 * time.Second
-	cfg.Logf = func(string, ...any) {}
 	if _, err := os.Stat(filepath.Join(dir, "relay.json")); errors.Is(err, os.ErrNotExist) {
 		jt, err := db.CreateJoinToken(ctx, c.ID, store.DeployManual, "", time.Hour)
 		if err != nil {
@@ -226,6 +226,6 @@ func startDemoRelay(ctx context.Context, db *store.DB, c store.Cluster, dir stri
 		return nil, "", err
 	}
 	go srv.Serve(ln, true)
-	logf("relay %s serving cluster %s on %s", hostname, c.Name, url)
+	log.Info("demo: relay serving", "relay", hostname, "cluster", c.Name, "url", url)
 	return srv, url, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"outpost/relay"
 	"outpost/relay/relaytest"
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -72,7 +73,7 @@ func TestQuickDeployStates(t *testing.T) {
 	var d store.Deployment
 	waitCond(t, a.proc, 30*time.Second, "the deployment onto a taken port to fail", func() bool {
 		d = deployment(jt.CommandID)
-		return d.State == store.CommandFailed
+		return d.State == wire.StateFailed
 	})
 	if want := "port " + addr + " already in use"; !strings.Contains(d.Error, want) {
 		t.Errorf("deployment error: got %q, want it to say %q", d.Error, want)
@@ -96,7 +97,7 @@ func TestQuickDeployStates(t *testing.T) {
 	free := relaytest.FreeAddr(t)
 	public := "https://relay.edge.example.test:" + strings.Split(free, ":")[1]
 	c.json(&jt, "proxy", "deploy", "--cluster", "edge", "--asset", id, "--listen", "https://"+free, "--public", public)
-	pidRe := regexp.MustCompile(`started relay \(pid (\d+)\)`)
+	pidRe := regexp.MustCompile(`started relay pid=(\d+)`)
 	t.Cleanup(func() {
 		ms := pidRe.FindAllStringSubmatch(a.stderr.String(), -1)
 		for _, mm := range ms {
@@ -113,9 +114,9 @@ func TestQuickDeployStates(t *testing.T) {
 	})
 	waitCond(t, a.proc, 30*time.Second, "the second deployment to be done", func() bool {
 		d = deployment(jt.CommandID)
-		return d.State == store.CommandDone || d.State == store.CommandFailed
+		return d.State == wire.StateDone || d.State == wire.StateFailed
 	})
-	if d.State != store.CommandDone || d.ProxyID == 0 {
+	if d.State != wire.StateDone || d.ProxyID == 0 {
 		t.Fatalf("second deployment: got %s %q (proxy %d), want done with a proxy", d.State, d.Error, d.ProxyID)
 	}
 	p, err := rm.DB.GetProxy(ctx, d.ProxyID)

@@ -25,7 +25,6 @@ import (
 	"outpost/agentsim/doctor"
 	"outpost/relay"
 	"outpost/relay/wire"
-	"outpost/store"
 )
 
 func init() { register("", newDoctorCmd) }
@@ -237,7 +236,7 @@ func findJoined(d *doctor.Doctor, upstreams []string) error {
 				}
 			}
 		}
-		if j.Policy.Mode == store.ModeCache {
+		if j.Policy.Mode == wire.ModeCache {
 			d.Caches = append(d.Caches, doctorCache(j.Cluster, j.Policy.CacheDir, j.Policy.CacheMax))
 		}
 	}

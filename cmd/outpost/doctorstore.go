@@ -7,6 +7,7 @@ import (
 	"context"
 
 	"outpost/agentsim/doctor"
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -55,12 +56,12 @@ func doctorAgent(a store.Agent) doctor.Agent {
 // (store.Warnings, computed by ListClusters).
 func doctorCluster(c store.Cluster) doctor.Cluster {
 	p := c.Policy
-	dc := doctor.Cluster{ID: c.ID, Name: c.Name, Account: c.Account, Forward: p.Mode == store.ModeForward,
+	dc := doctor.Cluster{ID: c.ID, Name: c.Name, Account: c.Account, Forward: p.Mode == wire.ModeForward,
 		Bandwidth: store.FormatBandwidth(p.BandwidthBps), Agents: c.Agents}
 	if p.LinkBps > 0 {
 		dc.Link = store.FormatBandwidth(p.LinkBps / 8)
 	}
-	if p.Mode == store.ModeCache {
+	if p.Mode == wire.ModeCache {
 		ct := doctorCache(c.Name, p.CacheDir, p.CacheMax)
 		dc.Cache = &ct
 	}

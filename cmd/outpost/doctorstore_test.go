@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"outpost/agentsim/doctor"
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -43,16 +44,16 @@ func TestDoctorLinkLimits(t *testing.T) {
 		verdict string
 		fix     []string
 	}{
-		{"within 60 %", cl("gz", store.Policy{Mode: store.ModeForward, BandwidthBps: 2 * mbit / 8, LinkBps: 100 * mbit}, 10, 1), doctor.VerdictOK, nil},
-		{"80 of 100 Mbit", cl("gz", store.Policy{Mode: store.ModeForward, BandwidthBps: 80 * mbit / 8, LinkBps: 100 * mbit}, 10, 1),
+		{"within 60 %", cl("gz", store.Policy{Mode: wire.ModeForward, BandwidthBps: 2 * mbit / 8, LinkBps: 100 * mbit}, 10, 1), doctor.VerdictOK, nil},
+		{"80 of 100 Mbit", cl("gz", store.Policy{Mode: wire.ModeForward, BandwidthBps: 80 * mbit / 8, LinkBps: 100 * mbit}, 10, 1),
 			doctor.VerdictWarn, []string{"lower the bandwidth limit", "outpost cluster policy gz --bandwidth 60Mbit"}},
-		{"unlimited on a known link", cl("gz", store.Policy{Mode: store.ModeForward, LinkBps: 10 * mbit}, 0, 1),
+		{"unlimited on a known link", cl("gz", store.Policy{Mode: wire.ModeForward, LinkBps: 10 * mbit}, 0, 1),
 			doctor.VerdictWarn, []string{"--bandwidth 6Mbit"}},
-		{"hosts need more than the limit", cl("gz", store.Policy{Mode: store.ModeForward, BandwidthBps: 100_000 / 8, LinkBps: 100 * mbit}, 50, 1),
+		{"hosts need more than the limit", cl("gz", store.Policy{Mode: wire.ModeForward, BandwidthBps: 100_000 / 8, LinkBps: 100 * mbit}, 50, 1),
 			doctor.VerdictWarn, []string{"raise the bandwidth limit to at least 500 Kbit/s", "--bandwidth 500Kbit"}},
-		{"more hosts than proxies carry", cl("gz", store.Policy{Mode: store.ModeCache}, 7000, 1),
+		{"more hosts than proxies carry", cl("gz", store.Policy{Mode: wire.ModeCache}, 7000, 1),
 			doctor.VerdictWarn, []string{"outpost proxy deploy --cluster gz"}},
-		{"link unknown", cl("gz", store.Policy{Mode: store.ModeForward}, 10, 1), doctor.VerdictSkip, nil},
+		{"link unknown", cl("gz", store.Policy{Mode: wire.ModeForward}, 10, 1), doctor.VerdictSkip, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,7 +62,7 @@ func TestDoctorLinkLimits(t *testing.T) {
 		})
 	}
 	// A cluster name used by two accounts is qualified in the fix.
-	a := cl("gz", store.Policy{Mode: store.ModeForward, BandwidthBps: 80 * mbit / 8, LinkBps: 100 * mbit}, 0, 1)
+	a := cl("gz", store.Policy{Mode: wire.ModeForward, BandwidthBps: 80 * mbit / 8, LinkBps: 100 * mbit}, 0, 1)
 	b := a
 	b.ID, b.Account = 99, "other"
 	dtExpect(t, doctor.CheckClusterLimits(doctorCluster(a), []doctor.Cluster{doctorCluster(a), doctorCluster(b)}), doctor.VerdictWarn, "policy gz --account acme --bandwidth")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"outpost/relay/wire"
 	"outpost/store"
 	"outpost/store/ops"
 )
@@ -26,7 +27,7 @@ func proxyRows(ps []store.Proxy) [][]string {
 	for _, p := range ps {
 		prot := p.SecurityText()
 		up := upgradeText(p)
-		rows = append(rows, []string{fmt.Sprint(p.ID), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, p.Status,
+		rows = append(rows, []string{fmt.Sprint(p.ID), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, string(p.Status),
 			store.FormatAgo(time.Now(), p.LastSeen), fmt.Sprint(p.Agents), fmt.Sprintf("%.2f", p.Load), prot, up})
 	}
 	return rows
@@ -300,7 +301,7 @@ func (a *app) printDeploymentNotes(cmd *cobra.Command, cluster, account string) 
 			continue
 		}
 		seen[d.AssetID] = true
-		if d.State != store.CommandDone && (d.State != store.CommandFailed || time.Since(d.Command.UpdatedAt) < 24*time.Hour) {
+		if d.State != wire.StateDone && (d.State != wire.StateFailed || time.Since(d.Command.UpdatedAt) < 24*time.Hour) {
 			a.printf("quick deployment onto %s (cluster %s, command %d): %s\n", clean(orDash(d.Hostname)), clean(d.Cluster), d.Command.ID, d.Command.Describe())
 		}
 	}
@@ -414,7 +415,7 @@ func newProxyShowCmd(a *app) *cobra.Command {
 				{"URLs", orDash(strings.Join(p.URLs, ", "))},
 				{"Version", orDash(p.Version)},
 				{"Deploy", p.Deploy},
-				{"Status", p.Status + ", last seen " + store.FormatAgo(time.Now(), p.LastSeen)},
+				{"Status", string(p.Status) + ", last seen " + store.FormatAgo(time.Now(), p.LastSeen)},
 				{"Agents", fmt.Sprint(p.Agents)},
 				{"Security", p.SecurityText()},
 				{"Upgrade", upgradeText(p)},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"outpost/relay/wire"
 	"outpost/store"
 	"outpost/store/ops"
 )
@@ -185,7 +186,7 @@ func (a *app) rollingUpgrade(cmd *cobra.Command, account, cluster string, force 
 func upgradeText(p store.Proxy) string {
 	c, ok := p.UpgradeCommand()
 	switch {
-	case ok && c.State != store.CommandDone:
+	case ok && c.State != wire.StateDone:
 		return store.UpgradeText(&c)
 	case p.Upgrade:
 		return "available"

@@ -91,9 +91,9 @@ func TestAgentUpgradeCommand(t *testing.T) {
 		want   string
 	}{
 		{store.CommandReport{}, "to 1.1.0: delivered"},
-		{store.CommandReport{State: store.CommandRunning, Stage: store.StageDownloading}, "to 1.1.0: downloading"},
-		{store.CommandReport{State: store.CommandRunning, Stage: store.StageRestarting}, "to 1.1.0: restarting"},
-		{store.CommandReport{State: store.CommandRolledBack, Error: "the new version crashed 3 times in a minute"}, "to 1.1.0: rolled back: the new version crashed 3 times in a minute"},
+		{store.CommandReport{State: wire.StateRunning, Stage: wire.StageDownloading}, "to 1.1.0: downloading"},
+		{store.CommandReport{State: wire.StateRunning, Stage: wire.StageRestarting}, "to 1.1.0: restarting"},
+		{store.CommandReport{State: wire.StateRolledBack, Error: "the new version crashed 3 times in a minute"}, "to 1.1.0: rolled back: the new version crashed 3 times in a minute"},
 	} {
 		if tt.report.State != "" {
 			tt.report.ID = up.ID
@@ -163,7 +163,7 @@ func (f *fakeRelays) run(ctx context.Context, id int64) {
 			var r []store.CommandReport
 			switch {
 			case time.Since(since) < 300*time.Millisecond || (out != nil && out.State == ""):
-				r = []store.CommandReport{{ID: cur.ID, State: store.CommandRunning, Stage: store.StageDownloading}}
+				r = []store.CommandReport{{ID: cur.ID, State: wire.StateRunning, Stage: wire.StageDownloading}}
 			case out != nil:
 				r = []store.CommandReport{{ID: cur.ID, State: out.State, Error: out.Error}}
 				cur = nil
@@ -174,7 +174,7 @@ func (f *fakeRelays) run(ctx context.Context, id int64) {
 				f.version[id] = a.Version
 				f.mu.Unlock()
 				f.db.Heartbeat(ctx, id, a.Version, 0, 0) // the new binary, healthy
-				r = []store.CommandReport{{ID: cur.ID, State: store.CommandDone}}
+				r = []store.CommandReport{{ID: cur.ID, State: wire.StateDone}}
 				cur = nil
 			}
 			f.db.ReportCommands(ctx, store.TargetProxy, target, r)
@@ -229,7 +229,7 @@ func TestProxyRollingUpgrade(t *testing.T) {
 	var prevEnd time.Time
 	for _, p := range ps {
 		cs, err := f.db.ListCommands(context.Background(), store.TargetProxy, fmt.Sprint(p.ID), 1)
-		if err != nil || len(cs) != 1 || cs[0].State != store.CommandDone {
+		if err != nil || len(cs) != 1 || cs[0].State != wire.StateDone {
 			t.Fatalf("proxy %d: %+v %v, want its upgrade done", p.ID, cs, err)
 		}
 		if cs[0].CreatedAt.Before(prevEnd) {
@@ -279,7 +279,7 @@ func TestProxyRollingUpgradeStops(t *testing.T) {
 		t.Parallel()
 		c := newCLI(t)
 		ps := proxyCluster(t, c, 3)
-		f := startFakeRelays(t, c, ps, map[int64]*store.CommandReport{ps[1].ID: {State: store.CommandRolledBack, Error: "no healthy heartbeat within 2m0s; last log: panic: boom"}})
+		f := startFakeRelays(t, c, ps, map[int64]*store.CommandReport{ps[1].ID: {State: wire.StateRolledBack, Error: "no healthy heartbeat within 2m0s; last log: panic: boom"}})
 		r := c.run("proxy", "upgrade", "--cluster", "edge")
 		want := fmt.Sprintf("outpost: proxy server %d (px-2): upgrade to 1.1.0 rolled back: no healthy heartbeat within 2m0s; last log: panic: boom (command", ps[1].ID)
 		if r.code != 1 || !strings.HasPrefix(r.stderr, want) || !strings.Contains(r.stderr, "stopped there: 1 of 3 upgraded before it, the rest keep their version") || strings.Count(r.stderr, "\n") != 1 {

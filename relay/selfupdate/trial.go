@@ -55,9 +55,9 @@ type Trial struct {
 
 // Outcome ends a trial: wire.StateDone, StateRolledBack or StateFailed.
 type Outcome struct {
-	State  string    `json:"state"`
-	Reason string    `json:"reason,omitempty"`
-	At     time.Time `json:"at"`
+	State  wire.State `json:"state"`
+	Reason string     `json:"reason,omitempty"`
+	At     time.Time  `json:"at"`
 }
 
 // ErrRolledBack is Healthy's answer when the watcher already decided.

@@ -5,8 +5,12 @@
 // both sides need and would otherwise copy: the seed's fixed values and
 // units (seed.go) and atomic file writes (fsx.go). The protocol's words are
 // defined here once and both sides use them: the Authorization forms
-// (auth.go), the error codes (codes.go) and the duration encoding
-// (duration.go).
+// (auth.go), the error codes (codes.go), the duration encoding
+// (duration.go) and the closed sets of words (enums.go): Mode (a cluster's
+// transmission mode), State (a command's state) and Stage (a running
+// upgrade's stage), named string types that the store's domain types use
+// too, so a word of one set cannot stand for another. They encode as the
+// plain strings they always were.
 package wire
 
 import (
@@ -126,36 +130,13 @@ const (
 	CmdPolicy      = "policy"       // relay: apply the cluster policy
 )
 
-// Command states an operator sees: queued (not yet handed over), delivered,
-// running (the target said it started), done, failed (with a reason).
-const (
-	StateQueued    = "queued"
-	StateDelivered = "delivered"
-	StateRunning   = "running"
-	StateDone      = "done"
-	StateFailed    = "failed"
-)
-
-// StateRolledBack ends an upgrade whose new version did not come up
-// healthy: the previous binary runs again; Error says why (with the new
-// version's last log lines).
-const StateRolledBack = "rolled_back"
-
-// Stages of a running upgrade, reported with StateRunning so the operator
-// sees where it is; a stage that hears nothing more times out into failed.
-const (
-	StageDownloading = "downloading"
-	StageVerifying   = "verifying"
-	StageRestarting  = "restarting"
-)
-
 // CommandResult is what a target reports about a command it was handed:
 // StateRunning (with Stage for an upgrade), StateDone, StateFailed or
 // StateRolledBack (Error says why).
 type CommandResult struct {
 	ID    int64  `json:"id"`
-	State string `json:"state"`
-	Stage string `json:"stage,omitempty"`
+	State State  `json:"state"`
+	Stage Stage  `json:"stage,omitempty"`
 	Error string `json:"error,omitempty"`
 }
 
@@ -298,7 +279,7 @@ type AuthResponse struct {
 
 // Policy is the cluster's transmission policy as a relay applies it.
 type Policy struct {
-	Mode         string `json:"mode"`                // forward | cache
+	Mode         Mode   `json:"mode"`                // forward | cache
 	BandwidthBps int64  `json:"bandwidth_bps"`       // 0 = unlimited
 	FrequencyRPS int64  `json:"frequency_rps"`       // 0 = unlimited
 	CacheDir     string `json:"cache_dir,omitempty"` // cache mode

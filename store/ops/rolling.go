@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -35,13 +36,16 @@ const (
 	RollingPoll              = time.Second
 )
 
+// RollState is where one proxy stands in a rolling upgrade.
+type RollState string
+
 // States of one proxy in a rolling upgrade.
 const (
-	RollPending   = "pending"   // not started yet
-	RollUpgrading = "upgrading" // queued, waiting for it to be online at the new version
-	RollDone      = "done"      // online at the new version
-	RollSkipped   = "skipped"   // Reason says why (offline, already at the release)
-	RollFailed    = "failed"    // Reason says why; the run stopped here
+	RollPending   RollState = "pending"   // not started yet
+	RollUpgrading RollState = "upgrading" // queued, waiting for it to be online at the new version
+	RollDone      RollState = "done"      // online at the new version
+	RollSkipped   RollState = "skipped"   // Reason says why (offline, already at the release)
+	RollFailed    RollState = "failed"    // Reason says why; the run stopped here
 )
 
 // RollingProxy is one proxy server of the run.
@@ -50,7 +54,7 @@ type RollingProxy struct {
 	Hostname  string        `json:"hostname"`
 	From      string        `json:"from"`
 	To        string        `json:"to,omitempty"`
-	State     string        `json:"state"`
+	State     RollState     `json:"state"`
 	Reason    string        `json:"reason,omitempty"`
 	CommandID int64         `json:"command_id,omitempty"`
 	Took      time.Duration `json:"-"`                      // queued to online at To
@@ -196,9 +200,9 @@ func (r *RollingUpgrade) check(ctx context.Context, p *RollingProxy) RollingProg
 	}
 	took := r.clock.Now().Sub(p.started)
 	switch {
-	case ok && (c.State == store.CommandFailed || c.State == store.CommandRolledBack):
+	case ok && (c.State == wire.StateFailed || c.State == wire.StateRolledBack):
 		return r.fail(p, fmt.Sprintf("upgrade to %s %s (command %d)", p.To, c.Describe(), c.ID))
-	case ok && c.State == store.CommandDone && px.Status == store.StatusOnline && store.CompareVersions(px.Version, p.To) == 0:
+	case ok && c.State == wire.StateDone && px.Status == store.StatusOnline && store.CompareVersions(px.Version, p.To) == 0:
 		p.State, p.Took, p.TookSec = RollDone, took, took.Seconds()
 		r.cur++
 		r.skipToPending()

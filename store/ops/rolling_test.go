@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 	"outpost/store/ops"
 )
@@ -53,7 +54,7 @@ func (f *fakeProxies) UpgradeProxy(ctx context.Context, id int64) (string, error
 	f.nextCmd++
 	for i := range f.ps {
 		if f.ps[i].ID == id {
-			f.ps[i].Commands = []store.Command{{ID: f.nextCmd, Type: "upgrade", State: store.CommandQueued, Payload: `{"version":"` + f.latest + `"}`}}
+			f.ps[i].Commands = []store.Command{{ID: f.nextCmd, Type: "upgrade", State: wire.StateQueued, Payload: `{"version":"` + f.latest + `"}`}}
 		}
 	}
 	return f.latest, nil
@@ -70,13 +71,13 @@ func healthyAfter(d time.Duration, to string) func(p *store.Proxy, since time.Du
 		c := &p.Commands[0]
 		switch {
 		case since >= d:
-			c.State, c.Stage = store.CommandDone, ""
+			c.State, c.Stage = wire.StateDone, ""
 			p.Status, p.Version = store.StatusOnline, to
 		case since >= d/2:
-			c.State, c.Stage = store.CommandRunning, store.StageRestarting
+			c.State, c.Stage = wire.StateRunning, wire.StageRestarting
 			p.Status = store.StatusOffline
 		default:
-			c.State, c.Stage = store.CommandRunning, store.StageDownloading
+			c.State, c.Stage = wire.StateRunning, wire.StageDownloading
 		}
 	}
 }
@@ -84,7 +85,7 @@ func healthyAfter(d time.Duration, to string) func(p *store.Proxy, since time.Du
 func rolledBackAfter(d time.Duration, reason string) func(p *store.Proxy, since time.Duration) {
 	return func(p *store.Proxy, since time.Duration) {
 		if since >= d {
-			p.Commands[0].State, p.Commands[0].Error = store.CommandRolledBack, reason
+			p.Commands[0].State, p.Commands[0].Error = wire.StateRolledBack, reason
 		}
 	}
 }
@@ -120,7 +121,7 @@ func TestRollingUpgrade(t *testing.T) {
 		relay       map[int64]func(*store.Proxy, time.Duration)
 		refuse      map[int64]error
 		wantOrder   []int64
-		wantStates  []string
+		wantStates  []ops.RollState
 		wantErr     string // "" = success
 		wantWarning bool
 		wantEvent   string // one event contains it
@@ -128,32 +129,32 @@ func TestRollingUpgrade(t *testing.T) {
 		{name: "one at a time, each healthy before the next",
 			ps:        []store.Proxy{online(1, "px-1", "1.0.0"), online(2, "px-2", "1.0.0"), online(3, "px-3", "1.0.0")},
 			relay:     map[int64]func(*store.Proxy, time.Duration){1: healthyAfter(20*time.Second, "1.1.0"), 2: healthyAfter(40*time.Second, "1.1.0"), 3: healthyAfter(time.Second, "1.1.0")},
-			wantOrder: []int64{1, 2, 3}, wantStates: []string{ops.RollDone, ops.RollDone, ops.RollDone}, wantEvent: "proxy server 2 (px-2): online at 1.1.0 after 40s"},
+			wantOrder: []int64{1, 2, 3}, wantStates: []ops.RollState{ops.RollDone, ops.RollDone, ops.RollDone}, wantEvent: "proxy server 2 (px-2): online at 1.1.0 after 40s"},
 		{name: "skips offline and up to date",
 			ps: []store.Proxy{online(1, "px-1", "1.1.0"), {ID: 2, Hostname: "px-2", Version: "1.0.0", Status: store.StatusOffline}, online(3, "px-3", "1.0.0"),
 				online(4, "px-4", "1.2.0")},
 			relay:     map[int64]func(*store.Proxy, time.Duration){3: healthyAfter(5*time.Second, "1.1.0")},
-			wantOrder: []int64{3}, wantStates: []string{ops.RollSkipped, ops.RollSkipped, ops.RollDone, ops.RollSkipped}},
+			wantOrder: []int64{3}, wantStates: []ops.RollState{ops.RollSkipped, ops.RollSkipped, ops.RollDone, ops.RollSkipped}},
 		{name: "a rollback stops the run",
 			ps:        []store.Proxy{online(1, "px-1", "1.0.0"), online(2, "px-2", "1.0.0"), online(3, "px-3", "1.0.0")},
 			relay:     map[int64]func(*store.Proxy, time.Duration){1: healthyAfter(time.Second, "1.1.0"), 2: rolledBackAfter(90*time.Second, "no healthy heartbeat within 2m0s")},
-			wantOrder: []int64{1, 2}, wantStates: []string{ops.RollDone, ops.RollFailed, ops.RollPending},
+			wantOrder: []int64{1, 2}, wantStates: []ops.RollState{ops.RollDone, ops.RollFailed, ops.RollPending},
 			wantErr: "proxy server 2 (px-2): upgrade to 1.1.0 rolled back: no healthy heartbeat within 2m0s (command 2); stopped there: 1 of 3 upgraded before it"},
 		{name: "done but never online at the new version times out",
 			ps: []store.Proxy{online(1, "px-1", "1.0.0"), online(2, "px-2", "1.0.0")},
 			relay: map[int64]func(*store.Proxy, time.Duration){1: func(p *store.Proxy, since time.Duration) {
-				p.Commands[0].State = store.CommandDone // staged, but the old binary still runs
+				p.Commands[0].State = wire.StateDone // staged, but the old binary still runs
 			}},
-			wantOrder: []int64{1}, wantStates: []string{ops.RollFailed, ops.RollPending},
+			wantOrder: []int64{1}, wantStates: []ops.RollState{ops.RollFailed, ops.RollPending},
 			wantErr: "proxy server 1 (px-1): not online at 1.1.0 within 5m0s (command 1 done; the proxy is online at 1.0.0)"},
 		{name: "a relay that never answers times out",
 			ps:        []store.Proxy{online(1, "px-1", "1.0.0")},
-			wantOrder: []int64{1}, wantStates: []string{ops.RollFailed}, wantWarning: true,
+			wantOrder: []int64{1}, wantStates: []ops.RollState{ops.RollFailed}, wantWarning: true,
 			wantErr: "not online at 1.1.0 within 5m0s (command 1 queued; the proxy is online at 1.0.0)"},
 		{name: "a refusal stops the run",
 			ps:        []store.Proxy{online(1, "px-1", "1.0.0"), online(2, "px-2", "1.0.0")},
 			refuse:    map[int64]error{1: store.Errorf(store.EConflict, "proxy server 1 (px-1) is offline: bring it online before upgrading")},
-			wantOrder: nil, wantStates: []string{ops.RollFailed, ops.RollPending}, wantErr: "is offline: bring it online before upgrading; stopped there: 0 of 2"},
+			wantOrder: nil, wantStates: []ops.RollState{ops.RollFailed, ops.RollPending}, wantErr: "is offline: bring it online before upgrading; stopped there: 0 of 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,11 +168,11 @@ func TestRollingUpgrade(t *testing.T) {
 			if !slices.Equal(f.order, tt.wantOrder) {
 				t.Errorf("upgrade order: got %v, want %v", f.order, tt.wantOrder)
 			}
-			var states []string
+			var states []ops.RollState
 			for _, p := range pr.Proxies {
 				states = append(states, p.State)
 			}
-			if strings.Join(states, ",") != strings.Join(tt.wantStates, ",") {
+			if !slices.Equal(states, tt.wantStates) {
 				t.Errorf("states: got %v, want %v", states, tt.wantStates)
 			}
 			switch {
