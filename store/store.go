@@ -155,22 +155,6 @@ type Policy struct {
 	Upstream     string    `json:"upstream,omitempty"`  // forward target, "" = built-in collector
 }
 
-// The words of wire.Mode, wire.State and wire.Stage under their old store
-// names, until the relay's last uses move to wire; nothing new uses them.
-const (
-	ModeForward       = wire.ModeForward
-	ModeCache         = wire.ModeCache
-	CommandQueued     = wire.StateQueued
-	CommandDelivered  = wire.StateDelivered
-	CommandRunning    = wire.StateRunning
-	CommandDone       = wire.StateDone
-	CommandFailed     = wire.StateFailed
-	CommandRolledBack = wire.StateRolledBack
-	StageDownloading  = wire.StageDownloading
-	StageVerifying    = wire.StageVerifying
-	StageRestarting   = wire.StageRestarting
-)
-
 // DefaultCacheDir is used when a cache policy names no directory; relative
 // paths are resolved by the relay under its data directory.
 const DefaultCacheDir = wire.DefaultCacheDir

@@ -13,6 +13,7 @@ import (
 
 	"outpost/agentsim"
 	"outpost/relay"
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -27,9 +28,9 @@ type demoCluster struct {
 var demoClusters = []demoCluster{
 	{name: "beijing-idc", address: "127.0.0.1", region: "China (Beijing)", relays: []int{18443}},
 	{name: "hangzhou-vpc", address: "relay.hangzhou.example", region: "China (Hangzhou)", relays: []int{18444, 18445},
-		policy: store.Policy{Mode: store.ModeForward, BandwidthBps: 250_000, FrequencyRPS: 200, LinkBps: 100_000_000}},
+		policy: store.Policy{Mode: wire.ModeForward, BandwidthBps: 250_000, FrequencyRPS: 200, LinkBps: 100_000_000}},
 	{name: "shanghai-cache", address: "relay.shanghai.example", region: "China (Shanghai)", relays: []int{18446},
-		policy: store.Policy{Mode: store.ModeCache, CacheMax: 50_000_000}},
+		policy: store.Policy{Mode: wire.ModeCache, CacheMax: 50_000_000}},
 }
 
 // startDemo builds the demo fleet on the running management host: an
@@ -139,7 +140,7 @@ func (d *demo) cluster(dc demoCluster) (demoFleet, error) {
 		c, err = db.CreateCluster(actx, store.ClusterInput{AccountID: d.acct.ID, Name: dc.name, Address: dc.address, Region: dc.region, Remark: "demo"})
 		if err == nil && dc.policy.Mode != "" {
 			p := dc.policy
-			if p.Mode == store.ModeCache {
+			if p.Mode == wire.ModeCache {
 				// Absolute, so the demo relay (its own data directory)
 				// writes where the operator looks: DATA/cache/NAME.
 				if p.CacheDir, err = filepath.Abs(filepath.Join(a.dataDir(), "cache", dc.name)); err != nil {
