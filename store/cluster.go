@@ -28,7 +28,7 @@ func (db *DB) CreateCluster(ctx context.Context, in ClusterInput) (Cluster, erro
 	if err := validName("cluster", in.Name); err != nil {
 		return Cluster{}, err
 	}
-	kind, err := AddressKind(in.Address)
+	kind, err := ClassifyAddress(in.Address)
 	if err != nil {
 		return Cluster{}, err
 	}

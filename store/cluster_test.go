@@ -92,7 +92,7 @@ func TestClusterImmutableTrigger(t *testing.T) {
 func TestClusterAddress(t *testing.T) {
 	tests := []struct {
 		addr string
-		kind string // "" = refused
+		kind store.AddressKind // "" = refused
 	}{
 		{"10.0.0.5", "ip"},
 		{"::1", "ip"},

@@ -10,10 +10,13 @@ import (
 	"time"
 )
 
-// Proxy deployment modes (seed 000, step 2).
+// DeployKind is how a proxy server was deployed (seed 000, step 2).
+type DeployKind string
+
+// Proxy deployment kinds.
 const (
-	DeployQuick  = "quick"  // onto an online Linux asset that runs the agent
-	DeployManual = "manual" // the operator runs a generated command
+	DeployQuick  DeployKind = "quick"  // onto an online Linux asset that runs the agent
+	DeployManual DeployKind = "manual" // the operator runs a generated command
 )
 
 // DefaultJoinTTL is how long a deploy command stays valid.
@@ -24,7 +27,7 @@ const DefaultJoinTTL = time.Hour
 // deploy-proxy command for the chosen asset (an online Linux agent of the
 // cluster's account). An IP-address cluster that already has its one proxy
 // server is refused here so the operator learns early.
-func (db *DB) CreateJoinToken(ctx context.Context, clusterID int64, deploy, assetID string, ttl time.Duration) (JoinToken, error) {
+func (db *DB) CreateJoinToken(ctx context.Context, clusterID int64, deploy DeployKind, assetID string, ttl time.Duration) (JoinToken, error) {
 	return db.createJoinToken(ctx, clusterID, deploy, assetID, ttl, RelayOptions{})
 }
 
@@ -59,7 +62,7 @@ func (db *DB) CreateQuickDeploy(ctx context.Context, clusterID int64, assetID st
 	return db.createJoinToken(ctx, clusterID, DeployQuick, assetID, ttl, o)
 }
 
-func (db *DB) createJoinToken(ctx context.Context, clusterID int64, deploy, assetID string, ttl time.Duration, o RelayOptions) (JoinToken, error) {
+func (db *DB) createJoinToken(ctx context.Context, clusterID int64, deploy DeployKind, assetID string, ttl time.Duration, o RelayOptions) (JoinToken, error) {
 	if ttl <= 0 {
 		ttl = DefaultJoinTTL
 	}
@@ -72,7 +75,7 @@ func (db *DB) createJoinToken(ctx context.Context, clusterID int64, deploy, asse
 	if err != nil {
 		return JoinToken{}, err
 	}
-	if c.AddressKind == "ip" && c.Proxies > 0 {
+	if c.AddressKind == AddressIP && c.Proxies > 0 {
 		return JoinToken{}, Errorf(ELimit, "cluster %q uses an IP address and already has its one proxy server; use a domain-name cluster for several", c.Name)
 	}
 	var asset any
@@ -161,7 +164,7 @@ func (db *DB) JoinProxy(ctx context.Context, in JoinInput) (Proxy, string, error
 	}
 	defer tx.Rollback()
 	var id, clusterID, expires, used int64
-	var deploy string
+	var deploy DeployKind
 	var asset sql.NullString
 	err = tx.queryRow(`SELECT id, cluster_id, deploy, asset_id, expires_at, used_at FROM join_tokens WHERE token_hash = ?`, HashSecret(in.Token)).
 		Scan(&id, &clusterID, &deploy, &asset, &expires, &used)
@@ -186,7 +189,7 @@ func (db *DB) JoinProxy(ctx context.Context, in JoinInput) (Proxy, string, error
 	if err != nil {
 		return Proxy{}, "", err
 	}
-	if c.AddressKind == "ip" && c.Proxies > 0 {
+	if c.AddressKind == AddressIP && c.Proxies > 0 {
 		return Proxy{}, "", Errorf(ELimit, "cluster %q uses an IP address and already has its one proxy server", c.Name)
 	}
 	secret := NewSecret("rs_")

@@ -161,16 +161,16 @@ const DefaultCacheDir = wire.DefaultCacheDir
 
 // Cluster groups proxy servers behind one address.
 type Cluster struct {
-	ID          int64     `json:"id"`
-	AccountID   int64     `json:"account_id"`
-	Account     string    `json:"account"`
-	Name        string    `json:"name"`
-	Address     string    `json:"address"`
-	AddressKind string    `json:"address_kind"` // ip | domain
-	Region      string    `json:"region,omitempty"`
-	Remark      string    `json:"remark,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	Policy      Policy    `json:"policy"`
+	ID          int64       `json:"id"`
+	AccountID   int64       `json:"account_id"`
+	Account     string      `json:"account"`
+	Name        string      `json:"name"`
+	Address     string      `json:"address"`
+	AddressKind AddressKind `json:"address_kind"` // ip | domain
+	Region      string      `json:"region,omitempty"`
+	Remark      string      `json:"remark,omitempty"`
+	CreatedAt   time.Time   `json:"created_at"`
+	Policy      Policy      `json:"policy"`
 
 	// Derived at read time.
 	Status          Status    `json:"status"` // online | offline (no proxy server online)
@@ -215,19 +215,19 @@ const ViaDirect = "direct"
 
 // Proxy is one proxy server (relay) of a cluster.
 type Proxy struct {
-	ID        int64     `json:"id"`
-	ClusterID int64     `json:"cluster_id"`
-	Cluster   string    `json:"cluster"`
-	Hostname  string    `json:"hostname"`
-	IP        string    `json:"ip"`
-	Version   string    `json:"version"`
-	Deploy    string    `json:"deploy"` // quick | manual
-	AssetID   string    `json:"asset_id,omitempty"`
-	URLs      []string  `json:"urls,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	LastSeen  time.Time `json:"last_seen"`
-	Agents    int       `json:"agents"`
-	Load      float64   `json:"load"`
+	ID        int64      `json:"id"`
+	ClusterID int64      `json:"cluster_id"`
+	Cluster   string     `json:"cluster"`
+	Hostname  string     `json:"hostname"`
+	IP        string     `json:"ip"`
+	Version   string     `json:"version"`
+	Deploy    DeployKind `json:"deploy"` // quick | manual
+	AssetID   string     `json:"asset_id,omitempty"`
+	URLs      []string   `json:"urls,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	LastSeen  time.Time  `json:"last_seen"`
+	Agents    int        `json:"agents"`
+	Load      float64    `json:"load"`
 
 	Status Status `json:"status"` // online | offline
 	// Protected: the host's own agent (quick deployment) is Protected now;
@@ -341,14 +341,14 @@ type InstallCommand struct {
 
 // JoinToken lets a relay on another host register as a proxy server once.
 type JoinToken struct {
-	ID        int64     `json:"id"`
-	ClusterID int64     `json:"cluster_id"`
-	Cluster   string    `json:"cluster"`
-	Token     string    `json:"token,omitempty"` // only when just created
-	Deploy    string    `json:"deploy"`
-	AssetID   string    `json:"asset_id,omitempty"`
-	ExpiresAt time.Time `json:"expires_at"`
-	CommandID int64     `json:"command_id,omitempty"` // quick deployment: the deploy-proxy command
+	ID        int64      `json:"id"`
+	ClusterID int64      `json:"cluster_id"`
+	Cluster   string     `json:"cluster"`
+	Token     string     `json:"token,omitempty"` // only when just created
+	Deploy    DeployKind `json:"deploy"`
+	AssetID   string     `json:"asset_id,omitempty"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	CommandID int64      `json:"command_id,omitempty"` // quick deployment: the deploy-proxy command
 }
 
 // Command is pending work for an agent or proxy.

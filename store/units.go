@@ -155,9 +155,20 @@ func FormatBandwidth(bps int64) string {
 
 func formatBits(bits int64) string { return wire.FormatBits(bits) }
 
-// AddressKind classifies a cluster address: "ip" or "domain"; anything else
-// is refused, because agents must be able to dial it.
-func AddressKind(addr string) (string, error) {
+// AddressKind is what a cluster's address is: an IP address holds at most
+// one proxy server, a domain name any number (seed 000).
+type AddressKind string
+
+// Address kinds.
+const (
+	AddressIP     AddressKind = "ip"
+	AddressDomain AddressKind = "domain"
+)
+
+// ClassifyAddress says whether a cluster address is an IP address or a
+// domain name; anything else is refused, because agents must be able to
+// dial it.
+func ClassifyAddress(addr string) (AddressKind, error) {
 	a := strings.TrimSpace(addr)
 	if a == "" {
 		return "", Errorf(EInvalid, "address is required: an IP address or a domain name")
@@ -166,7 +177,7 @@ func AddressKind(addr string) (string, error) {
 		if ip.IsUnspecified() || ip.IsMulticast() {
 			return "", Errorf(EInvalid, "address %q: not a reachable unicast IP address", addr)
 		}
-		return "ip", nil
+		return AddressIP, nil
 	}
 	if a != addr || len(a) > 253 {
 		return "", Errorf(EInvalid, "address %q is not a valid IP address or domain name", addr)
@@ -191,7 +202,7 @@ func AddressKind(addr string) (string, error) {
 	if allNumeric || isNumeric(labels[len(labels)-1]) {
 		return "", Errorf(EInvalid, "address %q is not a valid IP address or domain name", addr)
 	}
-	return "domain", nil
+	return AddressDomain, nil
 }
 
 func isNumeric(s string) bool {

@@ -150,10 +150,10 @@ func TestFormatBytesAndBandwidth(t *testing.T) {
 	}
 }
 
-func TestAddressKind(t *testing.T) {
+func TestClassifyAddress(t *testing.T) {
 	tests := []struct {
 		addr string
-		want string // "" = refused
+		want store.AddressKind // "" = refused
 	}{
 		{"10.0.0.5", "ip"},
 		{"::1", "ip"},
@@ -182,7 +182,7 @@ func TestAddressKind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
-			got, err := store.AddressKind(tt.addr)
+			got, err := store.ClassifyAddress(tt.addr)
 			if tt.want == "" {
 				wantCode(t, err, store.EInvalid)
 				return

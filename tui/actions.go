@@ -70,11 +70,11 @@ func newCreateClusterForm(c *Common, accounts []store.Account) *Form {
 		if v["address"] == "" {
 			return nil
 		}
-		kind, err := store.AddressKind(v["address"])
+		kind, err := store.ClassifyAddress(v["address"])
 		if err != nil {
 			return []string{errText(err)}
 		}
-		if kind == "ip" {
+		if kind == store.AddressIP {
 			return []string{"IP address: this cluster will hold one proxy server"}
 		}
 		return []string{"domain name: this cluster can hold any number of proxy servers"}

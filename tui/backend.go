@@ -30,7 +30,7 @@ type Backend interface {
 	// Proxy servers
 	ListProxies(ctx context.Context, clusterID int64) ([]store.Proxy, error)
 	GetProxy(ctx context.Context, id int64) (store.Proxy, error)
-	CreateJoinToken(ctx context.Context, clusterID int64, deploy, assetID string, ttl time.Duration) (store.JoinToken, error)
+	CreateJoinToken(ctx context.Context, clusterID int64, deploy store.DeployKind, assetID string, ttl time.Duration) (store.JoinToken, error)
 	UpgradeProxy(ctx context.Context, id int64) (string, error)
 	DeleteProxy(ctx context.Context, id int64) error
 	ProxyURLs(ctx context.Context, clusterID int64) ([]string, error)

@@ -60,7 +60,7 @@ func matchCluster(c store.Cluster, f string) bool {
 var clusterSorts = map[string]func(a, b store.Cluster) int{
 	"name":      ByString(func(c store.Cluster) string { return c.Name }),
 	"address":   ByString(func(c store.Cluster) string { return c.Address }),
-	"kind":      ByString(func(c store.Cluster) string { return c.AddressKind }),
+	"kind":      ByString(func(c store.Cluster) string { return string(c.AddressKind) }),
 	"region":    ByString(func(c store.Cluster) string { return c.Region }),
 	"status":    ByString(func(c store.Cluster) string { return string(c.Status) }),
 	"proxies":   ByInt(func(c store.Cluster) int { return c.ProxiesOnline }),
@@ -72,14 +72,14 @@ var clusterSorts = map[string]func(a, b store.Cluster) int{
 
 // kindText is the address kind in the operator's terms.
 func kindText(c store.Cluster) string {
-	if c.AddressKind == "ip" {
+	if c.AddressKind == store.AddressIP {
 		return "IP address: holds one proxy server"
 	}
 	return "domain name: holds any number of proxy servers"
 }
 
 func kindShort(c store.Cluster) string {
-	if c.AddressKind == "ip" {
+	if c.AddressKind == store.AddressIP {
 		return "IP"
 	}
 	return "domain"

@@ -30,7 +30,7 @@ func deployDialog(c *Common, cl store.Cluster) tea.Cmd {
 func deployChoice(c *Common, cl store.Cluster) Dialog {
 	body := "Quick: pick an online Linux asset of the account; its agent starts the relay at its next check-in.\n" +
 		"Manual: get a one-time command (expires in " + store.FormatDuration(store.DefaultJoinTTL) + ") to run on the proxy host."
-	if cl.AddressKind == "ip" {
+	if cl.AddressKind == store.AddressIP {
 		body += "\n\nThis cluster uses an IP address: it holds one proxy server."
 		if cl.Proxies > 0 {
 			body += " It already has it, so the store will refuse another."

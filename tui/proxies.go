@@ -88,7 +88,7 @@ func accountProxies(ctx context.Context, c *Common, b Backend, acct int64, ps []
 }
 
 func matchProxy(p store.Proxy, f string) bool {
-	return Contains(f, p.Hostname, p.IP, p.Cluster, p.Version, string(p.Status), p.Deploy, strconv.FormatInt(p.ID, 10))
+	return Contains(f, p.Hostname, p.IP, p.Cluster, p.Version, string(p.Status), string(p.Deploy), strconv.FormatInt(p.ID, 10))
 }
 
 var proxySorts = map[string]func(a, b store.Proxy) int{
@@ -97,7 +97,7 @@ var proxySorts = map[string]func(a, b store.Proxy) int{
 	"host":     ByString(func(p store.Proxy) string { return p.Hostname }),
 	"ip":       ByString(func(p store.Proxy) string { return p.IP }),
 	"version":  func(a, b store.Proxy) int { return store.CompareVersions(a.Version, b.Version) },
-	"deploy":   ByString(func(p store.Proxy) string { return p.Deploy }),
+	"deploy":   ByString(func(p store.Proxy) string { return string(p.Deploy) }),
 	"status":   ByString(func(p store.Proxy) string { return string(p.Status) }),
 	"seen":     ByInt(func(p store.Proxy) int64 { return p.LastSeen.UnixMilli() }),
 	"agents":   ByInt(func(p store.Proxy) int { return p.Agents }),
@@ -144,7 +144,7 @@ func proxyRow(now time.Time, p store.Proxy) Row {
 	cmd := commandText(p)
 	return Row{
 		ID: strconv.FormatInt(p.ID, 10),
-		Cells: []string{strconv.FormatInt(p.ID, 10), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, string(p.Status),
+		Cells: []string{strconv.FormatInt(p.ID, 10), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), string(p.Deploy), string(p.Status),
 			store.FormatAgo(now, p.LastSeen), strconv.Itoa(p.Agents), fmt.Sprintf("%.2f", p.Load), securityText(p), cmd},
 		Tones: []Tone{6: statusTone(p.Status), 11: commandTone(p)},
 		Data:  p,

@@ -43,7 +43,7 @@ func newClusterCreateCmd(a *app) *cobra.Command {
 				return a.printJSON(c)
 			}
 			a.printf("cluster %s created in account %s: address %s (%s)", clean(c.Name), clean(c.Account), c.Address, c.AddressKind)
-			if c.AddressKind == "ip" {
+			if c.AddressKind == store.AddressIP {
 				a.printf(", holds one proxy server\n")
 			} else {
 				a.printf(", holds any number of proxy servers\n")
@@ -138,7 +138,7 @@ func newClusterShowCmd(a *app) *cobra.Command {
 				}{c, nonNil(ps)})
 			}
 			kind := "IP address: at most one proxy server"
-			if c.AddressKind == "domain" {
+			if c.AddressKind == store.AddressDomain {
 				kind = "domain name: any number of proxy servers"
 			}
 			a.printFields([][2]string{

@@ -27,7 +27,7 @@ func proxyRows(ps []store.Proxy) [][]string {
 	for _, p := range ps {
 		prot := p.SecurityText()
 		up := upgradeText(p)
-		rows = append(rows, []string{fmt.Sprint(p.ID), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), p.Deploy, string(p.Status),
+		rows = append(rows, []string{fmt.Sprint(p.ID), p.Cluster, p.Hostname, orDash(p.IP), orDash(p.Version), string(p.Deploy), string(p.Status),
 			store.FormatAgo(time.Now(), p.LastSeen), fmt.Sprint(p.Agents), fmt.Sprintf("%.2f", p.Load), prot, up})
 	}
 	return rows
@@ -414,7 +414,7 @@ func newProxyShowCmd(a *app) *cobra.Command {
 				{"IP", orDash(p.IP)},
 				{"URLs", orDash(strings.Join(p.URLs, ", "))},
 				{"Version", orDash(p.Version)},
-				{"Deploy", p.Deploy},
+				{"Deploy", string(p.Deploy)},
 				{"Status", string(p.Status) + ", last seen " + store.FormatAgo(time.Now(), p.LastSeen)},
 				{"Agents", fmt.Sprint(p.Agents)},
 				{"Security", p.SecurityText()},
