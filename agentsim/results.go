@@ -189,6 +189,6 @@ const maxReason = 1000
 // errUnsupported is the failure reported for a command this agent cannot
 // carry out (a simulated agent starts no relay), rather than a "done" that
 // did not happen.
-func errUnsupported(typ string) error {
+func errUnsupported(typ wire.CommandType) error {
 	return fmt.Errorf("command %q is not supported by this agent", typ)
 }

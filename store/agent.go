@@ -4,9 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"outpost/relay/wire"
 	"strings"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 // AgentAuth is what the relay needs to authorise an agent's call; the relay

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 // BindResult reports a bind batch.
@@ -70,7 +72,7 @@ func (db *DB) Bind(ctx context.Context, clusterID int64, hosts []string) (BindRe
 		if _, err := tx.exec(`UPDATE agents SET cluster_id = ? WHERE id = ?`, clusterID, id); err != nil {
 			return BindResult{}, err
 		}
-		if err := enqueue(tx, TargetAgent, id, "bind", string(payload)); err != nil {
+		if err := enqueue(tx, TargetAgent, id, wire.CmdBind, string(payload)); err != nil {
 			return BindResult{}, err
 		}
 	}
@@ -129,7 +131,7 @@ func (db *DB) Unbind(ctx context.Context, clusterID int64, hosts []string, all b
 		if _, err := tx.exec(`UPDATE agents SET cluster_id = NULL WHERE id = ?`, id); err != nil {
 			return nil, err
 		}
-		if err := enqueue(tx, TargetAgent, id, "unbind", `{}`); err != nil {
+		if err := enqueue(tx, TargetAgent, id, wire.CmdUnbind, `{}`); err != nil {
 			return nil, err
 		}
 	}
@@ -179,7 +181,7 @@ func (db *DB) Uninstall(ctx context.Context, accountID int64, hosts []string) ([
 		if _, err := tx.exec(`UPDATE agents SET uninstall_at = ? WHERE id = ?`, ms(tx.now), id); err != nil {
 			return nil, err
 		}
-		if err := enqueue(tx, TargetAgent, id, "uninstall", `{}`); err != nil {
+		if err := enqueue(tx, TargetAgent, id, wire.CmdUninstall, `{}`); err != nil {
 			return nil, err
 		}
 	}

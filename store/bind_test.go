@@ -3,10 +3,12 @@ package store_test
 import (
 	"encoding/json"
 	"fmt"
-	"outpost/store"
 	"slices"
 	"testing"
 	"time"
+
+	"outpost/relay/wire"
+	"outpost/store"
 )
 
 func TestBindBatchSize(t *testing.T) {
@@ -197,7 +199,7 @@ func TestUnbindKeepsAgent(t *testing.T) {
 		if got.ClusterID != 0 || got.Cluster != "" {
 			t.Errorf("%s: got cluster %d %q, want direct", ag.Hostname, got.ClusterID, got.Cluster)
 		}
-		if want := []string{"bind", "unbind"}; !slices.Equal(commandTypes(f.pending(store.TargetAgent, ag.ID)), want) {
+		if want := []wire.CommandType{wire.CmdBind, wire.CmdUnbind}; !slices.Equal(commandTypes(f.pending(store.TargetAgent, ag.ID)), want) {
 			t.Errorf("%s: got %v, want %v", ag.Hostname, commandTypes(f.pending(store.TargetAgent, ag.ID)), want)
 		}
 	}
@@ -231,7 +233,7 @@ func TestUninstallGrace(t *testing.T) {
 	if err != nil || !slices.Equal(ids, []string{ag.ID}) {
 		t.Fatalf("got %v %v, want [%s]", ids, err, ag.ID)
 	}
-	if got := commandTypes(f.pending(store.TargetAgent, ag.ID)); !slices.Equal(got, []string{"uninstall"}) {
+	if got := commandTypes(f.pending(store.TargetAgent, ag.ID)); !slices.Equal(got, []wire.CommandType{wire.CmdUninstall}) {
 		t.Errorf("got %v, want [uninstall]", got)
 	}
 	t.Run("twice", func(t *testing.T) {

@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"outpost/relay/wire"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"outpost/relay/wire"
 )
 
 // ClusterInput is what the operator gives at creation.
@@ -283,7 +284,7 @@ func (db *DB) SetPolicy(ctx context.Context, id int64, p Policy) (Cluster, error
 	}
 	rows.Close()
 	for _, pid := range proxies {
-		if err := enqueue(tx, "proxy", fmt.Sprint(pid), "policy", string(payload)); err != nil {
+		if err := enqueue(tx, TargetProxy, fmt.Sprint(pid), wire.CmdPolicy, string(payload)); err != nil {
 			return Cluster{}, err
 		}
 	}

@@ -3,14 +3,19 @@ package store
 import (
 	"context"
 	"fmt"
-	"outpost/relay/wire"
 	"time"
+
+	"outpost/relay/wire"
 )
+
+// TargetKind is what a command is for (Command.TargetKind); TargetID is
+// an agent id or a proxy server id.
+type TargetKind string
 
 // Command target kinds.
 const (
-	TargetAgent = "agent"
-	TargetProxy = "proxy"
+	TargetAgent TargetKind = "agent"
+	TargetProxy TargetKind = "proxy"
 )
 
 // Bounds on retries: a command handed over MaxDeliveries times without an
@@ -24,12 +29,12 @@ const (
 
 const commandCols = `id, target_kind, target_id, type, payload, created_at, delivered_at, acked_at, state, attempts, error, updated_at, stage`
 
-func enqueue(tx *Tx, kind, target, typ, payload string) error {
+func enqueue(tx *Tx, kind TargetKind, target string, typ wire.CommandType, payload string) error {
 	_, err := enqueueID(tx, kind, target, typ, payload)
 	return err
 }
 
-func enqueueID(tx *Tx, kind, target, typ, payload string) (int64, error) {
+func enqueueID(tx *Tx, kind TargetKind, target string, typ wire.CommandType, payload string) (int64, error) {
 	if payload == "" {
 		payload = "{}"
 	}
@@ -45,7 +50,7 @@ func enqueueID(tx *Tx, kind, target, typ, payload string) (int64, error) {
 // over (queued, or delivered without an answer), oldest first. A command
 // delivered to an agent that crashed before answering is delivered again,
 // up to MaxDeliveries times.
-func (db *DB) PendingCommands(ctx context.Context, kind, target string) ([]Command, error) {
+func (db *DB) PendingCommands(ctx context.Context, kind TargetKind, target string) ([]Command, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
 		return nil, err
@@ -54,7 +59,7 @@ func (db *DB) PendingCommands(ctx context.Context, kind, target string) ([]Comma
 	return pendingCommands(tx, kind, target)
 }
 
-func pendingCommands(tx *Tx, kind, target string) ([]Command, error) {
+func pendingCommands(tx *Tx, kind TargetKind, target string) ([]Command, error) {
 	return scanCommands(tx.query(`SELECT `+commandCols+` FROM commands
 		WHERE target_kind = ? AND target_id = ? AND acked_at = 0 AND state IN ('queued', 'delivered') AND attempts < ?
 		AND NOT (state = 'delivered' AND updated_at <= ?) ORDER BY id`,
@@ -65,7 +70,7 @@ func pendingCommands(tx *Tx, kind, target string) ([]Command, error) {
 // those past their bounds (failed, with an audit entry), then returns the
 // rest and records the delivery. Relays call it when they answer a
 // check-in or a heartbeat.
-func (db *DB) DeliverCommands(ctx context.Context, kind, target string) ([]Command, error) {
+func (db *DB) DeliverCommands(ctx context.Context, kind TargetKind, target string) ([]Command, error) {
 	tx, err := db.BeginTx(WithActor(ctx, "system")) // bounds end commands, not a person
 	if err != nil {
 		return nil, err
@@ -119,7 +124,7 @@ func (db *DB) CommandsAfter(ctx context.Context, after int64, limit int) ([]Comm
 }
 
 // ListCommands returns a target's most recent commands, newest first.
-func (db *DB) ListCommands(ctx context.Context, kind, target string, limit int) ([]Command, error) {
+func (db *DB) ListCommands(ctx context.Context, kind TargetKind, target string, limit int) ([]Command, error) {
 	if limit <= 0 {
 		limit = 20
 	}
@@ -216,7 +221,7 @@ func errorText(c Command) string {
 
 // openCommand returns the target's latest command of a type that has not
 // ended (bounds applied).
-func openCommand(tx *Tx, kind, target, typ string) (Command, bool, error) {
+func openCommand(tx *Tx, kind TargetKind, target string, typ wire.CommandType) (Command, bool, error) {
 	cmds, err := scanCommands(tx.query(`SELECT `+commandCols+` FROM commands
 		WHERE target_kind = ? AND target_id = ? AND type = ? AND acked_at = 0 ORDER BY id DESC`, kind, target, typ))
 	if err != nil {
@@ -233,7 +238,7 @@ func openCommand(tx *Tx, kind, target, typ string) (Command, bool, error) {
 // UpgradeCommand returns the proxy's latest upgrade command, if any.
 func (p Proxy) UpgradeCommand() (Command, bool) {
 	for _, c := range p.Commands {
-		if c.Type == "upgrade" {
+		if c.Type == wire.CmdUpgrade {
 			return c, true
 		}
 	}

@@ -73,7 +73,10 @@ func TestCommandsLifecycle(t *testing.T) {
 	})
 	t.Run("ack by another target does nothing", func(t *testing.T) {
 		before := f.dump()
-		for _, tt := range []struct{ kind, target string }{{store.TargetAgent, w2.ID}, {store.TargetProxy, w1.ID}, {store.TargetAgent, "ag_nope"}} {
+		for _, tt := range []struct {
+			kind   store.TargetKind
+			target string
+		}{{store.TargetAgent, w2.ID}, {store.TargetProxy, w1.ID}, {store.TargetAgent, "ag_nope"}} {
 			if err := f.db.AckCommands(f.ctx, tt.kind, tt.target, []int64{id1}); err != nil {
 				t.Fatal(err)
 			}
@@ -111,15 +114,15 @@ func TestCommandsLifecycle(t *testing.T) {
 // and the bounds that end them: a failed report, MaxDeliveries deliveries
 // without an answer, and CommandAnswerTimeout without news.
 func TestCommandStates(t *testing.T) {
-	type step func(f *fixture, kind, target string, id int64)
-	deliver := func(f *fixture, kind, target string, id int64) {
+	type step func(f *fixture, kind store.TargetKind, target string, id int64)
+	deliver := func(f *fixture, kind store.TargetKind, target string, id int64) {
 		f.t.Helper()
 		if _, err := f.db.DeliverCommands(f.ctx, kind, target); err != nil {
 			f.t.Fatal(err)
 		}
 	}
 	report := func(state wire.State, reason string) step {
-		return func(f *fixture, kind, target string, id int64) {
+		return func(f *fixture, kind store.TargetKind, target string, id int64) {
 			f.t.Helper()
 			if err := f.db.ReportCommands(f.ctx, kind, target, []store.CommandReport{{ID: id, State: state, Error: reason}}); err != nil {
 				f.t.Fatal(err)
@@ -127,9 +130,9 @@ func TestCommandStates(t *testing.T) {
 		}
 	}
 	advance := func(d time.Duration) step {
-		return func(f *fixture, _, _ string, _ int64) { f.clock.Advance(d) }
+		return func(f *fixture, _ store.TargetKind, _ string, _ int64) { f.clock.Advance(d) }
 	}
-	sweep := func(f *fixture, _, _ string, _ int64) {
+	sweep := func(f *fixture, _ store.TargetKind, _ string, _ int64) {
 		f.t.Helper()
 		if _, err := f.db.ExpireCommands(f.ctx); err != nil {
 			f.t.Fatal(err)
@@ -231,10 +234,11 @@ func TestReportCommandsRefusals(t *testing.T) {
 	id := f.pending(store.TargetAgent, w1.ID)[0].ID
 	before := f.dump()
 	tests := []struct {
-		name         string
-		kind, target string
-		r            store.CommandReport
-		wantCode     string
+		name     string
+		kind     store.TargetKind
+		target   string
+		r        store.CommandReport
+		wantCode string
 	}{
 		{"unknown state", store.TargetAgent, w1.ID, store.CommandReport{ID: id, State: "exploded"}, store.EInvalid},
 		{"queued is not a report", store.TargetAgent, w1.ID, store.CommandReport{ID: id, State: wire.StateQueued}, store.EInvalid},

@@ -3,8 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
-	"outpost/relay/wire"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 // ExpireCommands ends every open command past its bounds (see
@@ -28,7 +29,7 @@ func (db *DB) ExpireCommands(ctx context.Context) (int, error) {
 // CommandAnswerTimeout: those of every target when kind is "", else those
 // of one target that is asking for its commands again, which also ends
 // those it was handed MaxDeliveries times without answering.
-func expireCommands(tx *Tx, kind, target string) (int, error) {
+func expireCommands(tx *Tx, kind TargetKind, target string) (int, error) {
 	q := `SELECT ` + commandCols + ` FROM commands WHERE acked_at = 0 AND state IN ('delivered', 'running') AND updated_at <= ?`
 	args := []any{ms(tx.now.Add(-CommandAnswerTimeout))}
 	if kind != "" {
@@ -51,7 +52,7 @@ func expireCommands(tx *Tx, kind, target string) (int, error) {
 
 // expireDeployments fails the quick deployments still to be handed over
 // whose join token expired: the relay could never join with it.
-func expireDeployments(tx *Tx, kind, target string) (int, error) {
+func expireDeployments(tx *Tx, kind TargetKind, target string) (int, error) {
 	if kind == TargetProxy {
 		return 0, nil
 	}

@@ -4,9 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"outpost/relay/wire"
 	"strings"
 	"unicode"
+
+	"outpost/relay/wire"
 )
 
 // MarkDelivered records that commands were handed to their target (one
@@ -40,7 +41,7 @@ func markDelivered(tx *Tx, ids []int64) error {
 
 // AckCommands records that the target carried the commands out (done);
 // only the target's own commands are touched, so a forged id does nothing.
-func (db *DB) AckCommands(ctx context.Context, kind, target string, ids []int64) error {
+func (db *DB) AckCommands(ctx context.Context, kind TargetKind, target string, ids []int64) error {
 	rs := make([]CommandReport, len(ids))
 	for i, id := range ids {
 		rs[i] = CommandReport{ID: id, State: wire.StateDone}
@@ -54,7 +55,7 @@ func (db *DB) AckCommands(ctx context.Context, kind, target string, ids []int64)
 // target's own open commands are touched: a forged id, or a report about a
 // command already ended, does nothing. Another state, or a stage other
 // than downloading, verifying or restarting, is refused.
-func (db *DB) ReportCommands(ctx context.Context, kind, target string, rs []CommandReport) error {
+func (db *DB) ReportCommands(ctx context.Context, kind TargetKind, target string, rs []CommandReport) error {
 	if len(rs) == 0 {
 		return nil
 	}
@@ -66,7 +67,7 @@ func (db *DB) ReportCommands(ctx context.Context, kind, target string, rs []Comm
 			return Errorf(EInvalid, "command %d: stage %q: want downloading, verifying or restarting", r.ID, cleanReason(string(r.Stage), 40))
 		}
 	}
-	tx, err := db.BeginTx(WithActor(ctx, kind+"/"+target))
+	tx, err := db.BeginTx(WithActor(ctx, string(kind)+"/"+target))
 	if err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func (db *DB) ReportCommands(ctx context.Context, kind, target string, rs []Comm
 	return tx.Commit()
 }
 
-func reportCommand(tx *Tx, kind, target string, r CommandReport) error {
+func reportCommand(tx *Tx, kind TargetKind, target string, r CommandReport) error {
 	now := ms(tx.now)
 	switch r.State {
 	case wire.StateRunning:
@@ -97,25 +98,25 @@ func reportCommand(tx *Tx, kind, target string, r CommandReport) error {
 		// last log lines.
 		reason := cleanReason(r.Error, 1000)
 		if reason == "" {
-			reason = "the " + kind + " gave no reason"
+			reason = "the " + string(kind) + " gave no reason"
 		}
 		return endCommand(tx, kind, target, r.ID, wire.StateRolledBack, reason)
 	}
 	reason := cleanReason(r.Error, 300)
 	if reason == "" {
-		reason = "the " + kind + " gave no reason"
+		reason = "the " + string(kind) + " gave no reason"
 	}
 	return failCommand(tx, kind, target, r.ID, reason)
 }
 
 // failCommand ends an open command as failed and writes the audit entry.
-func failCommand(tx *Tx, kind, target string, id int64, reason string) error {
+func failCommand(tx *Tx, kind TargetKind, target string, id int64, reason string) error {
 	return endCommand(tx, kind, target, id, wire.StateFailed, reason)
 }
 
 // endCommand ends an open command as failed or rolled back (state) and
 // writes the audit entry, command.failed or command.rolled_back.
-func endCommand(tx *Tx, kind, target string, id int64, state wire.State, reason string) error {
+func endCommand(tx *Tx, kind TargetKind, target string, id int64, state wire.State, reason string) error {
 	var typ string
 	err := tx.queryRow(`UPDATE commands SET state = ?, error = ?, stage = '', acked_at = ?, updated_at = ?
 		WHERE id = ? AND target_kind = ? AND target_id = ? AND acked_at = 0 RETURNING type`,
@@ -132,7 +133,7 @@ func endCommand(tx *Tx, kind, target string, id int64, state wire.State, reason 
 // commandTarget names a command's target in the audit log as the other
 // entries do: proxy/ACCOUNT/ID for a proxy server (ids are only shown
 // within an account), agent/ID for an agent (agent ids are global).
-func commandTarget(tx *Tx, kind, target string) string {
+func commandTarget(tx *Tx, kind TargetKind, target string) string {
 	if kind == TargetProxy {
 		var acct string
 		if tx.queryRow(`SELECT a.name FROM proxies p JOIN clusters c ON c.id = p.cluster_id JOIN accounts a ON a.id = c.account_id
@@ -140,7 +141,7 @@ func commandTarget(tx *Tx, kind, target string) string {
 			return "proxy/" + acct + "/" + target
 		}
 	}
-	return kind + "/" + target
+	return string(kind) + "/" + target
 }
 
 // cleanReason keeps a reported reason to one printable line of at most

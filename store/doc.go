@@ -35,10 +35,12 @@
 //   - Closed sets of words are named string types with their constants
 //     beside them, so the compiler refuses a word of another set: Status
 //     (online, offline, uninstalled; ParseStatus reads the --status
-//     filter), Security (Protected, Unprotected) and Risk (Safe, At risk)
-//     here; the words the relays speak too are wire's: wire.Mode for
-//     Policy.Mode, wire.State and wire.Stage for Command.State and Stage
-//     (store names none of them again). JSON carries them as the plain
+//     filter), Security (Protected, Unprotected), Risk (Safe, At risk),
+//     AddressKind (ip, domain; ClassifyAddress), DeployKind (quick,
+//     manual) and TargetKind (agent, proxy) here; the words the relays
+//     speak too are wire's: wire.Mode for Policy.Mode, wire.CommandType,
+//     wire.State and wire.Stage for Command.Type, State and Stage (store
+//     names none of them again). JSON carries them as the plain
 //     strings, and database/sql scans a TEXT column into them (by their
 //     string kind) and writes them as strings, so neither encoding changed.
 //     Display texts that add words (Command.Describe, Agent.UninstallState,

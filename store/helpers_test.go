@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"outpost/relay/wire"
 	"outpost/store"
 
 	_ "modernc.org/sqlite"
@@ -165,7 +166,7 @@ func (f *fixture) getCluster(id int64) store.Cluster {
 	return c
 }
 
-func (f *fixture) pending(kind, target string) []store.Command {
+func (f *fixture) pending(kind store.TargetKind, target string) []store.Command {
 	f.t.Helper()
 	cmds, err := f.db.PendingCommands(f.ctx, kind, target)
 	if err != nil {
@@ -337,8 +338,8 @@ func hostnames(as []store.Agent) []string {
 	return out
 }
 
-func commandTypes(cs []store.Command) []string {
-	out := make([]string, len(cs))
+func commandTypes(cs []store.Command) []wire.CommandType {
+	out := make([]wire.CommandType, len(cs))
 	for i, c := range cs {
 		out[i] = c.Type
 	}

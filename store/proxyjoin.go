@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 // DeployKind is how a proxy server was deployed (seed 000, step 2).
@@ -115,7 +117,7 @@ func (db *DB) createJoinToken(ctx context.Context, clusterID int64, deploy Deplo
 		// fresh secret when it delivers the command (IssueJoinToken), so no
 		// plain token is ever stored.
 		payload, _ := json.Marshal(map[string]any{"join_token": id, "cluster": c.Name, "listen": o.Listen, "public": o.Public})
-		if jt.CommandID, err = enqueueID(tx, TargetAgent, assetID, "deploy-proxy", string(payload)); err != nil {
+		if jt.CommandID, err = enqueueID(tx, TargetAgent, assetID, wire.CmdDeployProxy, string(payload)); err != nil {
 			return JoinToken{}, err
 		}
 		jt.Token = ""

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+
+	"outpost/relay/wire"
 )
 
 // UpgradeProxy queues an upgrade to the latest release. Possible only when
@@ -46,7 +48,7 @@ func (db *DB) upgradeProxy(ctx context.Context, id int64, force bool) (string, e
 	case CompareVersions(p.Version, latest) > 0:
 		return "", Errorf(EConflict, "proxy server %d (%s) runs %s, newer than the latest release %s: nothing to upgrade to", p.ID, p.Hostname, p.Version, latest)
 	}
-	if c, ok, err := openCommand(tx, TargetProxy, strconv.FormatInt(id, 10), "upgrade"); err != nil {
+	if c, ok, err := openCommand(tx, TargetProxy, strconv.FormatInt(id, 10), wire.CmdUpgrade); err != nil {
 		return "", err
 	} else if ok {
 		return "", Errorf(EConflict, "proxy server %d (%s) has an upgrade under way (command %d, %s): wait for it to end", p.ID, p.Hostname, c.ID, c.Describe())
@@ -58,7 +60,7 @@ func (db *DB) upgradeProxy(ctx context.Context, id int64, force bool) (string, e
 		action = "proxy.upgrade.force"
 	}
 	payload, _ := json.Marshal(args)
-	if err := enqueue(tx, "proxy", strconv.FormatInt(id, 10), "upgrade", string(payload)); err != nil {
+	if err := enqueue(tx, TargetProxy, strconv.FormatInt(id, 10), wire.CmdUpgrade, string(payload)); err != nil {
 		return "", err
 	}
 	target, err := proxyTarget(tx, p.ClusterID, id)

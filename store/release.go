@@ -9,11 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"outpost/relay/wire"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+
+	"outpost/relay/wire"
 )
 
 // ReleaseDir is where release packages live: DATA/releases/VERSION beside

@@ -353,13 +353,13 @@ type JoinToken struct {
 
 // Command is pending work for an agent or proxy.
 type Command struct {
-	ID          int64     `json:"id"`
-	TargetKind  string    `json:"target_kind"` // agent | proxy
-	TargetID    string    `json:"target_id"`
-	Type        string    `json:"type"`
-	Payload     string    `json:"payload"`
-	CreatedAt   time.Time `json:"created_at"`
-	DeliveredAt time.Time `json:"delivered_at,omitempty"`
+	ID          int64            `json:"id"`
+	TargetKind  TargetKind       `json:"target_kind"` // agent | proxy
+	TargetID    string           `json:"target_id"`
+	Type        wire.CommandType `json:"type"`
+	Payload     string           `json:"payload"`
+	CreatedAt   time.Time        `json:"created_at"`
+	DeliveredAt time.Time        `json:"delivered_at,omitempty"`
 	// State is queued, delivered, running, done, failed or rolled_back
 	// (Error says why); Attempts counts deliveries; UpdatedAt is the last
 	// change. Stage is where a running upgrade stands (downloading,

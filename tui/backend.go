@@ -41,7 +41,7 @@ type Backend interface {
 	ListAgents(ctx context.Context, f store.AgentFilter) (store.AgentPage, error)
 	GetAgent(ctx context.Context, id string) (store.Agent, error)
 	DiagnoseAgent(ctx context.Context, id string) (store.AgentDiagnosis, error)
-	ListCommands(ctx context.Context, kind, target string, limit int) ([]store.Command, error)
+	ListCommands(ctx context.Context, kind store.TargetKind, target string, limit int) ([]store.Command, error)
 	FindAgent(ctx context.Context, accountID int64, host string) (store.Agent, error)
 	Bind(ctx context.Context, clusterID int64, hosts []string) (store.BindResult, error)
 	Unbind(ctx context.Context, clusterID int64, hosts []string, all bool) ([]string, error)

@@ -131,7 +131,7 @@ func upgradeText(p store.Proxy) string {
 func commandText(p store.Proxy) string {
 	for _, c := range p.Commands {
 		if c.State != wire.StateDone {
-			return c.Type + ": " + c.Describe()
+			return string(c.Type) + ": " + c.Describe()
 		}
 	}
 	if p.Upgrade {
@@ -294,7 +294,7 @@ func (v *ProxiesView) View() string {
 	st := v.c.Styles
 	var cmds []string
 	for _, c := range p.Commands {
-		cmds = append(cmds, c.Type+" "+c.Describe())
+		cmds = append(cmds, string(c.Type)+" "+c.Describe())
 	}
 	text := fmt.Sprintf("proxy %d %s: ", p.ID, p.Hostname)
 	if len(cmds) > 0 {

@@ -428,7 +428,7 @@ func newProxyShowCmd(a *app) *cobra.Command {
 			}
 			var rows [][]string
 			for _, c := range cmds {
-				rows = append(rows, []string{fmt.Sprint(c.ID), c.Type, c.Describe(), fmtTime(c.CreatedAt), store.FormatAgo(time.Now(), c.UpdatedAt), fmt.Sprint(c.Attempts)})
+				rows = append(rows, []string{fmt.Sprint(c.ID), string(c.Type), c.Describe(), fmtTime(c.CreatedAt), store.FormatAgo(time.Now(), c.UpdatedAt), fmt.Sprint(c.Attempts)})
 			}
 			a.printTableIndent("  ", []string{"ID", "TYPE", "STATE", "QUEUED", "UPDATED", "DELIVERIES"}, rows)
 			return nil

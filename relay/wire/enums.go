@@ -34,6 +34,19 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("mode %q: want %s", s, joinWords(Modes))
 }
 
+// CommandType is what a command asks of its target (Command.Type).
+type CommandType string
+
+// Command types delivered to agents and relays.
+const (
+	CmdBind        CommandType = "bind"         // switch to the cluster's proxies
+	CmdUnbind      CommandType = "unbind"       // back to direct connection
+	CmdUninstall   CommandType = "uninstall"    // stop and remove the agent
+	CmdDeployProxy CommandType = "deploy-proxy" // quick deployment: start a relay here
+	CmdUpgrade     CommandType = "upgrade"      // relay or agent: fetch and run a newer release
+	CmdPolicy      CommandType = "policy"       // relay: apply the cluster policy
+)
+
 // State is where a command stands; every command an operator starts shows
 // one (DESIGN.md, "States an operator sees").
 type State string

@@ -7,8 +7,8 @@
 // defined here once and both sides use them: the Authorization forms
 // (auth.go), the error codes (codes.go), the duration encoding
 // (duration.go) and the closed sets of words (enums.go): Mode (a cluster's
-// transmission mode), State (a command's state) and Stage (a running
-// upgrade's stage), named string types that the store's domain types use
+// transmission mode), CommandType, State (a command's state) and Stage (a
+// running upgrade's stage), named string types that the store's domain types use
 // too, so a word of one set cannot stand for another. They encode as the
 // plain strings they always were.
 package wire
@@ -120,16 +120,6 @@ type CheckinRequest struct {
 	Mem     float64         `json:"mem,omitempty"`
 }
 
-// Command types delivered to agents and relays.
-const (
-	CmdBind        = "bind"         // switch to the cluster's proxies
-	CmdUnbind      = "unbind"       // back to direct connection
-	CmdUninstall   = "uninstall"    // stop and remove the agent
-	CmdDeployProxy = "deploy-proxy" // quick deployment: start a relay here
-	CmdUpgrade     = "upgrade"      // relay: fetch and run a newer release
-	CmdPolicy      = "policy"       // relay: apply the cluster policy
-)
-
 // CommandResult is what a target reports about a command it was handed:
 // StateRunning (with Stage for an upgrade), StateDone, StateFailed or
 // StateRolledBack (Error says why).
@@ -158,7 +148,7 @@ type ReleaseKeyLink struct {
 // Command is one instruction for an agent or relay.
 type Command struct {
 	ID      int64           `json:"id"`
-	Type    string          `json:"type"`
+	Type    CommandType     `json:"type"`
 	Cluster string          `json:"cluster,omitempty"`
 	Proxies []string        `json:"proxies,omitempty"`
 	Args    json.RawMessage `json:"args,omitempty"`
