@@ -18,8 +18,9 @@
 // limit, fix) come from store.Warnings through the Warning interface, so
 // the doctor does not re-derive them.
 //
-// Every check is a method of Doctor that returns one Check with a verdict
-// and, when the verdict is not ok, a one-line fix. Everything the checks
+// Every check is a method of Doctor that returns one Check with a Verdict
+// (ok, warn, fail, skip: a named type, the JSON strings unchanged) and,
+// when the verdict is not ok, a one-line fix. Everything the checks
 // touch (resolver, dialer, local clock, load, free disk space, the store's
 // data) is a field, so tests run them against fakes and real loopback
 // listeners.

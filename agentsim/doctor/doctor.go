@@ -14,12 +14,15 @@ import (
 	"outpost/agentsim"
 )
 
+// Verdict is how a check came out.
+type Verdict string
+
 // Verdicts of a check.
 const (
-	VerdictOK   = "ok"
-	VerdictWarn = "warn"
-	VerdictFail = "fail"
-	VerdictSkip = "skip"
+	VerdictOK   Verdict = "ok"
+	VerdictWarn Verdict = "warn"
+	VerdictFail Verdict = "fail"
+	VerdictSkip Verdict = "skip"
 )
 
 // Check names: stable identifiers for --skip and JSON consumers.
@@ -46,11 +49,11 @@ var CheckNames = []string{CheckDNS, CheckPort, CheckTLS, CheckHealth, CheckClock
 
 // Check is one verdict of the doctor.
 type Check struct {
-	Name    string `json:"name"`             // one of CheckNames
-	Target  string `json:"target,omitempty"` // host, URL, cluster... the check is about
-	Verdict string `json:"verdict"`          // ok | warn | fail | skip
-	Detail  string `json:"detail"`
-	Fix     string `json:"fix,omitempty"` // one line, when the verdict is warn or fail
+	Name    string  `json:"name"`             // one of CheckNames
+	Target  string  `json:"target,omitempty"` // host, URL, cluster... the check is about
+	Verdict Verdict `json:"verdict"`          // ok | warn | fail | skip
+	Detail  string  `json:"detail"`
+	Fix     string  `json:"fix,omitempty"` // one line, when the verdict is warn or fail
 }
 
 // CacheTarget is a cache-mode directory on this host with its cap.

@@ -114,7 +114,7 @@ func drOpenAddr(t *testing.T) string {
 
 // drExpect checks a verdict and, for warn and fail, that the fix holds
 // every wanted fragment; ok and skip must carry no fix.
-func drExpect(t *testing.T, c Check, verdict string, fix ...string) {
+func drExpect(t *testing.T, c Check, verdict Verdict, fix ...string) {
 	t.Helper()
 	if c.Verdict != verdict {
 		t.Fatalf("%s %s: verdict %s, want %s (detail %q, fix %q)", c.Name, c.Target, c.Verdict, verdict, c.Detail, c.Fix)
@@ -200,11 +200,11 @@ func TestDoctorRun(t *testing.T) {
 	d := base()
 	d.Proxies = []string{"https://" + relaytest.FreeAddr(t), "https://nowhere.test:8443"}
 	d.Skip = []string{CheckLoad}
-	verdicts := map[string]string{}
+	verdicts := map[string]Verdict{}
 	for _, c := range d.Run(ctx) {
 		verdicts[c.Name+" "+c.Target] = c.Verdict
 	}
-	want := map[string]string{
+	want := map[string]Verdict{
 		"port " + strings.TrimPrefix(d.Proxies[0], "https://"): VerdictFail,
 		"tls-pin " + d.Proxies[0]:                              VerdictSkip,
 		"health " + d.Proxies[0]:                               VerdictSkip,

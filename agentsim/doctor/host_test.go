@@ -18,7 +18,7 @@ import (
 func TestDoctorLoad(t *testing.T) {
 	tests := []struct {
 		cpu, mem float64
-		verdict  string
+		verdict  Verdict
 		fix      []string
 	}{
 		{40, 60, VerdictOK, nil},
@@ -78,7 +78,7 @@ func TestDoctorCache(t *testing.T) {
 		name    string
 		target  CacheTarget
 		free    uint64
-		verdict string
+		verdict Verdict
 		fix     []string
 	}{
 		{"10 GB cap, 1 GB free", CacheTarget{Cluster: "edge", Dir: "cache/edge"}, 1_000_000_000, VerdictWarn,

@@ -23,7 +23,7 @@ func TestDoctorInstallKey(t *testing.T) {
 		name    string
 		key     string
 		list    func(context.Context) ([]InstallCommand, error)
-		verdict string
+		verdict Verdict
 		fix     []string
 		detail  string
 	}{

@@ -16,8 +16,9 @@ func TestDoctorDNS(t *testing.T) {
 	d := &Doctor{Resolve: drResolver(map[string][]string{"relay.test": {"127.0.0.1"}})}
 	ctx := context.Background()
 	tests := []struct {
-		host, verdict string
-		fix           []string
+		host    string
+		verdict Verdict
+		fix     []string
 	}{
 		{"relay.test", VerdictOK, nil},
 		{"missing.test", VerdictFail, []string{"DNS service", "hosts file", "IP address"}},
@@ -42,8 +43,9 @@ func TestDoctorPort(t *testing.T) {
 	_, closedPort, _ := net.SplitHostPort(closed)
 	d := &Doctor{Resolve: drResolver(map[string][]string{"relay.test": {"127.0.0.1"}}), Timeout: time.Second}
 	tests := []struct {
-		addr, verdict string
-		fix           []string
+		addr    string
+		verdict Verdict
+		fix     []string
 	}{
 		{open, VerdictOK, nil},
 		{"relay.test:" + openPort, VerdictOK, nil}, // through the resolver
@@ -71,8 +73,9 @@ func TestDoctorTLSPin(t *testing.T) {
 	fleet, other := drNewCA(t, "fleet CA"), drNewCA(t, "reinstalled CA")
 	url := drRelay(t, fleet, drHealthy(nil))
 	tests := []struct {
-		name, url, pin, verdict string
-		fix                     []string
+		name, url, pin string
+		verdict        Verdict
+		fix            []string
 	}{
 		{"pin matches", url, fleet.fingerprint(), VerdictOK, nil},
 		{"pin in upper case", url, strings.ToUpper(fleet.fingerprint()), VerdictOK, nil},
@@ -112,8 +115,9 @@ func TestDoctorHealth(t *testing.T) {
 	}))
 	closed := "https://" + relaytest.FreeAddr(t)
 	tests := []struct {
-		url, verdict string
-		fix          []string
+		url     string
+		verdict Verdict
+		fix     []string
 	}{
 		{ok, VerdictOK, nil},
 		{closed, VerdictFail, []string{"start the relay on 127.0.0.1", "`outpost relay`", "log"}},
@@ -144,7 +148,7 @@ func TestDoctorClock(t *testing.T) {
 	tests := []struct {
 		name    string
 		off     time.Duration
-		verdict string
+		verdict Verdict
 		detail  string
 	}{
 		{"in sync", 0, VerdictOK, "within"},

@@ -263,7 +263,7 @@ func printDoctor(a *app, checks []doctor.Check, sum doctor.Summary) {
 	}
 	rows := make([][]string, 0, len(checks))
 	for _, c := range checks {
-		rows = append(rows, []string{label(c), c.Verdict, c.Detail})
+		rows = append(rows, []string{label(c), string(c.Verdict), c.Detail})
 	}
 	a.printTable([]string{"CHECK", "VERDICT", "DETAIL"}, rows)
 	var fixes []string

@@ -128,7 +128,7 @@ func TestDoctorEndToEnd(t *testing.T) {
 		Summary doctor.Summary `json:"summary"`
 	}
 	c.json(&doc, "doctor", "--skip", "load")
-	verdicts := map[string]string{}
+	verdicts := map[string]doctor.Verdict{}
 	for _, ch := range doc.Checks {
 		verdicts[ch.Name] = ch.Verdict
 	}

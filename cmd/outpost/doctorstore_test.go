@@ -11,7 +11,7 @@ import (
 
 // dtExpect checks a verdict and that the fix holds every wanted fragment;
 // ok and skip carry no fix.
-func dtExpect(t *testing.T, c doctor.Check, verdict string, fix ...string) {
+func dtExpect(t *testing.T, c doctor.Check, verdict doctor.Verdict, fix ...string) {
 	t.Helper()
 	if c.Verdict != verdict {
 		t.Fatalf("%s %s: got verdict %s, want %s (detail %q, fix %q)", c.Name, c.Target, c.Verdict, verdict, c.Detail, c.Fix)
@@ -41,7 +41,7 @@ func TestDoctorLinkLimits(t *testing.T) {
 	tests := []struct {
 		name    string
 		c       store.Cluster
-		verdict string
+		verdict doctor.Verdict
 		fix     []string
 	}{
 		{"within 60 %", cl("gz", store.Policy{Mode: wire.ModeForward, BandwidthBps: 2 * mbit / 8, LinkBps: 100 * mbit}, 10, 1), doctor.VerdictOK, nil},
