@@ -199,9 +199,9 @@ func (h *management) holdCheckin(r *http.Request, hc *heldCheckin) (cmds []store
 		clone = h.clones.leave(hc.a.ID, conn)
 	}
 	if clone {
-		h.s.logf("relay: agent %s: two live connections check in as it; %s is answered as a clone", hc.a.ID, conn)
+		h.s.log.Warn("relay: two live connections check in as one agent: the newer is answered as a clone", "agent", hc.a.ID, "conn", conn)
 		if err := h.db.FlagDuplicate(context.WithoutCancel(r.Context()), hc.a.ID, hc.fp, conn); err != nil {
-			h.s.logf("relay: flag duplicate %s: %v", hc.a.ID, err)
+			h.s.log.Error("relay: flag duplicate", "agent", hc.a.ID, "err", err)
 		}
 		h.s.agents.drop(hc.a.ID)
 	}
@@ -281,7 +281,7 @@ func (h *management) wireCommand(r *http.Request, c store.Command) wire.Command 
 		json.Unmarshal([]byte(c.Payload), &d)
 		token, err := h.db.IssueJoinToken(r.Context(), d.JoinToken)
 		if err != nil {
-			h.s.logf("relay: deploy-proxy command %d: %v", c.ID, err)
+			h.s.log.Warn("relay: deploy-proxy command", "command", c.ID, "err", err)
 		}
 		// The new relay joins the management host itself: the agent's own
 		// relay (a joined one) does not serve the relay-facing API.
@@ -345,7 +345,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, http.StatusTooManyRequests, store.ELimit, "relay buffer is full: keep the data and retry later")
 			return
 		}
-		s.logf("relay: sink: %v", err)
+		s.log.Error("relay: sink", "err", err)
 		writeErr(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "relay cannot store data right now: retry later")
 		return
 	}

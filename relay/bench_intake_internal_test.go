@@ -52,7 +52,6 @@ func benchIntake(b *testing.B, mode wire.Mode) {
 	defer coll.Close()
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.Store, cfg.AllowPlain, cfg.Collector = dir, db, true, coll.Handler()
-	cfg.Logf = func(string, ...any) {}
 	srv, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -22,6 +22,7 @@ import (
 
 	"outpost/agentsim"
 	"outpost/relay"
+	"outpost/relay/logs/logstest"
 	"outpost/relay/wire"
 	"outpost/store"
 )
@@ -155,7 +156,7 @@ func benchRelay(b *testing.B, db *store.DB, useTLS bool, poll time.Duration) (*r
 	cfg.Store = db
 	cfg.AllowPlain = true
 	cfg.PollTimeout = poll
-	cfg.Logf = b.Logf
+	cfg.Log = logstest.New(b)
 	srv, err := relay.New(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -147,7 +147,7 @@ func (w *cloneWatch) leave(agent, conn string) bool {
 func (h *management) answerCopy(w http.ResponseWriter, r *http.Request, a agentAuth, ra relayAuth, fingerprint string, wait time.Duration) {
 	if !a.Duplicate {
 		if err := h.db.FlagDuplicate(context.WithoutCancel(r.Context()), a.ID, fingerprint, agentConn(r, ra)); err != nil {
-			h.s.logf("relay: flag duplicate %s: %v", a.ID, err)
+			h.s.log.Error("relay: flag duplicate", "agent", a.ID, "err", err)
 		}
 		h.s.agents.drop(a.ID)
 	}

@@ -37,8 +37,8 @@ func (h *management) sweepCommands() {
 	defer cancel()
 	n, err := h.db.ExpireCommands(ctx)
 	if err != nil {
-		h.s.logf("relay: command sweep: %v", err)
+		h.s.log.Error("relay: command sweep", "err", err)
 	} else if n > 0 {
-		h.s.logf("relay: %d command(s) failed for want of an answer (see outpost audit)", n)
+		h.s.log.Warn("relay: commands failed for want of an answer (see outpost audit)", "commands", n)
 	}
 }

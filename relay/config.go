@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -73,7 +74,7 @@ type Config struct {
 	SpoolSync         time.Duration // spool group-commit interval
 	RetryAfter        time.Duration // advice sent with 429
 
-	Logf func(format string, args ...any)
+	Log *slog.Logger // nil: no logs; a joined relay adds relay=ID cluster=NAME
 }
 
 // DefaultConfig returns the defaults; callers set DataDir and a mode.

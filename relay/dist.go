@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -61,12 +62,12 @@ type distFile struct {
 	name, path, sum string
 }
 
-func newDist(dataDir string, logf func(string, ...any)) *dist {
+func newDist(dataDir string, log *slog.Logger) *dist {
 	d := &dist{dir: filepath.Join(dataDir, "dist"), sums: map[string]distSum{}}
 	// Resolved now: after an upgrade renames a new binary over this one,
 	// /proc/self/exe names a deleted file.
 	if exe, err := os.Executable(); err != nil {
-		logf("relay: install script: cannot find this binary (%v); serving DATA/dist only", err)
+		log.Warn("relay: install script: cannot find this binary: serving DATA/dist only", "err", err)
 	} else if exe, err = filepath.EvalSymlinks(exe); err == nil {
 		d.self = exe
 	}
@@ -176,7 +177,7 @@ func (h *management) handleInstallScript(w http.ResponseWriter, r *http.Request)
 		"Sums":    sha256sums(h.dist.list()),
 	})
 	if err != nil {
-		h.s.logf("relay: install script: %v", err)
+		h.s.log.Error("relay: install script", "err", err)
 		writeErr(w, http.StatusInternalServerError, wire.CodeInternal, "cannot render the install script")
 		return
 	}

@@ -53,7 +53,7 @@ func (k *sinkSet) forwardLoop(ctx context.Context) {
 		}
 		entries, err := k.spool.PeekAfter(after, 500, k.batchBytes())
 		if err != nil {
-			k.s.logf("relay: spool read: %v", err)
+			k.s.log.Error("relay: spool read", "err", err)
 			sleep(ctx, time.Second)
 			continue
 		}
@@ -117,7 +117,7 @@ func (k *sinkSet) send(ctx context.Context, f *flight) {
 		if ctx.Err() != nil {
 			return
 		}
-		k.s.logf("relay: upstream: %v (retry in %s)", err, backoff)
+		k.s.log.Warn("relay: upstream", "err", err, "retry_in", backoff)
 		sleep(ctx, backoff)
 		backoff = min(backoff*2, 5*time.Second)
 		if k.throttle(ctx, len(f.body)) != nil {
@@ -156,6 +156,6 @@ func (k *sinkSet) commit(f *flight) {
 		return
 	}
 	if err := k.spool.Commit(f.last); err != nil {
-		k.s.logf("relay: spool commit: %v", err)
+		k.s.log.Error("relay: spool commit", "err", err)
 	}
 }

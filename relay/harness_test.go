@@ -8,6 +8,7 @@ import (
 
 	"outpost/agentsim"
 	"outpost/relay"
+	"outpost/relay/logs/logstest"
 	"outpost/relay/relaytest"
 	"outpost/relay/wire"
 	"outpost/store"
@@ -58,7 +59,7 @@ func startJoinedWith(t *testing.T, m *manager, token, dir string, opt func(*rela
 	cfg.ManagerCA = m.Relay.CAFingerprint()
 	cfg.JoinToken = token
 	cfg.PublicURLs = []string{url}
-	cfg.Logf = t.Logf
+	cfg.Log = logstest.New(t)
 	cfg.PollTimeout = 5 * time.Second
 	cfg.HeartbeatInterval = 100 * time.Millisecond
 	if opt != nil {

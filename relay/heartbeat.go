@@ -40,7 +40,7 @@ func (j *joinedRole) heartbeatLoop() {
 			acked = nil
 			j.delivered(sending)
 			if err := j.s.sink.apply(resp.Policy); err != nil {
-				j.s.logf("relay: policy: %v", err)
+				j.s.log.Error("relay: policy", "err", err)
 			} else {
 				j.keepPolicy(resp.Policy)
 			}
@@ -78,7 +78,7 @@ func (j *joinedRole) runCommands(cmds []wire.Command) (acked []int64) {
 			if err := j.runRelayCommand(c); err != nil {
 				// Reported, not retried: the operator sees why and
 				// decides (proxy list, the audit log).
-				j.s.logf("relay: command %d (%s) failed: %v", c.ID, c.Type, err)
+				j.s.log.Warn("relay: command failed", "command", c.ID, "type", c.Type, "err", err)
 				j.post(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()})
 				continue
 			}
@@ -92,9 +92,9 @@ func (j *joinedRole) runCommands(cmds []wire.Command) (acked []int64) {
 func (j *joinedRole) heartbeatAnswered(p wire.Policy) {
 	if j.stalePolicy {
 		j.stalePolicy = false
-		j.s.logf("relay: the management host answered: applying the cluster's current policy (mode %s)", p.Mode)
+		j.s.log.Info("relay: the management host answered: applying the cluster's current policy", "mode", p.Mode)
 	} else if j.hbErr != "" {
-		j.s.logf("relay: the management host answers again")
+		j.s.log.Info("relay: the management host answers again")
 	}
 	j.hbErr = ""
 }
@@ -111,7 +111,7 @@ func (j *joinedRole) heartbeatFailed(status int, err error) {
 		msg = "management host " + j.s.cfg.Manager + " unreachable: " + err.Error() + trustHint(err)
 	}
 	if msg != j.hbErr {
-		j.s.logf("relay: heartbeat: %s (retrying every %s)", msg, j.s.cfg.HeartbeatInterval)
+		j.s.log.Warn("relay: heartbeat failed", "err", msg, "retry_every", j.s.cfg.HeartbeatInterval)
 		j.hbErr = msg
 	}
 }

@@ -123,7 +123,7 @@ func (h *management) pollCommands() {
 		}
 		cmds, err := h.db.CommandsAfter(context.Background(), last, 5000)
 		if err != nil {
-			h.s.logf("relay: command poll: %v", err)
+			h.s.log.Error("relay: command poll", "err", err)
 		}
 		for _, c := range cmds {
 			last = max(last, c.ID)

@@ -99,13 +99,13 @@ func (j *joinedRole) loadIdentity(path, tlsDir string, b []byte) (*identity, err
 	}
 	if m := j.s.cfg.Manager; m != "" && m != id.Manager {
 		if id.Manager != "" {
-			j.s.logf("relay: --manager %s replaces the saved %s (saved for later starts)", m, id.Manager)
+			j.s.log.Info("relay: --manager replaces the saved management host (saved for later starts)", "manager", m, "saved", id.Manager)
 		}
 		id.Manager, changed = m, true
 	}
 	if pin := strings.ToLower(strings.TrimSpace(j.s.cfg.ManagerCA)); pin != "" && pin != id.CASHA256 {
 		if id.CASHA256 != "" {
-			j.s.logf("relay: --ca-sha256 %s replaces the saved pin %s (saved for later starts)", short(pin), short(id.CASHA256))
+			j.s.log.Info("relay: --ca-sha256 replaces the saved pin (saved for later starts)", "pin", short(pin), "saved", short(id.CASHA256))
 		}
 		id.CASHA256, changed = pin, true
 	}
@@ -118,7 +118,7 @@ func (j *joinedRole) loadIdentity(path, tlsDir string, b []byte) (*identity, err
 		}
 	}
 	if j.s.cfg.JoinToken != "" {
-		j.s.logf("relay: already joined as proxy server %d of cluster %s: --join ignored", id.ProxyID, id.Cluster)
+		j.s.log.Info("relay: already joined: --join ignored", "relay", id.ProxyID, "cluster", id.Cluster)
 	}
 	j.s.cfg.Manager, j.s.cfg.ManagerCA = id.Manager, id.CASHA256
 	j.client = j.managerClient(id.CASHA256)
@@ -161,7 +161,7 @@ func (j *joinedRole) join(path, tlsDir string) (*identity, error) {
 	if err := j.saveIdentity(id); err != nil {
 		return nil, err
 	}
-	j.s.logf("relay: joined cluster %s as proxy server %d; management host and CA pin saved in %s", id.Cluster, id.ProxyID, path)
+	j.s.log.Info("relay: joined: management host and CA pin saved", "relay", id.ProxyID, "cluster", id.Cluster, "file", path)
 	return id, nil
 }
 
@@ -207,7 +207,7 @@ func (j *joinedRole) keepPolicy(p wire.Policy) {
 	id := *j.ident
 	id.Policy, id.PolicyAt = p, time.Now().UTC()
 	if err := j.saveIdentity(&id); err != nil {
-		j.s.logf("relay: saving the policy: %v", err)
+		j.s.log.Error("relay: saving the policy", "err", err)
 		return
 	}
 	j.ident.Policy, j.ident.PolicyAt = id.Policy, id.PolicyAt

@@ -97,7 +97,7 @@ func (h *management) checkIngestAccount(w http.ResponseWriter, r *http.Request, 
 	for i, agent := range agents {
 		if a, ok := accts[agent]; agent != "" && (!ok || a != ra.AccountID) {
 			h.s.m.refused.Add(1)
-			h.s.logf("relay: ingest from proxy server %d refused: record %d names agent %q of another account", ra.ProxyID, i, agent)
+			h.s.log.Warn("relay: ingest refused: a record names an agent of another account", "relay", ra.ProxyID, "record", i, "agent", agent)
 			writeErr(w, http.StatusForbidden, store.EForbidden,
 				fmt.Sprintf("record %d: agent %q is not an agent of proxy server %d's account: batch refused", i, agent, ra.ProxyID))
 			return false

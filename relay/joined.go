@@ -39,14 +39,16 @@ func newJoined(s *Server) (*joinedRole, error) {
 		return nil, err
 	}
 	j.ident = id
+	// Every line of this relay names it (several run in one process in
+	// the demo and the tests).
+	s.log = s.log.With("relay", id.ProxyID, "cluster", id.Cluster)
 	if joined {
 		j.stalePolicy = true
 		at := "join"
 		if !id.PolicyAt.IsZero() {
 			at = id.PolicyAt.Local().Format("2006-01-02 15:04:05")
 		}
-		s.logf("relay: proxy server %d of cluster %s, management host %s: using the policy saved at %s until the management host answers",
-			id.ProxyID, id.Cluster, s.cfg.Manager, at)
+		s.log.Info("relay: using the saved policy until the management host answers", "manager", s.cfg.Manager, "saved_at", at)
 	}
 	return j, nil
 }
@@ -106,8 +108,8 @@ func (j *joinedRole) lookupAgent(ctx context.Context, id, secret string) (agentA
 // issued at join lacks: agents dialling those refuse it.
 func (j *joinedRole) coverNames(hosts []string) {
 	if missing := j.s.pki.Missing(hosts); len(missing) > 0 {
-		j.s.logf("relay: this relay's certificate (issued at join) does not name %s: agents dialling that name refuse it; join again with those --public URLs",
-			strings.Join(missing, ", "))
+		j.s.log.Warn("relay: this relay's certificate (issued at join) does not name these hosts: agents dialling them refuse it; join again with those --public URLs",
+			"hosts", missing)
 	}
 }
 

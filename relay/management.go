@@ -45,12 +45,12 @@ func newManagement(s *Server) (*management, error) {
 	return &management{
 		s:           s,
 		db:          cfg.Store,
-		batcher:     store.NewBatcher(cfg.Store, cfg.CheckinFlush, 2000, s.logf),
+		batcher:     store.NewBatcher(cfg.Store, cfg.CheckinFlush, 2000, s.log),
 		hub:         newHub(),
 		clones:      newCloneWatch(),
 		relays:      newAuthCache[relayAuth](cfg.AuthTTL),
 		ingestToken: store.NewSecret("it_"),
-		dist:        newDist(cfg.DataDir, s.logf),
+		dist:        newDist(cfg.DataDir, s.log),
 	}, nil
 }
 
@@ -105,7 +105,7 @@ func (h *management) lookupAgent(ctx context.Context, id, secret string) (agentA
 // names one it lacks.
 func (h *management) coverNames(hosts []string) {
 	if err := h.s.pki.EnsureNames(hosts); err != nil {
-		h.s.logf("relay: TLS certificate: %v", err)
+		h.s.log.Error("relay: TLS certificate", "err", err)
 	}
 }
 

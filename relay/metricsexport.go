@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"fmt"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 
@@ -31,13 +33,14 @@ func (s *Server) metricsHandler() http.Handler {
 	// not the scrape; the error goes to the relay log.
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
-		ErrorLog:      logfPrinter(s.logf),
+		ErrorLog:      metricsLog{s.log},
 	})
 }
 
-type logfPrinter func(string, ...any)
+// metricsLog takes promhttp's errors into the relay's log.
+type metricsLog struct{ log *slog.Logger }
 
-func (l logfPrinter) Println(v ...any) { l("metrics: %v", v) }
+func (l metricsLog) Println(v ...any) { l.log.Warn("relay: metrics", "err", fmt.Sprint(v...)) }
 
 // counterRow is one unlabelled outpost_* series read from an atomic of
 // metrics; the hot paths keep their plain Add(1).

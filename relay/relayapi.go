@@ -65,7 +65,7 @@ func (h *management) handleJoin(w http.ResponseWriter, r *http.Request) {
 		h.s.storeErr(w, err)
 		return
 	}
-	h.s.logf("relay: proxy %d (%s) joined cluster %s", p.ID, p.Hostname, c.Name)
+	h.s.log.Info("relay: proxy server joined", "relay", p.ID, "host", p.Hostname, "cluster", c.Name)
 	httpbody.WriteJSON(w, http.StatusOK, wire.JoinResponse{ProxyID: p.ID, Secret: secret, Cluster: c.Name, Policy: policyOf(c.Policy),
 		CACert: string(h.s.pki.CAPEM), Cert: string(cert), Key: string(key), Direct: h.s.publicURLs(), ReleaseKey: rk})
 }

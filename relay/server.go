@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"outpost/relay/internal/httpbody"
+	"outpost/relay/logs"
 	"outpost/relay/wire"
 	"outpost/store"
 )
@@ -33,10 +35,10 @@ const (
 // the management host (mgmt, management.go) or a joined relay (joined,
 // joined.go). Exactly one of them is set; role() is where they part.
 type Server struct {
-	cfg  Config
-	logf func(string, ...any)
-	pki  *PKI
-	mux  *http.ServeMux
+	cfg Config
+	log *slog.Logger
+	pki *PKI
+	mux *http.ServeMux
 
 	mgmt   *management // Config.Store set
 	joined *joinedRole // Config.Manager set
@@ -79,13 +81,10 @@ func (s *Server) role() role {
 // New prepares a relay: loads or creates the PKI, joins the management host
 // when configured so, and opens the data path. Serve it on listeners next.
 func New(cfg Config) (*Server, error) {
-	if cfg.Logf == nil {
-		cfg.Logf = func(string, ...any) {}
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logf: cfg.Logf, closing: make(chan struct{})}
+	s := &Server{cfg: cfg, log: logs.OrDiscard(cfg.Log), closing: make(chan struct{})}
 	s.agents = newAuthCache[agentAuth](cfg.AuthTTL)
 	var err error
 	if cfg.Store != nil {
@@ -170,7 +169,7 @@ func (l serverLog) Write(p []byte) (int, error) {
 		l.s.m.tlsFail.Add(1)
 		return len(p), nil
 	}
-	l.s.logf("relay: http: %s", msg)
+	l.s.log.Warn("relay: http server", "detail", msg)
 	return len(p), nil
 }
 
@@ -306,7 +305,7 @@ func (s *Server) storeErr(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(se.RetryAfter.Seconds())+1))
 	}
 	if code == http.StatusInternalServerError {
-		s.logf("relay: internal error: %v", err)
+		s.log.Error("relay: internal error", "err", err)
 		writeErr(w, code, store.EInternal, "internal error")
 		return
 	}

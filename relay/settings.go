@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -18,15 +19,17 @@ func (h *management) reloadSettings() {
 	old := h.db.Settings()
 	changed, err := h.db.ReloadSettings(context.Background())
 	if err != nil {
-		h.s.logf("relay: reload settings: %v", err)
+		h.s.log.Error("relay: reload settings", "err", err)
 		return
 	}
 	if !changed {
 		return
 	}
 	st := h.db.Settings()
-	h.s.logf("relay: settings changed: offline_after %s -> %s, inventory_interval %s -> %s, poll_timeout %s -> %s; answering %d held check-ins with them",
-		old.OfflineAfter, st.OfflineAfter, old.InventoryInterval, st.InventoryInterval, old.PollTimeout, st.PollTimeout, h.hub.connected())
+	h.s.log.Info("relay: settings changed: answering the held check-ins with them", "held", h.hub.connected(),
+		slog.Group("offline_after", "from", old.OfflineAfter, "to", st.OfflineAfter),
+		slog.Group("inventory_interval", "from", old.InventoryInterval, "to", st.InventoryInterval),
+		slog.Group("poll_timeout", "from", old.PollTimeout, "to", st.PollTimeout))
 	h.hub.wakeAll()
 }
 

@@ -49,7 +49,7 @@ type sinkSet struct {
 
 func newSinkSet(s *Server, p wire.Policy) (*sinkSet, error) {
 	sp, err := spool.Open(filepath.Join(s.cfg.DataDir, "spool"), spool.Options{
-		MaxBytes: s.cfg.SpoolMax, SyncInterval: s.cfg.SpoolSync, Logf: s.logf,
+		MaxBytes: s.cfg.SpoolMax, SyncInterval: s.cfg.SpoolSync, Log: s.log,
 		// One cursor fsync a second instead of one per upstream batch; a
 		// crash re-sends at most a second of records, counted as duplicates.
 		CursorSync: time.Second,
@@ -58,8 +58,8 @@ func newSinkSet(s *Server, p wire.Policy) (*sinkSet, error) {
 		return nil, fmt.Errorf("open spool: %w", err)
 	}
 	if st := sp.Stats(); st.DroppedRecords > 0 || st.DroppedBytes > 0 {
-		s.logf("relay: spool: recovery dropped %d record(s), %d bytes (damaged or torn; see the lines above)",
-			st.DroppedRecords, st.DroppedBytes)
+		s.log.Warn("relay: spool: recovery dropped records (damaged or torn; see the lines above)",
+			"records", st.DroppedRecords, "bytes", st.DroppedBytes)
 	}
 	k := &sinkSet{s: s, spool: sp, bw: rate.NewLimiter(rate.Inf, 0), freq: rate.NewLimiter(rate.Inf, 0),
 		intake: rate.NewLimiter(rate.Inf, 0), done: make(chan struct{})}
@@ -100,7 +100,7 @@ func (k *sinkSet) apply(p wire.Policy) error {
 			k.ring = nil
 		}
 		if k.ring == nil {
-			r, err := cachering.Open(dir, cachering.Options{MaxBytes: p.CacheMax, Logf: k.s.logf})
+			r, err := cachering.Open(dir, cachering.Options{MaxBytes: p.CacheMax, Log: k.s.log})
 			if err != nil {
 				return fmt.Errorf("open cache %s: %w", dir, err)
 			}
@@ -108,8 +108,8 @@ func (k *sinkSet) apply(p wire.Policy) error {
 			if st := r.Stats(); st.RecoveryDroppedRecords > 0 || st.RecoveryDroppedBytes > 0 {
 				k.cacheLostRecs += st.RecoveryDroppedRecords
 				k.cacheLostBytes += st.RecoveryDroppedBytes
-				k.s.logf("relay: cache %s: recovery dropped %d record(s), %d bytes (a line torn by a crash)",
-					dir, st.RecoveryDroppedRecords, st.RecoveryDroppedBytes)
+				k.s.log.Warn("relay: cache: recovery dropped records (a line torn by a crash)",
+					"dir", dir, "records", st.RecoveryDroppedRecords, "bytes", st.RecoveryDroppedBytes)
 			}
 		} else if p.CacheMax > 0 {
 			if err := k.ring.SetMax(p.CacheMax); err != nil {
@@ -121,7 +121,7 @@ func (k *sinkSet) apply(p wire.Policy) error {
 	setLimit(k.freq, p.FrequencyRPS, 1)
 	setLimit(k.intake, p.FrequencyRPS, max(p.FrequencyRPS, 1))
 	if k.policy != p {
-		k.s.logf("relay: policy applied: mode=%s bandwidth=%s frequency=%d", p.Mode, store.FormatBandwidth(p.BandwidthBps), p.FrequencyRPS)
+		k.s.log.Info("relay: policy applied", "mode", p.Mode, "bandwidth", store.FormatBandwidth(p.BandwidthBps), "frequency", p.FrequencyRPS)
 	}
 	k.policy = p
 	return nil

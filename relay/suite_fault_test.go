@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"outpost/agentsim"
 	"outpost/relay"
 	"outpost/relay/collector"
+	"outpost/relay/logs"
 	"outpost/relay/logs/logstest"
 	"outpost/relay/relaytest"
 	"outpost/store"
@@ -55,7 +57,7 @@ func TestHelperRelayProcess(t *testing.T) {
 	cfg.AllowPlain = true
 	cfg.PollTimeout = 5 * time.Second
 	cfg.CheckinFlush = 50 * time.Millisecond
-	cfg.Logf = logf
+	cfg.Log = slog.New(logs.NewTextHandler(os.Stderr, logs.Options{})).With("child", true)
 	srv, err := relay.New(cfg)
 	if err != nil {
 		logf("relay: %v", err)

@@ -12,8 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
+	"outpost/relay/logs"
 	"outpost/relay/selfupdate"
 	"outpost/relay/wire"
 	"outpost/store"
@@ -38,7 +38,7 @@ type upgrades struct {
 	outcomeLogged bool
 	wake          chan struct{}
 	restart       chan selfupdate.Plan
-	trialLog      atomic.Pointer[os.File] // the log also goes here while on trial
+	trialLog      logs.Switch // the log also goes here while on trial
 }
 
 // report is one command result and, when someone waits for it to reach
@@ -56,7 +56,7 @@ func (j *joinedRole) startTrial() {
 	j.up.restart = make(chan selfupdate.Plan, 1)
 	t, err := selfupdate.Start(j.s.cfg.DataDir)
 	if err != nil {
-		j.s.logf("relay: upgrade trial: %v", err)
+		j.s.log.Error("relay: upgrade trial", "err", err)
 		return
 	}
 	if t == nil {
@@ -64,16 +64,10 @@ func (j *joinedRole) startTrial() {
 	}
 	j.up.trial, j.up.trialID = t, t.Command
 	if f, err := t.Log(); err == nil {
-		j.up.trialLog.Store(f)
-		logf, trialf := j.s.logf, Logf(f, "")
-		j.s.logf = func(format string, args ...any) {
-			logf(format, args...)
-			if j.up.trialLog.Load() != nil {
-				trialf(format, args...)
-			}
-		}
+		j.up.trialLog.Set(f)
+		j.s.log = logs.Also(j.s.log, &j.up.trialLog, logs.Options{})
 	}
-	j.s.logf("relay: version %s on trial (upgrade from %s, command %d): healthy once the management host answers", t.To, t.From, t.Command)
+	j.s.log.Info("relay: on trial: healthy once the management host answers", "version", t.To, "from", t.From, "command", t.Command)
 }
 
 // RestartRequested delivers the plan of an upgrade ready to restart into
@@ -107,7 +101,7 @@ func (j *joinedRole) takeResults() []report {
 	if r, ok := selfupdate.PendingOutcome(j.s.cfg.DataDir); ok {
 		j.up.mu.Lock()
 		if j.up.trialID != r.ID || !j.up.outcomeLogged {
-			j.s.logf("relay: upgrade command %d ended %s %s", r.ID, r.State, r.Error)
+			j.s.log.Info("relay: upgrade command ended", "command", r.ID, "state", r.State, "reason", r.Error)
 		}
 		j.up.trialID, j.up.outcomeLogged = r.ID, true
 		j.up.mu.Unlock()
@@ -150,15 +144,13 @@ func (j *joinedRole) answered() bool {
 	j.up.healthy = true
 	j.up.mu.Unlock()
 	defer func() { // the trial is over: the log goes on only where it always went
-		if f := j.up.trialLog.Swap(nil); f != nil {
-			f.Close()
-		}
+		j.up.trialLog.Set(nil)
 	}()
 	if err := t.Healthy(); err != nil {
-		j.s.logf("relay: version %s: %v", t.To, err)
+		j.s.log.Error("relay: trial", "version", t.To, "err", err)
 		return false
 	}
-	j.s.logf("relay: version %s is healthy: upgrade from %s done", t.To, t.From)
+	j.s.log.Info("relay: healthy: upgrade done", "version", t.To, "from", t.From)
 	return true
 }
 
@@ -184,7 +176,7 @@ func (j *joinedRole) keepReleaseKey(k string) {
 	id := *j.ident
 	id.ReleaseKey = k
 	if err := j.saveIdentity(&id); err != nil {
-		j.s.logf("relay: saving the release key: %v", err)
+		j.s.log.Error("relay: saving the release key", "err", err)
 		return
 	}
 	j.ident.ReleaseKey = k
@@ -211,7 +203,7 @@ func (j *joinedRole) followKeyChain(newest string, chain []wire.ReleaseKeyLink) 
 	}
 	if msg != j.up.keysErr {
 		if msg != "" {
-			j.s.logf("relay: release key chain: %s (trusting the %d key(s) reached)", msg, len(keys))
+			j.s.log.Warn("relay: release key chain: trusting the keys reached", "problem", msg, "keys", len(keys))
 		}
 		j.up.keysErr = msg
 	}
@@ -255,7 +247,7 @@ func (j *joinedRole) runRelayCommand(c wire.Command) error {
 		}
 		return j.s.sink.apply(p)
 	}
-	j.s.logf("relay: unknown command %q ignored", c.Type)
+	j.s.log.Warn("relay: unknown command ignored", "type", c.Type)
 	return nil
 }
 
@@ -284,7 +276,7 @@ func (j *joinedRole) startUpgrade(c wire.Command) {
 			j.up.mu.Unlock()
 		}()
 		if err := j.upgrade(c); err != nil {
-			j.s.logf("relay: upgrade command %d failed: %v", c.ID, err)
+			j.s.log.Error("relay: upgrade command failed", "command", c.ID, "err", err)
 			j.post(wire.CommandResult{ID: c.ID, State: wire.StateFailed, Error: err.Error()})
 		}
 	}()

@@ -73,10 +73,10 @@ func (j *joinedRole) upgrade(c wire.Command) error {
 		return j.s.undoInstall(p, err)
 	}
 	if p.Unit != "" {
-		j.s.logf("relay: %s installed by the watcher; systemd restarts %s into it", a.Version, p.Unit)
+		j.s.log.Info("relay: installed by the watcher: systemd restarts the unit into it", "version", a.Version, "unit", p.Unit)
 		return nil
 	}
-	j.s.logf("relay: %s installed as %s (previous binary kept as %s): restarting into it", a.Version, p.Binary, p.Prev)
+	j.s.log.Info("relay: installed: restarting into it", "version", a.Version, "binary", p.Binary, "previous", p.Prev)
 	select {
 	case <-j.s.closing:
 		return j.s.undoInstall(p, errors.New("the relay was stopped before the restart"))
@@ -166,5 +166,5 @@ func (s *Server) undoInstall(p selfupdate.Plan, err error) error {
 // ended, so the watcher stops and the next start runs the version that
 // was running.
 func (s *Server) AbandonRestart(p selfupdate.Plan, why string) {
-	s.logf("relay: restart into %s abandoned: %v", p.To, s.undoInstall(p, errors.New(why)))
+	s.log.Warn("relay: restart abandoned", "version", p.To, "err", s.undoInstall(p, errors.New(why)))
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -94,7 +95,7 @@ type Batcher struct {
 	db       *DB
 	interval time.Duration
 	max      int
-	logf     func(string, ...any)
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	pending map[string]Checkin
@@ -108,17 +109,17 @@ type Batcher struct {
 }
 
 // NewBatcher starts a batcher; Close flushes what is pending.
-func NewBatcher(db *DB, interval time.Duration, max int, logf func(string, ...any)) *Batcher {
+func NewBatcher(db *DB, interval time.Duration, max int, log *slog.Logger) *Batcher {
 	if interval <= 0 {
 		interval = 500 * time.Millisecond
 	}
 	if max <= 0 {
 		max = 2000
 	}
-	if logf == nil {
-		logf = func(string, ...any) {}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Batcher{db: db, interval: interval, max: max, logf: logf, pending: map[string]Checkin{},
+	b := &Batcher{db: db, interval: interval, max: max, log: log, pending: map[string]Checkin{},
 		full: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	b.flushed.L = &b.mu
 	go b.loop()
@@ -204,7 +205,7 @@ func (b *Batcher) write() {
 	for i := 0; i < len(batch); i += b.max {
 		end := min(i+b.max, len(batch))
 		if err = b.db.RecordCheckins(context.Background(), batch[i:end]); err != nil {
-			b.logf("check-in batch of %d: %v", end-i, err)
+			b.log.Error("store: check-in batch not written", "checkins", end-i, "err", err)
 		}
 	}
 	b.mu.Lock()

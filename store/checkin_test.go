@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -120,7 +121,7 @@ func TestBatcherConcurrentAdds(t *testing.T) {
 	f := newFixture(t)
 	const n, workers = 5000, 50
 	ids := seedCheckinAgents(f, n)
-	b := store.NewBatcher(f.db, 20*time.Millisecond, 1000, t.Logf)
+	b := store.NewBatcher(f.db, 20*time.Millisecond, 1000, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	defer b.Close()
 	at := f.clock.Now()
 	var wg sync.WaitGroup
@@ -160,7 +161,7 @@ func TestBatcherCloseFlushes(t *testing.T) {
 	const n = 300
 	ids := seedCheckinAgents(f, n)
 	// Neither the timer nor the size trigger fires: only Close writes.
-	b := store.NewBatcher(f.db, time.Hour, 1_000_000, t.Logf)
+	b := store.NewBatcher(f.db, time.Hour, 1_000_000, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	for _, id := range ids {
 		b.Add(store.Checkin{AgentID: id, Fingerprint: "fp-" + id})
 	}

@@ -6,7 +6,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -53,10 +52,4 @@ func (a *app) loggerTo(w io.Writer, layout string) *slog.Logger {
 		panic(err)
 	}
 	return l
-}
-
-// logfShim feeds relay.Config.Logf into l until the relay package takes a
-// *slog.Logger itself.
-func logfShim(l *slog.Logger) func(string, ...any) {
-	return func(format string, args ...any) { l.Info(fmt.Sprintf(format, args...)) }
 }

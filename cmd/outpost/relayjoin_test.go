@@ -136,7 +136,7 @@ func TestJoinedRelayRestartsWithDataDirOnly(t *testing.T) {
 	edge = svStart(t, rc, append([]string{"relay"}, listen...)...)
 	svRunFile(t, edge, rc.data, "relay")
 	waitCond(t, edge, 10*time.Second, "the saved-policy note", func() bool {
-		return strings.Contains(edge.stderr.String(), "using the policy saved at ")
+		return strings.Contains(edge.stderr.String(), "using the saved policy until the management host answers")
 	})
 	pinned := svPinned(t, info.CASHA256)
 	if got, want := rjHealthMode(t, pinned, "https://"+relayAddr), "cache"; got != want {

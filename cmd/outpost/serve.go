@@ -131,7 +131,7 @@ func (r *relayRun) config() (relay.Config, error) {
 			return cfg, fmt.Errorf("%s: %s is empty", t.flag, t.file)
 		}
 	}
-	cfg.Logf = logfShim(r.a.logger())
+	cfg.Log = r.a.logger()
 	n, err := store.ParseSize(r.spoolMax)
 	if err != nil {
 		return cfg, usageErrorf("--spool-max: %s", store.ErrorMessage(err))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -56,8 +57,8 @@ type Options struct {
 	// instead of sharing an fsync with concurrent Appends. Durability is the
 	// same; only throughput under concurrency differs.
 	SyncEach bool
-	// Logf receives rare operational messages (repairs, failed deletes).
-	Logf func(string, ...any)
+	// Log receives rare operational messages (repairs, failed deletes; nil: none).
+	Log *slog.Logger
 }
 
 // Stats describe what is on disk.
@@ -88,7 +89,7 @@ func (g *group) finish(err error) {
 // Ring is a capped, rotating NDJSON file set. It is safe for concurrent use.
 type Ring struct {
 	dir, name string
-	logf      func(string, ...any)
+	log       *slog.Logger
 	syncEach  bool
 	userSeg   int64 // Options.SegmentBytes as given (0 = derive from max)
 	perm      os.FileMode
@@ -234,7 +235,7 @@ func (r *Ring) flush(buf []byte) error {
 	}
 	if n > 0 {
 		if terr := r.f.Truncate(r.live); terr != nil {
-			r.logf("cachering: cannot cut partial write: %v", terr)
+			r.log.Error("cachering: cannot cut a partial write", "err", terr)
 			if fi, serr := r.f.Stat(); serr == nil {
 				r.live = fi.Size()
 			}
@@ -253,7 +254,7 @@ func (r *Ring) rotate() error {
 	seg := filepath.Join(r.dir, fmt.Sprintf("%s.%06d", r.name, r.next))
 	if rerr := os.Rename(path, seg); rerr != nil {
 		// Keep appending under the live name rather than stop caching.
-		r.logf("cachering: rotate: %v", rerr)
+		r.log.Error("cachering: rotate", "err", rerr)
 		err = errors.Join(err, fmt.Errorf("cachering: rotate: %w", rerr))
 	} else {
 		r.segs = append(r.segs, segment{num: r.next, size: r.live})
@@ -261,7 +262,7 @@ func (r *Ring) rotate() error {
 		r.next++
 		r.live = 0
 		if derr := wire.SyncDir(r.dir); derr != nil {
-			r.logf("cachering: sync dir: %v", derr)
+			r.log.Warn("cachering: sync dir", "err", derr)
 		}
 	}
 	return errors.Join(err, r.openLive())
@@ -326,7 +327,7 @@ func (r *Ring) trim() {
 		s := r.segs[0]
 		p := filepath.Join(r.dir, fmt.Sprintf("%s.%06d", r.name, s.num))
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			r.logf("cachering: delete oldest segment: %v", err)
+			r.log.Warn("cachering: delete the oldest segment", "err", err)
 			return
 		}
 		r.segs = r.segs[1:]

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
+	"outpost/relay/logs"
 	"outpost/relay/wire"
 )
 
@@ -24,9 +26,6 @@ func Open(dir string, opts Options) (*Ring, error) {
 	if opts.FileName != filepath.Base(opts.FileName) || opts.FileName == "." || opts.FileName == ".." {
 		return nil, fmt.Errorf("cachering: FileName %q must be a plain file name", opts.FileName)
 	}
-	if opts.Logf == nil {
-		opts.Logf = func(string, ...any) {}
-	}
 	capBytes, err := checkMax(opts.MaxBytes)
 	if err != nil {
 		return nil, err
@@ -37,7 +36,7 @@ func Open(dir string, opts Options) (*Ring, error) {
 	r := &Ring{
 		dir:      dir,
 		name:     opts.FileName,
-		logf:     opts.Logf,
+		log:      logs.OrDiscard(opts.Log),
 		syncEach: opts.SyncEach,
 		userSeg:  opts.SegmentBytes,
 		max:      capBytes,
@@ -55,7 +54,7 @@ func Open(dir string, opts Options) (*Ring, error) {
 		return nil, err
 	}
 	livePath := filepath.Join(dir, r.name)
-	if r.torn, err = repairTail(livePath, r.logf); err != nil {
+	if r.torn, err = repairTail(livePath, r.log); err != nil {
 		return nil, err
 	}
 	if err := r.openLive(); err != nil {
@@ -125,7 +124,7 @@ func (r *Ring) scan() error {
 
 // repairTail cuts an unterminated last line (a write torn by a crash; it
 // was never acknowledged) so the file stays valid NDJSON.
-func repairTail(path string, logf func(string, ...any)) (cut int64, _ error) {
+func repairTail(path string, log *slog.Logger) (cut int64, _ error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -149,7 +148,7 @@ func repairTail(path string, logf func(string, ...any)) (cut int64, _ error) {
 	if keep == size {
 		return 0, nil
 	}
-	logf("cachering: %s: cutting %d bytes of torn last line", filepath.Base(path), size-keep)
+	log.Warn("cachering: cutting the torn last line", "segment", filepath.Base(path), "bytes", size-keep)
 	if err := f.Truncate(keep); err != nil {
 		return 0, fmt.Errorf("cachering: %w", err)
 	}

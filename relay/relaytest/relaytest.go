@@ -9,7 +9,6 @@ import (
 	"context"
 	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,7 +46,6 @@ func Start(t testing.TB, o Options) *Manager {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	lg := &logger{t: t}
 	db, err := store.Open(filepath.Join(dir, "outpost.db"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +54,7 @@ func Start(t testing.TB, o Options) *Manager {
 	cfg := relay.DefaultConfig()
 	cfg.DataDir = dir
 	cfg.Store = db
-	cfg.Logf = lg.logf
+	cfg.Log = logstest.New(t)
 	cfg.PollTimeout = 5 * time.Second
 	cfg.CommandPoll = 50 * time.Millisecond
 	cfg.CheckinFlush = 50 * time.Millisecond
@@ -83,7 +81,6 @@ func Start(t testing.TB, o Options) *Manager {
 			m.Collector.Close()
 		}
 		db.Close()
-		lg.stop()
 	})
 	m.TLSURL = Serve(t, m.Relay, true)
 	m.PlainURL = Serve(t, m.Relay, false)
@@ -107,28 +104,6 @@ func Serve(t testing.TB, srv *relay.Server, useTLS bool) string {
 		return "https://" + ln.Addr().String()
 	}
 	return "http://" + ln.Addr().String()
-}
-
-// logger forwards to t.Logf until the test ends: relay goroutines may log
-// a moment after it, which testing does not allow.
-type logger struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (l *logger) logf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.done {
-		l.t.Logf(format, args...)
-	}
-}
-
-func (l *logger) stop() {
-	l.mu.Lock()
-	l.done = true
-	l.mu.Unlock()
 }
 
 // FreeAddr returns a 127.0.0.1 address nothing listens on: a port to bring

@@ -3,6 +3,7 @@ package spool
 import (
 	"context"
 	"fmt"
+	"outpost/relay/logs/logstest"
 	"slices"
 	"strings"
 	"sync"
@@ -131,7 +132,7 @@ func TestGroupCommit(t *testing.T) {
 func BenchmarkAppend(b *testing.B) {
 	for _, interval := range []time.Duration{0, 2 * time.Millisecond} {
 		b.Run("SyncInterval="+interval.String(), func(b *testing.B) {
-			s, err := Open(b.TempDir(), Options{MaxBytes: 1 << 40, SyncInterval: interval, Logf: b.Logf})
+			s, err := Open(b.TempDir(), Options{MaxBytes: 1 << 40, SyncInterval: interval, Log: logstest.New(b)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -154,7 +155,7 @@ func BenchmarkAppend(b *testing.B) {
 	// As the relay appends: batches of 500 from 8 connections, 5ms group
 	// commit (its default SpoolSync).
 	b.Run("batch500/SyncInterval=5ms", func(b *testing.B) {
-		s, err := Open(b.TempDir(), Options{MaxBytes: 1 << 40, SyncInterval: 5 * time.Millisecond, Logf: b.Logf})
+		s, err := Open(b.TempDir(), Options{MaxBytes: 1 << 40, SyncInterval: 5 * time.Millisecond, Log: logstest.New(b)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -43,7 +43,7 @@ func TestTornTail(t *testing.T) {
 
 			s = mustOpen(t, dir, o)
 			defer s.Close()
-			if !logs.has("torn tail") {
+			if !logs.Has("torn tail") {
 				t.Errorf("no torn tail log line")
 			}
 			if got, want := fileSize(t, segPath(dir, 1)), int64(tc.valid*frameLen); got != want {
@@ -101,7 +101,7 @@ func TestMidSegmentCorruption(t *testing.T) {
 
 			s = mustOpen(t, dir, o)
 			defer s.Close()
-			if !logs.has("skipping") {
+			if !logs.Has("skipping") {
 				t.Errorf("no corruption log line")
 			}
 			if got := s.Stats().Corrupt; got != 1 {
@@ -137,7 +137,7 @@ func TestCorruptionWhileOpen(t *testing.T) {
 			appendRange(t, s, 0, 12)
 			flipByte(t, segPath(dir, tc.seg), int64(tc.record*frameLen+frameHeader+30))
 			_, es := drain(t, s)
-			if got := s.Stats().Corrupt; got != 1 || !logs.has("checksum mismatch") {
+			if got := s.Stats().Corrupt; got != 1 || !logs.Has("checksum mismatch") {
 				t.Errorf("Corrupt: got %d, want 1 with a log line", got)
 			}
 			// Appends after the damage must stay readable.
@@ -163,7 +163,7 @@ func TestMissingSegment(t *testing.T) {
 	}
 	s = mustOpen(t, dir, o)
 	defer s.Close()
-	if got := s.Stats().Corrupt; got != 1 || !logs.has("missing") {
+	if got := s.Stats().Corrupt; got != 1 || !logs.Has("missing") {
 		t.Errorf("Corrupt: got %d, want 1 with a log line", got)
 	}
 	checkRecords(t, s, append(seq(0, 8), seq(12, 20)...))
@@ -219,7 +219,7 @@ func TestCursorRecovery(t *testing.T) {
 			tc.damage(t, dir)
 
 			s = mustOpen(t, dir, o)
-			if got := s.Stats().Corrupt; got != tc.corrupt || !logs.has(tc.log) {
+			if got := s.Stats().Corrupt; got != tc.corrupt || !logs.Has(tc.log) {
 				t.Errorf("Corrupt: got %d, want %d with log %q", got, tc.corrupt, tc.log)
 			}
 			checkRecords(t, s, tc.want)

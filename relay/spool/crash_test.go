@@ -60,7 +60,7 @@ func TestKill9Child(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestKill9")
 	}
-	s, err := Open(dir, Options{SegmentBytes: 16 << 10, SyncInterval: time.Millisecond, Logf: func(string, ...any) {}})
+	s, err := Open(dir, Options{SegmentBytes: 16 << 10, SyncInterval: time.Millisecond})
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)

@@ -22,7 +22,7 @@ func FuzzDamage(f *testing.F) {
 		nrec := int(n%40) + 1
 		commit := int(k) % (nrec + 1)
 		dir := t.TempDir()
-		o := Options{SegmentBytes: 1 << 20, Logf: func(string, ...any) {}}
+		o := Options{SegmentBytes: 1 << 20}
 		s, err := Open(dir, o)
 		if err != nil {
 			t.Fatal(err)
@@ -147,7 +147,7 @@ func FuzzOpen(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		o := Options{SegmentBytes: 1 << 20, Logf: func(string, ...any) {}}
+		o := Options{SegmentBytes: 1 << 20}
 		s, err := Open(dir, o)
 		if err != nil {
 			t.Fatal(err)

@@ -57,7 +57,7 @@ func TestPeekAfter(t *testing.T) {
 		t.Fatalf("PeekAfter a position behind the cursor: got %d, want 6 (the cursor)", number(t, es[0].Payload))
 	}
 	abandon(s) // crash
-	s2 := mustOpen(t, dir, Options{SegmentBytes: o.SegmentBytes, Logf: o.Logf})
+	s2 := mustOpen(t, dir, Options{SegmentBytes: o.SegmentBytes, Log: o.Log})
 	defer s2.Close()
 	checkRecords(t, s2, seq(6, 10))
 }

@@ -210,16 +210,16 @@ func (s *Spool) corruptAt(pos Position, why string, end int64) {
 			seg.count--
 			s.records--
 		}
-		s.logf("spool: %s: damaged record at offset %d (%s); skipping %d bytes to the next valid record at %d",
-			segName(seg.seq), pos.off, why, q-pos.off, q)
+		s.log.Warn("spool: damaged record: skipping to the next valid record",
+			"segment", segName(seg.seq), "offset", pos.off, "problem", why, "bytes", q-pos.off, "next", q)
 		return
 	}
 	// An in-flight fsync would advance durable past the cut below.
 	for s.syncing {
 		s.cond.Wait()
 	}
-	s.logf("spool: %s: %s at offset %d; no valid record after it, skipping %d bytes (%d records) to the next segment",
-		segName(seg.seq), why, pos.off, seg.size-pos.off, seg.count-pos.n)
+	s.log.Warn("spool: no valid record after a damaged one: skipping to the next segment",
+		"segment", segName(seg.seq), "problem", why, "offset", pos.off, "bytes", seg.size-pos.off, "records", seg.count-pos.n)
 	s.drop(seg.count-pos.n, seg.size-pos.off)
 	s.total -= seg.size - pos.off
 	s.records -= seg.count - pos.n
@@ -315,7 +315,7 @@ func (s *Spool) Commit(through Position) error {
 		}
 		// A leftover file is harmless: Open deletes segments below the cursor.
 		if err := os.Remove(filepath.Join(s.dir, segName(seq))); err != nil {
-			s.logf("spool: removing consumed segment: %v", err)
+			s.log.Warn("spool: removing a consumed segment", "err", err)
 		}
 	}
 	return nil

@@ -224,7 +224,7 @@ func (s *Spool) recoverCursor() ([]uint64, recovery, error) {
 	}
 	if bad != "" {
 		s.corrupt++
-		s.logf("spool: %s; redelivering from the oldest segment", bad)
+		s.log.Warn("spool: redelivering from the oldest segment", "problem", bad)
 		rc.dirty = true
 	}
 	if !ok {
@@ -239,19 +239,18 @@ func (s *Spool) recoverCursor() ([]uint64, recovery, error) {
 	}
 	if len(seqs) > 0 && seqs[0] != cur.seg {
 		s.corrupt++
-		s.logf("spool: cursor %v points into missing segment %s; moving to %s",
-			cur, segName(cur.seg), segName(seqs[0]))
+		s.log.Warn("spool: the cursor points into a missing segment: moving to the oldest",
+			"cursor", cur, "segment", segName(cur.seg), "to", segName(seqs[0]))
 		cur, rc.dirty = Position{seg: seqs[0]}, true
 	} else if len(seqs) == 0 && cur.off != 0 {
 		s.corrupt++
-		s.logf("spool: cursor %v points into missing segment %s; starting it afresh", cur, segName(cur.seg))
+		s.log.Warn("spool: the cursor points into a missing segment: starting it afresh", "cursor", cur, "segment", segName(cur.seg))
 		cur, rc.dirty = Position{seg: cur.seg}, true
 	}
 	for i := 1; i < len(seqs); i++ {
 		if gap := seqs[i] - seqs[i-1] - 1; gap > 0 {
 			s.corrupt += int64(gap)
-			s.logf("spool: %d segment file(s) missing before %s; their records are lost",
-				gap, segName(seqs[i]))
+			s.log.Warn("spool: segment files missing: their records are lost", "missing", gap, "before", segName(seqs[i]))
 		}
 	}
 	rc.cur = cur
@@ -285,8 +284,8 @@ func (s *Spool) recoverSegment(rc *recovery, seq uint64, last bool) error {
 		seg.addHole(h.start, h.end)
 		s.corrupt++
 		s.drop(1, h.end-h.start)
-		s.logf("spool: %s: damaged record at offset %d (%s); skipping %d bytes to the next valid record at %d",
-			segName(seq), h.start, h.why, h.end-h.start, h.end)
+		s.log.Warn("spool: damaged record: skipping to the next valid record",
+			"segment", segName(seq), "offset", h.start, "problem", h.why, "bytes", h.end-h.start, "next", h.end)
 	}
 	if err := s.repairTail(f, seq, last, r); err != nil {
 		f.Close()
@@ -294,7 +293,7 @@ func (s *Spool) recoverSegment(rc *recovery, seq uint64, last bool) error {
 	}
 	if seq == rc.cur.seg {
 		if r.markOff != rc.cur.off {
-			s.logf("spool: cursor %v is not at a valid record boundary; moving back to %d", rc.cur, r.markOff)
+			s.log.Warn("spool: the cursor is not at a valid record boundary: moving back", "cursor", rc.cur, "to", r.markOff)
 			rc.dirty = true
 		}
 		rc.cur = Position{seg: seq, off: r.markOff, n: r.markN}
@@ -329,8 +328,8 @@ func (s *Spool) repairTail(f *os.File, seq uint64, last bool, r scanResult) erro
 	case last:
 		// Nothing valid follows: an unfinished write (never
 		// acknowledged) or damage to the newest records.
-		s.logf("spool: %s: torn tail (%s) at offset %d; truncating %d bytes",
-			segName(seq), r.problem, r.end, r.size-r.end)
+		s.log.Warn("spool: torn tail: truncating",
+			"segment", segName(seq), "problem", r.problem, "offset", r.end, "bytes", r.size-r.end)
 		if r.zero {
 			s.drop(0, r.size-r.end) // preallocated, never written
 		} else {
@@ -344,8 +343,8 @@ func (s *Spool) repairTail(f *os.File, seq uint64, last bool, r scanResult) erro
 		// segment cannot be resynchronised). The bytes stay on disk.
 		s.corrupt++
 		s.drop(1, r.size-r.end)
-		s.logf("spool: %s: %s at offset %d; no valid record after it, skipping %d bytes to the next segment",
-			segName(seq), r.problem, r.end, r.size-r.end)
+		s.log.Warn("spool: no valid record after a damaged one: skipping to the next segment",
+			"segment", segName(seq), "problem", r.problem, "offset", r.end, "bytes", r.size-r.end)
 	}
 	return nil
 }
@@ -383,7 +382,7 @@ func (s *Spool) recoverFinish(rc *recovery) error {
 	}
 	for _, seq := range rc.consumed {
 		if err := os.Remove(filepath.Join(dir, segName(seq))); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.logf("spool: removing consumed segment: %v", err)
+			s.log.Warn("spool: removing a consumed segment", "err", err)
 		}
 	}
 	s.cursor, s.saved, s.savedAt = cur, cur, time.Now()

@@ -54,8 +54,8 @@ func TestDamageResync(t *testing.T) {
 			if s.cursor.seg != cur.seg || s.cursor.off != cur.off {
 				t.Errorf("cursor: got %v, want %v (kept)", s.cursor, cur)
 			}
-			if logs.has("next segment") || logs.has("moving back") {
-				t.Errorf("recovery gave up on the segment or moved the cursor: %q", logs.lines)
+			if logs.Has("next segment") || logs.Has("moving back") {
+				t.Errorf("recovery gave up on the segment or moved the cursor: %q", logs.All())
 			}
 			st := s.Stats()
 			if st.Corrupt != 1 || st.DroppedRecords != 1 || st.DroppedBytes != frameLen {
@@ -85,7 +85,7 @@ func TestLegacySegments(t *testing.T) {
 	s := mustOpen(t, dir, o)
 	checkRecords(t, s, seq(3, 10))
 	if got := s.Stats().Corrupt; got != 0 {
-		t.Errorf("Corrupt: got %d, want 0 (%q)", got, logs.lines)
+		t.Errorf("Corrupt: got %d, want 0 (%q)", got, logs.All())
 	}
 	appendRange(t, s, 100, 103)
 	want := append(seq(3, 10), 100, 101, 102)

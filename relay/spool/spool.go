@@ -4,13 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"log"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"outpost/relay/logs"
 	"outpost/relay/wire"
 )
 
@@ -84,8 +85,8 @@ type Options struct {
 	// at-least-once contract allows. The cursor is always persisted before
 	// a consumed segment is deleted, and on Close.
 	CursorSync time.Duration
-	// Logf receives recovery and corruption reports. nil means log.Printf.
-	Logf func(format string, args ...any)
+	// Log receives recovery and corruption reports (nil: none).
+	Log *slog.Logger
 }
 
 // DefaultOptions returns the documented defaults, including a 200ms
@@ -163,7 +164,7 @@ func (g *segment) skip(off int64) int64 {
 type Spool struct {
 	dir  string
 	opts Options
-	logf func(string, ...any)
+	log  *slog.Logger
 	lock *os.File
 
 	// Reader side, guarded by rmu (taken before mu, never after).
@@ -208,10 +209,7 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = DefaultMaxBytes
 	}
-	s := &Spool{dir: dir, opts: opts, logf: opts.Logf, dataCh: make(chan struct{})}
-	if s.logf == nil {
-		s.logf = log.Printf
-	}
+	s := &Spool{dir: dir, opts: opts, log: logs.OrDiscard(opts.Log), dataCh: make(chan struct{})}
 	s.cond.L = &s.mu
 	// Event data is for the relay's user only; an older relay created
 	// the directory 0755, so tighten it (recover does the files).

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"outpost/relay/logs/logstest"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -22,35 +21,10 @@ const (
 	seg4     = 4 * frameLen
 )
 
-// logRec collects Logf output so tests can assert on recovery reports.
-type logRec struct {
-	t     *testing.T
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logRec) logf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	l.mu.Lock()
-	l.lines = append(l.lines, msg)
-	l.mu.Unlock()
-	l.t.Log(msg)
-}
-
-func (l *logRec) has(sub string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, s := range l.lines {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}
-
-func opts(t *testing.T, segBytes int64) (Options, *logRec) {
-	l := &logRec{t: t}
-	return Options{SegmentBytes: segBytes, Logf: l.logf}, l
+// opts are the test options; the lines let tests assert on recovery reports.
+func opts(t *testing.T, segBytes int64) (Options, *logstest.Lines) {
+	l, lines := logstest.Record(t)
+	return Options{SegmentBytes: segBytes, Log: l}, lines
 }
 
 func mustOpen(t *testing.T, dir string, o Options) *Spool {
