@@ -66,4 +66,8 @@
 // its doc.go). What the seed fixes and both
 // sides show (DuplicateFix, the cache cap, FormatBytes) lives in relay/wire,
 // the one project package agentsim may import.
+//
+// Logs: Agent.Log and SimConfig.Log take a *slog.Logger from the caller
+// (nil: none; agentsim builds no handler, relay/logs is the caller's);
+// Run adds host=NAME once, and lines name the identity as agent=ID.
 package agentsim

@@ -74,8 +74,8 @@
 //     set only by the command line: embedded servers (tests) refuse to
 //     replace a binary. A relay stopped during the restart puts the
 //     previous binary back (AbandonRestart). The new process finds the
-//     trial at New (startTrial: its log also goes to DATA/upgrade/new.log
-//     until the trial ends), marks it healthy after its first answered
+//     trial at New (startTrial: its log also goes to DATA/upgrade/new.log,
+//     in text through logs.Switch, until the trial ends), marks it healthy after its first answered
 //     heartbeat and sends the outcome with the next one, at once, until a
 //     heartbeat delivered it (selfupdate.Reported); every heartbeat also takes an
 //     outcome the watcher left (rolled back, reported by the previous
@@ -205,4 +205,10 @@
 //     heap, stack and goroutines per held agent on TLS (HTTP/2) and plain
 //     HTTP/1.1; OUTPOST_BENCH_MEMPROFILE=FILE writes a heap profile of the
 //     held relay; `outpost serve --memprofile FILE` does so at stop.
+//
+// Logs: Config.Log (nil: none) takes every line, a message plus
+// attributes (relay/logs names the keys); a joined relay adds
+// relay=PROXY_ID cluster=NAME once it knows its identity (newJoined), so
+// lines of several relays in one process stay apart. The spool, the cache
+// ring and the check-in batcher get the same logger.
 package relay

@@ -28,7 +28,8 @@
 //     pages in SQL over covering indexes (0002), and substring search uses
 //     a trigram FTS5 index (0003) kept in sync by triggers that fire only
 //     when a host name or IP list really changes, so check-ins never touch
-//     it. Check-ins are written in batches (RecordCheckins, Batcher).
+//     it. Check-ins are written in batches (RecordCheckins, Batcher; a
+//     batch that fails is logged to the *slog.Logger NewBatcher takes).
 //   - Errors carry a code (ENotFound, EConflict, EInvalid, EForbidden,
 //     ELimit, EUnauthorized); the CLI maps them to exit 1 with the message,
 //     the relay to HTTP statuses.

@@ -31,7 +31,7 @@ type app struct {
 	dataFlag string // --data
 	jsonOut  bool   // --json
 
-	logFormat logFormat    // --log-format (logflag.go)
+	logFormat logFormat    // --log-format (logformat.go)
 	log       *slog.Logger // on stderr, from logger()
 
 	db *store.DB

@@ -34,7 +34,7 @@ func runFront(ctx context.Context, a *app, r *relayRun, noTUI bool) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			fmt.Fprintf(a.stderr, "summary: %v\n", err)
+			a.logger().Warn("summary", "err", err)
 			continue
 		}
 		if r.col != nil {

@@ -38,4 +38,6 @@
 //     a group (g+rx) for the shipper, files are created 0640 instead.
 //   - At-least-once: an Append that fails part-way may have written some of
 //     its lines; the caller retries and readers dedup by (agent, seq).
+//
+// Logs: Options.Log (nil: none) receives repairs and failed deletes.
 package cachering

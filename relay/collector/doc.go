@@ -40,4 +40,7 @@
 //   - Segments are 0600 in a 0700 directory: they hold event data.
 //   - A failed fsync makes the collector refuse work (503) until restarted,
 //     because its state may then count records that are not on disk.
+//
+// Logs: New takes a *slog.Logger (nil: none) for the rebuild at start,
+// repaired segments and refused ingest (relay=NAME err=...).
 package collector

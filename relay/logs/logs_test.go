@@ -31,7 +31,8 @@ func TestText(t *testing.T) {
 		{"WithGroup", func(l *slog.Logger) { l.WithGroup("spool").With("seg", 3).Info("torn tail", "off", 8) }, "torn tail spool.seg=3 spool.off=8"},
 		{"group attr", func(l *slog.Logger) { l.Info("m", slog.Group("load", "agents", 2, "mbit", 1.5)) }, "m load.agents=2 load.mbit=1.5"},
 		{"inline group", func(l *slog.Logger) { l.Info("m", slog.Group("", "a", 1)) }, "m a=1"},
-		{"slice", func(l *slog.Logger) { l.Info("m", "urls", []string{"a", "b"}) }, `m urls="[a b]"`},
+		{"string list", func(l *slog.Logger) { l.Info("m", "urls", []string{"https://a:1", "http://b:2"}) }, `m urls=https://a:1,http://b:2`},
+		{"string list with a space", func(l *slog.Logger) { l.Info("m", "hosts", []string{"a b", "c"}) }, `m hosts="a b,c"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var b strings.Builder

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode"
@@ -19,7 +20,8 @@ const TimeOfDay = "15:04:05"
 // TextHandler writes "15:04:05 message key=value ...": the time, the
 // level only when it is WARN or ERROR, the message, then the attributes
 // as slog's text handler writes them (group keys joined by dots, values
-// quoted when they hold spaces, '=' or '"'). One Write per record, under a
+// quoted when they hold spaces, '=' or '"'), except that a []string is
+// joined with commas. One Write per record, under a
 // lock shared with its derived handlers, so lines never interleave.
 type TextHandler struct {
 	w      io.Writer
@@ -129,6 +131,8 @@ func valueString(v slog.Value) string {
 			}
 		case []byte:
 			return string(x)
+		case []string: // URL and host lists: one word when they hold no spaces
+			return strings.Join(x, ",")
 		}
 		return fmt.Sprintf("%+v", v.Any())
 	}

@@ -66,4 +66,7 @@
 // ends with the new version's last three log lines (new.log, else the
 // unit's journal). The previous version reports it with its first
 // heartbeat.
+//
+// Logs: Watch takes a *slog.Logger (nil: none); the watcher's lines start
+// "upgrade-watch:" and carry version, pid and reason.
 package selfupdate

@@ -80,4 +80,7 @@
 // the durable part of its segment, the rest of the segment is dropped (an
 // active segment is then sealed and Appends still waiting for their fsync
 // fail, so they are retried rather than acknowledged).
+//
+// Logs: Options.Log (nil: none) receives the recovery and corruption
+// reports above, a message plus segment, offset, problem and bytes.
 package spool
