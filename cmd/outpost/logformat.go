@@ -23,7 +23,7 @@ func (f *logFormat) String() string { return string(*f) }
 func (f *logFormat) Type() string   { return strings.Join(logs.Formats, "|") }
 
 func (f *logFormat) Set(v string) error {
-	if logs.CheckFormat(v) != nil {
+	if v == "" || logs.CheckFormat(v) != nil { // "" is text to logs.New, not a value to type
 		return errors.New("want " + strings.Join(logs.Formats, " or "))
 	}
 	*f = logFormat(v)
