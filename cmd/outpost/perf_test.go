@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -231,6 +232,12 @@ func perfSustain(t *testing.T, e *perfEvents, cfg perfConfig) []perfRow {
 	}
 	e.drain(t, 45*time.Second)
 	e.checkDelivered(t)
+	if os.Getenv("OUTPOST_PERF_PROFILE") != "" { // a clean stop writes the profiles
+		for _, p := range []*proc{e.fwd.p, e.center} {
+			p.signal(syscall.SIGTERM)
+			p.waitExit(30 * time.Second)
+		}
+	}
 	peer := "nginx -> center " + perfSI(perfMedian(ng)) + " ev/s"
 	cpuPeer := fmt.Sprintf("nginx + center %.2f µs", perfMedian(peerCPU))
 	if e.nginx == nil {

@@ -67,7 +67,7 @@ func startPerfEvents(t *testing.T) *perfEvents {
 	}
 	cc := &cli{t: t, data: cdata, env: c.env}
 	e.centerDir = filepath.Join(cdata, "center")
-	e.center = svStart(t, cc, "center", "--listen", "127.0.0.1:0", "--token-file", tokFile)
+	e.center = svStart(t, cc, append([]string{"center", "--listen", "127.0.0.1:0", "--token-file", tokFile}, perfProfile("center")...)...)
 	info := svRunFile(t, e.center, cdata, "center")
 	e.centerURL = strings.TrimSuffix(info.URLs[0], wire.PathIngest)
 
@@ -95,9 +95,13 @@ func (e *perfEvents) joinRelay(t *testing.T, cluster, mgrURL, pin, tokFile strin
 	}
 	e.c.json(&jt, "proxy", "deploy", "--cluster", cluster, "--manual", "--manager", mgrURL)
 	rc := &cli{t: t, data: t.TempDir(), env: e.c.env}
-	p := svStart(t, rc, "relay", "--manager", mgrURL, "--join", jt.Token, "--ca-sha256", pin,
+	args := []string{"relay", "--manager", mgrURL, "--join", jt.Token, "--ca-sha256", pin,
 		"--listen", "https://127.0.0.1:0", "--listen", "http://127.0.0.1:0", "--allow-plain",
-		"--upstream-token-file", tokFile, "--spool-max", "8GiB")
+		"--upstream-token-file", tokFile, "--spool-max", "8GiB"}
+	if cluster == "fwd" {
+		args = append(args, perfProfile(cluster)...)
+	}
+	p := svStart(t, rc, args...)
 	info := svRunFile(t, p, rc.data, "relay")
 	r := &perfRelay{p: p, plain: svURL(t, info, "http")}
 	var ic struct {
@@ -195,4 +199,14 @@ func (e *perfEvents) checkDelivered(t *testing.T) {
 	if got < acked {
 		t.Errorf("forward mode lost %d acknowledged events", acked-got)
 	}
+}
+
+// perfProfile: with OUTPOST_PERF_PROFILE=DIR, the flag that makes a process
+// write its CPU profile to DIR/NAME.pprof when it stops.
+func perfProfile(name string) []string {
+	dir := os.Getenv("OUTPOST_PERF_PROFILE")
+	if dir == "" {
+		return nil
+	}
+	return []string{"--cpuprofile", filepath.Join(dir, name+".pprof")}
 }

@@ -240,14 +240,11 @@ func (r *relayRun) startJoined(cmd *cobra.Command) error {
 
 func (r *relayRun) start(cfg relay.Config) error {
 	if r.cpuProfile != "" {
-		f, err := os.Create(r.cpuProfile)
+		stop, err := startCPUProfile(r.cpuProfile)
 		if err != nil {
 			return err
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		r.stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		r.stopProfile = stop
 	}
 	srv, err := relay.New(cfg)
 	if err != nil {
@@ -428,7 +425,7 @@ func newUpCmd(a *app) *cobra.Command {
 }
 
 func newCenterCmd(a *app) *cobra.Command {
-	var listen, out, tokenFile string
+	var listen, out, tokenFile, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "center",
 		Short: "Run a standalone collector (the management centre's ingest)",
@@ -444,6 +441,13 @@ func newCenterCmd(a *app) *cobra.Command {
 			statsTok, err := collector.LoadOrCreateToken(filepath.Join(a.dataDir(), "stats.token"), "st_")
 			if err != nil {
 				return err
+			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			col, err := collector.New(out, a.logger())
 			if err != nil {
@@ -471,6 +475,8 @@ func newCenterCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&out, "out", "", "directory for NDJSON segments (default DATA/center)")
 	a.logFlag(cmd)
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the ingest token relays send (default DATA/center.token, created when missing; $OUTPOST_CENTER_TOKEN overrides)")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the collector stops")
+	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd
 }
 
@@ -489,4 +495,17 @@ func centerToken(a *app, file string) (tok, from string, err error) {
 	}
 	tok, err = collector.LoadOrCreateToken(file, "ct_")
 	return tok, file, err
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
