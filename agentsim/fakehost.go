@@ -12,6 +12,6 @@ func FakeHost(seed int64, i int, version string) (wire.Host, wire.Inventory) {
 }
 
 // FakeHostOS is fleet.HostOS: FakeHost with the OS forced to os.
-func FakeHostOS(seed int64, i int, version, os string) (wire.Host, wire.Inventory) {
+func FakeHostOS(seed int64, i int, version string, os wire.OS) (wire.Host, wire.Inventory) {
 	return fleet.HostOS(seed, i, version, os)
 }

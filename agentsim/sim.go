@@ -31,7 +31,7 @@ type SimConfig struct {
 	// OS, Linux hosts until the relay's refusal ("install command is for
 	// windows") tells the key's OS, which every host then takes. Nil uses
 	// Key and WindowsKey.
-	Keys map[string]string
+	Keys map[wire.OS]string
 	Key  string
 	// WindowsKey enrols the simulated Windows hosts; with Key it is
 	// Keys{"linux": Key, "windows": WindowsKey}.
@@ -108,9 +108,9 @@ func (cfg SimConfig) withDefaults() (SimConfig, error) {
 		return cfg, fmt.Errorf("agents: must be positive")
 	}
 	if cfg.Keys == nil && cfg.Key != "" {
-		cfg.Keys = map[string]string{"": cfg.Key}
+		cfg.Keys = map[wire.OS]string{"": cfg.Key}
 		if cfg.WindowsKey != "" {
-			cfg.Keys = map[string]string{"linux": cfg.Key, "windows": cfg.WindowsKey}
+			cfg.Keys = map[wire.OS]string{wire.OSLinux: cfg.Key, wire.OSWindows: cfg.WindowsKey}
 		}
 	}
 	if len(cfg.Proxies) == 0 || len(cfg.Keys) == 0 {
@@ -393,35 +393,35 @@ func failureKind(err error) string {
 // fleetKeys hands out install keys by OS and learns the OS of a key given
 // without one.
 type fleetKeys struct {
-	byOS    map[string]string
-	learned atomic.Value // string: the OS of the bare key, once a refusal told it
+	byOS    map[wire.OS]string
+	learned atomic.Value // wire.OS: the OS of the bare key, once a refusal told it
 }
 
-func newFleetKeys(keys map[string]string) *fleetKeys {
+func newFleetKeys(keys map[wire.OS]string) *fleetKeys {
 	return &fleetKeys{byOS: keys}
 }
 
 // host draws host i with an OS that one of the keys enrols.
 func (k *fleetKeys) host(seed int64, i int, version string) (wire.Host, wire.Inventory) {
-	_, lin := k.byOS["linux"]
-	_, win := k.byOS["windows"]
+	_, lin := k.byOS[wire.OSLinux]
+	_, win := k.byOS[wire.OSWindows]
 	_, bare := k.byOS[""]
 	switch {
 	case win && (lin || bare):
 		return fleet.Host(seed, i, version)
 	case win:
-		return fleet.HostOS(seed, i, version, "windows")
+		return fleet.HostOS(seed, i, version, wire.OSWindows)
 	case lin:
-		return fleet.HostOS(seed, i, version, "linux")
+		return fleet.HostOS(seed, i, version, wire.OSLinux)
 	}
-	os, _ := k.learned.Load().(string)
+	os, _ := k.learned.Load().(wire.OS)
 	if os == "" {
-		os = "linux"
+		os = wire.OSLinux
 	}
 	return fleet.HostOS(seed, i, version, os)
 }
 
-func (k *fleetKeys) key(os string) string {
+func (k *fleetKeys) key(os wire.OS) string {
 	if key, ok := k.byOS[os]; ok {
 		return key
 	}
@@ -432,7 +432,7 @@ var wrongOS = regexp.MustCompile(`install command is for (linux|windows), this h
 
 // learn returns the OS to retry with when err refuses a host of another OS
 // than the bare key's; "" otherwise.
-func (k *fleetKeys) learn(err error, hostOS string) string {
+func (k *fleetKeys) learn(err error, hostOS wire.OS) wire.OS {
 	if _, bare := k.byOS[""]; !bare || k.byOS[hostOS] != "" {
 		return ""
 	}
@@ -441,9 +441,9 @@ func (k *fleetKeys) learn(err error, hostOS string) string {
 		return ""
 	}
 	m := wrongOS.FindStringSubmatch(se.Message)
-	if m == nil || m[1] == hostOS {
+	if m == nil || wire.OS(m[1]) == hostOS {
 		return ""
 	}
-	k.learned.Store(m[1])
-	return m[1]
+	k.learned.Store(wire.OS(m[1]))
+	return wire.OS(m[1])
 }

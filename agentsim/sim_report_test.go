@@ -114,10 +114,10 @@ func TestSimHostsTakeTheKeysOS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			keys := map[string]string{}
+			keys := map[wire.OS]string{}
 			for _, k := range tt.keys {
 				os, kind, _ := strings.Cut(k, "=")
-				ic, err := m.DB.CreateInstallCommand(ctx, store.InstallInput{AccountID: acct.ID, OS: strings.TrimPrefix(kind, "revoked-")})
+				ic, err := m.DB.CreateInstallCommand(ctx, store.InstallInput{AccountID: acct.ID, OS: wire.OS(strings.TrimPrefix(kind, "revoked-"))})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -126,7 +126,7 @@ func TestSimHostsTakeTheKeysOS(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				keys[os] = ic.Key
+				keys[wire.OS(os)] = ic.Key
 			}
 			rep := simOnce(t, agentsim.SimConfig{Proxies: []string{m.TLSURL}, CASHA256: m.Pin(), Keys: keys, Agents: 20,
 				FirstIndex: 1000 * (i + 1), Seed: 11, Duration: 3 * time.Second})
@@ -134,7 +134,7 @@ func TestSimHostsTakeTheKeysOS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			oses := map[string]int{}
+			oses := map[wire.OS]int{}
 			for _, a := range page.Agents {
 				oses[a.OS]++
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"unicode/utf8"
+
+	"outpost/relay/wire"
 )
 
 // AgentFilter selects a page of agents. Zero values mean "any".
@@ -13,7 +15,7 @@ type AgentFilter struct {
 	ViaProxy  int64
 	Status    Status // online | offline | uninstalled
 	Query     string // substring of host name or IP
-	OS        string
+	OS        wire.OS
 	Group     string
 	Duplicate bool
 	AtRisk    bool

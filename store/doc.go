@@ -39,7 +39,8 @@
 //     filter), Security (Protected, Unprotected), Risk (Safe, At risk),
 //     AddressKind (ip, domain; ClassifyAddress), DeployKind (quick,
 //     manual) and TargetKind (agent, proxy) here; the words the relays
-//     speak too are wire's: wire.Mode for Policy.Mode, wire.CommandType,
+//     speak too are wire's: wire.Mode for Policy.Mode, wire.OS for the
+//     agents' and install commands' OS, wire.CommandType,
 //     wire.State and wire.Stage for Command.Type, State and Stage (store
 //     names none of them again). JSON carries them as the plain
 //     strings, and database/sql scans a TEXT column into them (by their

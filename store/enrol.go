@@ -9,13 +9,15 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 // HostFacts are what an agent reports about its machine.
 type HostFacts struct {
 	Hostname    string
 	IPs         []string
-	OS          string
+	OS          wire.OS
 	OSName      string
 	Arch        string
 	Provider    string
@@ -53,7 +55,7 @@ func (db *DB) Enrol(ctx context.Context, in EnrolInput) (Enrolment, error) {
 		return Enrolment{}, Errorf(EInvalid, "host name and fingerprint are required")
 	}
 	if h.OS == "" {
-		h.OS = "linux"
+		h.OS = wire.OSLinux
 	}
 	tx, err := db.BeginTx(ctx)
 	if err != nil {
@@ -117,10 +119,10 @@ type enrolKey struct {
 
 // lookupEnrolKey finds the install command (or account) of key and refuses
 // a revoked or expired install command, or one made for another OS.
-func lookupEnrolKey(tx *Tx, key, hostOS string) (enrolKey, error) {
+func lookupEnrolKey(tx *Tx, key string, hostOS wire.OS) (enrolKey, error) {
 	var k enrolKey
 	var expires, revoked int64
-	var icOS string
+	var icOS wire.OS
 	hash := HashSecret(key)
 	err := tx.queryRow(`SELECT id, account_id, COALESCE(cluster_id, 0), expires_at, revoked_at, os, grp, provider, image_mode
 		FROM install_commands WHERE key_hash = ?`, hash).Scan(&k.icID, &k.accountID, &k.clusterID, &expires, &revoked, &icOS, &k.group, &k.provider, &k.image)

@@ -2,11 +2,13 @@ package store_test
 
 import (
 	"fmt"
-	"outpost/store"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"outpost/relay/wire"
+	"outpost/store"
 )
 
 func TestInstallEnrolmentPacing(t *testing.T) {
@@ -56,7 +58,7 @@ func TestEnrolInstallCommandRefusals(t *testing.T) {
 	tests := []struct {
 		name string
 		key  string
-		os   string
+		os   wire.OS
 		code string
 	}{
 		{"expired", expiring.Key, "linux", store.EForbidden},

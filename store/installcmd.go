@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"outpost/relay/wire"
 )
 
 // InstallInput configures a new install command (seed 000, step 3).
@@ -13,7 +15,7 @@ type InstallInput struct {
 	AccountID int64
 	ClusterID int64 // 0 = agents connect directly
 	TTL       time.Duration
-	OS        string
+	OS        wire.OS // "" = linux
 	Group     string
 	Provider  string
 	ImageMode bool
@@ -31,10 +33,10 @@ func (db *DB) CreateInstallCommand(ctx context.Context, in InstallInput) (Instal
 		return InstallCommand{}, Errorf(EInvalid, "expiry must be in the future")
 	}
 	if in.OS == "" {
-		in.OS = "linux"
+		in.OS = wire.OSLinux
 	}
-	if in.OS != "linux" && in.OS != "windows" {
-		return InstallCommand{}, Errorf(EInvalid, "os %q: want linux or windows", in.OS)
+	if _, err := wire.ParseOS(string(in.OS)); err != nil {
+		return InstallCommand{}, Errorf(EInvalid, "%s", err)
 	}
 	tx, err := db.BeginTx(ctx)
 	if err != nil {

@@ -97,7 +97,7 @@ func (db *DB) createJoinToken(ctx context.Context, clusterID int64, deploy Deplo
 		if !a.Online {
 			return JoinToken{}, Errorf(EConflict, "asset %s is offline: quick deployment needs an online agent (use --manual otherwise)", a.Hostname)
 		}
-		if a.OS != "linux" {
+		if a.OS != wire.OSLinux {
 			return JoinToken{}, Errorf(EInvalid, "asset %s runs %s: quick deployment needs a Linux server", a.Hostname, a.OS)
 		}
 		asset = a.ID

@@ -264,7 +264,7 @@ type Agent struct {
 	AccountID     int64     `json:"account_id"`
 	Hostname      string    `json:"hostname"`
 	IPs           []string  `json:"ips,omitempty"`
-	OS            string    `json:"os"`
+	OS            wire.OS   `json:"os"`
 	OSName        string    `json:"os_name,omitempty"`
 	Arch          string    `json:"arch"`
 	Provider      string    `json:"provider,omitempty"`
@@ -331,7 +331,7 @@ type InstallCommand struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	Provider  string    `json:"provider,omitempty"`
 	Group     string    `json:"group,omitempty"`
-	OS        string    `json:"os"`
+	OS        wire.OS   `json:"os"`
 	ImageMode bool      `json:"image_mode"`
 	Uses      int       `json:"uses"`
 	Revoked   bool      `json:"revoked"`

@@ -152,7 +152,7 @@ func (v *AgentView) lines() []string {
 	if a.ViaProxyID != 0 {
 		via = fmt.Sprintf("%s (proxy server %d)", a.Via, a.ViaProxyID)
 	}
-	osName := a.OS
+	osName := string(a.OS)
 	if a.OSName != "" {
 		osName += " (" + a.OSName + ")"
 	}

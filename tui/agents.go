@@ -113,7 +113,7 @@ func agentRow(c *Common, a store.Agent) Row {
 	if len(a.IPs) > 0 {
 		ip = a.IPs[0]
 	}
-	sys := a.OS
+	sys := string(a.OS)
 	security := string(a.SecurityStatus)
 	if a.Status == store.StatusUninstalled {
 		security = "Uninstalled"

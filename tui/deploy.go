@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"outpost/relay/wire"
 	"outpost/store"
 	"outpost/store/ops"
 )
@@ -63,7 +64,7 @@ func newAssetPicker(c *Common, cl store.Cluster) *assetPicker {
 		{Title: "CLUSTER", Width: 8, Flex: 2, Sort: "cluster"},
 		{Title: "LAST CHECK-IN", Width: 13, Sort: "last_checkin"},
 	}, func(ctx context.Context, b Backend, q Query) (Page, error) {
-		pg, err := b.ListAgents(ctx, store.AgentFilter{AccountID: acct, Status: store.StatusOnline, OS: "linux",
+		pg, err := b.ListAgents(ctx, store.AgentFilter{AccountID: acct, Status: store.StatusOnline, OS: wire.OSLinux,
 			Query: q.Filter, Sort: q.Sort, Desc: q.Desc, Offset: q.Offset, Limit: q.Limit})
 		if err != nil {
 			return Page{}, err

@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"outpost/relay/wire"
 	"outpost/store"
 	"outpost/store/ops"
 )
@@ -120,13 +121,13 @@ func installTarget(ic store.InstallCommand) string {
 }
 
 func matchInstall(ic store.InstallCommand, f string) bool {
-	return Contains(f, strconv.FormatInt(ic.ID, 10), installTarget(ic), ic.OS, ic.Group, ic.Provider, ic.KeyPrefix, installState(ic))
+	return Contains(f, strconv.FormatInt(ic.ID, 10), installTarget(ic), string(ic.OS), ic.Group, ic.Provider, ic.KeyPrefix, installState(ic))
 }
 
 var installSorts = map[string]func(a, b store.InstallCommand) int{
 	"id":      ByInt(func(ic store.InstallCommand) int64 { return ic.ID }),
 	"target":  ByString(installTarget),
-	"os":      ByString(func(ic store.InstallCommand) string { return ic.OS }),
+	"os":      ByString(func(ic store.InstallCommand) string { return string(ic.OS) }),
 	"uses":    ByInt(func(ic store.InstallCommand) int { return ic.Uses }),
 	"expires": ByInt(func(ic store.InstallCommand) int64 { return ic.ExpiresAt.UnixMilli() }),
 	"state":   ByString(installState),
@@ -162,7 +163,7 @@ func installRow(now time.Time, ic store.InstallCommand) Row {
 	}
 	return Row{
 		ID: strconv.FormatInt(ic.ID, 10),
-		Cells: []string{strconv.FormatInt(ic.ID, 10), installTarget(ic), ic.KeyPrefix + "…", ic.OS, orDash(ic.Group), orDash(ic.Provider),
+		Cells: []string{strconv.FormatInt(ic.ID, 10), installTarget(ic), ic.KeyPrefix + "…", string(ic.OS), orDash(ic.Group), orDash(ic.Provider),
 			yesNo(ic.ImageMode), strconv.Itoa(ic.Uses), until(now, ic.ExpiresAt), state},
 		Tones: []Tone{9: tone},
 		Data:  installItem{ic: ic},
@@ -299,7 +300,7 @@ func newInstallForm(c *Common, cs []store.Cluster, accounts []store.Account) *Fo
 		{Key: "target", Label: "Connect via", Kind: FieldChoice, Choices: targets, Value: targets[min(1, len(targets)-1)],
 			Hint: "a cluster (its proxy servers) or directly to the management host"},
 		{Key: "expires", Label: "Expires after", Value: "24h", Hint: "e.g. 30m, 24h, 7d"},
-		{Key: "os", Label: "OS", Kind: FieldChoice, Choices: []string{"linux", "windows"}, Value: "linux"},
+		{Key: "os", Label: "OS", Kind: FieldChoice, Choices: []string{string(wire.OSLinux), string(wire.OSWindows)}, Value: string(wire.OSLinux)},
 		{Key: "group", Label: "Group", Hint: "default asset group of the agents"},
 		{Key: "provider", Label: "Provider", Hint: "service provider label"},
 		{Key: "image", Label: "Image mode", Kind: FieldChoice, Choices: []string{"no", "yes"}, Value: "no",
@@ -329,7 +330,7 @@ func newInstallForm(c *Common, cs []store.Cluster, accounts []store.Account) *Fo
 		if err != nil {
 			return nil, err
 		}
-		in := store.InstallInput{AccountID: c.Account.ID, TTL: ttl, OS: v["os"], Group: v["group"], Provider: v["provider"], ImageMode: v["image"] == "yes"}
+		in := store.InstallInput{AccountID: c.Account.ID, TTL: ttl, OS: wire.OS(v["os"]), Group: v["group"], Provider: v["provider"], ImageMode: v["image"] == "yes"}
 		var cl *store.Cluster
 		if got, ok := byLabel[v["target"]]; ok {
 			cl = &got
@@ -377,7 +378,7 @@ func createInstall(ctx context.Context, b Backend, c *Common, f *Form, dir, acct
 	command := ops.AgentCommand(urls, ic.Key, pin)
 	d := newKeyDialog(c, ic, command, note)
 	// As 'installcmd create': the one-liner first, for Linux hosts.
-	if line := ops.AgentInstallLine(mgr, keyPin, urls, ic.Key, pin); line != "" && ic.OS == "linux" {
+	if line := ops.AgentInstallLine(mgr, keyPin, urls, ic.Key, pin); line != "" && ic.OS == wire.OSLinux {
 		d.body = strings.Replace(d.body, "Run on each host:", "Run as root on each host (installs /usr/local/bin/outpost and the outpost-agent systemd service):", 1)
 		d.command, d.alt = line, command
 	}

@@ -93,15 +93,15 @@ func Host(seed int64, i int, version string) (wire.Host, wire.Inventory) {
 // HostOS is Host with the OS forced to os ("linux" or "windows"),
 // for a fleet enrolled with one OS's install key; every other value is
 // drawn as Host draws it ("" forces nothing).
-func HostOS(seed int64, i int, version, os string) (wire.Host, wire.Inventory) {
+func HostOS(seed int64, i int, version string, os wire.OS) (wire.Host, wire.Inventory) {
 	r := rand.New(rand.NewPCG(uint64(seed), uint64(i)^0x9e3779b97f4a7c15))
 
 	prov := pickProvider(r)
 	windows := r.Float64() < 0.2
 	switch os {
-	case "windows":
+	case wire.OSWindows:
 		windows = true
-	case "linux":
+	case wire.OSLinux:
 		windows = false
 	}
 	role := roles[r.IntN(len(roles))]
@@ -125,10 +125,10 @@ func HostOS(seed int64, i int, version, os string) (wire.Host, wire.Inventory) {
 	}
 
 	if windows {
-		h.OS, h.Arch = "windows", "amd64"
+		h.OS, h.Arch = wire.OSWindows, "amd64"
 		h.OSName = windowsOSNames[r.IntN(len(windowsOSNames))]
 	} else {
-		h.OS, h.Arch = "linux", "amd64"
+		h.OS, h.Arch = wire.OSLinux, "amd64"
 		if r.Float64() < 0.15 {
 			h.Arch = "arm64"
 		}

@@ -61,7 +61,7 @@ func (h HostFS) Host(version string) (wire.Host, error) {
 	}
 	host := wire.Host{
 		Hostname: name,
-		OS:       "linux",
+		OS:       wire.OSLinux,
 		OSName:   h.osName(),
 		Arch:     runtime.GOARCH,
 		Version:  version,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -59,7 +60,7 @@ func newAgentUnbindCmd(a *app) *cobra.Command {
 type agentList struct {
 	a                *app
 	cluster, account string
-	status           string // --status, read into f.Status
+	status, os       string // --status and --os, read into f.Status and f.OS
 	direct           bool
 	f                store.AgentFilter
 }
@@ -77,7 +78,7 @@ func newAgentListCmd(a *app) *cobra.Command {
 	fl.BoolVar(&r.direct, "direct", false, "only agents that connect directly (no cluster)")
 	fl.StringVar(&r.status, "status", "", "online, offline (uninstalled ones included) or uninstalled")
 	fl.StringVar(&r.f.Query, "query", "", "substring of host name or IP, or an agent id")
-	fl.StringVar(&r.f.OS, "os", "", "only this OS (linux, windows)")
+	fl.StringVar(&r.os, "os", "", "only this OS (linux, windows)")
 	fl.StringVar(&r.f.Group, "group", "", "only this asset group")
 	fl.BoolVar(&r.f.Duplicate, "duplicate", false, "only agents flagged as a duplicate identity")
 	fl.BoolVar(&r.f.AtRisk, "at-risk", false, "only agents with vulnerabilities, baseline risks or alerts")
@@ -104,6 +105,12 @@ func (r *agentList) Run(cmd *cobra.Command) error {
 		var err error
 		if r.f.Status, err = store.ParseStatus(r.status); err != nil {
 			return usageErrorf("invalid --%s", store.ErrorMessage(err)) // invalid --status "x": want ...
+		}
+	}
+	if r.os != "" {
+		var err error
+		if r.f.OS, err = wire.ParseOS(r.os); err != nil {
+			return usageErrorf("invalid --%s", err) // invalid --os "x": want ...
 		}
 	}
 	db, err := a.store()
@@ -157,7 +164,7 @@ func (r *agentList) print(page store.AgentPage) {
 		if g.Duplicate {
 			status += " DUPLICATE"
 		}
-		rows = append(rows, []string{g.Hostname, strings.Join(g.IPs, ","), g.OS, cl, status, g.ConnectedText(), string(g.SecurityStatus), string(g.RiskStatus),
+		rows = append(rows, []string{g.Hostname, strings.Join(g.IPs, ","), string(g.OS), cl, status, g.ConnectedText(), string(g.SecurityStatus), string(g.RiskStatus),
 			store.FormatAgo(time.Now(), g.LastCheckin), orDash(g.Version), g.ID})
 	}
 	a.printTable([]string{"HOST", "IP", "OS", "CLUSTER", "STATUS", "CONNECTED", "SECURITY", "RISK", "LAST CHECK-IN", "VERSION", "ID"}, rows)
@@ -226,7 +233,7 @@ func agentFields(g store.Agent) [][2]string {
 	} else if g.Status != store.StatusUninstalled {
 		connected = "no: last check-in " + store.FormatAgo(time.Now(), g.LastCheckin) + " via " + via
 	}
-	osName := g.OS
+	osName := string(g.OS)
 	if g.OSName != "" {
 		osName += " (" + g.OSName + ")"
 	}

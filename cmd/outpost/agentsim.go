@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"outpost/agentsim"
+	"outpost/relay/wire"
 )
 
 func init() { register("", newAgentsimCmd) }
@@ -86,14 +87,15 @@ func newAgentsimCmd(a *app) *cobra.Command {
 }
 
 // parseSimKeys reads --key: KEY, linux=KEY or windows=KEY, one per OS.
-func parseSimKeys(keys []string) (map[string]string, error) {
-	out := map[string]string{}
+func parseSimKeys(keys []string) (map[wire.OS]string, error) {
+	out := map[wire.OS]string{}
 	for _, k := range keys {
-		os, key, ok := strings.Cut(k, "=")
+		name, key, ok := strings.Cut(k, "=")
 		if !ok {
-			os, key = "", k
+			name, key = "", k
 		}
-		if os != "" && os != "linux" && os != "windows" {
+		os, err := wire.ParseOS(name)
+		if err != nil && name != "" {
 			return nil, usageErrorf("invalid --key %q: want KEY, linux=KEY or windows=KEY", k)
 		}
 		if key = strings.TrimSpace(key); key == "" {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"outpost/relay/relaytest"
+	"outpost/relay/wire"
 	"outpost/store"
 )
 
@@ -23,7 +24,7 @@ func TestAgentsimKeysAndExitStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := func(os string, revoke bool) string {
+	key := func(os wire.OS, revoke bool) string {
 		ic, err := m.DB.CreateInstallCommand(ctx, store.InstallInput{AccountID: acct.ID, OS: os})
 		if err != nil {
 			t.Fatal(err)

@@ -121,7 +121,7 @@ func (d *demo) stop() {
 // per OS: one for the Linux hosts, one for Windows.
 func (d *demo) keys(clusterID int64, group string) (string, string, error) {
 	var out [2]string
-	for i, os := range []string{"linux", "windows"} {
+	for i, os := range wire.OSes {
 		ic, err := d.db.CreateInstallCommand(d.actx, store.InstallInput{AccountID: d.acct.ID, ClusterID: clusterID, TTL: 24 * time.Hour, Group: group, OS: os})
 		if err != nil {
 			return "", "", err

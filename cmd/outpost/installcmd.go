@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"outpost/relay/wire"
 	"outpost/store"
 	"outpost/store/ops"
 )
@@ -22,6 +23,7 @@ type installCreate struct {
 	a                                  *app
 	in                                 store.InstallInput
 	cluster, account, expires, manager string
+	os                                 string // --os, read into in.OS
 }
 
 func newInstallCreateCmd(a *app) *cobra.Command {
@@ -59,7 +61,7 @@ An expired or revoked key enrols nothing.`,
 	f := cmd.Flags()
 	f.StringVar(&r.cluster, "cluster", "", "enrol agents into this cluster (default: direct connection)")
 	f.StringVar(&r.expires, "expires", "24h", "how long the key stays valid")
-	f.StringVar(&r.in.OS, "os", "linux", "linux or windows")
+	f.StringVar(&r.os, "os", string(wire.OSLinux), "linux or windows")
 	f.StringVar(&r.in.Group, "group", "", "default asset group")
 	f.StringVar(&r.in.Provider, "provider", "", "service provider label")
 	f.BoolVar(&r.in.ImageMode, "image", false, "image mode: for baking into a machine image")
@@ -75,8 +77,8 @@ func (r *installCreate) Run(cmd *cobra.Command) error {
 	if in.TTL, err = parseDuration("expires", r.expires); err != nil {
 		return err
 	}
-	if in.OS != "linux" && in.OS != "windows" {
-		return usageErrorf("invalid --os %q: want linux or windows", in.OS)
+	if in.OS, err = wire.ParseOS(r.os); err != nil {
+		return usageErrorf("invalid --%s", err) // invalid --os "x": want ...
 	}
 	db, err := a.store()
 	if err != nil {
@@ -104,7 +106,7 @@ func (r *installCreate) Run(cmd *cobra.Command) error {
 	}
 	command := ops.AgentCommand(urls, ic.Key, pin)
 	install, why := "", "the one-line installer is for Linux hosts"
-	if in.OS == "linux" {
+	if in.OS == wire.OSLinux {
 		install, why = ops.AgentInstallLine(mgr, keyPin, urls, ic.Key, pin), ops.InstallLineMissing(mgr, keyPin)
 	}
 	if a.jsonOut {
@@ -197,7 +199,7 @@ func newInstallListCmd(a *app) *cobra.Command {
 				if ic.ClusterID == 0 {
 					cl = "(direct)"
 				}
-				rows = append(rows, []string{fmt.Sprint(ic.ID), cl, ic.KeyPrefix + "…", ic.OS, orDash(ic.Group), orDash(ic.Provider),
+				rows = append(rows, []string{fmt.Sprint(ic.ID), cl, ic.KeyPrefix + "…", string(ic.OS), orDash(ic.Group), orDash(ic.Provider),
 					yesNo(ic.ImageMode), fmt.Sprint(ic.Uses), fmtTime(ic.ExpiresAt), state})
 			}
 			a.printTable([]string{"ID", "CLUSTER", "KEY", "OS", "GROUP", "PROVIDER", "IMAGE", "USES", "EXPIRES", "STATE"}, rows)

@@ -34,6 +34,28 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("mode %q: want %s", s, joinWords(Modes))
 }
 
+// OS is the operating system of a host (Host.OS) and of an install command:
+// an agent enrols only with a key of its own OS.
+type OS string
+
+// Operating systems.
+const (
+	OSLinux   OS = "linux"
+	OSWindows OS = "windows"
+)
+
+// OSes lists the operating systems install commands are made for.
+var OSes = []OS{OSLinux, OSWindows}
+
+// ParseOS reads an OS as an operator types it; the error (`os "x": want
+// linux or windows`) lists the allowed ones, for the caller to prefix.
+func ParseOS(s string) (OS, error) {
+	if o := OS(s); o == OSLinux || o == OSWindows {
+		return o, nil
+	}
+	return "", fmt.Errorf("os %q: want %s", s, joinWords(OSes))
+}
+
 // CommandType is what a command asks of its target (Command.Type).
 type CommandType string
 

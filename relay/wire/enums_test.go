@@ -5,27 +5,36 @@ import (
 	"testing"
 )
 
-func TestParseMode(t *testing.T) {
+// TestParseWords: the words an operator types are read into their type;
+// anything else is refused with the allowed values.
+func TestParseWords(t *testing.T) {
+	mode := func(s string) (string, error) { m, err := ParseMode(s); return string(m), err }
+	os := func(s string) (string, error) { o, err := ParseOS(s); return string(o), err }
 	cases := []struct {
-		in      string
-		want    Mode
-		wantErr string
+		name          string
+		parse         func(string) (string, error)
+		in, want, err string
 	}{
-		{"forward", ModeForward, ""},
-		{"cache", ModeCache, ""},
-		{"", "", `mode "": want forward or cache`},
-		{"Forward", "", `mode "Forward": want forward or cache`},
-		{"relay", "", `mode "relay": want forward or cache`},
+		{"mode forward", mode, "forward", "forward", ""},
+		{"mode cache", mode, "cache", "cache", ""},
+		{"mode empty", mode, "", "", `mode "": want forward or cache`},
+		{"mode case", mode, "Forward", "", `mode "Forward": want forward or cache`},
+		{"mode unknown", mode, "relay", "", `mode "relay": want forward or cache`},
+		{"os linux", os, "linux", "linux", ""},
+		{"os windows", os, "windows", "windows", ""},
+		{"os empty", os, "", "", `os "": want linux or windows`},
+		{"os case", os, "Linux", "", `os "Linux": want linux or windows`},
+		{"os unknown", os, "plan9", "", `os "plan9": want linux or windows`},
 	}
 	for _, c := range cases {
-		t.Run(c.in, func(t *testing.T) {
-			got, err := ParseMode(c.in)
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.parse(c.in)
 			gotErr := ""
 			if err != nil {
 				gotErr = err.Error()
 			}
-			if got != c.want || gotErr != c.wantErr {
-				t.Errorf("ParseMode(%q): got %q, %q; want %q, %q", c.in, got, gotErr, c.want, c.wantErr)
+			if got != c.want || gotErr != c.err {
+				t.Errorf("parse %q: got %q, %q; want %q, %q", c.in, got, gotErr, c.want, c.err)
 			}
 		})
 	}

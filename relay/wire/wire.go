@@ -7,8 +7,8 @@
 // defined here once and both sides use them: the Authorization forms
 // (auth.go), the error codes (codes.go), the duration encoding
 // (duration.go) and the closed sets of words (enums.go): Mode (a cluster's
-// transmission mode), CommandType, State (a command's state) and Stage (a
-// running upgrade's stage), named string types that the store's domain types use
+// transmission mode), OS (linux, windows), CommandType, State (a command's
+// state) and Stage (a running upgrade's stage), named string types that the store's domain types use
 // too, so a word of one set cannot stand for another. They encode as the
 // plain strings they always were.
 package wire
@@ -53,7 +53,7 @@ const HeaderAgentAddr = "X-Outpost-Agent-Addr"
 type Host struct {
 	Hostname    string   `json:"hostname"`
 	IPs         []string `json:"ips,omitempty"`
-	OS          string   `json:"os"`                // linux, windows
+	OS          OS       `json:"os"`                // linux, windows
 	OSName      string   `json:"os_name,omitempty"` // PRETTY_NAME from os-release
 	Arch        string   `json:"arch"`
 	Provider    string   `json:"provider,omitempty"`
