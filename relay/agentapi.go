@@ -311,6 +311,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusTooManyRequests, store.ELimit, "frequency limit reached: retry later")
 		return
 	}
+	if s.sink.keepUp(r.Context()) {
+		s.m.lagWaits.Add(1)
+	}
 	buf := bodyPool.Get().(*[]byte)
 	defer putBody(buf)
 	body, err := httpbody.ReadBuf(w, r, maxEventBody, *buf)

@@ -72,6 +72,7 @@ type Config struct {
 	AuthTTL           time.Duration // how long a verified credential is cached
 	SpoolMax          int64         // forward-mode spool cap (bytes)
 	SpoolSync         time.Duration // spool group-commit interval
+	ForwardLag        int64         // forward mode: spool backlog beyond which intake waits for forwarding (0: never)
 	RetryAfter        time.Duration // advice sent with 429
 
 	Log *slog.Logger // nil: no logs; a joined relay adds relay=ID cluster=NAME
@@ -88,6 +89,7 @@ func DefaultConfig() Config {
 		AuthTTL:           time.Minute,
 		SpoolMax:          1 << 30,
 		SpoolSync:         5 * time.Millisecond, // at most 200 spool fsyncs/s, each covering every append before it
+		ForwardLag:        64 << 20,
 		RetryAfter:        2 * time.Second,
 	}
 }
@@ -109,6 +111,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("intervals: must be positive")
 	case c.SpoolMax < 1<<20:
 		return fmt.Errorf("spool-max: at least 1 MiB")
+	case c.ForwardLag != 0 && c.ForwardLag < 1<<20:
+		return fmt.Errorf("forward-lag: 0 (off) or at least 1 MiB")
 	}
 	if c.Manager != "" {
 		u, err := url.Parse(c.Manager)

@@ -118,8 +118,31 @@
 // input is answered as before. wire.FuzzScan and TestFrameEventsVerdicts
 // hold the two paths to the same bytes. Those lines are stored as they
 // are: framed by the spool, or written by the ring's AppendValid without
-// a second json.Valid; the forwarder joins spool payloads into the
+// a second json.Valid; the forwarder frames spool payloads into the
 // upstream body without decoding them.
+//
+// Upstream body (forward.go, wire/frames.go): record frames
+// (wire.ContentTypeRecords: length, CRC-32C, the record as the relay
+// wrote it), so the collector checks a CRC and the agent/seq head instead
+// of parsing JSON the relay already validated (in the perf harness the
+// collector's share fell from about a third of the pair's CPU). An
+// upstream that answers 415, or 400 with a code other than bad_record (an
+// older collector that reads only JSON), gets the same records as a JSON
+// IngestBatch from then on; a new upstream URL tries frames again. The
+// management host reads a joined relay's frames as a JSON batch
+// (ingestauth.go): the per-record account check and the collector must
+// see the agent encoding/json sees (the last of two "agent" keys), and a
+// relay of one account is not trusted with another's records; its own
+// forwarder's frames are taken as they are.
+//
+// Lag gate (keepup.go): in forward mode, while upstream answers, an
+// events batch waits (before its body is read, up to a second) once more
+// than Config.ForwardLag (64 MiB; --forward-lag) waits in the spool, and
+// goes on when the forwarder commits. On a 2-core host intake otherwise
+// takes the CPU forwarding needs: the spool grew by ~880 MB in 20 s of
+// full load and would fill, then answer everyone 429. Agents are slowed,
+// not refused; an upstream failure opens the gate at once (the spool is
+// there for outages). outpost_forward_lag_waits_total counts the waits.
 //
 // Forwarding pipeline (forward.go): up to forwardDepth (4) upstream
 // batches are in flight. Each is peeked after the last one handed out
@@ -127,7 +150,8 @@
 // is committed in spool order, only past a batch acknowledged together
 // with every batch before it, so a crash re-sends the uncommitted batches
 // (duplicates, never loss). Batches may reach the collector out of order;
-// it keeps per-agent runs of seqs for that.
+// it keeps per-agent runs of seqs for that. A batch is at most 500
+// records or batchBytes.
 //
 // Clones (clones.go): a check-in whose fingerprint is not the enrolled one
 // is a copy of the agent directory; the store flags the identity, nothing

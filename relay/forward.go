@@ -3,10 +3,13 @@ package relay
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"sync"
 	"time"
 
 	"outpost/relay/spool"
+	"outpost/relay/wire"
 )
 
 // forwardDepth is how many upstream batches may be in flight at once: the
@@ -18,6 +21,7 @@ const forwardDepth = 4
 // stopped.
 type flight struct {
 	body    []byte
+	framed  bool // body is wire.ContentTypeRecords
 	records int
 	last    spool.Position
 	done    chan struct{}
@@ -68,7 +72,8 @@ func (k *sinkSet) forwardLoop(ctx context.Context) {
 			}
 			continue
 		}
-		f := &flight{body: batchBody(entries), records: len(entries), last: entries[len(entries)-1].Pos, done: make(chan struct{})}
+		f := &flight{records: len(entries), last: entries[len(entries)-1].Pos, done: make(chan struct{})}
+		f.body, f.framed = k.batchBody(entries)
 		if err := k.throttle(ctx, len(f.body)); err != nil {
 			return
 		}
@@ -83,8 +88,25 @@ func (k *sinkSet) forwardLoop(ctx context.Context) {
 }
 
 // batchBody is the upstream request for entries: their payloads (records
-// the relay encoded) joined as they are, never decoded again.
-func batchBody(entries []spool.Entry) []byte {
+// the relay encoded) framed (wire.ContentTypeRecords) or, for an upstream
+// that refused frames, joined into a JSON batch; never decoded again.
+func (k *sinkSet) batchBody(entries []spool.Entry) (body []byte, framed bool) {
+	if !k.framed.Load() {
+		return jsonBody(entries), false
+	}
+	n := 0
+	for _, e := range entries {
+		n += len(e.Payload) + binary.MaxVarintLen32 + 4
+	}
+	body = make([]byte, 0, n)
+	for _, e := range entries {
+		body = wire.AppendRecordFrame(body, e.Payload)
+	}
+	return body, true
+}
+
+// jsonBody joins entries into an IngestBatch.
+func jsonBody(entries []spool.Entry) []byte {
 	n := len(`{"records":[]}`)
 	for _, e := range entries {
 		n += len(e.Payload) + 1
@@ -108,10 +130,21 @@ func (k *sinkSet) send(ctx context.Context, f *flight) {
 	defer close(f.done)
 	backoff := 100 * time.Millisecond
 	for {
-		err := k.post(ctx, f.body)
+		err := k.post(ctx, f.body, f.framed)
+		k.lag.upstream(err == nil)
 		if err == nil {
 			f.ok = true
 			return
+		}
+		var se *upstreamStatus
+		if f.framed && errors.As(err, &se) && se.refusesFrames() {
+			// An upstream that does not take record frames: JSON from now on.
+			if k.framed.Swap(false) {
+				k.s.log.Warn("relay: upstream refused record frames: sending JSON batches", "err", err)
+			}
+			f.body, _ = framesToJSON(f.body) // frames built here: always whole
+			f.framed = false
+			continue
 		}
 		k.s.m.upstreamErr.Add(1)
 		if ctx.Err() != nil {
@@ -158,4 +191,19 @@ func (k *sinkSet) commit(f *flight) {
 	if err := k.spool.Commit(f.last); err != nil {
 		k.s.log.Error("relay: spool commit", "err", err)
 	}
+	k.lag.committed()
+}
+
+// framesToJSON turns record frames into an IngestBatch holding the same
+// records, or says which frame is damaged.
+func framesToJSON(body []byte) ([]byte, error) {
+	var entries []spool.Entry
+	err := wire.EachRecordFrame(body, func(rec []byte) error {
+		entries = append(entries, spool.Entry{Payload: rec})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return jsonBody(entries), nil
 }

@@ -71,6 +71,17 @@ func (h *management) checkIngestAccount(w http.ResponseWriter, r *http.Request, 
 		writeErr(w, code, kind, err.Error())
 		return false
 	}
+	if wire.IsRecordFrames(r.Header.Get("Content-Type")) {
+		// Frames are trusted to hold records their relay validated; a
+		// relay of one account is not trusted with another's. Its records
+		// go on as a JSON batch, which the collector checks in full and
+		// reads as this check does (the last of two agent keys counts).
+		if raw, err = framesToJSON(raw); err != nil {
+			writeErr(w, http.StatusBadRequest, wire.CodeBadRecord, err.Error())
+			return false
+		}
+		r.Header.Set("Content-Type", "application/json")
+	}
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	r.ContentLength = int64(len(raw))
 	r.Header.Del("Content-Encoding")

@@ -16,6 +16,7 @@ type metrics struct {
 	forwarded, forwardedBytes, upstreamErr         atomic.Int64
 	authFail, refused, tlsFail                     atomic.Int64
 	held                                           atomic.Int64 // check-ins held open now
+	lagWaits                                       atomic.Int64 // event batches that waited for forwarding
 
 	// Time the relay itself spends on a request (check-ins only when not
 	// held), so an operator sees the relay apart from the network.

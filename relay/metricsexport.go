@@ -63,6 +63,7 @@ var counterRows = []counterRow{
 	{newDesc("outpost_throttled_total", "Requests answered 429."), prometheus.CounterValue, func(m *metrics) *atomic.Int64 { return &m.throttled }},
 	{newDesc("outpost_forwarded_records_total", "Records acknowledged by the upstream."), prometheus.CounterValue, func(m *metrics) *atomic.Int64 { return &m.forwarded }},
 	{newDesc("outpost_forwarded_bytes_total", "Bytes sent upstream and acknowledged."), prometheus.CounterValue, func(m *metrics) *atomic.Int64 { return &m.forwardedBytes }},
+	{newDesc("outpost_forward_lag_waits_total", "Event batches that waited for forwarding to catch up (spool backlog above the forward lag)."), prometheus.CounterValue, func(m *metrics) *atomic.Int64 { return &m.lagWaits }},
 	{newDesc("outpost_upstream_errors_total", "Failed upstream calls."), prometheus.CounterValue, func(m *metrics) *atomic.Int64 { return &m.upstreamErr }},
 	{newDesc("outpost_auth_failures_total", "Refused credentials."), prometheus.CounterValue, func(m *metrics) *atomic.Int64 { return &m.authFail }},
 	{newDesc("outpost_proxy_refused_total", "CONNECT or absolute-form requests refused."), prometheus.CounterValue, func(m *metrics) *atomic.Int64 { return &m.refused }},

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -42,6 +44,8 @@ type sinkSet struct {
 	bw     *rate.Limiter // upstream bytes/s
 	freq   *rate.Limiter // upstream requests/s
 	intake *rate.Limiter // agent event requests/s (same figure: back pressure)
+	lag    *lagGate      // intake waits for forwarding (forward mode)
+	framed atomic.Bool   // upstream takes wire.ContentTypeRecords
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -62,7 +66,8 @@ func newSinkSet(s *Server, p wire.Policy) (*sinkSet, error) {
 			"records", st.DroppedRecords, "bytes", st.DroppedBytes)
 	}
 	k := &sinkSet{s: s, spool: sp, bw: rate.NewLimiter(rate.Inf, 0), freq: rate.NewLimiter(rate.Inf, 0),
-		intake: rate.NewLimiter(rate.Inf, 0), done: make(chan struct{})}
+		intake: rate.NewLimiter(rate.Inf, 0), lag: newLagGate(s.cfg.ForwardLag), done: make(chan struct{})}
+	k.framed.Store(true)
 	k.client = &http.Client{Timeout: 60 * time.Second, Transport: wire.PinTransport(&http.Transport{MaxIdleConnsPerHost: 4}, s.cfg.ManagerCA)}
 	if s.mgmt != nil && s.cfg.Collector != nil && s.cfg.Upstream == "" {
 		// The built-in collector is served in-process, not over the network
@@ -120,6 +125,9 @@ func (k *sinkSet) apply(p wire.Policy) error {
 	setLimit(k.bw, p.BandwidthBps, max(min(p.BandwidthBps/10, 1<<20), 512))
 	setLimit(k.freq, p.FrequencyRPS, 1)
 	setLimit(k.intake, p.FrequencyRPS, max(p.FrequencyRPS, 1))
+	if k.policy.Upstream != p.Upstream {
+		k.framed.Store(true) // a new upstream gets frames again
+	}
 	if k.policy != p {
 		k.s.log.Info("relay: policy applied", "mode", p.Mode, "bandwidth", store.FormatBandwidth(p.BandwidthBps), "frequency", p.FrequencyRPS)
 	}
@@ -143,6 +151,14 @@ func (k *sinkSet) mode() wire.Mode {
 }
 
 func (k *sinkSet) admit() bool { return k.intake.Allow() }
+
+// keepUp makes an event batch wait while forwarding is behind (lagGate).
+func (k *sinkSet) keepUp(ctx context.Context) bool {
+	if k.mode() != wire.ModeForward {
+		return false
+	}
+	return k.lag.wait(ctx, func() int64 { return k.spool.Stats().Bytes })
+}
 
 // append stores a framed batch durably (see frameEvents: its records are
 // valid JSON, one per line, so the cache ring does not check them again).
@@ -261,12 +277,15 @@ func (k *sinkSet) throttle(ctx context.Context, n int) error {
 	return nil
 }
 
-func (k *sinkSet) post(ctx context.Context, body []byte) error {
+func (k *sinkSet) post(ctx context.Context, body []byte, framed bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.upstream(), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if framed {
+		req.Header.Set("Content-Type", wire.ContentTypeRecords)
+	}
 	if k.local {
 		req.Header.Set("Authorization", wire.Bearer(k.s.mgmt.ingestToken))
 	} else {
@@ -282,12 +301,30 @@ func (k *sinkSet) post(ctx context.Context, body []byte) error {
 		return err
 	}
 	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("upstream answered %s", resp.Status)
+		var we wire.Error
+		json.Unmarshal(b, &we)
+		return &upstreamStatus{code: resp.StatusCode, status: resp.Status, kind: we.Code}
 	}
 	return nil
 }
+
+// upstreamStatus is an upstream answer other than 200.
+type upstreamStatus struct {
+	code   int
+	status string
+	kind   string // the wire.Error code, if the body held one
+}
+
+// refusesFrames: the answer of an upstream that does not read record
+// frames (415, or an older collector's 400 for a batch it could not parse
+// as JSON), as opposed to one that read them and found one damaged.
+func (e *upstreamStatus) refusesFrames() bool {
+	return e.code == http.StatusUnsupportedMediaType || (e.code == http.StatusBadRequest && e.kind != wire.CodeBadRecord)
+}
+
+func (e *upstreamStatus) Error() string { return "upstream answered " + e.status }
 
 func (k *sinkSet) stats() (spoolBytes, pending int64, cacheBytes int64) {
 	st := k.spool.Stats()

@@ -65,6 +65,7 @@ type relayRun struct {
 	upstream   string
 	poll       time.Duration
 	spoolMax   string
+	fwdLag     string
 	hostname   string
 	cpuProfile string
 	memProfile string
@@ -91,6 +92,7 @@ func (r *relayRun) flags(cmd *cobra.Command, defaults []string) {
 	f.StringVar(&r.upstream, "upstream", "", "forward-mode upstream URL (default: the built-in collector)")
 	f.DurationVar(&r.poll, "poll-timeout", 30*time.Second, "longest a check-in is held open")
 	f.StringVar(&r.spoolMax, "spool-max", "1GiB", "forward-mode spool cap; agents get 429 beyond it")
+	f.StringVar(&r.fwdLag, "forward-lag", "64MiB", "forward mode: spool backlog beyond which agents' event batches wait (up to 1s each) for forwarding to catch up while upstream answers; 0 never waits")
 	f.StringVar(&r.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the relay stops")
 	f.StringVar(&r.memProfile, "memprofile", "", "write a heap profile to this file when the relay stops (taken before held check-ins are released)")
 	f.DurationVar(&r.heartbeat, "heartbeat", 10*time.Second, "joined relay: heartbeat interval")
@@ -137,6 +139,9 @@ func (r *relayRun) config() (relay.Config, error) {
 		return cfg, usageErrorf("--spool-max: %s", store.ErrorMessage(err))
 	}
 	cfg.SpoolMax = n
+	if cfg.ForwardLag, err = store.ParseSize(r.fwdLag); err != nil {
+		return cfg, usageErrorf("--forward-lag: %s", store.ErrorMessage(err))
+	}
 	return cfg, nil
 }
 

@@ -16,6 +16,16 @@
 // escaping would); a batch it leaves aside goes through encoding/json,
 // which gives every 400 its message (ingest.go).
 //
+// A body of record frames (Content-Type wire.ContentTypeRecords, what
+// relays send) is read by wire.ScanRecordFrames: each frame's CRC-32C, the
+// record's `{"agent":"ID","seq":N,` head, one line; a bad frame is 400
+// bad_record and nothing of the batch is stored. The records are stored
+// as the relay wrote them (HTML-escaped, as json.Marshal writes), not
+// parsed again: the collector trusts a holder of its ingest token to send
+// records it validated, as it trusts the agent field of a JSON batch. The
+// management host, whose relays belong to several accounts, turns a joined
+// relay's frames into a JSON batch before they get here.
+//
 // File layout: DIR/ingest-000001.ndjson, ingest-000002.ndjson... one
 // wire.Record per line, in arrival order; a segment is closed once the next
 // batch would take it past SegmentBytes (a batch is never split).

@@ -39,7 +39,12 @@ func (c *Collector) serveIngest(w http.ResponseWriter, r *http.Request) {
 	}
 	l := linesPool.Get().(*wire.Lines)
 	defer putLines(l)
-	if !wire.ScanIngest(l, raw) || hasSeqZero(l) {
+	if wire.IsRecordFrames(r.Header.Get("Content-Type")) {
+		if err := wire.ScanRecordFrames(l, raw); err != nil {
+			writeError(w, http.StatusBadRequest, wire.CodeBadRecord, err.Error())
+			return
+		}
+	} else if !wire.ScanIngest(l, raw) || hasSeqZero(l) {
 		if !decodeIngest(w, l, raw) {
 			return
 		}
