@@ -192,7 +192,7 @@ func (d *demo) run(ctx context.Context, fleets []demoFleet, agents int) func() {
 			}
 		}(i, f)
 	}
-	d.log.Info("demo: simulated agents: some direct, the rest through the relays of 3 clusters", "agents", per*len(fleets), "direct", per, "relays", len(d.relays))
+	d.log.Info("demo: simulated agents started", "agents", per*len(fleets), "direct", per, "relays", len(d.relays), "clusters", len(demoClusters))
 	return func() {
 		cancel()
 		wg.Wait()
@@ -227,6 +227,6 @@ func startDemoRelay(ctx context.Context, db *store.DB, c store.Cluster, dir stri
 		return nil, "", err
 	}
 	go srv.Serve(ln, true)
-	log.Info("demo: relay serving", "relay", hostname, "cluster", c.Name, "url", url)
+	log.Info("demo: relay serving", "host", hostname, "cluster", c.Name, "url", url)
 	return srv, url, nil
 }
