@@ -31,7 +31,7 @@ type app struct {
 	dataFlag string // --data
 	jsonOut  bool   // --json
 
-	logFormat logFormat    // --log-format (logformat.go)
+	logFormat logFormat    // --log-format (logging.go)
 	log       *slog.Logger // on stderr, from logger()
 
 	db *store.DB

@@ -26,7 +26,7 @@
 // The services (up, relay, center, tui, agentsim, doctor, agent run) live in
 // their own files and register themselves the same way.
 //
-// logformat.go: --log-format text|json on the commands that log (relay, up,
+// logging.go: --log-format text|json on the commands that log (relay, up,
 // center, agent run, upgrade-watch), checked when the flag is parsed (a
 // pflag.Value, so a bad value is exit 2 before anything runs);
 // app.logger() is the one stderr logger (relay/logs builds it) handed to
