@@ -387,9 +387,9 @@ func TestAgentUpgradeUnderSystemd(t *testing.T) {
 	var id string
 	waitCond(t, nil, 15*time.Second, "enrolment", func() bool {
 		id = ""
-		if strings.Contains(unitLog(), "release keys: trusting 1 key(s)") {
-			if i := strings.Index(unitLog(), "enrolled as agent "); i >= 0 {
-				id = strings.Fields(unitLog()[i+len("enrolled as agent "):])[0]
+		if strings.Contains(unitLog(), "release keys: trusting keys=1") {
+			if i := strings.Index(unitLog(), "enrolled agent="); i >= 0 {
+				id = strings.Fields(unitLog()[i+len("enrolled agent="):])[0]
 			}
 		}
 		return id != ""
@@ -417,7 +417,7 @@ func TestAgentUpgradeUnderSystemd(t *testing.T) {
 			t.Errorf("calls: got\n%s\nwant one with %q", b, want)
 		}
 	}
-	if strings.Contains(unitLog(), "installed as") {
+	if strings.Contains(unitLog(), "upgrade: installed: restarting") {
 		t.Errorf("the sandboxed agent installed the binary itself:\n%s", unitLog())
 	}
 }
