@@ -89,12 +89,8 @@ func OfflineReasons(a Agent, f DiagnoseFacts) (reasons []string, next string) {
 	if a.CPU >= highLoad || a.Mem >= highLoad {
 		add("its last report showed cpu %.0f%%, mem %.0f%%: a host this loaded may stop the agent from running properly", a.CPU, a.Mem)
 	}
-	if ic := f.Install; ic != nil && (ic.Revoked || ic.Expired) {
-		state := "revoked"
-		if !ic.Revoked {
-			state = "expired"
-		}
-		add("its install command %d is %s: it keeps working, but re-installing needs a new install command", ic.ID, state)
+	if ic := f.Install; ic != nil && ic.State() != InstallActive {
+		add("its install command %d is %s: it keeps working, but re-installing needs a new install command", ic.ID, ic.State())
 	}
 	if next == "" && !a.Online {
 		next = "on the host: outpost doctor (checks the agent process, DNS, TLS and the route to its relays)"

@@ -38,7 +38,9 @@
 //     (online, offline, uninstalled; ParseStatus reads the --status
 //     filter), Security (Protected, Unprotected), Risk (Safe, At risk),
 //     AddressKind (ip, domain; ClassifyAddress), DeployKind (quick,
-//     manual) and TargetKind (agent, proxy) here; the words the relays
+//     manual), TargetKind (agent, proxy) and InstallState (active,
+//     expired, revoked; InstallCommand.State, which the CLI, the dashboard
+//     and DiagnoseAgent share) here; the words the relays
 //     speak too are wire's: wire.Mode for Policy.Mode, wire.OS for the
 //     agents' and install commands' OS, wire.CommandType,
 //     wire.State and wire.Stage for Command.Type, State and Stage (store

@@ -155,3 +155,25 @@ func (db *DB) RevokeInstallCommand(ctx context.Context, accountID, id int64) err
 	}
 	return tx.Commit()
 }
+
+// InstallState is whether an install command still enrols agents.
+type InstallState string
+
+// Install command states; a revoked command is shown revoked even once it
+// has also expired.
+const (
+	InstallActive  InstallState = "active"
+	InstallExpired InstallState = "expired"
+	InstallRevoked InstallState = "revoked"
+)
+
+// State is the command's InstallState.
+func (ic InstallCommand) State() InstallState {
+	switch {
+	case ic.Revoked:
+		return InstallRevoked
+	case ic.Expired:
+		return InstallExpired
+	}
+	return InstallActive
+}

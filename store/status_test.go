@@ -196,3 +196,23 @@ func TestParseStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestInstallState: revoked wins over expired; neither is active.
+func TestInstallState(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		revoked, expired bool
+		want             store.InstallState
+	}{
+		{"active", false, false, store.InstallActive},
+		{"expired", false, true, store.InstallExpired},
+		{"revoked", true, false, store.InstallRevoked},
+		{"revoked and expired", true, true, store.InstallRevoked},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (store.InstallCommand{Revoked: tt.revoked, Expired: tt.expired}).State(); got != tt.want {
+				t.Errorf("State: got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -103,16 +103,6 @@ func NewInstallView(c *Common) *InstallView {
 	return v
 }
 
-func installState(ic store.InstallCommand) string {
-	switch {
-	case ic.Revoked:
-		return "revoked"
-	case ic.Expired:
-		return "expired"
-	}
-	return "active"
-}
-
 func installTarget(ic store.InstallCommand) string {
 	if ic.ClusterID == 0 {
 		return "(direct)"
@@ -121,7 +111,7 @@ func installTarget(ic store.InstallCommand) string {
 }
 
 func matchInstall(ic store.InstallCommand, f string) bool {
-	return Contains(f, strconv.FormatInt(ic.ID, 10), installTarget(ic), string(ic.OS), ic.Group, ic.Provider, ic.KeyPrefix, installState(ic))
+	return Contains(f, strconv.FormatInt(ic.ID, 10), installTarget(ic), string(ic.OS), ic.Group, ic.Provider, ic.KeyPrefix, string(ic.State()))
 }
 
 var installSorts = map[string]func(a, b store.InstallCommand) int{
@@ -130,7 +120,7 @@ var installSorts = map[string]func(a, b store.InstallCommand) int{
 	"os":      ByString(func(ic store.InstallCommand) string { return string(ic.OS) }),
 	"uses":    ByInt(func(ic store.InstallCommand) int { return ic.Uses }),
 	"expires": ByInt(func(ic store.InstallCommand) int64 { return ic.ExpiresAt.UnixMilli() }),
-	"state":   ByString(installState),
+	"state":   ByString(func(ic store.InstallCommand) string { return string(ic.State()) }),
 }
 
 func yesNo(b bool) string {
@@ -156,15 +146,15 @@ func until(now, t time.Time) string {
 }
 
 func installRow(now time.Time, ic store.InstallCommand) Row {
-	state := installState(ic)
+	state := ic.State()
 	tone := ToneGood
-	if state != "active" {
+	if state != store.InstallActive {
 		tone = ToneMuted
 	}
 	return Row{
 		ID: strconv.FormatInt(ic.ID, 10),
 		Cells: []string{strconv.FormatInt(ic.ID, 10), installTarget(ic), ic.KeyPrefix + "…", string(ic.OS), orDash(ic.Group), orDash(ic.Provider),
-			yesNo(ic.ImageMode), strconv.Itoa(ic.Uses), until(now, ic.ExpiresAt), state},
+			yesNo(ic.ImageMode), strconv.Itoa(ic.Uses), until(now, ic.ExpiresAt), string(state)},
 		Tones: []Tone{9: tone},
 		Data:  installItem{ic: ic},
 	}

@@ -188,19 +188,12 @@ func newInstallListCmd(a *app) *cobra.Command {
 			}
 			var rows [][]string
 			for _, ic := range ics {
-				state := "active"
-				switch {
-				case ic.Revoked:
-					state = "revoked"
-				case ic.Expired:
-					state = "expired"
-				}
 				cl := ic.Cluster
 				if ic.ClusterID == 0 {
 					cl = "(direct)"
 				}
 				rows = append(rows, []string{fmt.Sprint(ic.ID), cl, ic.KeyPrefix + "…", string(ic.OS), orDash(ic.Group), orDash(ic.Provider),
-					yesNo(ic.ImageMode), fmt.Sprint(ic.Uses), fmtTime(ic.ExpiresAt), state})
+					yesNo(ic.ImageMode), fmt.Sprint(ic.Uses), fmtTime(ic.ExpiresAt), string(ic.State())})
 			}
 			a.printTable([]string{"ID", "CLUSTER", "KEY", "OS", "GROUP", "PROVIDER", "IMAGE", "USES", "EXPIRES", "STATE"}, rows)
 			return nil
