@@ -30,11 +30,7 @@ func newAgentUnbindCmd(a *app) *cobra.Command {
 			if all == (len(args) > 0) {
 				return usageErrorf("give HOST... or --all (not both)")
 			}
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			c, err := a.resolveCluster(cmd, account, cluster)
+			db, c, err := a.storeCluster(cmd, account, cluster)
 			if err != nil {
 				return err
 			}

@@ -110,6 +110,17 @@ func (a *app) storeAccount(cmd *cobra.Command, account string) (*store.DB, int64
 	return db, id, err
 }
 
+// storeCluster opens the store and resolves the cluster (resolveCluster),
+// the opening of the commands on one cluster.
+func (a *app) storeCluster(cmd *cobra.Command, account, name string) (*store.DB, store.Cluster, error) {
+	db, err := a.store()
+	if err != nil {
+		return nil, store.Cluster{}, err
+	}
+	c, err := a.resolveCluster(cmd, account, name)
+	return db, c, err
+}
+
 // resolveCluster finds a cluster by name, inside --account when given;
 // without it a name that is unique across accounts is enough.
 func (a *app) resolveCluster(cmd *cobra.Command, account, name string) (store.Cluster, error) {

@@ -42,11 +42,7 @@ the rest (hosts already bound are skipped).`,
 			if (file != "") == (len(args) > 0) {
 				return usageErrorf("give hosts as arguments or --file F (not both)")
 			}
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			c, err := a.resolveCluster(cmd, account, cluster)
+			db, c, err := a.storeCluster(cmd, account, cluster)
 			if err != nil {
 				return err
 			}

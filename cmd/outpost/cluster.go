@@ -119,11 +119,7 @@ func newClusterShowCmd(a *app) *cobra.Command {
 		Short: "Show a cluster: policy, status, proxy servers, agents and warnings",
 		Args:  nargs(1, 1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			c, err := a.resolveCluster(cmd, account, args[0])
+			db, c, err := a.storeCluster(cmd, account, args[0])
 			if err != nil {
 				return err
 			}
@@ -178,11 +174,7 @@ func newClusterDeleteCmd(a *app) *cobra.Command {
 		Short: "Delete a cluster that has no bound agents and no proxy servers",
 		Args:  nargs(1, 1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := a.store()
-			if err != nil {
-				return err
-			}
-			c, err := a.resolveCluster(cmd, account, args[0])
+			db, c, err := a.storeCluster(cmd, account, args[0])
 			if err != nil {
 				return err
 			}

@@ -102,11 +102,7 @@ func (r *proxyDeploy) Run(cmd *cobra.Command) error {
 			return err
 		}
 	}
-	db, err := r.a.store()
-	if err != nil {
-		return err
-	}
-	c, err := r.a.resolveCluster(cmd, r.account, r.cluster)
+	db, c, err := r.a.storeCluster(cmd, r.account, r.cluster)
 	if err != nil {
 		return err
 	}

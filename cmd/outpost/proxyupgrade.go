@@ -131,11 +131,7 @@ func (a *app) upgradeProxies(cmd *cobra.Command, args []string, force bool) erro
 // rollingUpgrade runs proxy upgrade --cluster: progress lines on stdout
 // (on stderr with --json, whose stdout is the result alone).
 func (a *app) rollingUpgrade(cmd *cobra.Command, account, cluster string, force bool, timeout time.Duration) error {
-	db, err := a.store()
-	if err != nil {
-		return err
-	}
-	c, err := a.resolveCluster(cmd, account, cluster)
+	db, c, err := a.storeCluster(cmd, account, cluster)
 	if err != nil {
 		return err
 	}
