@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -453,7 +454,7 @@ func TestAgentReleaseKeyChain(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			u := &agentUpgrader{r: &agentRun{a: &app{stdout: io.Discard, stderr: io.Discard}}, dir: dir}
+			u := &agentUpgrader{r: &agentRun{a: &app{stdout: io.Discard, stderr: io.Discard}, log: slog.New(slog.DiscardHandler)}, dir: dir}
 			for _, ch := range tc.chains {
 				u.takeChain(ch)
 			}
