@@ -125,15 +125,9 @@ func (p *PacedUpgrade) Interrupted() error {
 
 // Run drives Step to the end as PacedBind.Run does.
 func (p *PacedUpgrade) Run(ctx, interrupt context.Context, report func(UpgradeProgress)) (UpgradeProgress, error) {
-	var last UpgradeProgress
-	if pace(interrupt, func() bool { return p.prog.Finished }, func() (bool, time.Duration) {
-		last = p.Step(ctx)
-		if report != nil {
-			report(last)
-		}
-		return last.Finished, last.Wait
-	}) {
-		return p.Progress(), p.Interrupted()
-	}
-	return last, last.Err
+	return runPaced(ctx, interrupt, p, report)
 }
+
+func (p *PacedUpgrade) finished() bool { return p.prog.Finished }
+
+func (pr UpgradeProgress) state() (bool, time.Duration, error) { return pr.Finished, pr.Wait, pr.Err }

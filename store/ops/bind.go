@@ -173,42 +173,9 @@ func (p *PacedBind) Interrupted() error {
 // progress, and a tick every second while waiting). interrupt ends the
 // run between batches with Interrupted; ctx is for the store calls.
 func (p *PacedBind) Run(ctx, interrupt context.Context, report func(BindProgress)) (BindProgress, error) {
-	var last BindProgress
-	if pace(interrupt, func() bool { return p.prog.Finished }, func() (bool, time.Duration) {
-		last = p.Step(ctx)
-		if report != nil {
-			report(last)
-		}
-		return last.Finished, last.Wait
-	}) {
-		return p.Progress(), p.Interrupted()
-	}
-	return last, last.Err
+	return runPaced(ctx, interrupt, p, report)
 }
 
-// pace calls step until it says done, sleeping the wait it returns between
-// calls but waking every second (so a report can count down); it returns
-// true when interrupt ended it between steps, before finished.
-func pace(interrupt context.Context, finished func() bool, step func() (done bool, wait time.Duration)) (interrupted bool) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		if interrupt.Err() != nil && !finished() {
-			return true
-		}
-		done, wait := step()
-		if done {
-			return false
-		}
-		if wait <= 0 {
-			continue
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-		case <-tick.C:
-		case <-interrupt.Done():
-		}
-		timer.Stop()
-	}
-}
+func (p *PacedBind) finished() bool { return p.prog.Finished }
+
+func (pr BindProgress) state() (bool, time.Duration, error) { return pr.Finished, pr.Wait, pr.Err }

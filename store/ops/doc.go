@@ -14,7 +14,8 @@
 //     the cluster's bind gap between them, driven by a blocking loop in the
 //     CLI and by timer messages in the dashboard (bind.go);
 //   - paced agent upgrades, batched and gapped like binds, every batch to
-//     the release the first one resolved (agentupgrade.go);
+//     the release the first one resolved (agentupgrade.go); both runs'
+//     blocking loop is runPaced (pace.go);
 //   - the rolling upgrade of a cluster's proxy servers, one at a time, each
 //     online at the new version (its command done) before the next is
 //     queued, stopping at the first failure or rollback and bounded per
