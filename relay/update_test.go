@@ -165,8 +165,8 @@ func TestRelayUpgradeThroughHeartbeat(t *testing.T) {
 
 // TestRelayUpgradeFailureReported: an upgrade the relay cannot carry out
 // (the package is gone from the management host: 404) ends failed with
-// that reason, shown on the proxy and in the audit log, after one
-// delivery, instead of being retried every heartbeat for ever.
+// that reason, shown on the proxy and in the audit log, and is not
+// delivered again, instead of being retried every heartbeat for ever.
 func TestRelayUpgradeFailureReported(t *testing.T) {
 	m := startManager(t)
 	_, cl := clusterFleet(t, m, "acme", "edge", "relay.edge.example")
@@ -197,8 +197,12 @@ func TestRelayUpgradeFailureReported(t *testing.T) {
 		up, _ = p.UpgradeCommand()
 		return up.State == wire.StateFailed
 	})
-	if want := "404"; !strings.Contains(up.Error, want) || up.Attempts != 1 {
-		t.Errorf("upgrade command: got %q after %d deliveries, want the %s reason after 1", up.Error, up.Attempts, want)
+	// Delivered once, or again by a heartbeat that came before the relay's
+	// first report (the management host hands a delivered command over
+	// until a report lands; the relay leaves a redelivery to the upgrade
+	// already running): a loaded machine sees 2.
+	if want := "404"; !strings.Contains(up.Error, want) || up.Attempts < 1 || up.Attempts > 2 {
+		t.Errorf("upgrade command: got %q after %d deliveries, want the %s reason after 1 or 2", up.Error, up.Attempts, want)
 	}
 	p, _ := m.DB.GetProxy(ctx, id)
 	if !strings.Contains(p.LastError, "404") {
@@ -222,8 +226,8 @@ func TestRelayUpgradeFailureReported(t *testing.T) {
 		p, _ = m.DB.GetProxy(ctx, id)
 		return p.LastSeen.Sub(seen) >= 500*time.Millisecond
 	})
-	if got, _ := p.UpgradeCommand(); got.State != wire.StateFailed || got.Attempts != 1 {
-		t.Errorf("upgrade command later: got %s after %d deliveries, want failed after 1", got.State, got.Attempts)
+	if got, _ := p.UpgradeCommand(); got.State != wire.StateFailed || got.Attempts != up.Attempts {
+		t.Errorf("upgrade command later: got %s after %d deliveries, want failed after %d (no delivery after the failure)", got.State, got.Attempts, up.Attempts)
 	}
 }
 
