@@ -132,7 +132,7 @@ func (s *scanner) batch(ingest bool) bool {
 	if s.peek() == '}' {
 		return false // no records: encoding/json answers that
 	}
-	for {
+	for more := true; more; {
 		k, n, ok := s.key()
 		switch {
 		case !ok:
@@ -153,16 +153,9 @@ func (s *scanner) batch(ingest bool) bool {
 				return false
 			}
 		}
-		switch s.peek() {
-		case ',':
-			s.i++
-			continue
-		case '}':
-			s.i++
-		default:
+		if more, ok = s.sep('}'); !ok {
 			return false
 		}
-		break
 	}
 	s.ws()
 	return seenRecs && s.i == len(s.src)
@@ -182,16 +175,24 @@ func (s *scanner) records() bool {
 		if !s.record() {
 			return false
 		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.sep(']'); !more {
+			return ok
 		}
 	}
+}
+
+// sep reads what follows a member or an element: ',' (more to come) or
+// end (the last); ok is false for anything else.
+func (s *scanner) sep(end byte) (more, ok bool) {
+	switch s.peek() {
+	case ',':
+		s.i++
+		return true, true
+	case end:
+		s.i++
+		return false, true
+	}
+	return false, false
 }
 
 // field bits, so that a repeated field goes to encoding/json.
@@ -246,7 +247,7 @@ func (s *scanner) record() bool {
 	if empty {
 		s.i++
 	}
-	for !empty {
+	for more := !empty; more; {
 		k, n, ok := s.key()
 		if !ok {
 			return false
@@ -280,16 +281,9 @@ func (s *scanner) record() bool {
 		if !ok {
 			return false
 		}
-		switch s.peek() {
-		case ',':
-			s.i++
-			continue
-		case '}':
-			s.i++
-		default:
+		if more, ok = s.sep('}'); !ok {
 			return false
 		}
-		break
 	}
 	s.l.data = dataBuf
 	if s.ingest && !agentPresent {

@@ -72,15 +72,9 @@ func (s *scanner) object(dst []byte, depth int) ([]byte, bool) {
 		if dst, ok = s.valueDepth(dst, depth+1); !ok {
 			return dst, false
 		}
-		switch s.peek() {
-		case ',':
-			s.i++
-			dst = append(dst, ',')
-		case '}':
-			s.i++
-			return append(dst, '}'), true
-		default:
-			return dst, false
+		var c byte
+		if dst, c = s.copySep(dst, '}'); c != ',' {
+			return dst, c != 0
 		}
 	}
 }
@@ -97,17 +91,23 @@ func (s *scanner) array(dst []byte, depth int) ([]byte, bool) {
 		if dst, ok = s.valueDepth(dst, depth+1); !ok {
 			return dst, false
 		}
-		switch s.peek() {
-		case ',':
-			s.i++
-			dst = append(dst, ',')
-		case ']':
-			s.i++
-			return append(dst, ']'), true
-		default:
-			return dst, false
+		var c byte
+		if dst, c = s.copySep(dst, ']'); c != ',' {
+			return dst, c != 0
 		}
 	}
+}
+
+// copySep reads what follows a member or an element as sep does, copies
+// it to dst and returns it: ',' (more to come), end (the last) or 0 (bad).
+// It does not call sep so that it stays inlined.
+func (s *scanner) copySep(dst []byte, end byte) ([]byte, byte) {
+	c := s.peek()
+	if c != ',' && c != end {
+		return dst, 0
+	}
+	s.i++
+	return append(dst, c), c
 }
 
 // dataString copies a string, escapes kept as written, HTML characters
