@@ -241,11 +241,7 @@ const refusedRetry = 5 * time.Minute
 
 // LastError is what the last failed check-in got, nil once one succeeded;
 // Describe turns it into a log line.
-func (a *Agent) LastError() error {
-	a.errMu.Lock()
-	defer a.errMu.Unlock()
-	return a.lastErr
-}
+func (a *Agent) LastError() error { return locked(&a.errMu, &a.lastErr) }
 
 func (a *Agent) setLastError(err error) {
 	a.errMu.Lock()

@@ -317,39 +317,26 @@ func (b *DiskBuffer) NextSeq() uint64 {
 }
 
 // LastSeq is the last sequence number issued (0 = none yet).
-func (b *DiskBuffer) LastSeq() uint64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.last
-}
+func (b *DiskBuffer) LastSeq() uint64 { return locked(&b.mu, &b.last) }
 
 // AckedThrough is the highest sequence number up to which every record
 // was acknowledged.
-func (b *DiskBuffer) AckedThrough() uint64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.through
-}
+func (b *DiskBuffer) AckedThrough() uint64 { return locked(&b.mu, &b.through) }
 
 // Dropped counts records dropped past MaxRecords in this run.
-func (b *DiskBuffer) Dropped() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.dropped
-}
+func (b *DiskBuffer) Dropped() int64 { return locked(&b.mu, &b.dropped) }
 
 // Skipped counts damaged log lines skipped by Open.
-func (b *DiskBuffer) Skipped() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.skipped
-}
+func (b *DiskBuffer) Skipped() int { return locked(&b.mu, &b.skipped) }
 
 // LogSize is the current size of the log file in bytes.
-func (b *DiskBuffer) LogSize() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.logSize
+func (b *DiskBuffer) LogSize() int64 { return locked(&b.mu, &b.logSize) }
+
+// locked reads *v under mu: the getters of DiskBuffer and Agent.
+func locked[T any](mu *sync.Mutex, v *T) T {
+	mu.Lock()
+	defer mu.Unlock()
+	return *v
 }
 
 // Close syncs and closes the files; the buffer reopens where it stopped.
