@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"outpost/relay/wire"
@@ -35,10 +36,18 @@ func SelfTest(path, wantVersion string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), SelfTestTimeout)
 	defer cancel()
 	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, path, "--self-test")
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.WaitDelay = time.Second
-	if err := cmd.Run(); err != nil {
+	cmd, err := startBusy(func() *exec.Cmd {
+		out.Reset()
+		errb.Reset()
+		c := exec.CommandContext(ctx, path, "--self-test")
+		c.Stdout, c.Stderr = &out, &errb
+		c.WaitDelay = time.Second
+		return c
+	})
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("self-test of the new binary: no answer within %s", SelfTestTimeout)
 		}
@@ -60,6 +69,21 @@ func SelfTest(path, wantVersion string) error {
 		return fmt.Errorf("self-test of the new binary: it says version %q, the release is %s", id.Version, wantVersion)
 	}
 	return nil
+}
+
+// startBusy starts the command newCmd makes, again (a few times over
+// about a second) while the kernel answers ETXTBSY: a binary just written
+// is still open for writing in a process forked meanwhile that has not
+// exec'd yet. An exec.Cmd cannot be started twice, hence newCmd.
+func startBusy(newCmd func() *exec.Cmd) (*exec.Cmd, error) {
+	for try := 0; ; try++ {
+		cmd := newCmd()
+		err := cmd.Start()
+		if err == nil || !errors.Is(err, syscall.ETXTBSY) || try == 20 {
+			return cmd, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func lastLineOf(s string) string {

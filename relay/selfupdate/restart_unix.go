@@ -84,14 +84,17 @@ func StartWatcher(p Plan) error {
 		exe = p.Binary // not installed yet
 	}
 	args := append(append([]string{}, WatchCommand...), "--dir", p.Dir, "--detach")
-	cmd := exec.Command(exe, args...)
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.WaitDelay = time.Second
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
+	cmd, err := startBusy(func() *exec.Cmd {
+		c := exec.Command(exe, args...)
+		c.Stdout, c.Stderr = &out, &out
+		c.WaitDelay = time.Second
+		return c
+	})
+	if err != nil {
 		return fmt.Errorf("start the upgrade watcher: %w", err)
 	}
+	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
@@ -141,10 +144,12 @@ func Exec(p Plan) error {
 	if p.Unit != "" {
 		return nil
 	}
-	if err := syscall.Exec(p.Binary, p.Argv, os.Environ()); err != nil {
-		return fmt.Errorf("exec %s: %w", p.Binary, err)
+	err := syscall.Exec(p.Binary, p.Argv, os.Environ())
+	for try := 0; errors.Is(err, syscall.ETXTBSY) && try < 20; try++ { // as startBusy
+		time.Sleep(50 * time.Millisecond)
+		err = syscall.Exec(p.Binary, p.Argv, os.Environ())
 	}
-	return nil
+	return fmt.Errorf("exec %s: %w", p.Binary, err)
 }
 
 // spawn starts bin detached (new session, stdin /dev/null, output appended
