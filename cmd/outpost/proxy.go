@@ -250,16 +250,27 @@ func (a *app) proxyArg(cmd *cobra.Command, arg string) (*store.DB, store.Proxy, 
 	return db, p, err
 }
 
-func newProxyDeleteCmd(a *app) *cobra.Command {
+// proxyIDCmd is a command on one proxy server, its ID the only argument:
+// run gets the open store and the proxy.
+func (a *app) proxyIDCmd(use, short string, run func(cmd *cobra.Command, db *store.DB, p store.Proxy) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete ID",
-		Short: "Delete an offline proxy server (stop its relay first)",
+		Use:   use,
+		Short: short,
 		Args:  nargs(1, 1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			db, p, err := a.proxyArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
+			return run(cmd, db, p)
+		},
+	}
+}
+
+func newProxyDeleteCmd(a *app) *cobra.Command {
+	return a.proxyIDCmd("delete ID",
+		"Delete an offline proxy server (stop its relay first)",
+		func(cmd *cobra.Command, db *store.DB, p store.Proxy) error {
 			id := p.ID
 			if err := db.DeleteProxy(ctx(cmd), id); err != nil {
 				return err
@@ -269,8 +280,7 @@ func newProxyDeleteCmd(a *app) *cobra.Command {
 			}
 			a.printf("proxy server %d (%s) deleted from cluster %s\n", id, clean(p.Hostname), clean(p.Cluster))
 			return nil
-		},
-	}
+		})
 }
 
 // printCommandNotes prints, under the proxy table, the last failed command
@@ -384,15 +394,9 @@ own error, such as a port already in use, or no answer from the agent).`,
 }
 
 func newProxyShowCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID",
-		Short: "Show a proxy server and its recent commands (upgrade, policy) with their states",
-		Args:  nargs(1, 1, "ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, p, err := a.proxyArg(cmd, args[0])
-			if err != nil {
-				return err
-			}
+	return a.proxyIDCmd("show ID",
+		"Show a proxy server and its recent commands (upgrade, policy) with their states",
+		func(cmd *cobra.Command, db *store.DB, p store.Proxy) error {
 			id := p.ID
 			cmds, err := db.ListCommands(ctx(cmd), store.TargetProxy, fmt.Sprint(id), 10)
 			if err != nil {
@@ -428,6 +432,5 @@ func newProxyShowCmd(a *app) *cobra.Command {
 			}
 			a.printTableIndent("  ", []string{"ID", "TYPE", "STATE", "QUEUED", "UPDATED", "DELIVERIES"}, rows)
 			return nil
-		},
-	}
+		})
 }
