@@ -66,23 +66,11 @@ func (h HostFS) processes() (int, error) {
 	}
 	n := 0
 	for _, e := range entries {
-		if e.IsDir() && isDigits(e.Name()) {
+		if e.IsDir() && wire.AllDigits(e.Name()) {
 			n++
 		}
 	}
 	return n, nil
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func (h HostFS) listeners() (tcp, udp []int) {
