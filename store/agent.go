@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -294,6 +295,34 @@ func (a Agent) ConnectedText() string {
 		return "yes, direct"
 	}
 	return "yes via " + a.Via
+}
+
+// ClusterText is the agent's cluster, "(direct connection)" when it has
+// none (agent show, the dashboard's agent view).
+func (a Agent) ClusterText() string {
+	if a.ClusterID == 0 {
+		return "(direct connection)"
+	}
+	return a.Cluster
+}
+
+// ViaText is what the agent checked in through last: "edge-2 (proxy
+// server 3)" or "direct (the management host)".
+func (a Agent) ViaText() string {
+	if a.ViaProxyID == 0 {
+		return "direct (the management host)"
+	}
+	return fmt.Sprintf("%s (proxy server %d)", a.Via, a.ViaProxyID)
+}
+
+// SystemText is the OS, with its name when known, and the architecture:
+// "linux (Ubuntu 24.04) amd64".
+func (a Agent) SystemText() string {
+	sys := string(a.OS)
+	if a.OSName != "" {
+		sys += " (" + a.OSName + ")"
+	}
+	return sys + " " + a.Arch
 }
 
 // UninstallText describes an uninstall request ("" when none was made);

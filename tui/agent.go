@@ -144,33 +144,21 @@ func (v *AgentView) lines() []string {
 		}
 		return t.Local().Format("2006-01-02 15:04:05") + " (" + store.FormatAgo(now, t) + ")"
 	}
-	cluster := "(direct connection)"
-	if a.ClusterID != 0 {
-		cluster = a.Cluster
-	}
-	via := "direct (the management host)"
-	if a.ViaProxyID != 0 {
-		via = fmt.Sprintf("%s (proxy server %d)", a.Via, a.ViaProxyID)
-	}
-	osName := string(a.OS)
-	if a.OSName != "" {
-		osName += " (" + a.OSName + ")"
-	}
 	kw := 15
 	field := func(k, val string) string { return st.Label.Render(Fit(k, kw)) + " " + Clean(val) }
 	out := v.stateLines()
 	out = append(out, "",
 		field("ID", a.ID),
 		field("IPs", orDash(strings.Join(a.IPs, ", "))),
-		field("System", osName+" "+a.Arch),
+		field("System", a.SystemText()),
 		field("Region", orDash(a.Region)),
 		field("Provider", orDash(a.Provider)),
 		field("Group", orDash(a.Group)),
 		field("Tags", orDash(strings.Join(a.Tags, ", "))),
 		field("Version", orDash(a.Version)),
 		field("Upgrade", store.UpgradeText(a.Upgrade)),
-		field("Cluster", cluster),
-		field("Last relay", via),
+		field("Cluster", a.ClusterText()),
+		field("Last relay", a.ViaText()),
 		field("Connected now", a.ConnectedText()),
 		field("Enrolled", at(a.EnrolledAt)),
 		field("Last check-in", at(a.LastCheckin)),

@@ -215,36 +215,25 @@ func newAgentShowCmd(a *app) *cobra.Command {
 // agentFields are the lines of `agent show` before the server-side
 // reasons.
 func agentFields(g store.Agent) [][2]string {
-	cl := "(direct connection)"
-	if g.ClusterID != 0 {
-		cl = g.Cluster
-	}
-	via := "direct (the management host)"
-	if g.ViaProxyID != 0 {
-		via = fmt.Sprintf("%s (proxy server %d)", g.Via, g.ViaProxyID)
-	}
+	via := g.ViaText()
 	connected := "no"
 	if g.Connected {
 		connected = "yes, via " + via
 	} else if g.Status != store.StatusUninstalled {
 		connected = "no: last check-in " + store.FormatAgo(time.Now(), g.LastCheckin) + " via " + via
 	}
-	osName := string(g.OS)
-	if g.OSName != "" {
-		osName += " (" + g.OSName + ")"
-	}
 	fields := [][2]string{
 		{"Host", g.Hostname},
 		{"ID", g.ID},
 		{"IPs", orDash(strings.Join(g.IPs, ", "))},
-		{"OS", osName + " " + g.Arch},
+		{"OS", g.SystemText()},
 		{"Provider", orDash(g.Provider)},
 		{"Region", orDash(g.Region)},
 		{"Group", orDash(g.Group)},
 		{"Tags", orDash(strings.Join(g.Tags, ", "))},
 		{"Version", orDash(g.Version)},
 		{"Upgrade", agentUpgradeText(g)},
-		{"Cluster", cl},
+		{"Cluster", g.ClusterText()},
 		{"Status", fmt.Sprintf("%s, %s, %s", g.Status, g.SecurityStatus, g.RiskStatus)},
 		{"Connected", connected},
 		{"Enrolled", fmtTime(g.EnrolledAt)},
