@@ -97,23 +97,7 @@ func newAgentRunCmd(a *app) *cobra.Command {
 // agentDir resolves the agent directory: --dir, $OUTPOST_AGENT_DIR,
 // /var/lib/outpost-agent when writable, ~/.outpost-agent.
 func agentDir(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	if v := os.Getenv("OUTPOST_AGENT_DIR"); v != "" {
-		return v
-	}
-	if st, err := os.Stat(agentDefaultDir); err == nil {
-		if st.IsDir() && writable(agentDefaultDir) {
-			return agentDefaultDir
-		}
-	} else if errors.Is(err, os.ErrNotExist) && writable(filepath.Dir(agentDefaultDir)) {
-		return agentDefaultDir
-	}
-	if home, err := os.UserHomeDir(); err == nil && home != "" {
-		return filepath.Join(home, agentHomeDirName)
-	}
-	return "outpost-agent"
+	return pickDir(flag, "OUTPOST_AGENT_DIR", agentDefaultDir, agentHomeDirName, "outpost-agent")
 }
 
 // clusterAttr names the cluster an identity belongs to, or says the agent

@@ -21,23 +21,30 @@ import (
 // /var/lib/outpost when it is (or can be created) writable, then
 // $HOME/.outpost, then ./outpost-data.
 func (a *app) dataDir() string {
-	if a.dataFlag != "" {
-		return a.dataFlag
+	return pickDir(a.dataFlag, "OUTPOST_DATA", defaultDir, homeDirName, "outpost-data")
+}
+
+// pickDir resolves a directory: flag, then $env, then sys when it is (or
+// can be created) writable, then $HOME/home, then fallback, relative to
+// the working directory (the data and the agent directory).
+func pickDir(flag, env, sys, home, fallback string) string {
+	if flag != "" {
+		return flag
 	}
-	if v := os.Getenv("OUTPOST_DATA"); v != "" {
+	if v := os.Getenv(env); v != "" {
 		return v
 	}
-	if st, err := os.Stat(defaultDir); err == nil {
-		if st.IsDir() && writable(defaultDir) {
-			return defaultDir
+	if st, err := os.Stat(sys); err == nil {
+		if st.IsDir() && writable(sys) {
+			return sys
 		}
-	} else if errors.Is(err, os.ErrNotExist) && writable(filepath.Dir(defaultDir)) {
-		return defaultDir
+	} else if errors.Is(err, os.ErrNotExist) && writable(filepath.Dir(sys)) {
+		return sys
 	}
-	if home, err := os.UserHomeDir(); err == nil && home != "" {
-		return filepath.Join(home, homeDirName)
+	if h, err := os.UserHomeDir(); err == nil && h != "" {
+		return filepath.Join(h, home)
 	}
-	return "outpost-data"
+	return fallback
 }
 
 // store opens DATA/outpost.db on first use (creating the directory and the
