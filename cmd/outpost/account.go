@@ -46,12 +46,8 @@ func newAccountCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.jsonOut {
-				return a.printJSON(nonNil(accts))
-			}
-			if len(accts) == 0 {
-				a.notef("no account yet: create one with 'outpost account create NAME'")
-				return nil
+			if done, err := listed(a, accts, "no account yet: create one with 'outpost account create NAME'"); done {
+				return err
 			}
 			rows := make([][]string, 0, len(accts))
 			for _, ac := range accts {

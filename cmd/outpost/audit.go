@@ -24,12 +24,8 @@ func newAuditCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.jsonOut {
-				return a.printJSON(nonNil(es))
-			}
-			if len(es) == 0 {
-				a.notef("the audit log is empty")
-				return nil
+			if done, err := listed(a, es, "the audit log is empty"); done {
+				return err
 			}
 			var rows [][]string
 			for _, e := range es {

@@ -78,12 +78,8 @@ func newClusterListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.jsonOut {
-				return a.printJSON(nonNil(cs))
-			}
-			if len(cs) == 0 {
-				a.notef("no cluster yet: create one with 'outpost cluster create --name N --address A'")
-				return nil
+			if done, err := listed(a, cs, "no cluster yet: create one with 'outpost cluster create --name N --address A'"); done {
+				return err
 			}
 			accounts := map[string]bool{}
 			for _, c := range cs {

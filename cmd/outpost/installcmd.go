@@ -179,12 +179,8 @@ func newInstallListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.jsonOut {
-				return a.printJSON(nonNil(ics))
-			}
-			if len(ics) == 0 {
-				a.notef("no install command yet: create one with 'outpost installcmd create --cluster N'")
-				return nil
+			if done, err := listed(a, ics, "no install command yet: create one with 'outpost installcmd create --cluster N'"); done {
+				return err
 			}
 			var rows [][]string
 			for _, ic := range ics {

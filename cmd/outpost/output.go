@@ -32,6 +32,20 @@ func (a *app) notef(format string, args ...any) {
 	fmt.Fprintf(a.stderr, format+"\n", args...)
 }
 
+// listed prints xs as JSON under --json, or the note none when there are
+// none: the opening of every list command; done says there is nothing
+// more to print.
+func listed[T any](a *app, xs []T, none string) (done bool, err error) {
+	if a.jsonOut {
+		return true, a.printJSON(nonNil(xs))
+	}
+	if len(xs) == 0 {
+		a.notef("%s", none)
+		return true, nil
+	}
+	return false, nil
+}
+
 // nonNil makes an empty list marshal as [] rather than null.
 func nonNil[T any](s []T) []T {
 	if s == nil {

@@ -368,12 +368,8 @@ own error, such as a port already in use, or no answer from the agent).`,
 			if err != nil {
 				return err
 			}
-			if a.jsonOut {
-				return a.printJSON(nonNil(ds))
-			}
-			if len(ds) == 0 {
-				a.notef("no quick deployment yet: outpost proxy deploy --cluster N --asset HOST")
-				return nil
+			if done, err := listed(a, ds, "no quick deployment yet: outpost proxy deploy --cluster N --asset HOST"); done {
+				return err
 			}
 			var rows [][]string
 			for _, d := range ds {

@@ -83,12 +83,8 @@ func newReleaseListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.jsonOut {
-				return a.printJSON(nonNil(rs))
-			}
-			if len(rs) == 0 {
-				a.notef("no release published yet: outpost release add VERSION --file PATH --key FILE")
-				return nil
+			if done, err := listed(a, rs, "no release published yet: outpost release add VERSION --file PATH --key FILE"); done {
+				return err
 			}
 			var rows [][]string
 			for i, r := range rs {
