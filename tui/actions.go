@@ -26,6 +26,14 @@ func readOnly(c *Common) tea.Cmd {
 	return nil
 }
 
+// readOnlyErr is a form's refusal to submit on a read-only dashboard.
+func readOnlyErr(c *Common) error {
+	if c.ReadOnly {
+		return store.Errorf(store.EForbidden, "read-only dashboard: nothing can be changed")
+	}
+	return nil
+}
+
 // ---------------------------------------------------------------------------
 // Create a cluster
 
@@ -193,8 +201,8 @@ func policyForm(c *Common, cl store.Cluster) Dialog {
 		return out
 	}
 	f.Submit = func(v Values) (tea.Cmd, error) {
-		if cmd := readOnly(c); cmd != nil {
-			return nil, store.Errorf(store.EForbidden, "read-only dashboard: nothing can be changed")
+		if err := readOnlyErr(c); err != nil {
+			return nil, err
 		}
 		np, err := policyValues(v, p)
 		if err != nil {

@@ -21,17 +21,22 @@ type unmarkMsg struct {
 	ids  []string
 }
 
-func noTargets() tea.Cmd {
-	return FlashError(store.Errorf(store.EInvalid, "no agent selected: mark agents with space (V range, ctrl+a all in filter)"))
-}
-
-// bindForm asks for the cluster, then confirms, then starts the paced bind.
-func bindForm(c *Common, view int, ids []string) tea.Cmd {
+// refuseTargets is why an action on the marked agents cannot start (a
+// read-only dashboard, no agent marked), nil when it can.
+func refuseTargets(c *Common, ids []string) tea.Cmd {
 	if cmd := readOnly(c); cmd != nil {
 		return cmd
 	}
 	if len(ids) == 0 {
-		return noTargets()
+		return FlashError(store.Errorf(store.EInvalid, "no agent selected: mark agents with space (V range, ctrl+a all in filter)"))
+	}
+	return nil
+}
+
+// bindForm asks for the cluster, then confirms, then starts the paced bind.
+func bindForm(c *Common, view int, ids []string) tea.Cmd {
+	if cmd := refuseTargets(c, ids); cmd != nil {
+		return cmd
 	}
 	if c.Jobs.Binding() {
 		return FlashError(store.Errorf(store.EConflict, "a bind is already running: wait for it or stop it (ctrl+x)"))
@@ -100,11 +105,8 @@ func newBindForm(c *Common, view int, cs []store.Cluster, ids []string, gap time
 
 // unbindConfirm returns agents to direct connection (they stay installed).
 func unbindConfirm(c *Common, view int, ids []string) tea.Cmd {
-	if cmd := readOnly(c); cmd != nil {
+	if cmd := refuseTargets(c, ids); cmd != nil {
 		return cmd
-	}
-	if len(ids) == 0 {
-		return noTargets()
 	}
 	ids = slices.Clone(ids)
 	body := fmt.Sprintf("%d agent(s) will leave their cluster and connect to the management host directly from their next check-in. "+
@@ -153,11 +155,8 @@ func unbindConfirm(c *Common, view int, ids []string) tea.Cmd {
 // uninstallConfirm sends the uninstall command; the store refuses the
 // whole request when one agent cannot receive it (offline).
 func uninstallConfirm(c *Common, view int, ids []string) tea.Cmd {
-	if cmd := readOnly(c); cmd != nil {
+	if cmd := refuseTargets(c, ids); cmd != nil {
 		return cmd
-	}
-	if len(ids) == 0 {
-		return noTargets()
 	}
 	ids = slices.Clone(ids)
 	grace := c.Backend.Settings().UninstallGrace

@@ -313,8 +313,8 @@ func newInstallForm(c *Common, cs []store.Cluster, accounts []store.Account) *Fo
 		return nil
 	}
 	f.Submit = func(v Values) (tea.Cmd, error) {
-		if cmd := readOnly(c); cmd != nil {
-			return nil, store.Errorf(store.EForbidden, "read-only dashboard: nothing can be changed")
+		if err := readOnlyErr(c); err != nil {
+			return nil, err
 		}
 		ttl, err := parseDuration(v["expires"])
 		if err != nil {

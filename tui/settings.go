@@ -101,8 +101,8 @@ func editSetting(c *Common, it settingItem) tea.Cmd {
 	f := NewForm(c, "Setting "+it.Key, Field{Key: "value", Label: "Value", Value: store.FormatDuration(it.value), Hint: "e.g. 30s, 12h or 7d"})
 	f.Note = it.Meaning + fmt.Sprintf(" (default %s).", store.FormatDuration(it.def))
 	f.Submit = func(v Values) (tea.Cmd, error) {
-		if cmd := readOnly(c); cmd != nil {
-			return nil, store.Errorf(store.EForbidden, "read-only dashboard: nothing can be changed")
+		if err := readOnlyErr(c); err != nil {
+			return nil, err
 		}
 		d, err := parseDuration(v["value"])
 		if err != nil {
