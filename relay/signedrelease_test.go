@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -203,7 +204,7 @@ func TestRelayRefusesDowngrade(t *testing.T) {
 	}
 	// The store thinks the relay is older (as after a stale report); the
 	// relay's heartbeat may correct it meanwhile, so retry until queued.
-	raw, err := sql.Open("sqlite", f.m.DB.Path)
+	raw, err := sql.Open("sqlite", "file:"+(&url.URL{Path: f.m.DB.Path}).EscapedPath()+"?_pragma=busy_timeout(5000)") // the relay writes too
 	if err != nil {
 		t.Fatal(err)
 	}
