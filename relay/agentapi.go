@@ -109,6 +109,9 @@ func (h *management) handleCheckin(w http.ResponseWriter, r *http.Request) {
 	if hc == nil {
 		return // answered
 	}
+	if h.park(w, r, hc) {
+		return // held on the hijacked connection (park.go)
+	}
 	cmds, clone, err := h.holdCheckin(r, hc)
 	h.answerCheckin(w, r, hc, cmds, clone, err)
 }
@@ -198,6 +201,12 @@ func (h *management) holdCheckin(r *http.Request, hc *heldCheckin) (cmds []store
 		h.s.m.held.Add(-1)
 		clone = h.clones.leave(hc.a.ID, conn)
 	}
+	h.endHold(r, hc, conn, clone)
+	return cmds, clone, err
+}
+
+// endHold flags an agent answered as a clone.
+func (h *management) endHold(r *http.Request, hc *heldCheckin, conn string, clone bool) {
 	if clone {
 		h.s.log.Warn("relay: two live connections check in as one agent: the newer is answered as a clone", "agent", hc.a.ID, "conn", conn)
 		if err := h.db.FlagDuplicate(context.WithoutCancel(r.Context()), hc.a.ID, hc.fp, conn); err != nil {
@@ -205,7 +214,6 @@ func (h *management) holdCheckin(r *http.Request, hc *heldCheckin) (cmds []store
 		}
 		h.s.agents.drop(hc.a.ID)
 	}
-	return cmds, clone, err
 }
 
 //go:noinline

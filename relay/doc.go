@@ -225,7 +225,27 @@
 //     What is left per held TLS agent is net/http's: three goroutines
 //     (HTTP/2 frame reader, serve loop, handler), a 4 KiB response buffer
 //     per open stream, and TLS read buffers that grow to 32 KiB once an
-//     event batch came on the connection and are never shrunk. BenchmarkHeldCheckins measures RSS,
+//     event batch came on the connection and are never shrunk.
+//   - Parked check-ins (park.go): a check-in held over HTTP/1.x (the plain
+//     listener; TLS clients that negotiate http/1.1) leaves net/http. Its
+//     connection is hijacked; one goroutine waits in a one-byte read whose
+//     deadline is the end of the wait; the hub wakes it (command, newer
+//     check-in of the agent, shutdown, settings) by moving the deadline
+//     into the past (waiter.wake); the agent closing the connection ends
+//     the read, so the hold ends at once as net/http's background read
+//     would have ended it. The answer is written by writeParked and the
+//     connection handed back to its http.Server through parkListener (every
+//     listener is one; ConnContext tells the handler which), or closed on
+//     Connection: close. What the answer needs of the request is copied
+//     (heldRequest): keeping the request would keep net/http's read buffer.
+//     Close waits for parked check-ins (Server.parked) after the hub
+//     released them; connections handed back once the listener closed are
+//     closed (drain). A connection handed back is a new one to net/http, so
+//     its next request must start within ReadHeaderTimeout (10 s), not
+//     IdleTimeout; agents check in again at once, so it rarely matters. 9.6 KiB per held HTTP/1.1 agent in make perf (21.5
+//     before; an idle net/http connection is 19.6), one goroutine instead
+//     of two. HTTP/2 cannot be hijacked: agents over TLS stay as above.
+//     BenchmarkHeldCheckins measures RSS,
 //     heap, stack and goroutines per held agent on TLS (HTTP/2) and plain
 //     HTTP/1.1; OUTPOST_BENCH_MEMPROFILE=FILE writes a heap profile of the
 //     held relay; `outpost serve --memprofile FILE` does so at stop.

@@ -14,22 +14,41 @@ import (
 // process (the CLI, the dashboard) arrive as fast as in-process ones.
 type hub struct {
 	mu       sync.Mutex
-	waiters  map[string]chan struct{}
+	waiters  map[string]*waiter
 	pending  map[string]bool // agents that may have undelivered commands
 	released bool
 }
 
+// waiter is one held check-in. ch gets a token when a command may be
+// pending and is closed when the check-in is to be answered now (a newer
+// check-in of the agent, shutdown, new settings); wake, when set, is
+// called on both, for a parked check-in that waits in a read, not on ch.
+type waiter struct {
+	ch   chan struct{}
+	wake func()
+}
+
+func (w *waiter) end() {
+	close(w.ch)
+	if w.wake != nil {
+		w.wake()
+	}
+}
+
 func newHub() *hub {
-	return &hub{waiters: map[string]chan struct{}{}, pending: map[string]bool{}}
+	return &hub{waiters: map[string]*waiter{}, pending: map[string]bool{}}
 }
 
 func (h *hub) notify(agent string) {
 	h.mu.Lock()
 	h.pending[agent] = true
-	if ch, ok := h.waiters[agent]; ok {
+	if w, ok := h.waiters[agent]; ok {
 		select {
-		case ch <- struct{}{}:
+		case w.ch <- struct{}{}:
 		default:
+		}
+		if w.wake != nil {
+			w.wake()
 		}
 	}
 	h.mu.Unlock()
@@ -50,48 +69,65 @@ func (h *hub) connected() int {
 	return len(h.waiters)
 }
 
-// wait returns the agent's pending commands, holding the call up to d while
-// there are none. The waiter is registered before the first look so a
-// command queued in between is not missed.
-func (h *hub) wait(ctx context.Context, db *store.DB, agent string, d time.Duration) ([]store.Command, error) {
-	ch := make(chan struct{}, 1)
+// join registers a held check-in of agent (nil once released: answer it
+// now). It is registered before the first look for commands, so a command
+// queued in between is not missed.
+func (h *hub) join(agent string, wake func()) *waiter {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.released {
-		h.mu.Unlock()
-		return nil, nil
+		return nil
 	}
 	if old, ok := h.waiters[agent]; ok {
-		close(old) // a newer check-in of the same agent supersedes
+		old.end() // a newer check-in of the same agent supersedes
 	}
-	h.waiters[agent] = ch
+	w := &waiter{ch: make(chan struct{}, 1), wake: wake}
+	h.waiters[agent] = w
+	return w
+}
+
+func (h *hub) leave(agent string, w *waiter) {
+	h.mu.Lock()
+	if h.waiters[agent] == w {
+		delete(h.waiters, agent)
+	}
 	h.mu.Unlock()
-	defer func() {
-		h.mu.Lock()
-		if h.waiters[agent] == ch {
-			delete(h.waiters, agent)
-		}
-		h.mu.Unlock()
-	}()
+}
+
+// deliver hands over agent's pending commands, if it may have any.
+func (h *hub) deliver(ctx context.Context, db *store.DB, agent string) ([]store.Command, error) {
+	h.mu.Lock()
+	maybe := h.pending[agent]
+	h.mu.Unlock()
+	if !maybe {
+		return nil, nil
+	}
+	cmds, err := db.DeliverCommands(ctx, store.TargetAgent, agent)
+	if err != nil || len(cmds) > 0 {
+		return cmds, err
+	}
+	h.mu.Lock()
+	delete(h.pending, agent)
+	h.mu.Unlock()
+	return nil, nil
+}
+
+// wait returns the agent's pending commands, holding the call up to d while
+// there are none.
+func (h *hub) wait(ctx context.Context, db *store.DB, agent string, d time.Duration) ([]store.Command, error) {
+	w := h.join(agent, nil)
+	if w == nil {
+		return nil, nil
+	}
+	defer h.leave(agent, w)
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
-		h.mu.Lock()
-		maybe := h.pending[agent]
-		h.mu.Unlock()
-		if maybe {
-			cmds, err := db.DeliverCommands(ctx, store.TargetAgent, agent)
-			if err != nil {
-				return nil, err
-			}
-			if len(cmds) > 0 {
-				return cmds, nil
-			}
-			h.mu.Lock()
-			delete(h.pending, agent)
-			h.mu.Unlock()
+		if cmds, err := h.deliver(ctx, db, agent); err != nil || len(cmds) > 0 {
+			return cmds, err
 		}
 		select {
-		case _, ok := <-ch:
+		case _, ok := <-w.ch:
 			if !ok {
 				return nil, nil
 			}

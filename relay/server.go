@@ -51,6 +51,7 @@ type Server struct {
 	servers []*http.Server
 	closing chan struct{}
 	bg      sync.WaitGroup
+	parked  sync.WaitGroup // held check-ins on hijacked connections (park.go)
 	closed  atomic.Bool
 
 	// Connections that have not sent a request yet (an agent's spare
@@ -144,6 +145,9 @@ func (s *Server) Serve(ln net.Listener, useTLS bool) error {
 		hs.TLSConfig = &tls.Config{GetCertificate: s.pki.certificate, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 		ln = newTLSListener(ln, hs.TLSConfig, func(error) { s.m.tlsFail.Add(1) })
 	}
+	pl := newParkListener(ln)
+	ln = pl
+	hs.ConnContext = func(ctx context.Context, _ net.Conn) context.Context { return context.WithValue(ctx, parkKey{}, pl) }
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
@@ -198,6 +202,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.closeFresh()
 	wg.Wait()
+	s.parked.Wait() // held check-ins on hijacked connections, answered by release
 	s.bg.Wait()
 	if s.sink != nil {
 		errs = append(errs, s.sink.Close())

@@ -37,8 +37,8 @@ func (h *management) reloadSettings() {
 // releaseAll the hub keeps holding the next ones.
 func (h *hub) wakeAll() {
 	h.mu.Lock()
-	for _, ch := range h.waiters {
-		close(ch)
+	for _, w := range h.waiters {
+		w.end()
 	}
 	clear(h.waiters)
 	h.mu.Unlock()

@@ -89,7 +89,8 @@ func newPerfHost(t *testing.T, n int) *perfHost {
 
 func (h *perfHost) start(t *testing.T) {
 	t.Helper()
-	h.p = svStart(t, h.c, append([]string{"relay", "--allow-plain", "--poll-timeout", "5m"}, svRelayListen...)...)
+	args := append([]string{"relay", "--allow-plain", "--poll-timeout", "5m"}, svRelayListen...)
+	h.p = svStart(t, h.c, append(args, perfProfile("host")...)...)
 	info := svRunFile(t, h.p, h.c.data, "relay")
 	h.tls, h.plain, h.pin = svURL(t, info, "https"), svURL(t, info, "http"), info.CASHA256
 }
