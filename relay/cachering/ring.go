@@ -228,17 +228,15 @@ func (r *Ring) flush(buf []byte) error {
 	if len(buf) == 0 {
 		return nil
 	}
-	n, err := r.f.Write(buf)
+	live, err, terr := wire.AppendWhole(r.f, r.live, buf)
+	r.live = live
 	if err == nil {
-		r.live += int64(n)
 		return nil
 	}
-	if n > 0 {
-		if terr := r.f.Truncate(r.live); terr != nil {
-			r.log.Error("cachering: cannot cut a partial write", "err", terr)
-			if fi, serr := r.f.Stat(); serr == nil {
-				r.live = fi.Size()
-			}
+	if terr != nil {
+		r.log.Error("cachering: cannot cut a partial write", "err", terr)
+		if fi, serr := r.f.Stat(); serr == nil {
+			r.live = fi.Size()
 		}
 	}
 	return fmt.Errorf("cachering: write: %w", err)

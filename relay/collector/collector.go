@@ -282,15 +282,13 @@ func (c *Collector) write(data []byte) error {
 			return err
 		}
 	}
-	n, err := c.f.Write(data)
+	size, err, terr := wire.AppendWhole(c.f, c.size, data)
+	c.size = size
 	if err == nil {
-		c.size += int64(n)
 		return nil
 	}
-	if n > 0 {
-		if terr := c.f.Truncate(c.size); terr != nil {
-			c.fail(fmt.Errorf("collector: cannot cut partial write: %w", terr))
-		}
+	if terr != nil {
+		c.fail(fmt.Errorf("collector: cannot cut partial write: %w", terr))
 	}
 	return fmt.Errorf("collector: write: %w", err)
 }

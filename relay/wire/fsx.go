@@ -59,3 +59,18 @@ func WriteFileAtomic(path string, b []byte, perm os.FileMode) error {
 	}
 	return nil
 }
+
+// AppendWhole writes b at the end of f, which holds size bytes, so that f
+// never ends in part of b: after a failed write it cuts f back to size. It
+// returns the new size (size itself on failure); cutErr is a failed cut,
+// after which f may end in part of b.
+func AppendWhole(f *os.File, size int64, b []byte) (newSize int64, err, cutErr error) {
+	w, err := f.Write(b)
+	if err == nil {
+		return size + int64(w), nil, nil
+	}
+	if w > 0 {
+		cutErr = f.Truncate(size)
+	}
+	return size, err, cutErr
+}

@@ -50,3 +50,35 @@ func TestWriteFileAtomic(t *testing.T) {
 		}
 	})
 }
+
+func TestAppendWhole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seg")
+	if err := os.WriteFile(path, []byte("a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("appends and counts", func(t *testing.T) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		size, err, cutErr := AppendWhole(f, 2, []byte("bc\n"))
+		if size != 5 || err != nil || cutErr != nil {
+			t.Fatalf("AppendWhole = %d, %v, %v; want 5, nil, nil", size, err, cutErr)
+		}
+	})
+	t.Run("a failed write keeps the size", func(t *testing.T) {
+		f, err := os.Open(path) // read-only: the write fails
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		size, err, cutErr := AppendWhole(f, 5, []byte("d\n"))
+		if size != 5 || err == nil || cutErr != nil {
+			t.Fatalf("AppendWhole = %d, %v, %v; want 5, an error, nil", size, err, cutErr)
+		}
+	})
+	if b, _ := os.ReadFile(path); string(b) != "a\nbc\n" {
+		t.Errorf("file holds %q, want %q", b, "a\nbc\n")
+	}
+}

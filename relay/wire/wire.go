@@ -3,7 +3,7 @@
 // speak the protocol without importing the relay server. Because it is the
 // one project package agentsim may import (DESIGN.md), it also holds what
 // both sides need and would otherwise copy: the seed's fixed values and
-// units (seed.go) and atomic file writes (fsx.go). The protocol's words are
+// units (seed.go) and file writes, atomic or appended whole (fsx.go). The protocol's words are
 // defined here once and both sides use them: the Authorization forms
 // (auth.go), the error codes (codes.go), the duration encoding
 // (duration.go) and the closed sets of words (enums.go): Mode (a cluster's
