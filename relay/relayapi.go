@@ -71,13 +71,8 @@ func (h *management) handleJoin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *management) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
-	ra, ok := h.requireRelay(w, r)
+	ra, req, ok := relayRequest[wire.HeartbeatRequest](h, w, r)
 	if !ok {
-		return
-	}
-	var req wire.HeartbeatRequest
-	if err := readJSON(w, r, maxControlBody, &req); err != nil {
-		bodyErr(w, err)
 		return
 	}
 	if err := req.Validate(); err != nil {
@@ -150,16 +145,26 @@ func (h *management) requireRelay(w http.ResponseWriter, r *http.Request) (relay
 	return ra, true
 }
 
+// relayRequest authenticates a joined relay (requireRelay) and reads its
+// JSON request; false: the refusal is written.
+func relayRequest[T any](h *management, w http.ResponseWriter, r *http.Request) (relayAuth, T, bool) {
+	var req T
+	ra, ok := h.requireRelay(w, r)
+	if !ok {
+		return ra, req, false
+	}
+	if err := readJSON(w, r, maxControlBody, &req); err != nil {
+		bodyErr(w, err)
+		return ra, req, false
+	}
+	return ra, req, true
+}
+
 // handleAuth answers a joined relay's question "is this agent who it says,
 // and may it use your cluster?".
 func (h *management) handleAuth(w http.ResponseWriter, r *http.Request) {
-	ra, ok := h.requireRelay(w, r)
+	ra, req, ok := relayRequest[wire.AuthRequest](h, w, r)
 	if !ok {
-		return
-	}
-	var req wire.AuthRequest
-	if err := readJSON(w, r, maxControlBody, &req); err != nil {
-		bodyErr(w, err)
 		return
 	}
 	rec, err := h.db.LookupAgentAuth(r.Context(), req.Agent)
