@@ -175,16 +175,11 @@ func lastLineEnd(f io.ReaderAt, size int64) (int64, error) {
 
 // openLive opens (or creates) the live file for appending.
 func (r *Ring) openLive() error {
-	f, err := os.OpenFile(filepath.Join(r.dir, r.name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, r.perm)
+	f, size, err := wire.OpenAppend(filepath.Join(r.dir, r.name), r.perm)
 	if err != nil {
 		return fmt.Errorf("cachering: %w", err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("cachering: %w", err)
-	}
-	r.f, r.live = f, fi.Size()
+	r.f, r.live = f, size
 	return nil
 }
 

@@ -205,20 +205,15 @@ func (c *Collector) mark(agent string, seq uint64) bool {
 
 // open opens segment c.num for appending.
 func (c *Collector) open() error {
-	f, err := os.OpenFile(filepath.Join(c.dir, segName(c.num)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, size, err := wire.OpenAppend(filepath.Join(c.dir, segName(c.num)), 0o600)
 	if err != nil {
-		return fmt.Errorf("collector: %w", err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
 		return fmt.Errorf("collector: %w", err)
 	}
 	if err := wire.SyncDir(c.dir); err != nil {
 		f.Close()
 		return fmt.Errorf("collector: %w", err)
 	}
-	c.f, c.size = f, fi.Size()
+	c.f, c.size = f, size
 	return nil
 }
 

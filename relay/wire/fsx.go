@@ -60,6 +60,21 @@ func WriteFileAtomic(path string, b []byte, perm os.FileMode) error {
 	return nil
 }
 
+// OpenAppend opens (or creates) path for appending, with perm, and returns
+// its size: the live segment of the cache ring and of the collector.
+func OpenAppend(path string, perm os.FileMode) (*os.File, int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, perm)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
 // AppendWhole writes b at the end of f, which holds size bytes, so that f
 // never ends in part of b: after a failed write it cuts f back to size. It
 // returns the new size (size itself on failure); cutErr is a failed cut,

@@ -82,3 +82,21 @@ func TestAppendWhole(t *testing.T) {
 		t.Errorf("file holds %q, want %q", b, "a\nbc\n")
 	}
 }
+
+func TestOpenAppend(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "live")
+	f, size, err := OpenAppend(path, 0o600)
+	if err != nil || size != 0 {
+		t.Fatalf("OpenAppend(new) = %d, %v; want 0, nil", size, err)
+	}
+	f.Write([]byte("abc\n"))
+	f.Close()
+	f, size, err = OpenAppend(path, 0o600)
+	if err != nil || size != 4 {
+		t.Fatalf("OpenAppend(existing) = %d, %v; want 4, nil", size, err)
+	}
+	f.Close()
+	if _, _, err := OpenAppend(filepath.Join(path, "under-a-file"), 0o600); err == nil {
+		t.Error("OpenAppend under a file: got no error")
+	}
+}
