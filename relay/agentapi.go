@@ -415,7 +415,10 @@ func (j *joinedRole) forward(w http.ResponseWriter, r *http.Request) {
 	req.Header.Set(wire.HeaderAgentAddr, r.RemoteAddr)
 	resp, err := j.client.Do(req)
 	if err != nil {
-		if j.s.closed.Load() && r.Context().Err() == nil {
+		if r.Context().Err() != nil {
+			return // the agent went away (a held check-in it gave up): not the upstream's failure
+		}
+		if j.s.closed.Load() {
 			w.Header().Set("Retry-After", "1")
 			writeErr(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "relay is shutting down: retry")
 			return
