@@ -84,7 +84,9 @@ func TestConcurrentIngest(t *testing.T) {
 }
 
 // BenchmarkIngest posts batches of 500 records of about 200 bytes each
-// through a real listener and reports records/s and MB/s of batches.
+// through a real listener and reports records/s and MB/s of batches: JSON
+// batches (what nginx -> center carries in make perf) and record frames
+// (what relays send).
 func BenchmarkIngest(b *testing.B) {
 	const per = 500
 	pad := strings.Repeat("x", 60)
@@ -120,7 +122,29 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		return out
 	}
-	run := func(b *testing.B, parallel bool) {
+	// framesFor is batchFor as record frames (the template's records as
+	// the collector stores them, the agent number patched, CRCs computed).
+	var tl wire.Lines
+	if !wire.ScanIngest(&tl, tmpl) {
+		b.Fatal("bench batch not scanned")
+	}
+	recs := make([][]byte, tl.Len())
+	for i := range recs {
+		recs[i] = slices.Clone(tl.Line(i))
+	}
+	agentAt := len(`{"agent":"bench-`)
+	framesFor := func(agent int) []byte {
+		d := fmt.Sprintf("%08d", agent)
+		out := make([]byte, 0, len(tl.Buf)+per*8)
+		var rec []byte
+		for _, r := range recs {
+			rec = append(rec[:0], r...)
+			copy(rec[agentAt:], d)
+			out = wire.AppendRecordFrame(out, rec)
+		}
+		return out
+	}
+	run := func(b *testing.B, parallel, framed bool) {
 		c, err := New(b.TempDir(), nil)
 		if err != nil {
 			b.Fatal(err)
@@ -138,7 +162,11 @@ func BenchmarkIngest(b *testing.B) {
 			next++
 			a := next
 			mu.Unlock()
-			resp, err := http.Post(srv.URL+wire.PathIngest, "application/json", bytes.NewReader(batchFor(a)))
+			body, ct := batchFor(a), "application/json"
+			if framed {
+				body, ct = framesFor(a), wire.ContentTypeRecords
+			}
+			resp, err := http.Post(srv.URL+wire.PathIngest, ct, bytes.NewReader(body))
 			if err != nil {
 				b.Error(err)
 				return
@@ -166,6 +194,8 @@ func BenchmarkIngest(b *testing.B) {
 			b.Fatalf("stored %d records, want %d", got, want)
 		}
 	}
-	b.Run("serial", func(b *testing.B) { run(b, false) })
-	b.Run("parallel", func(b *testing.B) { run(b, true) })
+	b.Run("serial", func(b *testing.B) { run(b, false, false) })
+	b.Run("parallel", func(b *testing.B) { run(b, true, false) })
+	b.Run("frames/serial", func(b *testing.B) { run(b, false, true) })
+	b.Run("frames/parallel", func(b *testing.B) { run(b, true, true) })
 }
