@@ -47,6 +47,7 @@ func newAgentsView(c *Common, clusterID int64) View { return NewAgentsView(c, cl
 // NewAgentsView lists clusterID's agents, or every agent with 0.
 func NewAgentsView(c *Common, clusterID int64) *AgentsView {
 	v := &AgentsView{c: c, id: c.NewID(), clusterID: clusterID, anchor: -1}
+	v.below = 1 // the count and marks
 	cols := []Column{
 		{Title: "ASSET", Width: 10, Flex: 3, Sort: "hostname"},
 		{Title: "IP", Width: 13, Flex: 1},
@@ -188,9 +189,6 @@ func (v *AgentsView) Escape() (tea.Cmd, bool) {
 	}
 	return nil, false
 }
-
-// SetSize implements View (one line for the count and marks).
-func (v *AgentsView) SetSize(w, h int) { v.table.SetSize(w, max(h-1, 2)) }
 
 // ShortHelp implements help.KeyMap.
 func (v *AgentsView) ShortHelp() []key.Binding {

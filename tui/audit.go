@@ -16,7 +16,6 @@ import (
 type AuditView struct {
 	c *Common
 	tableBody
-	w, h int
 }
 
 func newAuditView(c *Common) View { return NewAuditView(c) }
@@ -24,6 +23,7 @@ func newAuditView(c *Common) View { return NewAuditView(c) }
 // NewAuditView lists the audit log.
 func NewAuditView(c *Common) *AuditView {
 	v := &AuditView{c: c}
+	v.below = 1 // the last line shows the selected entry whole
 	cols := []Column{
 		{Title: "ID", Width: 4, Right: true, HideBelow: 90},
 		{Title: "AT", Width: 19},
@@ -66,15 +66,6 @@ func auditRow(e store.AuditEntry) Row {
 
 // Title implements View.
 func (v *AuditView) Title() string { return "Audit log" }
-
-// Escape implements Escaper.
-func (v *AuditView) Escape() (tea.Cmd, bool) { return v.table.Escape() }
-
-// SetSize implements View (the last line shows the selected entry whole).
-func (v *AuditView) SetSize(w, h int) {
-	v.w, v.h = w, h
-	v.table.SetSize(w, max(h-1, 2))
-}
 
 // ShortHelp implements help.KeyMap.
 func (v *AuditView) ShortHelp() []key.Binding {

@@ -21,12 +21,12 @@ type ClustersView struct {
 	id int
 	tableBody
 	cache *listCache[store.Cluster]
-	w, h  int
 }
 
 // NewClustersView returns the home view.
 func NewClustersView(c *Common) *ClustersView {
 	v := &ClustersView{c: c, id: c.NewID(), cache: newListCache[store.Cluster](time.Second)}
+	v.below = detailLines
 	acct, cache := c.Account.ID, v.cache
 	v.table = NewTable(c, []Column{
 		{Title: "NAME", Width: 10, Flex: 3, Sort: "name"},
@@ -123,17 +123,8 @@ func (v *ClustersView) Refresh() tea.Cmd {
 // Title implements View.
 func (v *ClustersView) Title() string { return "Clusters" }
 
-// Escape implements Escaper: esc clears the filter.
-func (v *ClustersView) Escape() (tea.Cmd, bool) { return v.table.Escape() }
-
 // detailLines is how many lines the selected cluster's summary takes.
 const detailLines = 3
-
-// SetSize implements View.
-func (v *ClustersView) SetSize(w, h int) {
-	v.w, v.h = w, h
-	v.table.SetSize(w, max(h-detailLines, 2))
-}
 
 // ShortHelp implements help.KeyMap.
 func (v *ClustersView) ShortHelp() []key.Binding {

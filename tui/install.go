@@ -23,7 +23,6 @@ type InstallView struct {
 	c  *Common
 	id int
 	tableBody
-	w, h int
 }
 
 // installItem is one row: the command and its text (key elided).
@@ -38,6 +37,7 @@ func newInstallView(c *Common) View { return NewInstallView(c) }
 // NewInstallView lists the account's install commands, newest first.
 func NewInstallView(c *Common) *InstallView {
 	v := &InstallView{c: c, id: c.NewID()}
+	v.below = footLines
 	cols := []Column{
 		{Title: "ID", Width: 3, Sort: "id", Right: true},
 		{Title: "TARGET", Width: 8, Flex: 2, Sort: "target"},
@@ -169,17 +169,8 @@ func (v *InstallView) Selected() (store.InstallCommand, string, bool) {
 // Title implements View.
 func (v *InstallView) Title() string { return "Install commands" }
 
-// Escape implements Escaper.
-func (v *InstallView) Escape() (tea.Cmd, bool) { return v.table.Escape() }
-
 // footLines is the command text under the table.
 const footLines = 3
-
-// SetSize implements View.
-func (v *InstallView) SetSize(w, h int) {
-	v.w, v.h = w, h
-	v.table.SetSize(w, max(h-footLines, 2))
-}
 
 // ShortHelp implements help.KeyMap.
 func (v *InstallView) ShortHelp() []key.Binding {

@@ -19,7 +19,6 @@ import (
 // the selected proxy; both go through the store, which refuses with its
 // reason (offline, up to date, still online).
 type ProxiesView struct {
-	w         int
 	c         *Common
 	id        int
 	clusterID int64
@@ -30,6 +29,7 @@ type ProxiesView struct {
 // NewProxiesView lists clusterID's proxy servers, or all with 0.
 func NewProxiesView(c *Common, clusterID int64) *ProxiesView {
 	v := &ProxiesView{c: c, id: c.NewID(), clusterID: clusterID, upgrade: c.Keys.Upgrade}
+	v.below = 2 // one line about the selected proxy server: what the narrow table hides, its commands, its last error
 	acct := c.Account.ID
 	cols := []Column{
 		{Title: "ID", Width: 3, Sort: "id", Right: true},
@@ -176,16 +176,6 @@ func (v *ProxiesView) Title() string {
 		return "Proxy servers"
 	}
 	return "Proxy servers (all clusters)"
-}
-
-// Escape implements Escaper.
-func (v *ProxiesView) Escape() (tea.Cmd, bool) { return v.table.Escape() }
-
-// SetSize implements View: the table, then one line about the selected
-// proxy server (what the narrow table hides, its commands, its last error).
-func (v *ProxiesView) SetSize(w, h int) {
-	v.w = w
-	v.table.SetSize(w, max(h-2, 2))
 }
 
 // upgradeKey is the upgrade binding with the reason it would be refused.

@@ -18,7 +18,6 @@ import (
 type SettingsView struct {
 	c *Common
 	tableBody
-	w, h int
 }
 
 // settingItem is a row's data.
@@ -32,6 +31,7 @@ func newSettingsView(c *Common) View { return NewSettingsView(c) }
 // NewSettingsView lists the settings.
 func NewSettingsView(c *Common) *SettingsView {
 	v := &SettingsView{c: c}
+	v.below = 2
 	cols := []Column{
 		{Title: "SETTING", Width: 19},
 		{Title: "VALUE", Width: 8},
@@ -58,15 +58,6 @@ func NewSettingsView(c *Common) *SettingsView {
 
 // Title implements View.
 func (v *SettingsView) Title() string { return "Settings" }
-
-// Escape implements Escaper.
-func (v *SettingsView) Escape() (tea.Cmd, bool) { return v.table.Escape() }
-
-// SetSize implements View.
-func (v *SettingsView) SetSize(w, h int) {
-	v.w, v.h = w, h
-	v.table.SetSize(w, max(h-2, 2))
-}
 
 // ShortHelp implements help.KeyMap.
 func (v *SettingsView) ShortHelp() []key.Binding {

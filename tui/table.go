@@ -407,7 +407,20 @@ func ByInt[T any, N cmp.Ordered](get func(T) N) func(a, b T) int {
 
 // tableBody is embedded by the views whose body is one Table: the View
 // methods they would otherwise each spell out the same way.
-type tableBody struct{ table *Table }
+type tableBody struct {
+	table *Table
+	w, h  int // the view's size (SetSize)
+	below int // lines the view shows under (or above) the table
+}
+
+// SetSize implements View: the table takes all but below lines.
+func (b *tableBody) SetSize(w, h int) {
+	b.w, b.h = w, h
+	b.table.SetSize(w, max(h-b.below, 2))
+}
+
+// Escape implements Escaper: esc clears the filter.
+func (b *tableBody) Escape() (tea.Cmd, bool) { return b.table.Escape() }
 
 // Table is the view's table (tests).
 func (b *tableBody) Table() *Table { return b.table }
