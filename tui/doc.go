@@ -24,7 +24,10 @@
 //
 // Views are one component per screen (clusters.go, cluster.go, proxies.go,
 // agents.go, install.go, audit.go, settings.go): tea.Model plus SetSize,
-// ShortHelp/FullHelp (help.KeyMap), Title, Capturing and Refresh. A view
+// ShortHelp/FullHelp (help.KeyMap), Title, Capturing and Refresh; the
+// views whose body is one Table embed tableBody (table.go) for Init,
+// Refresh, Capturing, SetSize and Escape, each setting below, the lines it
+// shows around the table. A view
 // drives the root with messages: Push (enter), Pop (esc), Switch (`:`
 // commands), Flash/FlashError, OpenDialog/CloseDialog and RefreshNow. These
 // only drive the root, so it applies them at once rather than in a
