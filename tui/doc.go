@@ -28,8 +28,8 @@
 // views whose body is one Table embed tableBody (table.go) for Init,
 // Refresh, Capturing, SetSize and Escape, each setting below, the lines it
 // shows around the table. A view drives the root with messages: Push
-// (enter), Pop (esc), Switch (`:`
-// commands), Flash/FlashError, OpenDialog/CloseDialog and RefreshNow. These
+// (enter), Pop (esc), Switch (`:` commands), Flash/FlashError,
+// OpenDialog/CloseDialog and RefreshNow. These
 // only drive the root, so it applies them at once rather than in a
 // goroutine (Root.settle): keys pasted or typed right after the one that
 // opened a dialog reach the dialog. The root refreshes the active view
