@@ -134,6 +134,15 @@ func TestFaultKill9AndDamage(t *testing.T) {
 		waitFor(t, 20*time.Second, "events acked by the relay", func() bool {
 			return totalAcked() >= before+300 && time.Since(started) > 1500*time.Millisecond
 		})
+		if round+1 >= damage && !damaged {
+			// The next restart damages a forwarded record: the saved
+			// cursor must be inside its segment by then, not at its start
+			// (a restart's first commit saves the start of the new segment,
+			// the next save comes a second later).
+			waitFor(t, 20*time.Second, "the saved cursor past forwarded data", func() bool {
+				return savedCursorOffset(filepath.Join(dataDir, "spool")) >= 200
+			})
+		}
 		child.kill()
 		t.Logf("kill -9 %d after %d acked events", round+1, totalAcked())
 	}
@@ -212,6 +221,16 @@ func damageForwarded(t *testing.T, dir string) bool {
 	}
 	t.Logf("flipped the byte at %s offset %d (cursor at %d)", filepath.Base(path), off/2, off)
 	return true
+}
+
+// savedCursorOffset is the offset in its segment of the cursor the spool
+// saved (-1 when there is none).
+func savedCursorOffset(dir string) int64 {
+	b, err := os.ReadFile(filepath.Join(dir, "cursor"))
+	if err != nil || len(b) != 24 {
+		return -1
+	}
+	return int64(binary.LittleEndian.Uint64(b[12:]))
 }
 
 func segNameFor(seq uint64) string {
