@@ -240,9 +240,11 @@
 //     (heldRequest): keeping the request would keep net/http's read buffer.
 //     Close waits for parked check-ins (Server.parked) after the hub
 //     released them; connections handed back once the listener closed are
-//     closed (drain). A connection handed back is a new one to net/http, so
-//     its next request must start within ReadHeaderTimeout (10 s), not
-//     IdleTimeout; agents check in again at once, so it rarely matters. 9.6 KiB per held HTTP/1.1 agent in make perf (21.5
+//     closed (drain). A connection handed back is a new one to net/http,
+//     which gives its first request ReadHeaderTimeout (10 s) to arrive; a
+//     plain one is wrapped (idleConn) so that first deadline is IdleTimeout,
+//     as on any kept-alive connection; a TLS one cannot be (net/http must
+//     see the *tls.Conn) and keeps 10 s. 9.6 KiB per held HTTP/1.1 agent in make perf (21.5
 //     before; an idle net/http connection is 19.6), one goroutine instead
 //     of two. HTTP/2 cannot be hijacked: agents over TLS stay as above.
 //     BenchmarkHeldCheckins measures RSS,

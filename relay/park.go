@@ -3,11 +3,13 @@ package relay
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"outpost/relay/wire"
@@ -29,6 +31,7 @@ type parkKey struct{}
 // parkListener is a listener that also takes parked connections back.
 type parkListener struct {
 	net.Listener
+	idle time.Duration // the server's IdleTimeout
 	in   chan acceptResult
 	back chan net.Conn
 	done chan struct{}
@@ -40,8 +43,8 @@ type acceptResult struct {
 	err error
 }
 
-func newParkListener(ln net.Listener) *parkListener {
-	l := &parkListener{Listener: ln, in: make(chan acceptResult), back: make(chan net.Conn, 256), done: make(chan struct{})}
+func newParkListener(ln net.Listener, idle time.Duration) *parkListener {
+	l := &parkListener{Listener: ln, idle: idle, in: make(chan acceptResult), back: make(chan net.Conn, 256), done: make(chan struct{})}
 	go l.acceptLoop()
 	return l
 }
@@ -86,6 +89,7 @@ func (l *parkListener) Close() error {
 
 // giveBack serves c again, or closes it once the listener is closed.
 func (l *parkListener) giveBack(c net.Conn) {
+	c = l.keepIdle(c)
 	select {
 	case l.back <- c:
 	case <-l.done:
@@ -281,4 +285,38 @@ func (p *parkedCheckin) ended() bool {
 			return false
 		}
 	}
+}
+
+// keepIdle: net/http takes a connection handed back for a new one and
+// gives its first request ReadHeaderTimeout (10 s) to arrive, where a
+// connection that answered a request gets IdleTimeout (120 s). A plain
+// connection is wrapped so that its first read deadline is the idle one;
+// a TLS one cannot be (net/http must see the *tls.Conn) and keeps 10 s.
+func (l *parkListener) keepIdle(c net.Conn) net.Conn {
+	switch c := c.(type) {
+	case *tls.Conn:
+		return c
+	case *idleConn:
+		c.first.Store(true)
+		return c
+	}
+	ic := &idleConn{Conn: c, idle: l.idle}
+	ic.first.Store(true)
+	return ic
+}
+
+// idleConn is a handed-back plain connection (keepIdle).
+type idleConn struct {
+	net.Conn
+	idle  time.Duration
+	first atomic.Bool
+}
+
+func (c *idleConn) SetReadDeadline(t time.Time) error {
+	if c.first.Swap(false) && c.idle > 0 {
+		if d := time.Now().Add(c.idle); d.After(t) {
+			t = d
+		}
+	}
+	return c.Conn.SetReadDeadline(t)
 }

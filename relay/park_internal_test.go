@@ -47,7 +47,7 @@ func TestParkedWakeOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := newParkListener(ln)
+	pl := newParkListener(ln, 0)
 	defer pl.Close()
 
 	const wait = 5 * time.Second

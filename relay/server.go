@@ -145,7 +145,7 @@ func (s *Server) Serve(ln net.Listener, useTLS bool) error {
 		hs.TLSConfig = &tls.Config{GetCertificate: s.pki.certificate, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 		ln = newTLSListener(ln, hs.TLSConfig, func(error) { s.m.tlsFail.Add(1) })
 	}
-	pl := newParkListener(ln)
+	pl := newParkListener(ln, hs.IdleTimeout)
 	ln = pl
 	hs.ConnContext = func(ctx context.Context, _ net.Conn) context.Context { return context.WithValue(ctx, parkKey{}, pl) }
 	s.mu.Lock()
