@@ -37,7 +37,6 @@ func (db *DB) RecordCheckins(ctx context.Context, batch []Checkin) error {
 	// original's connection, load and inventory are not overwritten by it.
 	seen, err := tx.PrepareContext(ctx, `UPDATE agents SET
 		last_checkin = CASE WHEN ?1 = '' OR ?1 = fingerprint THEN MAX(last_checkin, ?2) ELSE last_checkin END,
-		via_proxy_id = CASE WHEN ?1 = '' OR ?1 = fingerprint THEN (SELECT id FROM proxies WHERE id = ?3) ELSE via_proxy_id END,
 		cpu = CASE WHEN ?1 = '' OR ?1 = fingerprint THEN ?4 ELSE cpu END,
 		mem = CASE WHEN ?1 = '' OR ?1 = fingerprint THEN ?5 ELSE mem END,
 		dup_fingerprint = CASE WHEN ?1 != '' AND ?1 != fingerprint THEN ?1 ELSE dup_fingerprint END,
@@ -47,6 +46,15 @@ func (db *DB) RecordCheckins(ctx context.Context, batch []Checkin) error {
 		return err
 	}
 	defer seen.Close()
+	// The proxy an agent came through changes rarely: written (with the
+	// foreign-key check it needs) only when it does, so the common check-in
+	// above touches no foreign-key column.
+	via, err := tx.PrepareContext(ctx, `UPDATE agents SET via_proxy_id = (SELECT id FROM proxies WHERE id = ?2)
+		WHERE id = ?3 AND (?1 = '' OR ?1 = fingerprint) AND via_proxy_id IS NOT (SELECT id FROM proxies WHERE id = ?2)`)
+	if err != nil {
+		return err
+	}
+	defer via.Close()
 	var host, inv *sql.Stmt
 	for _, c := range batch {
 		at := ms(c.At)
@@ -54,7 +62,10 @@ func (db *DB) RecordCheckins(ctx context.Context, batch []Checkin) error {
 			at = ms(tx.now)
 		}
 		fp := c.Fingerprint
-		if _, err := seen.ExecContext(ctx, fp, at, c.ViaProxyID, c.CPU, c.Mem, c.AgentID); err != nil {
+		if _, err := seen.ExecContext(ctx, fp, at, nil, c.CPU, c.Mem, c.AgentID); err != nil {
+			return err
+		}
+		if _, err := via.ExecContext(ctx, fp, c.ViaProxyID, c.AgentID); err != nil {
 			return err
 		}
 		if h := c.Host; h != nil && fp != "" {
