@@ -150,8 +150,8 @@
 // is committed in spool order, only past a batch acknowledged together
 // with every batch before it, so a crash re-sends the uncommitted batches
 // (duplicates, never loss). Batches may reach the collector out of order;
-// it keeps per-agent runs of seqs for that. A batch is at most 500
-// records or batchBytes.
+// it keeps per-agent runs of seqs for that. A batch is at most
+// forwardBatch (2,000) records or batchBytes.
 //
 // Clones (clones.go): a check-in whose fingerprint is not the enrolled one
 // is a copy of the agent directory; the store flags the identity, nothing
