@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"sync"
 	"time"
 
@@ -143,8 +142,7 @@ func (k *sinkSet) send(ctx context.Context, f *flight) {
 			f.ok = true
 			return
 		}
-		var se *upstreamStatus
-		if f.framed && errors.As(err, &se) && se.refusesFrames() {
+		if f.framed && refusesFrames(err) {
 			// An upstream that does not take record frames: JSON from now on.
 			if k.framed.Swap(false) {
 				k.s.log.Warn("relay: upstream refused record frames: sending JSON batches", "err", err)

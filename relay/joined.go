@@ -141,10 +141,8 @@ func (j *joinedRole) callManager(ctx context.Context, path string, body []byte, 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var e wire.Error
-		json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<10)).Decode(&e)
-		if e.Message != "" {
-			return resp.StatusCode, &remoteError{resp.StatusCode, e.Message}
+		if re := readRemoteError(resp); re != nil && re.msg != "" {
+			return resp.StatusCode, re
 		}
 		return resp.StatusCode, nil
 	}
@@ -156,9 +154,22 @@ func (j *joinedRole) callManager(ctx context.Context, path string, body []byte, 
 	return resp.StatusCode, nil
 }
 
+// remoteError is the wire.Error answer of another Outpost process: the
+// management host, or an upstream collector.
 type remoteError struct {
 	status int
+	code   string // wire.Code*
 	msg    string
 }
 
 func (e *remoteError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }
+
+// readRemoteError reads the wire.Error resp carries (nil when none).
+func readRemoteError(resp *http.Response) *remoteError {
+	var e wire.Error
+	json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<10)).Decode(&e)
+	if e.Code == "" && e.Message == "" {
+		return nil
+	}
+	return &remoteError{resp.StatusCode, e.Code, e.Message}
+}

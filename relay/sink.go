@@ -3,7 +3,6 @@ package relay
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -301,30 +300,25 @@ func (k *sinkSet) post(ctx context.Context, body []byte, framed bool) error {
 		return err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	defer io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keep the connection
 	if resp.StatusCode != http.StatusOK {
-		var we wire.Error
-		json.Unmarshal(b, &we)
-		return &upstreamStatus{code: resp.StatusCode, status: resp.Status, kind: we.Code}
+		re := readRemoteError(resp)
+		if re == nil {
+			re = &remoteError{status: resp.StatusCode, msg: http.StatusText(resp.StatusCode)}
+		}
+		return fmt.Errorf("upstream answered %w", re)
 	}
 	return nil
-}
-
-// upstreamStatus is an upstream answer other than 200.
-type upstreamStatus struct {
-	code   int
-	status string
-	kind   string // the wire.Error code, if the body held one
 }
 
 // refusesFrames: the answer of an upstream that does not read record
 // frames (415, or an older collector's 400 for a batch it could not parse
 // as JSON), as opposed to one that read them and found one damaged.
-func (e *upstreamStatus) refusesFrames() bool {
-	return e.code == http.StatusUnsupportedMediaType || (e.code == http.StatusBadRequest && e.kind != wire.CodeBadRecord)
+func refusesFrames(err error) bool {
+	var re *remoteError
+	return errors.As(err, &re) && (re.status == http.StatusUnsupportedMediaType ||
+		re.status == http.StatusBadRequest && re.code != wire.CodeBadRecord)
 }
-
-func (e *upstreamStatus) Error() string { return "upstream answered " + e.status }
 
 func (k *sinkSet) stats() (spoolBytes, pending int64, cacheBytes int64) {
 	st := k.spool.Stats()
