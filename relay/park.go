@@ -5,9 +5,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,16 +259,13 @@ func (p *parkedCheckin) answer(cmds []store.Command, clone bool, err error) {
 func writeParked(conn net.Conn, rec *recorder, closing bool) error {
 	conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	defer conn.SetWriteDeadline(time.Time{})
-	bw := bufio.NewWriterSize(conn, rec.body.Len()+512)
-	bw.WriteString("HTTP/1.1 " + strconv.Itoa(rec.code) + " " + http.StatusText(rec.code) + "\r\n")
-	rec.header.Set("Content-Length", strconv.Itoa(rec.body.Len()))
 	rec.header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	if closing {
-		rec.header.Set("Connection", "close")
+	resp := &http.Response{StatusCode: rec.code, ProtoMajor: 1, ProtoMinor: 1, Header: rec.header,
+		ContentLength: int64(rec.body.Len()), Body: io.NopCloser(&rec.body), Close: closing}
+	bw := bufio.NewWriterSize(conn, rec.body.Len()+512) // one write for the answer
+	if err := resp.Write(bw); err != nil {
+		return err
 	}
-	rec.header.Write(bw)
-	bw.WriteString("\r\n")
-	bw.Write(rec.body.Bytes())
 	return bw.Flush()
 }
 
