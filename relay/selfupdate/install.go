@@ -71,19 +71,26 @@ func SelfTest(path, wantVersion string) error {
 	return nil
 }
 
-// startBusy starts the command newCmd makes, again (a few times over
-// about a second) while the kernel answers ETXTBSY: a binary just written
-// is still open for writing in a process forked meanwhile that has not
-// exec'd yet. An exec.Cmd cannot be started twice, hence newCmd.
-func startBusy(newCmd func() *exec.Cmd) (*exec.Cmd, error) {
-	for try := 0; ; try++ {
-		cmd := newCmd()
-		err := cmd.Start()
-		if err == nil || !errors.Is(err, syscall.ETXTBSY) || try == 20 {
-			return cmd, err
-		}
+// startBusy starts the command newCmd makes (an exec.Cmd cannot be
+// started twice), through whileBusy.
+func startBusy(newCmd func() *exec.Cmd) (cmd *exec.Cmd, err error) {
+	err = whileBusy(func() error {
+		cmd = newCmd()
+		return cmd.Start()
+	})
+	return cmd, err
+}
+
+// whileBusy runs exec again (20 times, 50 ms apart) while the kernel
+// answers ETXTBSY: a binary just written is still open for writing in a
+// process forked meanwhile that has not exec'd yet.
+func whileBusy(exec func() error) error {
+	err := exec()
+	for try := 0; errors.Is(err, syscall.ETXTBSY) && try < 20; try++ {
 		time.Sleep(50 * time.Millisecond)
+		err = exec()
 	}
+	return err
 }
 
 func lastLineOf(s string) string {

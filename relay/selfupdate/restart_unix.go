@@ -144,11 +144,7 @@ func Exec(p Plan) error {
 	if p.Unit != "" {
 		return nil
 	}
-	err := syscall.Exec(p.Binary, p.Argv, os.Environ())
-	for try := 0; errors.Is(err, syscall.ETXTBSY) && try < 20; try++ { // as startBusy
-		time.Sleep(50 * time.Millisecond)
-		err = syscall.Exec(p.Binary, p.Argv, os.Environ())
-	}
+	err := whileBusy(func() error { return syscall.Exec(p.Binary, p.Argv, os.Environ()) })
 	return fmt.Errorf("exec %s: %w", p.Binary, err)
 }
 
