@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -140,7 +141,8 @@ func TestFaultKill9AndDamage(t *testing.T) {
 			// (a restart's first commit saves the start of the new segment,
 			// the next save comes a second later).
 			waitFor(t, 20*time.Second, "the saved cursor past forwarded data", func() bool {
-				return savedCursorOffset(filepath.Join(dataDir, "spool")) >= 200
+				_, off, err := savedCursor(filepath.Join(dataDir, "spool"))
+				return err == nil && off >= 200
 			})
 		}
 		child.kill()
@@ -199,13 +201,11 @@ func TestFaultKill9AndDamage(t *testing.T) {
 // a record boundary, so the byte belongs to a committed record.
 func damageForwarded(t *testing.T, dir string) bool {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "cursor"))
-	if err != nil || len(b) != 24 {
+	seg, off, err := savedCursor(dir)
+	if err != nil {
 		t.Logf("no cursor to damage behind: %v", err)
 		return false
 	}
-	seg := binary.LittleEndian.Uint64(b[4:])
-	off := int64(binary.LittleEndian.Uint64(b[12:]))
 	if off < 200 {
 		t.Logf("cursor %d:%d: too little forwarded data in its segment", seg, off)
 		return false
@@ -223,14 +223,16 @@ func damageForwarded(t *testing.T, dir string) bool {
 	return true
 }
 
-// savedCursorOffset is the offset in its segment of the cursor the spool
-// saved (-1 when there is none).
-func savedCursorOffset(dir string) int64 {
+// savedCursor is the segment and offset of the cursor the spool saved.
+func savedCursor(dir string) (seg uint64, off int64, err error) {
 	b, err := os.ReadFile(filepath.Join(dir, "cursor"))
-	if err != nil || len(b) != 24 {
-		return -1
+	if err == nil && len(b) != 24 {
+		err = fmt.Errorf("cursor file of %d bytes", len(b))
 	}
-	return int64(binary.LittleEndian.Uint64(b[12:]))
+	if err != nil {
+		return 0, 0, err
+	}
+	return binary.LittleEndian.Uint64(b[4:]), int64(binary.LittleEndian.Uint64(b[12:])), nil
 }
 
 func segNameFor(seq uint64) string {
