@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"log/slog"
+	"outpost/store"
 	"time"
 )
 
@@ -26,10 +27,13 @@ func (h *management) reloadSettings() {
 		return
 	}
 	st := h.db.Settings()
-	h.s.log.Info("relay: settings changed: answering the held check-ins with them", "held", h.hub.connected(),
-		slog.Group("offline_after", "from", old.OfflineAfter, "to", st.OfflineAfter),
-		slog.Group("inventory_interval", "from", old.InventoryInterval, "to", st.InventoryInterval),
-		slog.Group("poll_timeout", "from", old.PollTimeout, "to", st.PollTimeout))
+	attrs := []any{"held", h.hub.connected()}
+	for _, f := range store.SettingFields() { // the ones that changed, from the one list
+		if from, to := *f.Of(&old), *f.Of(&st); from != to {
+			attrs = append(attrs, slog.Group(f.Key, "from", from, "to", to))
+		}
+	}
+	h.s.log.Info("relay: settings changed: answering the held check-ins with them", attrs...)
 	h.hub.wakeAll()
 }
 

@@ -125,4 +125,18 @@ func TestSettingsReachRunningProcesses(t *testing.T) {
 	if !strings.Contains(up.stderr.String(), "settings changed") {
 		t.Errorf("up log: no note of the settings change:\n%s", up.stderr.String())
 	}
+	// The note names what changed, from what to what, and nothing else.
+	noted := false
+	for _, line := range strings.Split(up.stderr.String(), "\n") {
+		if !strings.Contains(line, "settings changed") || !strings.Contains(line, "offline_after") {
+			continue
+		}
+		noted = true
+		if want := "offline_after.to=3s"; !strings.Contains(line, want) || strings.Contains(line, "poll_timeout") {
+			t.Errorf("up log: got %q, want %s and no unchanged setting", line, want)
+		}
+	}
+	if !noted {
+		t.Errorf("up log: no settings-changed line naming offline_after:\n%s", up.stderr.String())
+	}
 }
